@@ -1,0 +1,287 @@
+// Package apimodel is the API model shared by the control plane and the enforcer: APIs,
+// their operations, endpoints and security requirements, and the checks a model must pass
+// before anything serves it. It holds pure types and functions; parsing OpenAPI lives in
+// apimodel/openapi, storage in internal/store.
+package apimodel
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// API is one versioned API, as the gateway serves it.
+type API struct {
+	Name    string // stable identifier, lower-case, used in etcd keys and route metadata
+	Version string
+	Title   string
+	// BasePath is the prefix clients call ("/coffeebar/v1"); operations' paths follow it.
+	BasePath string
+	// Production and Sandbox are the API's default backends; an operation may override them.
+	Production Endpoints
+	Sandbox    Endpoints
+	// Schemes are the security schemes the API declares, by name.
+	Schemes map[string]Scheme
+	// Throttling is the API-level throttling policy name ("" = none).
+	Throttling string
+	// AuthHeader is the header a bearer token is read from (default "Authorization").
+	AuthHeader string
+	Operations []Operation
+	// Source names where the definition came from (a file or an etcd key), for messages.
+	Source string
+}
+
+// ID is the API's key in the catalogue and in route metadata: "name/version".
+func (a *API) ID() string { return a.Name + "/" + a.Version }
+
+// Operation is one method on one path template of an API: a "resource" in WSO2 terms.
+type Operation struct {
+	Method string // upper case: GET, POST, ...
+	Path   string // template relative to the base path: "/order/{orderId}"
+	// OperationID is the OpenAPI operationId, if any.
+	OperationID string
+	// Production and Sandbox override the API's endpoints when not empty.
+	Production Endpoints
+	Sandbox    Endpoints
+	// Security is the effective requirement set: any one alternative suffices, and an
+	// alternative needs all of its schemes. An alternative with no schemes makes the
+	// operation open. An empty list also means open.
+	Security []Requirement
+	// Throttling is the operation-level throttling policy name ("" = none).
+	Throttling string
+
+	template Template
+}
+
+// Key identifies the operation inside its API: "GET /order/{orderId}". It is what route
+// metadata carries, so the enforcer finds the operation with one map lookup.
+func (o *Operation) Key() string { return o.Method + " " + o.Path }
+
+// Template is the operation's compiled path template.
+func (o *Operation) Template() Template { return o.template }
+
+// Open reports whether the operation needs no credentials.
+func (o *Operation) Open() bool {
+	if len(o.Security) == 0 {
+		return true
+	}
+	for _, r := range o.Security {
+		if len(r) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Requirement is one alternative of a security requirement: every scheme in it must pass.
+type Requirement []SchemeUse
+
+// SchemeUse names a scheme and the scopes the operation needs from it.
+type SchemeUse struct {
+	Scheme string
+	Scopes []string
+}
+
+// SchemeType is what kind of credential a scheme takes.
+type SchemeType string
+
+// The scheme types the model knows. OAuth2, OpenID Connect and HTTP bearer all mean a bearer
+// token checked against the configured issuers.
+const (
+	SchemeBearer    SchemeType = "bearer"    // oauth2, openIdConnect, http bearer
+	SchemeBasic     SchemeType = "basic"     // http basic
+	SchemeAPIKey    SchemeType = "apiKey"    // apiKey in header, query or cookie
+	SchemeMutualTLS SchemeType = "mutualTLS" // OpenAPI 3.1 mutualTLS
+)
+
+// Scheme is one declared security scheme.
+type Scheme struct {
+	Name string
+	Type SchemeType
+	// In and Param locate an API key: In is "header", "query" or "cookie".
+	In    string
+	Param string
+}
+
+// Endpoints is a set of backend URLs with how to spread requests over them.
+type Endpoints struct {
+	// Type is "load_balance" (default) or "failover".
+	Type string
+	URLs []Endpoint
+}
+
+// Empty reports whether no endpoint is set.
+func (e Endpoints) Empty() bool { return len(e.URLs) == 0 }
+
+// Endpoint is one backend: a fixed URL, or a discovery key whose addresses live in etcd
+// (WSO2's "etcd(KEY, DEFAULT_URL)"), with a URL to use while the key is absent.
+type Endpoint struct {
+	URL       string // fixed URL, or the default for a discovery key
+	Discovery string // etcd key under endpoints/, "" for a fixed URL
+}
+
+func (e Endpoint) String() string {
+	if e.Discovery != "" {
+		return fmt.Sprintf("etcd(%s, %s)", e.Discovery, e.URL)
+	}
+	return e.URL
+}
+
+// Problem is one thing wrong with a definition, located by file and JSON path.
+type Problem struct {
+	File   string
+	Path   string // JSON path, "$.paths['/menu'].get"
+	Reason string
+}
+
+func (p Problem) String() string {
+	file := p.File
+	if file == "" {
+		file = "<input>"
+	}
+	path := p.Path
+	if path == "" {
+		path = "$"
+	}
+	return file + ": " + path + ": " + p.Reason
+}
+
+// Problems is a list of problems that is also an error.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// OpPath is the JSON path of an operation in its OpenAPI document.
+func OpPath(path, method string) string {
+	return fmt.Sprintf("$.paths['%s'].%s", path, strings.ToLower(method))
+}
+
+// Validate checks an API model for everything the gateway needs to serve it and compiles the
+// operations' path templates. It returns all problems found, not only the first.
+func (a *API) Validate() Problems {
+	var ps Problems
+	add := func(path, format string, args ...any) {
+		ps = append(ps, Problem{File: a.Source, Path: path, Reason: fmt.Sprintf(format, args...)})
+	}
+	if !validName(a.Name) {
+		add("$.info.title", "API name %q must be 1-100 characters of letters, digits, '-', '_' or '.'", a.Name)
+	}
+	if !validName(a.Version) {
+		add("$.info.version", "API version %q must be 1-100 characters of letters, digits, '-', '_' or '.'", a.Version)
+	}
+	if a.BasePath == "" || a.BasePath[0] != '/' || strings.ContainsAny(a.BasePath, "{}?#* ") ||
+		(len(a.BasePath) > 1 && strings.HasSuffix(a.BasePath, "/")) {
+		add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
+	}
+	ps = append(ps, a.Production.validate(a.Source, "$.x-tollgate-production-endpoints")...)
+	ps = append(ps, a.Sandbox.validate(a.Source, "$.x-tollgate-sandbox-endpoints")...)
+	if len(a.Operations) == 0 {
+		add("$.paths", "the API has no operations")
+	}
+	seen := make(map[string]string, len(a.Operations))
+	for i := range a.Operations {
+		op := &a.Operations[i]
+		at := OpPath(op.Path, op.Method)
+		t, err := ParseTemplate(op.Path)
+		if err != nil {
+			add("$.paths['"+op.Path+"']", "%v", err)
+			continue
+		}
+		op.template = t
+		// Two templates that differ only in parameter names match the same requests.
+		shape := op.Method + " " + t.Shape()
+		if prev, dup := seen[shape]; dup {
+			add(at, "duplicate operation: %s %s matches the same requests as %s", op.Method, op.Path, prev)
+		} else {
+			seen[shape] = op.Key()
+		}
+		ps = append(ps, op.Production.validate(a.Source, at+".x-tollgate-production-endpoints")...)
+		ps = append(ps, op.Sandbox.validate(a.Source, at+".x-tollgate-sandbox-endpoints")...)
+		if op.Production.Empty() && op.Sandbox.Empty() && a.Production.Empty() && a.Sandbox.Empty() {
+			add(at, "no production or sandbox endpoint for this operation or its API")
+		}
+		for j, r := range op.Security {
+			for _, use := range r {
+				if _, ok := a.Schemes[use.Scheme]; !ok {
+					add(fmt.Sprintf("%s.security[%d]", at, j), "unknown security scheme %q (declare it in components.securitySchemes)", use.Scheme)
+				}
+			}
+		}
+	}
+	ids := make(map[string]string)
+	for _, op := range a.Operations {
+		if op.OperationID == "" {
+			continue
+		}
+		if prev, dup := ids[op.OperationID]; dup {
+			add(OpPath(op.Path, op.Method)+".operationId", "duplicate operationId %q (also on %s)", op.OperationID, prev)
+		}
+		ids[op.OperationID] = op.Key()
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
+	return ps
+}
+
+func (e Endpoints) validate(file, path string) Problems {
+	var ps Problems
+	switch e.Type {
+	case "", "load_balance", "failover":
+	default:
+		ps = append(ps, Problem{file, path + ".type", fmt.Sprintf("endpoint type %q must be load_balance or failover", e.Type)})
+	}
+	for i, u := range e.URLs {
+		if err := CheckURL(u.URL); err != nil {
+			ps = append(ps, Problem{file, fmt.Sprintf("%s.urls[%d]", path, i), err.Error()})
+		}
+		if u.Discovery != "" && !validKey(u.Discovery) {
+			ps = append(ps, Problem{file, fmt.Sprintf("%s.urls[%d]", path, i), fmt.Sprintf("discovery key %q must be letters, digits, '-', '_', '.' or '/'", u.Discovery)})
+		}
+	}
+	return ps
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 100 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return s != "." && s != ".."
+}
+
+func validKey(s string) bool {
+	if len(s) == 0 || len(s) > 200 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Slug turns a title into a valid API name: lower case, runs of other characters become '-'.
+func Slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(s) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimRight(b.String(), "-")
+}

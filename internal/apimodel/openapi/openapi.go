@@ -1,0 +1,248 @@
+// Package openapi turns an OpenAPI 3.0/3.1 document (YAML or JSON) with x-tollgate-*
+// extensions, or their WSO2 API Microgateway x-wso2-* aliases, into an apimodel.API. It is
+// the only package that knows OpenAPI; parsing is done by kin-openapi.
+package openapi
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+)
+
+// DefaultScheme is the implicit security scheme of a definition that declares no security
+// at all: a valid bearer token from any configured issuer, as WSO2 gateways did. Mark an API
+// or operation open with an empty requirement ("security: [{}]") or x-tollgate-disable-security.
+const DefaultScheme = "default"
+
+// Result is a parsed definition: the model and warnings that did not stop it.
+type Result struct {
+	API      *apimodel.API
+	Warnings apimodel.Problems
+}
+
+// Parse reads one definition. file names it in problems. A definition with problems returns
+// them all as apimodel.Problems and no API.
+func Parse(file string, data []byte) (*Result, error) {
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = false
+	doc, err := loader.LoadFromData(data)
+	if err != nil {
+		return nil, apimodel.Problems{{File: file, Path: "$", Reason: cleanLoadError(err)}}
+	}
+	if doc.OpenAPI == "" || !strings.HasPrefix(doc.OpenAPI, "3.") {
+		return nil, apimodel.Problems{{File: file, Path: "$.openapi", Reason: fmt.Sprintf("want an OpenAPI 3.x document, got openapi %q", doc.OpenAPI)}}
+	}
+	p := &parser{file: file, doc: doc}
+	api := p.api()
+	if len(p.problems) == 0 {
+		p.problems = append(p.problems, api.Validate()...)
+	}
+	if len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	// Spec violations the gateway does not depend on (an undeclared path parameter, a bad
+	// example) are warnings: WSO2 gateways accepted such definitions and users import them.
+	if err := doc.Validate(context.Background(), openapi3.DisableExamplesValidation()); err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				p.warnings = append(p.warnings, apimodel.Problem{File: file, Path: "$", Reason: "OpenAPI: " + line})
+			}
+		}
+	}
+	return &Result{API: api, Warnings: p.warnings}, nil
+}
+
+func cleanLoadError(err error) string {
+	msg := err.Error()
+	// kin-openapi tries JSON then YAML; the YAML error is the useful one for YAML input.
+	if i := strings.Index(msg, "yaml error: "); i >= 0 && strings.Contains(msg, "json error: invalid character") {
+		msg = msg[i+len("yaml error: "):]
+	}
+	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+type parser struct {
+	file     string
+	doc      *openapi3.T
+	problems apimodel.Problems
+	warnings apimodel.Problems
+}
+
+func (p *parser) fail(path, format string, args ...any) {
+	p.problems = append(p.problems, apimodel.Problem{File: p.file, Path: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) warn(path, format string, args ...any) {
+	p.warnings = append(p.warnings, apimodel.Problem{File: p.file, Path: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) api() *apimodel.API {
+	doc := p.doc
+	root := extensions{p: p, path: "$", m: doc.Extensions}
+	root.checkKnown(apiExtensions)
+	api := &apimodel.API{Source: p.file, Schemes: map[string]apimodel.Scheme{}}
+	if doc.Info != nil {
+		api.Title = doc.Info.Title
+		api.Version = doc.Info.Version
+	}
+	api.Name = apimodel.Slug(api.Title)
+	if name, ok := root.str("name"); ok {
+		api.Name = name
+	}
+	api.BasePath = "/" + api.Name + "/" + api.Version
+	if bp, ok := root.str("basePath"); ok {
+		// WSO2 definitions write the version into the base path as a placeholder.
+		api.BasePath = strings.ReplaceAll(bp, "{version}", api.Version)
+	}
+	if len(api.BasePath) > 1 {
+		api.BasePath = strings.TrimRight(api.BasePath, "/")
+	}
+	api.Production = root.endpoints("production-endpoints")
+	api.Sandbox = root.endpoints("sandbox-endpoints")
+	if api.Production.Empty() {
+		api.Production = p.servers()
+	}
+	api.Throttling, _ = root.str("throttling")
+	api.AuthHeader, _ = root.str("auth-header")
+	if api.AuthHeader == "" {
+		api.AuthHeader = "Authorization"
+	}
+	apiOpen, _ := root.boolean("disable-security")
+
+	p.schemes(api)
+	declared := doc.Security != nil
+
+	paths := doc.Paths.Map()
+	keys := make([]string, 0, len(paths))
+	for k := range paths {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, path := range keys {
+		ops := paths[path].Operations()
+		methods := make([]string, 0, len(ops))
+		for m := range ops {
+			methods = append(methods, m)
+		}
+		sort.Strings(methods)
+		for _, m := range methods {
+			op := ops[m]
+			at := apimodel.OpPath(path, m)
+			ext := extensions{p: p, path: at, m: op.Extensions}
+			ext.checkKnown(operationExtensions)
+			o := apimodel.Operation{Method: strings.ToUpper(m), Path: path, OperationID: op.OperationID}
+			o.Production = ext.endpoints("production-endpoints")
+			o.Sandbox = ext.endpoints("sandbox-endpoints")
+			o.Throttling, _ = ext.str("throttling")
+			opOpen, _ := ext.boolean("disable-security")
+			switch {
+			case apiOpen || opOpen:
+				o.Security = []apimodel.Requirement{{}}
+			case op.Security != nil:
+				o.Security = p.requirements(*op.Security)
+			case declared:
+				o.Security = p.requirements(doc.Security)
+			default:
+				o.Security = []apimodel.Requirement{{{Scheme: DefaultScheme}}}
+				api.Schemes[DefaultScheme] = apimodel.Scheme{Name: DefaultScheme, Type: apimodel.SchemeBearer}
+			}
+			api.Operations = append(api.Operations, o)
+		}
+	}
+	return api
+}
+
+func (p *parser) requirements(reqs openapi3.SecurityRequirements) []apimodel.Requirement {
+	out := make([]apimodel.Requirement, 0, len(reqs))
+	for _, r := range reqs {
+		names := make([]string, 0, len(r))
+		for name := range r {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		req := apimodel.Requirement{}
+		for _, name := range names {
+			req = append(req, apimodel.SchemeUse{Scheme: name, Scopes: r[name]})
+		}
+		out = append(out, req)
+	}
+	if len(out) == 0 {
+		// "security: []" removes all requirements: the operation is open.
+		out = append(out, apimodel.Requirement{})
+	}
+	return out
+}
+
+func (p *parser) schemes(api *apimodel.API) {
+	if p.doc.Components == nil {
+		return
+	}
+	for name, ref := range p.doc.Components.SecuritySchemes {
+		at := "$.components.securitySchemes." + name
+		if ref == nil || ref.Value == nil {
+			p.fail(at, "security scheme has no value")
+			continue
+		}
+		s := ref.Value
+		sc := apimodel.Scheme{Name: name}
+		switch strings.ToLower(s.Type) {
+		case "oauth2", "openidconnect":
+			sc.Type = apimodel.SchemeBearer
+		case "http":
+			switch strings.ToLower(s.Scheme) {
+			case "bearer":
+				sc.Type = apimodel.SchemeBearer
+			case "basic":
+				sc.Type = apimodel.SchemeBasic
+			default:
+				p.fail(at+".scheme", "HTTP authentication scheme %q is not supported (use bearer or basic)", s.Scheme)
+				continue
+			}
+		case "apikey":
+			sc.Type = apimodel.SchemeAPIKey
+			sc.In, sc.Param = s.In, s.Name
+			if sc.In != "header" && sc.In != "query" && sc.In != "cookie" {
+				p.fail(at+".in", "apiKey location %q must be header, query or cookie", s.In)
+				continue
+			}
+			if sc.Param == "" {
+				p.fail(at+".name", "apiKey scheme needs the name of its header, query parameter or cookie")
+				continue
+			}
+		case "mutualtls":
+			sc.Type = apimodel.SchemeMutualTLS
+		default:
+			p.fail(at+".type", "security scheme type %q is not supported", s.Type)
+			continue
+		}
+		api.Schemes[name] = sc
+	}
+}
+
+// servers turns absolute OpenAPI server URLs into default production endpoints, so a plain
+// definition with no gateway extensions still routes to its declared backend.
+func (p *parser) servers() apimodel.Endpoints {
+	var e apimodel.Endpoints
+	for _, s := range p.doc.Servers {
+		if s == nil {
+			continue
+		}
+		raw := s.URL
+		for name, v := range s.Variables {
+			if v != nil {
+				raw = strings.ReplaceAll(raw, "{"+name+"}", v.Default)
+			}
+		}
+		if u, err := url.Parse(raw); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			e.URLs = append(e.URLs, apimodel.Endpoint{URL: raw})
+		}
+	}
+	return e
+}

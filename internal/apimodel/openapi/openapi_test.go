@@ -1,0 +1,201 @@
+package openapi
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+)
+
+func parseExample(t *testing.T, name string) *apimodel.API {
+	t.Helper()
+	file := filepath.Join("..", "..", "..", "examples", name, name+".yaml")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Parse(file, data)
+	if err != nil {
+		t.Fatalf("parse %s: %v", name, err)
+	}
+	return res.API
+}
+
+func TestExamplesParse(t *testing.T) {
+	cb := parseExample(t, "coffeebar")
+	if cb.ID() != "coffeebar/v1" || cb.BasePath != "/coffeebar/v1" {
+		t.Fatalf("coffeebar id %q base %q", cb.ID(), cb.BasePath)
+	}
+	if got := cb.Production.URLs[0].URL; got != "http://127.0.0.1:8081/coffeebar" {
+		t.Errorf("production endpoint %q", got)
+	}
+	if got := cb.Sandbox.URLs[0].URL; got != "http://127.0.0.1:8082/coffeebar" {
+		t.Errorf("sandbox endpoint %q", got)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{cb})
+	_, op := cat.Operation("coffeebar/v1", "GET /order/{orderId}")
+	if op == nil || len(op.Security) != 1 || op.Security[0][0].Scheme != "oauth2" || op.Security[0][0].Scopes[0] != "read:order" {
+		t.Fatalf("GET /order/{orderId} security = %+v", op)
+	}
+
+	ps := parseExample(t, "petstore")
+	if ps.BasePath != "/petstore/v1" || ps.Production.URLs[0].URL != "http://127.0.0.1:8084/v1" {
+		t.Errorf("petstore base %q production %+v (from servers)", ps.BasePath, ps.Production)
+	}
+	_, op = apimodel.NewCatalog([]*apimodel.API{ps}).Match("GET", "/petstore/v1/pets/7")
+	if op == nil || op.Security[0][0].Scheme != DefaultScheme {
+		t.Errorf("a definition without security needs a bearer token by default, got %+v", op)
+	}
+
+	st := parseExample(t, "online-store")
+	_, op = apimodel.NewCatalog([]*apimodel.API{st}).Match("GET", "/store/v1/searchItem")
+	if op == nil {
+		t.Fatal("no /searchItem")
+	}
+	want := apimodel.Endpoint{Discovery: "searchItem_etcd_key", URL: "http://127.0.0.1:8087/search"}
+	if op.Production.URLs[0] != want || !op.Open() {
+		t.Errorf("searchItem production %+v open %v", op.Production, op.Open())
+	}
+}
+
+const head = `openapi: 3.0.3
+info: {title: Shop, version: v2}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+`
+
+func TestSecurityRequirements(t *testing.T) {
+	doc := head + `components:
+  securitySchemes:
+    jwt: {type: http, scheme: bearer}
+    key: {type: apiKey, in: header, name: X-API-Key}
+security:
+  - jwt: [a, b]
+  - key: []
+paths:
+  /inherit: {get: {responses: {"200": {description: ok}}}}
+  /open: {get: {security: [], responses: {"200": {description: ok}}}}
+  /open2: {get: {security: [{}], responses: {"200": {description: ok}}}}
+  /both: {get: {security: [{jwt: [c], key: []}], responses: {"200": {description: ok}}}}
+  /off: {get: {x-wso2-disable-security: true, responses: {"200": {description: ok}}}}
+`
+	res, err := Parse("shop.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{res.API})
+	get := func(p string) *apimodel.Operation {
+		_, op := cat.Operation("shop/v2", "GET "+p)
+		if op == nil {
+			t.Fatalf("no GET %s", p)
+		}
+		return op
+	}
+	if op := get("/inherit"); len(op.Security) != 2 || op.Open() || len(op.Security[0][0].Scopes) != 2 {
+		t.Errorf("/inherit: %+v", op.Security)
+	}
+	for _, p := range []string{"/open", "/open2", "/off"} {
+		if !get(p).Open() {
+			t.Errorf("%s should be open: %+v", p, get(p).Security)
+		}
+	}
+	if op := get("/both"); len(op.Security) != 1 || len(op.Security[0]) != 2 {
+		t.Errorf("/both: want one requirement with two schemes, got %+v", op.Security)
+	}
+	if s := res.API.Schemes["key"]; s.Type != apimodel.SchemeAPIKey || s.In != "header" || s.Param != "X-API-Key" {
+		t.Errorf("apiKey scheme %+v", s)
+	}
+}
+
+func TestBrokenDefinitions(t *testing.T) {
+	ok200 := `{responses: {"200": {description: ok}}}`
+	cases := []struct {
+		name, doc, path, reason string
+	}{
+		{"bad YAML", "openapi: 3.0.3\ninfo: [\n", "$", "line 2"},
+		{"not OpenAPI 3", "swagger: '2.0'\ninfo: {title: a, version: b}\npaths: {}\n", "$.openapi", "OpenAPI 3.x"},
+		{"endpoint extension of the wrong shape", `openapi: 3.0.3
+info: {title: Shop, version: v2}
+x-wso2-production-endpoints: 42
+paths: {/a: {get: ` + ok200 + `}}
+`, "$.x-wso2-production-endpoints", "must be an endpoint object"},
+		{"endpoint urls not a list", `openapi: 3.0.3
+info: {title: Shop, version: v2}
+x-wso2-production-endpoints: {urls: http://a}
+paths: {/a: {get: ` + ok200 + `}}
+`, "$.x-wso2-production-endpoints.urls", "must be a list"},
+		{"endpoint not a URL", head + "paths: {/a: {get: {x-tollgate-production-endpoints: [ftp://x], responses: {\"200\": {description: ok}}}}}\n",
+			"$.paths['/a'].get.x-tollgate-production-endpoints.urls[0]", "http or https"},
+		{"bad etcd endpoint", head + "paths: {/a: {get: {x-tollgate-production-endpoints: ['etcd(key)'], responses: {\"200\": {description: ok}}}}}\n",
+			"$.paths['/a'].get.x-tollgate-production-endpoints[0]", "etcd(KEY, DEFAULT_URL)"},
+		{"throttling not a string", head + "x-wso2-throttling-tier: [gold]\npaths: {/a: {get: " + ok200 + "}}\n",
+			"$.x-wso2-throttling-tier", "must be a string"},
+		{"unknown x-tollgate extension", head + "x-tollgate-base-path: /x\npaths: {/a: {get: " + ok200 + "}}\n",
+			"$.x-tollgate-base-path", "unknown extension"},
+		{"duplicate operation by template shape", head + "paths:\n  /pets/{id}: {get: " + ok200 + "}\n  /pets/{petId}: {get: " + ok200 + "}\n",
+			"$.paths['/pets/{petId}'].get", "duplicate operation"},
+		{"duplicate path key", head + "paths:\n  /a:\n    get: " + ok200 + "\n  /a:\n    post: " + ok200 + "\n",
+			"$", "already defined"},
+		{"duplicate operationId", head + "paths:\n  /a: {get: {operationId: x, responses: {\"200\": {description: ok}}}}\n  /b: {get: {operationId: x, responses: {\"200\": {description: ok}}}}\n",
+			".operationId", "duplicate operationId"},
+		{"bad path template", head + "paths:\n  /a/{id: {get: " + ok200 + "}\n", "$.paths['/a/{id']", "well-formed"},
+		{"empty template parameter", head + "paths:\n  /a/{}: {get: " + ok200 + "}\n", "$.paths['/a/{}']", "empty or invalid"},
+		{"unknown scheme in requirement", head + "paths:\n  /a: {get: {security: [{nope: []}], responses: {\"200\": {description: ok}}}}\n",
+			"$.paths['/a'].get.security[0]", "unknown security scheme"},
+		{"no endpoints at all", "openapi: 3.0.3\ninfo: {title: Shop, version: v2}\npaths: {/a: {get: " + ok200 + "}}\n",
+			"$.paths['/a'].get", "no production or sandbox endpoint"},
+		{"bad base path", head + "x-wso2-basePath: shop\npaths: {/a: {get: " + ok200 + "}}\n", "$.x-tollgate-basePath", "must start with '/'"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := Parse("broken.yaml", []byte(c.doc))
+			if err == nil {
+				t.Fatalf("accepted: %+v", res.API)
+			}
+			ps, ok := err.(apimodel.Problems)
+			if !ok {
+				t.Fatalf("error is %T, want Problems", err)
+			}
+			found := false
+			for _, p := range ps {
+				if p.File == "broken.yaml" && strings.Contains(p.Path, c.path) && strings.Contains(p.Reason, c.reason) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("want a problem at %q saying %q, got:\n%v", c.path, c.reason, err)
+			}
+		})
+	}
+}
+
+func TestWarningsDoNotReject(t *testing.T) {
+	// An undeclared path parameter breaks the OpenAPI spec but not the gateway.
+	res, err := Parse("w.yaml", []byte(head+"paths:\n  /a/{id}: {get: {responses: {\"200\": {description: ok}}}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings.Error(), "path parameters") {
+		t.Errorf("want a warning about the path parameter, got %v", res.Warnings)
+	}
+}
+
+func TestWSO2EndpointReference(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: Ref, version: v1}
+x-wso2-endpoints:
+  - primary:
+      urls: [http://127.0.0.1:7001, http://127.0.0.1:7002]
+      type: failover
+x-wso2-production-endpoints: "#/x-wso2-endpoints/primary"
+paths: {/a: {get: {responses: {"200": {description: ok}}}}}
+`
+	res, err := Parse("ref.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := res.API.Production; p.Type != "failover" || len(p.URLs) != 2 {
+		t.Errorf("production %+v", p)
+	}
+}

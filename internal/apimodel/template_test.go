@@ -1,0 +1,67 @@
+package apimodel
+
+import "testing"
+
+func TestTemplateMatch(t *testing.T) {
+	cases := []struct {
+		tmpl, path string
+		want       bool
+	}{
+		{"/menu", "/menu", true},
+		{"/menu", "/menu/", true},
+		{"/menu", "/menus", false},
+		{"/menu", "/menu/x", false},
+		{"/order/{id}", "/order/42", true},
+		{"/order/{id}", "/order/", false},
+		{"/order/{id}", "/order", false},
+		{"/order/{id}", "/order/42/items", false},
+		{"/files/{name}.json", "/files/a.json", true},
+		{"/files/{name}.json", "/files/.json", false},
+		{"/files/{name}.json", "/files/a.xml", false},
+		{"/", "/", true},
+		{"/", "/a", false},
+	}
+	for _, c := range cases {
+		tm, err := ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tm.Match(c.path); got != c.want {
+			t.Errorf("%s matches %s = %v, want %v", c.tmpl, c.path, got, c.want)
+		}
+	}
+}
+
+func TestTemplateRejects(t *testing.T) {
+	for _, bad := range []string{"menu", "/a//b", "/a/{", "/a/}", "/a/{}", "/a/{x}{y}", "/a/{x}/{x}", "/a?b"} {
+		if _, err := ParseTemplate(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestCatalogMatchPrefersLiteralsAndLongestBase(t *testing.T) {
+	mk := func(name, base string, paths ...string) *API {
+		a := &API{Name: name, Version: "v1", BasePath: base, Production: Endpoints{URLs: []Endpoint{{URL: "http://b"}}}}
+		for _, p := range paths {
+			a.Operations = append(a.Operations, Operation{Method: "GET", Path: p})
+		}
+		if ps := a.Validate(); len(ps) > 0 {
+			t.Fatal(ps)
+		}
+		return a
+	}
+	c := NewCatalog([]*API{mk("a", "/shop", "/{id}", "/special"), mk("b", "/shop/v2", "/x")})
+	if a, op := c.Match("GET", "/shop/special"); a.Name != "a" || op.Path != "/special" {
+		t.Errorf("got %v %v", a.Name, op)
+	}
+	if a, op := c.Match("GET", "/shop/v2/x"); a.Name != "b" || op.Path != "/x" {
+		t.Errorf("longest base path: got %v %v", a.Name, op)
+	}
+	if a, op := c.Match("POST", "/shop/special"); a == nil || op != nil {
+		t.Errorf("wrong method: want API without operation, got %v %v", a, op)
+	}
+	if a, _ := c.Match("GET", "/shopping"); a != nil {
+		t.Errorf("/shopping must not match base /shop")
+	}
+}
