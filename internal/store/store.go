@@ -1,0 +1,161 @@
+// Package store is Tollgate's view of etcd: the key layout under one prefix, typed writes,
+// and Follow, which keeps a consumer in step with a key range (full read, then a watch from
+// that revision, reconnecting and reloading after compaction). It also starts the embedded
+// etcd server that `tollgate run` and the tests use.
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Key ranges under the prefix.
+const (
+	APIs      = "apis/"
+	Endpoints = "endpoints/"
+)
+
+// Config says how to reach etcd.
+type Config struct {
+	Endpoints      []string
+	Prefix         string        // default "/tollgate/"
+	DialTimeout    time.Duration // default 5s
+	RequestTimeout time.Duration // default 5s: every call has a deadline
+	Username       string
+	Password       string
+	CAFile         string
+	CertFile       string
+	KeyFile        string
+}
+
+// Store reads and writes Tollgate's keys.
+type Store struct {
+	cli     *clientv3.Client
+	prefix  string
+	timeout time.Duration
+	log     *zap.Logger
+}
+
+// Connect opens a client. It does not wait for etcd: calls fail or retry as etcd comes and goes.
+func Connect(cfg Config, log *zap.Logger) (*Store, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/tollgate/"
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	cc := clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: cfg.DialTimeout,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		Logger:      log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+	}
+	if cfg.CAFile != "" || cfg.CertFile != "" {
+		t, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		cc.TLS = t
+	}
+	cli, err := clientv3.New(cc)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", cfg.Endpoints, err)
+	}
+	return &Store{cli: cli, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, log: log}, nil
+}
+
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcd CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd CA %s: no certificate found", cfg.CAFile)
+		}
+		t.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("etcd client certificate: %w", err)
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}
+
+// Close closes the client.
+func (s *Store) Close() error { return s.cli.Close() }
+
+// Client is the underlying etcd client, for components that need leases or transactions.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Prefix is the root of Tollgate's keys.
+func (s *Store) Prefix() string { return s.prefix }
+
+// APIKey is the key of an API definition.
+func (s *Store) APIKey(name, version string) string { return s.prefix + APIs + name + "/" + version }
+
+// Doc is a definition to store: the API's identity and the document as the user wrote it.
+type Doc struct {
+	Name, Version string
+	Data          []byte
+}
+
+// PutAPIs stores definitions in one transaction: all are written or none.
+func (s *Store) PutAPIs(ctx context.Context, docs []Doc) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	ops := make([]clientv3.Op, 0, len(docs))
+	for _, d := range docs {
+		ops = append(ops, clientv3.OpPut(s.APIKey(d.Name, d.Version), string(d.Data)))
+	}
+	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("storing %d definitions: %w", len(docs), err)
+	}
+	return resp.Header.Revision, nil
+}
+
+// DeleteAPI removes a definition; it reports whether one was there.
+func (s *Store) DeleteAPI(ctx context.Context, name, version string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Delete(ctx, s.APIKey(name, version))
+	if err != nil {
+		return false, fmt.Errorf("deleting %s/%s: %w", name, version, err)
+	}
+	return resp.Deleted > 0, nil
+}
+
+// Put writes one key below the prefix (rel is relative to it).
+func (s *Store) Put(ctx context.Context, rel, value string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.cli.Put(ctx, s.prefix+rel, value); err != nil {
+		return fmt.Errorf("writing %s: %w", rel, err)
+	}
+	return nil
+}
