@@ -1,0 +1,133 @@
+package jwt
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// IssuerConfig is one trusted token issuer.
+type IssuerConfig struct {
+	// Name labels the issuer in logs and metrics.
+	Name string `json:"name"`
+	// Issuer is the exact "iss" value its tokens carry.
+	Issuer string `json:"issuer"`
+	// Audiences: a token must name at least one of them in "aud". Required unless
+	// AnyAudience is set, so that a token minted for another service is refused.
+	Audiences   []string `json:"audiences,omitempty"`
+	AnyAudience bool     `json:"anyAudience,omitempty"`
+	// Where the keys come from: exactly one of a JWKS URL (fetched and refreshed), a JWKS
+	// file, a PEM certificate or public key file, or an HMAC secret.
+	JWKSURL         string `json:"jwksURL,omitempty"`
+	JWKSFile        string `json:"jwksFile,omitempty"`
+	CertificateFile string `json:"certificateFile,omitempty"`
+	HMACSecret      []byte `json:"-"`
+	// Algorithms allowed for this issuer. Default: every asymmetric algorithm (RS*, PS*,
+	// ES*, EdDSA) with the key type checked against it; HS256 for an HMAC issuer. "none" is
+	// never allowed; HS* only with an HMACSecret.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s, at most 5m.
+	ClockSkew time.Duration `json:"clockSkew,omitempty"`
+	// ScopeClaim names the claim holding scopes. Default: "scope" (space-separated), then
+	// "scp" (a list or a string).
+	ScopeClaim string `json:"scopeClaim,omitempty"`
+	// RefreshInterval for a JWKS URL (default 10m), and the least time between two fetches
+	// triggered by an unknown key id (default 10s).
+	RefreshInterval    time.Duration `json:"refreshInterval,omitempty"`
+	MinRefreshInterval time.Duration `json:"minRefreshInterval,omitempty"`
+	// FetchTimeout bounds one JWKS fetch (default 5s).
+	FetchTimeout time.Duration `json:"fetchTimeout,omitempty"`
+}
+
+// Config configures a Verifier.
+type Config struct {
+	Issuers []IssuerConfig
+	// CacheSize bounds the verified-token cache (default 100000 tokens; 0 uses the default,
+	// a negative value disables the cache).
+	CacheSize int
+	// MaxTokenBytes refuses longer tokens unparsed (default 8192).
+	MaxTokenBytes int
+	// ClaimHeaders maps a claim name to a header sent to the backend with its value.
+	ClaimHeaders map[string]string
+}
+
+var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+const maxSkew = 5 * time.Minute
+
+func (c *IssuerConfig) setDefaults() {
+	if c.Name == "" {
+		c.Name = c.Issuer
+	}
+	if len(c.Algorithms) == 0 {
+		if len(c.HMACSecret) > 0 {
+			c.Algorithms = []string{"HS256"}
+		} else {
+			c.Algorithms = asymmetric
+		}
+	}
+	if c.ClockSkew == 0 {
+		c.ClockSkew = 30 * time.Second
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 10 * time.Minute
+	}
+	if c.MinRefreshInterval == 0 {
+		c.MinRefreshInterval = 10 * time.Second
+	}
+	if c.FetchTimeout == 0 {
+		c.FetchTimeout = 5 * time.Second
+	}
+}
+
+func (c *IssuerConfig) validate() error {
+	if c.Issuer == "" {
+		return fmt.Errorf("issuer %q: issuer (the iss value) is required", c.Name)
+	}
+	sources := 0
+	for _, s := range []string{c.JWKSURL, c.JWKSFile, c.CertificateFile} {
+		if s != "" {
+			sources++
+		}
+	}
+	if len(c.HMACSecret) > 0 {
+		sources++
+	}
+	if sources != 1 {
+		return fmt.Errorf("issuer %q: set exactly one of jwksURL, jwksFile, certificateFile or an HMAC secret", c.Name)
+	}
+	if len(c.Audiences) == 0 && !c.AnyAudience {
+		return fmt.Errorf("issuer %q: audiences are required (set anyAudience: true to accept any, which is unsafe)", c.Name)
+	}
+	if c.ClockSkew < 0 || c.ClockSkew > maxSkew {
+		return fmt.Errorf("issuer %q: clockSkew %v must be between 0 and %v", c.Name, c.ClockSkew, maxSkew)
+	}
+	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < 32 {
+		return fmt.Errorf("issuer %q: the HMAC secret must be at least 32 bytes", c.Name)
+	}
+	for _, a := range c.Algorithms {
+		switch {
+		case strings.EqualFold(a, "none"):
+			return fmt.Errorf("issuer %q: algorithm none is never allowed", c.Name)
+		case strings.HasPrefix(a, "HS"):
+			if len(c.HMACSecret) == 0 {
+				return fmt.Errorf("issuer %q: %s needs an HMAC secret", c.Name, a)
+			}
+			if a != "HS256" && a != "HS384" && a != "HS512" {
+				return fmt.Errorf("issuer %q: unknown algorithm %q", c.Name, a)
+			}
+		default:
+			if len(c.HMACSecret) > 0 {
+				return fmt.Errorf("issuer %q: an HMAC issuer allows only HS256/HS384/HS512, not %s", c.Name, a)
+			}
+			known := false
+			for _, k := range asymmetric {
+				known = known || k == a
+			}
+			if !known {
+				return fmt.Errorf("issuer %q: unknown algorithm %q (known: %s, HS256/384/512)", c.Name, a, strings.Join(asymmetric, ", "))
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,394 @@
+// Package jwt verifies bearer JWTs against configured issuers: keys from a JWKS URL (fetched,
+// cached, refreshed in the background and on an unknown kid, kept while the IdP is down), a
+// JWKS file, a PEM certificate or an HMAC secret; a per-issuer algorithm allow-list with the
+// key type checked against the algorithm; audiences; exp/nbf/iat with bounded skew. Verified
+// tokens are cached by hash until they expire, so a repeated token costs no signature check.
+package jwt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	gojwt "github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+)
+
+// Kind classifies why a token was refused; the enforcer maps kinds to faults.
+type Kind int
+
+// The kinds of refusal.
+const (
+	Malformed Kind = iota + 1 // not a JWT at all
+	Invalid                   // bad signature, unknown issuer or key, wrong audience or algorithm, not yet valid
+	Expired                   // exp has passed
+)
+
+// Error is a refused token. Reason is safe to show to the caller: it never holds the token.
+type Error struct {
+	Kind   Kind
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Reason }
+
+func refuse(k Kind, format string, args ...any) *Error {
+	return &Error{Kind: k, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Identity is what a verified token says about its caller.
+type Identity struct {
+	Issuer   string // the issuer's configured name
+	Subject  string
+	ClientID string // azp, client_id or cid
+	TokenID  string // jti
+	Audience []string
+	Scopes   []string
+	Expiry   time.Time
+	Claims   map[string]any
+	// Headers are the backend headers configured from claims (Config.ClaimHeaders).
+	Headers []Header
+}
+
+// Header is one header for the backend.
+type Header struct{ Name, Value string }
+
+// HasScope reports whether the token grants scope s.
+func (id *Identity) HasScope(s string) bool {
+	for _, have := range id.Scopes {
+		if have == s {
+			return true
+		}
+	}
+	return false
+}
+
+type issuer struct {
+	cfg     IssuerConfig
+	allowed map[string]bool
+	audSet  map[string]bool
+	src     *source
+}
+
+// Verifier checks tokens. It is safe for concurrent use; call Run to keep JWKS keys fresh.
+type Verifier struct {
+	issuers   map[string]*issuer // by iss
+	parser    *gojwt.Parser
+	cache     *cache
+	maxBytes  int
+	headers   []claimHeader
+	log       *zap.Logger
+	m         *metrics
+	now       func() time.Time
+	waitLimit time.Duration
+}
+
+type claimHeader struct{ claim, header string }
+
+// New builds a Verifier. The registerer gets the verifier's metrics (nil: not exported).
+func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, error) {
+	m := newMetrics(reg)
+	v := &Verifier{issuers: map[string]*issuer{}, maxBytes: cfg.MaxTokenBytes, log: log, m: m, now: time.Now, waitLimit: 3 * time.Second}
+	if v.maxBytes == 0 {
+		v.maxBytes = 8192
+	}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = 100000
+	}
+	v.cache = newCache(size)
+	client := &http.Client{Timeout: 10 * time.Second}
+	methods := map[string]bool{}
+	for _, c := range cfg.Issuers {
+		c.setDefaults()
+		if err := c.validate(); err != nil {
+			return nil, err
+		}
+		if _, dup := v.issuers[c.Issuer]; dup {
+			return nil, fmt.Errorf("issuer %q is configured twice", c.Issuer)
+		}
+		src, err := newSource(c, client, log, m)
+		if err != nil {
+			return nil, fmt.Errorf("loading keys of issuer %q: %w", c.Name, err)
+		}
+		is := &issuer{cfg: c, allowed: map[string]bool{}, audSet: map[string]bool{}, src: src}
+		for _, a := range c.Algorithms {
+			is.allowed[a] = true
+			methods[a] = true
+		}
+		for _, a := range c.Audiences {
+			is.audSet[a] = true
+		}
+		v.issuers[c.Issuer] = is
+	}
+	valid := make([]string, 0, len(methods))
+	for a := range methods {
+		valid = append(valid, a)
+	}
+	sort.Strings(valid)
+	// Claims are checked per issuer below; the parser checks structure and signature only.
+	v.parser = gojwt.NewParser(gojwt.WithValidMethods(valid), gojwt.WithoutClaimsValidation(), gojwt.WithJSONNumber())
+	for claim, header := range cfg.ClaimHeaders {
+		v.headers = append(v.headers, claimHeader{claim, header})
+	}
+	sort.Slice(v.headers, func(i, j int) bool { return v.headers[i].claim < v.headers[j].claim })
+	return v, nil
+}
+
+// Run keeps remote key sets fresh until ctx ends.
+func (v *Verifier) Run(ctx context.Context) {
+	done := make(chan struct{})
+	n := 0
+	for _, is := range v.issuers {
+		if is.src.remote() {
+			n++
+			go func() { is.src.Run(ctx); done <- struct{}{} }()
+		}
+	}
+	for range n {
+		<-done
+	}
+}
+
+// Ready reports whether every issuer has keys (a JWKS URL has been fetched once).
+func (v *Verifier) Ready() bool {
+	for _, is := range v.issuers {
+		if !is.src.ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// Issuers is the number of configured issuers.
+func (v *Verifier) Issuers() int { return len(v.issuers) }
+
+// Verify checks a compact JWT and returns who it speaks for. A token seen before and not
+// yet expired comes from the cache without a signature check.
+func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) {
+	if len(token) > v.maxBytes {
+		v.m.verify.WithLabelValues("malformed").Inc()
+		return nil, refuse(Malformed, "token longer than %d bytes", v.maxBytes)
+	}
+	now := v.now()
+	h := tokenHash(token)
+	if id := v.cache.get(h, now.UnixNano()); id != nil {
+		v.m.cacheHits.Inc()
+		return id, nil
+	}
+	id, until, err := v.verify(ctx, token, now)
+	if err != nil {
+		var e *Error
+		errors.As(err, &e)
+		v.m.verify.WithLabelValues(kindLabel(e.Kind)).Inc()
+		return nil, err
+	}
+	v.m.verify.WithLabelValues("ok").Inc()
+	v.cache.put(h, id, until.UnixNano(), now.UnixNano())
+	return id, nil
+}
+
+func kindLabel(k Kind) string {
+	switch k {
+	case Malformed:
+		return "malformed"
+	case Expired:
+		return "expired"
+	}
+	return "invalid"
+}
+
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Identity, time.Time, error) {
+	if strings.Count(token, ".") != 2 {
+		return nil, time.Time{}, refuse(Malformed, "not a JWT: want three dot-separated parts")
+	}
+	claims := gojwt.MapClaims{}
+	var is *issuer
+	_, err := v.parser.ParseWithClaims(token, claims, func(t *gojwt.Token) (any, error) {
+		iss, _ := claims["iss"].(string)
+		is = v.issuers[iss]
+		if is == nil {
+			return nil, refuse(Invalid, "unknown issuer")
+		}
+		alg := t.Method.Alg()
+		if !is.allowed[alg] {
+			return nil, refuse(Invalid, "algorithm %s is not allowed for this issuer", alg)
+		}
+		kid, _ := t.Header["kid"].(string)
+		k := is.src.keys.Load().find(kid, alg)
+		if k == nil {
+			// Perhaps the IdP rotated its keys: fetch again (rate-limited) and look once more.
+			if wait := is.src.refresh(); wait != nil {
+				timer := time.NewTimer(v.waitLimit)
+				select {
+				case <-wait:
+				case <-ctx.Done():
+				case <-timer.C:
+				}
+				timer.Stop()
+				k = is.src.keys.Load().find(kid, alg)
+			}
+		}
+		if k == nil {
+			return nil, refuse(Invalid, "no key of this issuer matches the token's kid and algorithm")
+		}
+		if !fits(alg, k) {
+			return nil, refuse(Invalid, "the key's type does not match algorithm %s", alg)
+		}
+		return k.pub, nil
+	})
+	if err != nil {
+		var e *Error
+		switch {
+		case errors.As(err, &e):
+			return nil, time.Time{}, e
+		case errors.Is(err, gojwt.ErrTokenMalformed):
+			return nil, time.Time{}, refuse(Malformed, "malformed token")
+		case errors.Is(err, gojwt.ErrTokenSignatureInvalid):
+			return nil, time.Time{}, refuse(Invalid, "signature or algorithm is invalid")
+		default:
+			return nil, time.Time{}, refuse(Invalid, "token could not be verified")
+		}
+	}
+	exp, err := v.checkTimes(is, claims, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	aud := audiences(claims["aud"])
+	if !is.cfg.AnyAudience && !anyIn(aud, is.audSet) {
+		return nil, time.Time{}, refuse(Invalid, "the token is not for this audience")
+	}
+	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims}
+	id.Subject, _ = claims["sub"].(string)
+	id.TokenID, _ = claims["jti"].(string)
+	for _, c := range []string{"azp", "client_id", "cid"} {
+		if s, ok := claims[c].(string); ok && s != "" {
+			id.ClientID = s
+			break
+		}
+	}
+	id.Scopes = scopes(claims, is.cfg.ScopeClaim)
+	for _, ch := range v.headers {
+		if val, ok := headerValue(claims[ch.claim]); ok {
+			id.Headers = append(id.Headers, Header{Name: ch.header, Value: val})
+		}
+	}
+	return id, exp, nil
+}
+
+func (v *Verifier) checkTimes(is *issuer, claims gojwt.MapClaims, now time.Time) (time.Time, error) {
+	skew := is.cfg.ClockSkew
+	expAt, err := claims.GetExpirationTime()
+	if err != nil {
+		return time.Time{}, refuse(Malformed, "exp is not a number")
+	}
+	if expAt == nil {
+		return time.Time{}, refuse(Invalid, "the token has no exp")
+	}
+	if !now.Before(expAt.Add(skew)) {
+		return time.Time{}, refuse(Expired, "the token expired")
+	}
+	nbf, err := claims.GetNotBefore()
+	if err != nil {
+		return time.Time{}, refuse(Malformed, "nbf is not a number")
+	}
+	if nbf != nil && now.Add(skew).Before(nbf.Time) {
+		return time.Time{}, refuse(Invalid, "the token is not valid yet")
+	}
+	iat, err := claims.GetIssuedAt()
+	if err != nil {
+		return time.Time{}, refuse(Malformed, "iat is not a number")
+	}
+	if iat != nil && now.Add(skew).Before(iat.Time) {
+		return time.Time{}, refuse(Invalid, "the token was issued in the future")
+	}
+	// Accepted up to exp+skew, but cached no longer than exp.
+	return expAt.Time, nil
+}
+
+func audiences(v any) []string {
+	switch t := v.(type) {
+	case string:
+		return []string{t}
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, a := range t {
+			if s, ok := a.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func anyIn(list []string, set map[string]bool) bool {
+	for _, s := range list {
+		if set[s] {
+			return true
+		}
+	}
+	return false
+}
+
+func scopes(claims gojwt.MapClaims, claim string) []string {
+	names := []string{"scope", "scp"}
+	if claim != "" {
+		names = []string{claim}
+	}
+	for _, n := range names {
+		switch t := claims[n].(type) {
+		case string:
+			return strings.Fields(t)
+		case []any:
+			out := make([]string, 0, len(t))
+			for _, s := range t {
+				if str, ok := s.(string); ok {
+					out = append(out, str)
+				}
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// headerValue renders a claim for a header, refusing what would break or smuggle headers.
+func headerValue(v any) (string, bool) {
+	var s string
+	switch t := v.(type) {
+	case string:
+		s = t
+	case bool:
+		s = strconv.FormatBool(t)
+	case interface{ String() string }: // json.Number
+		s = t.String()
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, p := range t {
+			ps, ok := p.(string)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, ps)
+		}
+		s = strings.Join(parts, ",")
+	default:
+		return "", false
+	}
+	if len(s) > 4096 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return "", false
+		}
+	}
+	return s, true
+}

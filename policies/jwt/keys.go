@@ -1,0 +1,343 @@
+package jwt
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"go.uber.org/zap"
+)
+
+// key is one verification key.
+type key struct {
+	kid string
+	alg string // the JWK's "alg", if it named one
+	pub any    // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or []byte (HMAC)
+}
+
+// keyMap is an immutable set of keys, swapped whole on refresh.
+type keyMap struct {
+	byKID map[string]*key
+	all   []*key
+}
+
+func newKeyMap(keys []*key) *keyMap {
+	m := &keyMap{byKID: make(map[string]*key, len(keys)), all: keys}
+	for _, k := range keys {
+		if k.kid != "" {
+			m.byKID[k.kid] = k
+		}
+	}
+	return m
+}
+
+// find picks the key for a token: by kid, or the only key that fits alg when the token
+// names no kid or the issuer has a single static key.
+func (m *keyMap) find(kid, alg string) *key {
+	if m == nil {
+		return nil
+	}
+	if k := m.byKID[kid]; k != nil && kid != "" {
+		return k
+	}
+	if kid != "" && len(m.byKID) > 0 {
+		return nil
+	}
+	var found *key
+	for _, k := range m.all {
+		if fits(alg, k) {
+			if found != nil {
+				return nil // ambiguous
+			}
+			found = k
+		}
+	}
+	return found
+}
+
+// fits says whether key k may verify a token signed with alg: the key type must be the
+// algorithm's (no RSA key for HS256, no P-384 key for ES256), and a JWK that names its
+// algorithm allows only that one.
+func fits(alg string, k *key) bool {
+	if k.alg != "" && k.alg != alg {
+		return false
+	}
+	switch alg {
+	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		p, ok := k.pub.(*rsa.PublicKey)
+		return ok && p.N.BitLen() >= 2048
+	case "ES256":
+		return curve(k.pub) == elliptic.P256()
+	case "ES384":
+		return curve(k.pub) == elliptic.P384()
+	case "ES512":
+		return curve(k.pub) == elliptic.P521()
+	case "EdDSA":
+		_, ok := k.pub.(ed25519.PublicKey)
+		return ok
+	case "HS256", "HS384", "HS512":
+		_, ok := k.pub.([]byte)
+		return ok
+	}
+	return false
+}
+
+func curve(pub any) elliptic.Curve {
+	if p, ok := pub.(*ecdsa.PublicKey); ok {
+		return p.Curve
+	}
+	return nil
+}
+
+// parseJWKS reads a JWK Set document (jwkset does the key decoding and checks). Private
+// parts are dropped; keys not for signatures are skipped.
+func parseJWKS(data []byte) ([]*key, error) {
+	var set jwkset.JWKSMarshal
+	if err := json.Unmarshal(data, &set); err != nil {
+		return nil, fmt.Errorf("JWKS is not JSON: %w", err)
+	}
+	var keys []*key
+	for i, m := range set.Keys {
+		if m.USE != "" && m.USE != jwkset.UseSig {
+			continue
+		}
+		j, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
+		if errors.Is(err, jwkset.ErrUnsupportedKey) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("JWKS key %d (kid %q): %w", i, m.KID, err)
+		}
+		pub := j.Key()
+		switch p := pub.(type) {
+		case *rsa.PrivateKey:
+			pub = &p.PublicKey
+		case *ecdsa.PrivateKey:
+			pub = &p.PublicKey
+		case ed25519.PrivateKey:
+			pub = p.Public()
+		case []byte:
+			continue // symmetric keys never come from a JWKS
+		}
+		keys = append(keys, &key{kid: m.KID, alg: string(m.ALG), pub: pub})
+	}
+	return keys, nil
+}
+
+// parsePEM reads a certificate or public key (PEM) as an issuer's single key.
+func parsePEM(data []byte) (*key, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	switch block.Type {
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return &key{pub: cert.PublicKey}, nil
+	case "PUBLIC KEY":
+		pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return &key{pub: pub}, nil
+	case "RSA PUBLIC KEY":
+		pub, err := x509.ParsePKCS1PublicKey(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return &key{pub: pub}, nil
+	}
+	return nil, fmt.Errorf("PEM block %q is not a certificate or public key", block.Type)
+}
+
+// source holds an issuer's keys. Static sources (file, PEM, HMAC) load once; a JWKS URL is
+// fetched by Run, refreshed periodically and on demand, and keeps its last good keys when
+// the IdP is down.
+type source struct {
+	keys atomic.Pointer[keyMap]
+
+	url     string
+	client  *http.Client
+	every   time.Duration
+	minGap  time.Duration
+	timeout time.Duration
+	log     *zap.Logger
+	m       *metrics
+	issuer  string
+
+	mu        sync.Mutex
+	lastFetch time.Time
+	waiting   chan struct{} // closed when the fetch asked for by refresh ends
+	kick      chan struct{}
+}
+
+func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics) (*source, error) {
+	s := &source{url: c.JWKSURL, client: client, every: c.RefreshInterval, minGap: c.MinRefreshInterval,
+		timeout: c.FetchTimeout, log: log, m: m, issuer: c.Name, kick: make(chan struct{}, 1)}
+	switch {
+	case c.JWKSURL != "":
+		// Keys arrive when Run fetches them.
+	case c.JWKSFile != "":
+		data, err := os.ReadFile(c.JWKSFile)
+		if err != nil {
+			return nil, err
+		}
+		keys, err := parseJWKS(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.JWKSFile, err)
+		}
+		s.keys.Store(newKeyMap(keys))
+	case c.CertificateFile != "":
+		data, err := os.ReadFile(c.CertificateFile)
+		if err != nil {
+			return nil, err
+		}
+		k, err := parsePEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.CertificateFile, err)
+		}
+		s.keys.Store(newKeyMap([]*key{k}))
+	default:
+		s.keys.Store(newKeyMap([]*key{{pub: append([]byte(nil), c.HMACSecret...)}}))
+	}
+	return s, nil
+}
+
+func (s *source) remote() bool { return s.url != "" }
+
+// ready reports whether the source has keys.
+func (s *source) ready() bool { return s.keys.Load() != nil }
+
+// Run fetches the JWKS now, then every refresh interval and whenever refresh asks, until ctx
+// ends. A failed fetch keeps the keys it had and is retried sooner.
+func (s *source) Run(ctx context.Context) {
+	if !s.remote() {
+		return
+	}
+	retry := time.Second
+	for {
+		s.mu.Lock()
+		s.lastFetch = time.Now()
+		s.mu.Unlock()
+		err := s.fetch(ctx)
+		s.mu.Lock()
+		if s.waiting != nil {
+			close(s.waiting)
+			s.waiting = nil
+		}
+		s.mu.Unlock()
+		wait := s.every
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			s.m.jwksFetch.WithLabelValues(s.issuer, "error").Inc()
+			s.log.Warn("JWKS fetch failed; keeping the keys we have", zap.String("issuer", s.issuer), zap.String("url", s.url), zap.Error(err))
+			wait = min(retry, s.every)
+			retry = min(retry*2, time.Minute)
+		} else {
+			s.m.jwksFetch.WithLabelValues(s.issuer, "ok").Inc()
+			retry = time.Second
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-s.kick:
+			t.Stop()
+			// Asked for a fetch: honour the least gap between two fetches.
+			s.mu.Lock()
+			gap := s.minGap - time.Since(s.lastFetch)
+			s.mu.Unlock()
+			if gap > 0 && !sleepCtx(ctx, gap) {
+				return
+			}
+		}
+	}
+}
+
+func (s *source) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	keys, err := parseJWKS(data)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return errors.New("JWKS holds no usable signing key")
+	}
+	s.keys.Store(newKeyMap(keys))
+	return nil
+}
+
+// refresh asks Run for a fetch because a token named a key we do not have. It returns a
+// channel closed when that fetch ends, or nil when a fetch happened too recently (so a flood
+// of made-up key ids costs the IdP one request per MinRefreshInterval at most).
+func (s *source) refresh() <-chan struct{} {
+	if !s.remote() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.waiting != nil {
+		return s.waiting
+	}
+	// Too soon after the last fetch: Run fetches once the gap has passed, and this request
+	// does not wait for it.
+	soon := time.Since(s.lastFetch) < s.minGap
+	if !soon {
+		s.waiting = make(chan struct{})
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return s.waiting
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
