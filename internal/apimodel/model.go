@@ -285,3 +285,10 @@ func Slug(s string) string {
 	}
 	return strings.TrimRight(b.String(), "-")
 }
+
+// Route metadata: the keys of the ExtAuthzPerRoute context extensions the control plane
+// sets on each route, so the enforcer finds the operation without matching paths again.
+const (
+	RouteKeyAPI       = "tollgate_api"       // API ID, "name/version"
+	RouteKeyOperation = "tollgate_operation" // operation key, "GET /order/{orderId}"
+)

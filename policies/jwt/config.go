@@ -49,6 +49,8 @@ type Config struct {
 	MaxTokenBytes int
 	// ClaimHeaders maps a claim name to a header sent to the backend with its value.
 	ClaimHeaders map[string]string
+	// Attach, if set, runs once per verified token; its result is Identity.Attachment.
+	Attach func(*Identity) any
 }
 
 var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}

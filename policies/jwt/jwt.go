@@ -54,6 +54,9 @@ type Identity struct {
 	Claims   map[string]any
 	// Headers are the backend headers configured from claims (Config.ClaimHeaders).
 	Headers []Header
+	// Attachment is what Config.Attach made of this identity when the token was verified:
+	// the consumer's precomputed view of it, reused while the token is cached.
+	Attachment any
 }
 
 // Header is one header for the backend.
@@ -87,6 +90,7 @@ type Verifier struct {
 	m         *metrics
 	now       func() time.Time
 	waitLimit time.Duration
+	attach    func(*Identity) any
 }
 
 type claimHeader struct{ claim, header string }
@@ -94,7 +98,7 @@ type claimHeader struct{ claim, header string }
 // New builds a Verifier. The registerer gets the verifier's metrics (nil: not exported).
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, error) {
 	m := newMetrics(reg)
-	v := &Verifier{issuers: map[string]*issuer{}, maxBytes: cfg.MaxTokenBytes, log: log, m: m, now: time.Now, waitLimit: 3 * time.Second}
+	v := &Verifier{issuers: map[string]*issuer{}, maxBytes: cfg.MaxTokenBytes, log: log, m: m, now: time.Now, waitLimit: 3 * time.Second, attach: cfg.Attach}
 	if v.maxBytes == 0 {
 		v.maxBytes = 8192
 	}
@@ -278,6 +282,9 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Id
 		if val, ok := headerValue(claims[ch.claim]); ok {
 			id.Headers = append(id.Headers, Header{Name: ch.header, Value: val})
 		}
+	}
+	if v.attach != nil {
+		id.Attachment = v.attach(id)
 	}
 	return id, exp, nil
 }

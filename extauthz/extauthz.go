@@ -1,0 +1,305 @@
+// Package extauthz is the enforcer: an Envoy ext_authz (envoy.service.auth.v3) gRPC service
+// that decides every request. The pipeline is identify the route → authenticate (the
+// operation's security requirements: any alternative, all schemes in it) → authorize
+// (scopes) → respond; it is the one place where decisions become CheckResponses.
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+)
+
+// Catalog gives the APIs in force; internal/catalog.Registry implements it.
+type Catalog interface {
+	Load() *apimodel.Catalog
+}
+
+// TokenVerifier checks bearer tokens; policies/jwt.Verifier implements it.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*jwt.Identity, error)
+}
+
+// Config configures the enforcer.
+type Config struct {
+	// Format of deny bodies: "wso2" (default) or "problem".
+	Format Format
+	// RemoveAuthorization strips the credential header before the request goes to the backend.
+	RemoveAuthorization bool
+}
+
+// Enforcer decides requests. It is safe for concurrent use.
+type Enforcer struct {
+	authv3.UnimplementedAuthorizationServer
+
+	apis   Catalog
+	tokens TokenVerifier
+	cfg    Config
+	log    *zap.Logger
+	m      *metrics
+	denies map[int]*denyTemplate
+}
+
+// New builds an enforcer. tokens may be nil when no issuer is configured: bearer
+// requirements then always fail.
+func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg prometheus.Registerer) *Enforcer {
+	if cfg.Format == "" {
+		cfg.Format = FormatWSO2
+	}
+	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[int]*denyTemplate{}}
+	for _, f := range []Fault{FaultInvalid, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
+		e.denies[f.Code] = newDenyTemplate(f, cfg.Format)
+	}
+	return e
+}
+
+// Attach precomputes what an allowed response needs from an identity; pass it as
+// jwt.Config.Attach so it runs once per verified token instead of once per request.
+func Attach(id *jwt.Identity) any { return newIdentityView(id) }
+
+// outcome is a decision before it becomes a CheckResponse.
+type outcome struct {
+	fault  *Fault // nil: allowed
+	api    *apimodel.API
+	op     *apimodel.Operation
+	id     *jwt.Identity
+	scope  string // the first missing scope, for WWW-Authenticate
+	reason string // for the debug log and never for the client
+}
+
+// Check implements the ext_authz service. It always answers with a CheckResponse: a
+// cancelled or malformed request is denied, never failed with a bare gRPC error.
+func (e *Enforcer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	o := e.decide(ctx, req)
+	resp := e.respond(&o)
+	e.m.observe(o.fault, time.Since(start))
+	if ce := e.log.Check(zapcore.DebugLevel, "decision"); ce != nil {
+		e.logDecision(ce, req, &o)
+	}
+	return resp, nil
+}
+
+func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	if h == nil {
+		return outcome{fault: &FaultNoResource, reason: "no HTTP attributes in the CheckRequest"}
+	}
+	cat := e.apis.Load()
+	var api *apimodel.API
+	var op *apimodel.Operation
+	if ext := attrs.GetContextExtensions(); ext[apimodel.RouteKeyAPI] != "" {
+		api, op = cat.Operation(ext[apimodel.RouteKeyAPI], ext[apimodel.RouteKeyOperation])
+	} else {
+		api, op = cat.Match(h.GetMethod(), requestPath(h))
+	}
+	if op == nil {
+		return outcome{fault: &FaultNoResource, api: api, reason: "no operation matches"}
+	}
+	o := outcome{api: api, op: op}
+	if op.Open() {
+		return o
+	}
+	if ctx.Err() != nil {
+		o.fault, o.reason = &FaultInternal, "request cancelled"
+		return o
+	}
+	e.authenticate(ctx, h, &o)
+	return o
+}
+
+// authenticate evaluates the operation's security requirements: the first alternative whose
+// schemes all pass allows the request. Otherwise the most telling failure is reported: a
+// bad credential over a missing scope over a missing credential.
+func (e *Enforcer) authenticate(ctx context.Context, h *authv3.AttributeContext_HttpRequest, o *outcome) {
+	var tok tokenResult
+	var best *Fault
+	rank := func(f *Fault) int {
+		switch f.Code {
+		case FaultMissing.Code:
+			return 1
+		case FaultUnsupported.Code:
+			return 2
+		case FaultScope.Code:
+			return 3
+		}
+		return 4
+	}
+	fail := func(f *Fault, reason, scope string) {
+		if best == nil || rank(f) > rank(best) {
+			best, o.reason, o.scope = f, reason, scope
+		}
+	}
+	for _, req := range o.op.Security {
+		ok := true
+		for _, use := range req {
+			scheme := o.api.Schemes[use.Scheme]
+			switch scheme.Type {
+			case apimodel.SchemeBearer:
+				if !tok.done {
+					tok = e.bearer(ctx, h, o.api)
+				}
+				if tok.fault != nil {
+					fail(tok.fault, tok.reason, "")
+					ok = false
+					break
+				}
+				if missing := missingScope(tok.id, use.Scopes); missing != "" {
+					fail(&FaultScope, "token lacks scope "+missing, missing)
+					ok = false
+					break
+				}
+				o.id = tok.id
+			default:
+				// Basic auth, API keys and mutual TLS are not enforced by this version.
+				fail(&FaultUnsupported, "scheme "+string(scheme.Type)+" is not supported yet", "")
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			o.fault = nil
+			return
+		}
+	}
+	if best == nil {
+		best = &FaultInternal
+	}
+	o.fault = best
+	if o.fault.Code != FaultScope.Code {
+		o.id = nil
+	}
+}
+
+type tokenResult struct {
+	done   bool
+	id     *jwt.Identity
+	fault  *Fault
+	reason string
+}
+
+func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRequest, api *apimodel.API) tokenResult {
+	raw, present := header(h, api.AuthHeader)
+	if !present || strings.TrimSpace(raw) == "" {
+		return tokenResult{done: true, fault: &FaultMissing, reason: "no " + api.AuthHeader + " header"}
+	}
+	token, ok := bearerToken(raw)
+	if !ok {
+		return tokenResult{done: true, fault: &FaultMissing, reason: "the " + api.AuthHeader + " header is not a Bearer credential"}
+	}
+	if e.tokens == nil {
+		return tokenResult{done: true, fault: &FaultInvalid, reason: "no token issuer is configured"}
+	}
+	id, err := e.tokens.Verify(ctx, token)
+	if err != nil {
+		var je *jwt.Error
+		r := tokenResult{done: true, fault: &FaultInvalid, reason: err.Error()}
+		if errors.As(err, &je) {
+			switch je.Kind {
+			case jwt.Malformed:
+				r.fault = &FaultMalformed
+			case jwt.Expired:
+				r.fault = &FaultExpired
+			}
+		}
+		return r
+	}
+	return tokenResult{done: true, id: id}
+}
+
+// bearerToken takes the token out of "Bearer <token>" (scheme case-insensitive).
+func bearerToken(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	if len(v) < 7 || !strings.EqualFold(v[:6], "bearer") || (v[6] != ' ' && v[6] != '\t') {
+		return "", false
+	}
+	t := strings.TrimSpace(v[7:])
+	return t, t != ""
+}
+
+func missingScope(id *jwt.Identity, need []string) string {
+	for _, s := range need {
+		if !id.HasScope(s) {
+			return s
+		}
+	}
+	return ""
+}
+
+// header reads a request header. Envoy sends header names in lower case; a header given
+// in another case (e.g. from a hand-made CheckRequest) is found too.
+func header(h *authv3.AttributeContext_HttpRequest, name string) (string, bool) {
+	hs := h.GetHeaders()
+	if v, ok := hs[name]; ok {
+		return v, true
+	}
+	if v, ok := hs[lower(name)]; ok {
+		return v, true
+	}
+	for k, v := range hs {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	if hm := h.GetHeaderMap(); hm != nil {
+		for _, hv := range hm.GetHeaders() {
+			if strings.EqualFold(hv.GetKey(), name) {
+				if hv.GetValue() != "" {
+					return hv.GetValue(), true
+				}
+				return string(hv.GetRawValue()), true
+			}
+		}
+	}
+	return "", false
+}
+
+// lower is strings.ToLower without an allocation for the common already-lower names.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// requestPath is the request's path without the query string.
+func requestPath(h *authv3.AttributeContext_HttpRequest) string {
+	p := h.GetPath()
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
+func (e *Enforcer) logDecision(ce *zapcore.CheckedEntry, req *authv3.CheckRequest, o *outcome) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	fields := []zap.Field{zap.String("method", h.GetMethod()), zap.String("path", requestPath(h)), zap.Bool("allowed", o.fault == nil)}
+	if o.api != nil {
+		fields = append(fields, zap.String("api", o.api.ID()))
+	}
+	if o.op != nil {
+		fields = append(fields, zap.String("operation", o.op.Key()))
+	}
+	if o.fault != nil {
+		fields = append(fields, zap.Int("code", o.fault.Code), zap.String("reason", o.reason))
+	}
+	if o.id != nil {
+		fields = append(fields, zap.String("subject", o.id.Subject), zap.String("client_id", o.id.ClientID))
+	}
+	ce.Write(fields...)
+}
+

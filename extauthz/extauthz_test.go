@@ -1,0 +1,334 @@
+package extauthz_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	gojwt "github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/catalog"
+	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+)
+
+const aud = "coffeebar"
+
+// rig is an enforcer behind a real gRPC socket, trusting a real local IdP.
+type rig struct {
+	idp    *tu.IdP
+	client authv3.AuthorizationClient
+	reg    *catalog.Registry
+}
+
+func newRig(t *testing.T, cfg extauthz.Config, defs ...string) *rig {
+	t.Helper()
+	idp := tu.NewIdP(t, "https://idp.test")
+	v, err := jwt.New(jwt.Config{
+		Issuers:      []jwt.IssuerConfig{{Name: "idp", Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}},
+		ClaimHeaders: map[string]string{"sub": "x-user", "azp": "x-client-id"},
+		Attach:       extauthz.Attach,
+	}, zap.NewNop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go v.Run(t.Context())
+	for !v.Ready() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	reg := catalog.New(zap.NewNop(), nil)
+	var apis []*apimodel.API
+	for _, d := range defs {
+		res, err := openapi.Parse("test.yaml", []byte(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		apis = append(apis, res.API)
+	}
+	reg.Set(apis)
+	e := extauthz.New(cfg, reg, v, zap.NewNop(), prometheus.NewRegistry())
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	e.Register(srv)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &rig{idp: idp, client: authv3.NewAuthorizationClient(conn), reg: reg}
+}
+
+func example(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "examples", name, name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+type result struct {
+	status  int // 200 when allowed
+	body    string
+	headers map[string]string
+	resp    *authv3.CheckResponse
+}
+
+func (r *rig) check(t *testing.T, method, path, authz string, ext map[string]string) result {
+	t.Helper()
+	hs := map[string]string{}
+	if authz != "" {
+		hs["authorization"] = authz
+	}
+	resp, err := r.client.Check(t.Context(), extauthz.NewCheckRequest(extauthz.Request{Method: method, Path: path, Host: "gw.test", Headers: hs, ContextExtensions: ext}))
+	if err != nil {
+		t.Fatalf("Check returned a gRPC error: %v", err)
+	}
+	out := result{headers: map[string]string{}, resp: resp}
+	if d := resp.GetDeniedResponse(); d != nil {
+		out.status = int(d.GetStatus().GetCode())
+		out.body = d.GetBody()
+		for _, h := range d.GetHeaders() {
+			out.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+		return out
+	}
+	out.status = 200
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		out.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	return out
+}
+
+func (r *rig) token(scopes string) string {
+	return "Bearer " + r.idp.Sign("rsa", "RS256", r.idp.Claims(aud, scopes))
+}
+
+// The coffeebar example's scope table, end to end through Check over gRPC.
+func TestCoffeebarScopeTable(t *testing.T) {
+	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
+	cases := []struct {
+		method, path, scopes string
+		want                 int
+	}{
+		{"GET", "/coffeebar/v1/menu", "read:menu", 200},
+		{"GET", "/coffeebar/v1/menu", "write:order read:order", 403},
+		{"POST", "/coffeebar/v1/menu", "read:menu", 403},
+		{"POST", "/coffeebar/v1/menu", "admin", 200},
+		{"POST", "/coffeebar/v1/order", "write:order", 200},
+		{"POST", "/coffeebar/v1/order", "read:order", 403},
+		{"GET", "/coffeebar/v1/order/42", "read:order", 200},
+		{"GET", "/coffeebar/v1/order/42?expand=items", "read:order", 200},
+		{"GET", "/coffeebar/v1/order/42", "write:order", 403},
+		{"GET", "/coffeebar/v1/order", "read:order", 404},
+		{"DELETE", "/coffeebar/v1/menu", "admin", 404},
+		{"GET", "/coffeebar/v2/menu", "read:menu", 404},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+c.path+" with "+c.scopes, func(t *testing.T) {
+			got := r.check(t, c.method, c.path, r.token(c.scopes), nil)
+			if got.status != c.want {
+				t.Fatalf("status %d, want %d (body %s)", got.status, c.want, got.body)
+			}
+		})
+	}
+}
+
+// WSO2 fault bodies, byte for byte, with their statuses and RFC 6750 challenges.
+func TestFaults(t *testing.T) {
+	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
+	expired := r.idp.Claims(aud, "read:menu")
+	expired["exp"] = time.Now().Add(-time.Hour).Unix()
+	wrongAud := r.idp.Claims("another-api", "read:menu")
+	none, _ := gojwt.NewWithClaims(gojwt.SigningMethodNone, r.idp.Claims(aud, "read:menu")).SignedString(gojwt.UnsafeAllowNoneSignatureType)
+	cases := []struct {
+		name, method, path, authz string
+		status                    int
+		body, challenge           string
+	}{
+		{"missing credentials is 900902", "GET", "/coffeebar/v1/menu", "", 401,
+			`{"fault":{"code":900902,"message":"Missing Credentials","description":"Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}}`,
+			`Bearer realm="coffeebar/v1"`},
+		{"a Basic credential on a bearer resource is 900902", "GET", "/coffeebar/v1/menu", "Basic YWxpY2U6c2VjcmV0", 401, `"code":900902`, `Bearer realm="coffeebar/v1"`},
+		{"bad signature is 900901", "GET", "/coffeebar/v1/menu", "Bearer " + r.idp.Sign("rsa", "RS256", r.idp.Claims(aud, "read:menu"))[:40] + "x.y.z", 401,
+			"", ""},
+		{"wrong audience is 900901", "GET", "/coffeebar/v1/menu", "Bearer " + r.idp.Sign("rsa", "RS256", wrongAud), 401,
+			`{"fault":{"code":900901,"message":"Invalid Credentials","description":"Invalid Credentials. Make sure you have provided the correct security credentials"}}`,
+			`Bearer realm="coffeebar/v1", error="invalid_token", error_description="Invalid Credentials"`},
+		{"alg none is 900901", "GET", "/coffeebar/v1/menu", "Bearer " + none, 401, `"code":900901`, `error="invalid_token"`},
+		{"expired is 900903", "GET", "/coffeebar/v1/menu", "Bearer " + r.idp.Sign("rsa", "RS256", expired), 401,
+			`{"fault":{"code":900903,"message":"Access Token Expired","description":"Access Token Expired. Renew the access token and try again"}}`,
+			`Bearer realm="coffeebar/v1", error="invalid_token", error_description="Access Token Expired"`},
+		{"malformed is 900918", "GET", "/coffeebar/v1/menu", "Bearer not-a-jwt", 401,
+			`{"fault":{"code":900918,"message":"Malformed token","description":"Malformed token. Make sure you have provided a well-formed access token"}}`,
+			`error="invalid_token"`},
+		{"a huge token is 900918", "GET", "/coffeebar/v1/menu", "Bearer " + strings.Repeat("A", 64<<10), 401, `"code":900918`, ""},
+		{"missing scope is 900910", "GET", "/coffeebar/v1/menu", r.token("read:order"), 403,
+			`{"fault":{"code":900910,"message":"The access token does not allow you to access the requested resource","description":"The access token does not allow you to access the requested resource"}}`,
+			`Bearer realm="coffeebar/v1", error="insufficient_scope", scope="read:menu"`},
+		{"no resource is 900906", "GET", "/coffeebar/v1/nothing-here", r.token("read:menu"), 404,
+			`{"fault":{"code":900906,"message":"No matching resource found in the API for the given request","description":"No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}}`,
+			""},
+		{"no API is 900906", "GET", "/unknown/v1/x", "", 404, `"code":900906`, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := r.check(t, c.method, c.path, c.authz, nil)
+			if got.status != c.status {
+				t.Fatalf("status %d, want %d: %s", got.status, c.status, got.body)
+			}
+			if got.headers["content-type"] != "application/json" {
+				t.Errorf("content-type %q", got.headers["content-type"])
+			}
+			if strings.HasPrefix(c.body, "{") && got.body != c.body {
+				t.Errorf("body\n got %s\nwant %s", got.body, c.body)
+			} else if !strings.Contains(got.body, c.body) {
+				t.Errorf("body %s does not contain %s", got.body, c.body)
+			}
+			if c.challenge != "" && !strings.Contains(got.headers["www-authenticate"], c.challenge) {
+				t.Errorf("www-authenticate %q, want %q", got.headers["www-authenticate"], c.challenge)
+			}
+			if strings.Contains(got.body, "eyJ") {
+				t.Error("the deny body echoes a token")
+			}
+		})
+	}
+}
+
+func TestAllowCarriesHeadersAndMetadata(t *testing.T) {
+	r := newRig(t, extauthz.Config{RemoveAuthorization: true}, example(t, "coffeebar"))
+	got := r.check(t, "GET", "/coffeebar/v1/menu", r.token("read:menu"), nil)
+	if got.status != 200 {
+		t.Fatalf("status %d %s", got.status, got.body)
+	}
+	if got.headers["x-user"] != "alice" || got.headers["x-client-id"] != "app-1" {
+		t.Errorf("backend headers %v", got.headers)
+	}
+	if rm := got.resp.GetOkResponse().GetHeadersToRemove(); len(rm) != 1 || rm[0] != "authorization" {
+		t.Errorf("headers to remove %v", rm)
+	}
+	md := got.resp.GetDynamicMetadata().AsMap()
+	if md["subject"] != "alice" || md["client_id"] != "app-1" || md["api"] != "coffeebar/v1" || md["operation"] != "GET /menu" {
+		t.Errorf("dynamic metadata %v", md)
+	}
+}
+
+func TestRouteMetadataSkipsPathMatching(t *testing.T) {
+	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
+	ext := map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "POST /menu"}
+	// The path would match GET /menu; the route says POST /menu, which needs admin.
+	if got := r.check(t, "GET", "/rewritten/by/envoy", r.token("read:menu"), ext); got.status != 403 {
+		t.Fatalf("status %d, want the route's operation (403): %s", got.status, got.body)
+	}
+	if got := r.check(t, "GET", "/rewritten/by/envoy", r.token("admin"), ext); got.status != 200 {
+		t.Fatalf("status %d: %s", got.status, got.body)
+	}
+	ext[apimodel.RouteKeyOperation] = "GET /nope"
+	if got := r.check(t, "GET", "/coffeebar/v1/menu", r.token("admin"), ext); got.status != 404 {
+		t.Fatalf("unknown operation in route metadata: %d", got.status)
+	}
+}
+
+// Alternatives are OR; scopes and schemes inside one alternative are AND.
+func TestSecurityAndOr(t *testing.T) {
+	def := `openapi: 3.0.3
+info: {title: Logic, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+components:
+  securitySchemes:
+    oauth: {type: oauth2, flows: {clientCredentials: {tokenUrl: "https://idp/token", scopes: {a: a, b: b, c: c}}}}
+    jwt: {type: http, scheme: bearer}
+    key: {type: apiKey, in: header, name: x-api-key}
+paths:
+  /and-or:
+    get:
+      security: [{oauth: [a, b]}, {oauth: [c]}]
+      responses: {"200": {description: ok}}
+  /two-schemes:
+    get:
+      security: [{oauth: [a], jwt: [b]}]
+      responses: {"200": {description: ok}}
+  /key-or-token:
+    get:
+      security: [{key: []}, {jwt: [a]}]
+      responses: {"200": {description: ok}}
+  /open:
+    get:
+      security: [{}]
+      responses: {"200": {description: ok}}
+`
+	r := newRig(t, extauthz.Config{}, def)
+	cases := []struct {
+		path, scopes string
+		want         int
+	}{
+		{"/and-or", "a b", 200},
+		{"/and-or", "c", 200},
+		{"/and-or", "a", 403},
+		{"/and-or", "b", 403},
+		{"/and-or", "a c", 200},
+		{"/two-schemes", "a b", 200},
+		{"/two-schemes", "a", 403},
+		{"/key-or-token", "a", 200},
+		{"/key-or-token", "b", 403},
+	}
+	for _, c := range cases {
+		if got := r.check(t, "GET", "/logic/v1"+c.path, r.token(c.scopes), nil); got.status != c.want {
+			t.Errorf("%s with %q: %d, want %d", c.path, c.scopes, got.status, c.want)
+		}
+	}
+	if got := r.check(t, "GET", "/logic/v1/open", "", nil); got.status != 200 {
+		t.Errorf("open resource without credentials: %d %s", got.status, got.body)
+	}
+	if got := r.check(t, "GET", "/logic/v1/open", "Bearer garbage", nil); got.status != 200 {
+		t.Errorf("open resource with a bad token: %d", got.status)
+	}
+	if got := r.check(t, "GET", "/logic/v1/key-or-token", "", nil); got.status != 401 {
+		t.Errorf("no credentials at all: %d", got.status)
+	}
+}
+
+func TestProblemJSONFormat(t *testing.T) {
+	r := newRig(t, extauthz.Config{Format: extauthz.FormatProblem}, example(t, "coffeebar"))
+	got := r.check(t, "GET", "/coffeebar/v1/menu", "", nil)
+	want := `{"type":"https://tollgate.dev/faults/900902","title":"Missing Credentials","status":401,"detail":"Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'","code":900902}`
+	if got.body != want || got.headers["content-type"] != "application/problem+json" {
+		t.Errorf("got %s (%s)", got.body, got.headers["content-type"])
+	}
+}
+
+func TestGarbageRequestsAreDeniedNotCrashed(t *testing.T) {
+	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
+	for _, req := range []*authv3.CheckRequest{
+		{},
+		{Attributes: &authv3.AttributeContext{}},
+		{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{}}}},
+	} {
+		resp, err := r.client.Check(t.Context(), req)
+		if err != nil || resp.GetDeniedResponse() == nil {
+			t.Errorf("want a deny, got %v %v", resp, err)
+		}
+	}
+	weird := []string{"Bearer", "Bearer ", "bearer\tx.y.z", "Bearer a.b", strings.Repeat("Bearer ", 1000), "Bearer \x00\x01.\x02.\x03"}
+	for _, h := range weird {
+		if got := r.check(t, "GET", "/coffeebar/v1/menu", h, nil); got.status != 401 {
+			t.Errorf("%q: %d", h, got.status)
+		}
+	}
+}

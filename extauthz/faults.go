@@ -1,0 +1,70 @@
+package extauthz
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// Fault is a deny: a WSO2-compatible code with its HTTP status and texts.
+type Fault struct {
+	Code        int
+	Status      int
+	Message     string
+	Description string
+}
+
+// The faults the enforcer answers with (see README "Fault codes"). Descriptions follow the
+// WSO2 gateways' wording so that clients written for them keep working.
+var (
+	FaultInvalid     = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials"}
+	FaultMissing     = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}
+	FaultExpired     = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again"}
+	FaultNoResource  = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}
+	FaultScope       = Fault{900910, 403, "The access token does not allow you to access the requested resource", "The access token does not allow you to access the requested resource"}
+	FaultMalformed   = Fault{900918, 401, "Malformed token", "Malformed token. Make sure you have provided a well-formed access token"}
+	FaultUnsupported = Fault{900917, 401, "Invalid authentication scheme", "Invalid authentication scheme. The credentials given are not of a scheme this resource accepts"}
+	FaultInternal    = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure"}
+)
+
+// Format is how deny bodies are written.
+type Format string
+
+// The body formats.
+const (
+	FormatWSO2    Format = "wso2"    // {"fault":{"code":..,"message":..,"description":..}}
+	FormatProblem Format = "problem" // RFC 9457 application/problem+json
+)
+
+type wso2Body struct {
+	Fault struct {
+		Code        int    `json:"code"`
+		Message     string `json:"message"`
+		Description string `json:"description"`
+	} `json:"fault"`
+}
+
+type problemBody struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   int    `json:"code"`
+}
+
+// body renders a fault in the format, returning the body and its content type.
+func (f Fault) body(format Format) ([]byte, string) {
+	if format == FormatProblem {
+		b, _ := json.Marshal(problemBody{
+			Type: "https://tollgate.dev/faults/" + strconv.Itoa(f.Code), Title: f.Message,
+			Status: f.Status, Detail: f.Description, Code: f.Code,
+		})
+		return b, "application/problem+json"
+	}
+	var w wso2Body
+	w.Fault.Code, w.Fault.Message, w.Fault.Description = f.Code, f.Message, f.Description
+	b, _ := json.Marshal(w)
+	return b, "application/json"
+}
+
+func (f Fault) String() string { return fmt.Sprintf("%d %s", f.Code, f.Message) }

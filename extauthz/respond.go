@@ -1,0 +1,144 @@
+package extauthz
+
+import (
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+)
+
+// MetadataNamespace is the dynamic metadata namespace of an allowed request, for access
+// logs: %DYNAMIC_METADATA(tollgate:subject)%.
+const MetadataNamespace = "tollgate"
+
+// Response messages shared by every response. gRPC only reads them when it marshals, so
+// sharing is safe, and it keeps the allow path to a handful of allocations.
+var (
+	okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
+)
+
+// identityView is an identity rendered once for every response that carries it.
+type identityView struct {
+	headers []*corev3.HeaderValueOption
+	fields  map[string]*structpb.Value
+}
+
+func newIdentityView(id *jwt.Identity) *identityView {
+	v := &identityView{fields: map[string]*structpb.Value{}}
+	for _, h := range id.Headers {
+		v.headers = append(v.headers, setHeader(h.Name, h.Value))
+	}
+	put := func(k, s string) {
+		if s != "" {
+			v.fields[k] = structpb.NewStringValue(s)
+		}
+	}
+	put("subject", id.Subject)
+	put("client_id", id.ClientID)
+	put("issuer", id.Issuer)
+	put("token_id", id.TokenID)
+	put("auth_type", "jwt")
+	return v
+}
+
+func setHeader(k, v string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
+	if o.fault != nil {
+		return e.deny(o)
+	}
+	ok := &authv3.OkHttpResponse{}
+	fields := make(map[string]*structpb.Value, 8)
+	if o.api != nil {
+		fields["api"] = structpb.NewStringValue(o.api.ID())
+	}
+	if o.op != nil {
+		fields["operation"] = structpb.NewStringValue(o.op.Key())
+	}
+	if o.id != nil {
+		view, _ := o.id.Attachment.(*identityView)
+		if view == nil {
+			view = newIdentityView(o.id)
+		}
+		ok.Headers = view.headers
+		for k, v := range view.fields {
+			fields[k] = v
+		}
+		if e.cfg.RemoveAuthorization && o.api != nil {
+			ok.HeadersToRemove = []string{lower(o.api.AuthHeader)}
+		}
+	} else {
+		fields["auth_type"] = structpb.NewStringValue("none")
+	}
+	return &authv3.CheckResponse{
+		Status:          okStatus,
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: &structpb.Struct{Fields: fields},
+	}
+}
+
+// denyTemplate is a fault rendered once: its body and fixed headers.
+type denyTemplate struct {
+	fault  Fault
+	body   string
+	ctype  *corev3.HeaderValueOption
+	status *rpcstatus.Status
+}
+
+func newDenyTemplate(f Fault, format Format) *denyTemplate {
+	body, ctype := f.body(format)
+	code := codes.PermissionDenied
+	if f.Status == 401 {
+		code = codes.Unauthenticated
+	}
+	return &denyTemplate{fault: f, body: string(body), ctype: setHeader("content-type", ctype),
+		status: &rpcstatus.Status{Code: int32(code), Message: f.Message}}
+}
+
+func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
+	t := e.denies[o.fault.Code]
+	if t == nil {
+		t = newDenyTemplate(*o.fault, e.cfg.Format)
+	}
+	headers := []*corev3.HeaderValueOption{t.ctype}
+	if wa := wwwAuthenticate(o); wa != "" {
+		headers = append(headers, setHeader("www-authenticate", wa))
+	}
+	return &authv3.CheckResponse{
+		Status: t.status,
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(t.fault.Status)},
+			Headers: headers,
+			Body:    t.body,
+		}},
+	}
+}
+
+// wwwAuthenticate builds the RFC 6750 challenge for a bearer failure.
+func wwwAuthenticate(o *outcome) string {
+	realm := "tollgate"
+	if o.api != nil {
+		realm = o.api.ID()
+	}
+	base := `Bearer realm="` + realm + `"`
+	switch o.fault.Code {
+	case FaultMissing.Code:
+		return base
+	case FaultInvalid.Code, FaultExpired.Code, FaultMalformed.Code:
+		return base + `, error="invalid_token", error_description="` + o.fault.Message + `"`
+	case FaultScope.Code:
+		return base + `, error="insufficient_scope", scope=` + strconv.Quote(o.scope)
+	}
+	return ""
+}

@@ -1,0 +1,148 @@
+// Package catalog keeps the live set of APIs from the definitions stored in etcd: it is the
+// store.Sink for the apis/ range, parses each definition, keeps the last good version of
+// each key when a new one is broken, and publishes an immutable apimodel.Catalog that
+// readers load without locking.
+package catalog
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/store"
+)
+
+// Registry is the live API catalogue.
+type Registry struct {
+	cur atomic.Pointer[apimodel.Catalog]
+	log *zap.Logger
+
+	mu       sync.Mutex
+	good     map[string]*apimodel.API // etcd key → last good model
+	raw      map[string]string        // etcd key → last value seen (good or not)
+	onChange []func(*apimodel.Catalog)
+	rejected prometheus.Counter
+	apis     prometheus.Gauge
+}
+
+// New makes an empty registry. reg (may be nil) gets its metrics.
+func New(log *zap.Logger, reg prometheus.Registerer) *Registry {
+	r := &Registry{log: log, good: map[string]*apimodel.API{}, raw: map[string]string{},
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_api_definitions_rejected_total",
+			Help: "API definitions read from etcd that failed validation; the last good version stays in force.",
+		}),
+		apis: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_apis", Help: "APIs in force."}),
+	}
+	if reg != nil {
+		reg.MustRegister(r.rejected, r.apis)
+	}
+	r.cur.Store(apimodel.NewCatalog(nil))
+	return r
+}
+
+// Load is the catalogue in force now.
+func (r *Registry) Load() *apimodel.Catalog { return r.cur.Load() }
+
+// OnChange registers f to run after each new catalogue is published (from the goroutine
+// that follows etcd).
+func (r *Registry) OnChange(f func(*apimodel.Catalog)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onChange = append(r.onChange, f)
+}
+
+// Reset replaces everything with the full contents of the apis/ range.
+func (r *Registry) Reset(kvs []store.KV) {
+	r.mu.Lock()
+	seen := map[string]bool{}
+	for _, kv := range kvs {
+		seen[kv.Key] = true
+		r.apply(kv.Key, kv.Value)
+	}
+	for k := range r.good {
+		if !seen[k] {
+			delete(r.good, k)
+			delete(r.raw, k)
+		}
+	}
+	r.publish()
+}
+
+// Update applies one change.
+func (r *Registry) Update(ev store.Event) {
+	r.mu.Lock()
+	if ev.Deleted {
+		delete(r.good, ev.Key)
+		delete(r.raw, ev.Key)
+		r.log.Info("API removed", zap.String("key", ev.Key))
+	} else {
+		r.apply(ev.Key, ev.Value)
+	}
+	r.publish()
+}
+
+// apply parses one definition; a broken one is logged once and counted, and the last good
+// version of that key stays.
+func (r *Registry) apply(key string, value []byte) {
+	if r.raw[key] == string(value) {
+		return
+	}
+	r.raw[key] = string(value)
+	res, err := openapi.Parse(store.APIs+key, value)
+	if err == nil && !matchesKey(key, res.API) {
+		err = apimodel.Problems{{File: store.APIs + key, Path: "$.info", Reason: "the definition's name/version is " + res.API.ID() + ", not its key's"}}
+	}
+	if err != nil {
+		r.rejected.Inc()
+		_, kept := r.good[key]
+		r.log.Error("API definition rejected; the last good version stays in force",
+			zap.String("key", key), zap.Bool("kept_previous", kept), zap.String("problems", err.Error()))
+		return
+	}
+	r.good[key] = res.API
+	r.log.Info("API loaded", zap.String("api", res.API.ID()), zap.String("base_path", res.API.BasePath), zap.Int("operations", len(res.API.Operations)))
+}
+
+func matchesKey(key string, a *apimodel.API) bool {
+	return key == a.ID() || strings.EqualFold(key, a.ID())
+}
+
+// publish builds and swaps in a new catalogue, then tells listeners; it unlocks r.mu.
+func (r *Registry) publish() {
+	keys := make([]string, 0, len(r.good))
+	for k := range r.good {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	list := make([]*apimodel.API, 0, len(keys))
+	for _, k := range keys {
+		list = append(list, r.good[k])
+	}
+	c := apimodel.NewCatalog(list)
+	r.cur.Store(c)
+	r.apis.Set(float64(c.Len()))
+	listeners := append([]func(*apimodel.Catalog){}, r.onChange...)
+	r.mu.Unlock()
+	for _, f := range listeners {
+		f(c)
+	}
+}
+
+// Set replaces the catalogue with APIs given directly (for tools and tests that do not
+// read etcd).
+func (r *Registry) Set(apis []*apimodel.API) {
+	r.mu.Lock()
+	r.good = map[string]*apimodel.API{}
+	r.raw = map[string]string{}
+	for _, a := range apis {
+		r.good[a.ID()] = a
+	}
+	r.publish()
+}
