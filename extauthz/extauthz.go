@@ -302,4 +302,3 @@ func (e *Enforcer) logDecision(ce *zapcore.CheckedEntry, req *authv3.CheckReques
 	}
 	ce.Write(fields...)
 }
-
