@@ -1,0 +1,31 @@
+# Tollgate. `make run` and `make test` are the two commands a newcomer needs.
+GO      ?= go
+BIN     := bin/tollgate
+EXAMPLES := $(wildcard examples/*/*.yaml)
+
+.PHONY: build run test bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/tollgate
+
+# Everything in one process on the embedded etcd (./data), with the example APIs and the
+# development token issuer, so `tollgate token` and `tollgate check` work right away.
+run: build
+	./$(BIN) run --dev -f examples/coffeebar/coffeebar.yaml -f examples/petstore/petstore.yaml -f examples/online-store/online-store.yaml
+
+test:
+	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Benchmarks print their numbers; they are not pass/fail tests.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/...
+	$(GO) run ./test/bench/authz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/
+	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./extauthz/
+
+clean:
+	rm -rf bin data

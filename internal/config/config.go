@@ -1,0 +1,192 @@
+// Package config is the tollgate.yaml schema: every field, its default, and its checks.
+// The README's configuration reference documents the same fields.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+)
+
+// Config is tollgate.yaml.
+type Config struct {
+	// Prefix is the root of Tollgate's keys in etcd.
+	Prefix string `json:"prefix"`
+	// DataDir holds the embedded etcd's data and the development issuer's key.
+	DataDir string   `json:"dataDir"`
+	Etcd    Etcd     `json:"etcd"`
+	Authz   Authz    `json:"authz"`
+	XDS     XDS      `json:"xds"`
+	Admin   Admin    `json:"admin"`
+	Log     Log      `json:"log"`
+	Issuers []Issuer `json:"issuers"`
+}
+
+// Etcd says where etcd is. No endpoints: `tollgate run` starts an embedded etcd.
+type Etcd struct {
+	Endpoints          []string `json:"endpoints"`
+	EmbeddedClientAddr string   `json:"embeddedClientAddr"`
+	EmbeddedPeerAddr   string   `json:"embeddedPeerAddr"`
+	DialTimeout        Duration `json:"dialTimeout"`
+	RequestTimeout     Duration `json:"requestTimeout"`
+	Username           string   `json:"username"`
+	PasswordFile       string   `json:"passwordFile"`
+	CAFile             string   `json:"caFile"`
+	CertFile           string   `json:"certFile"`
+	KeyFile            string   `json:"keyFile"`
+}
+
+// Authz configures the enforcer.
+type Authz struct {
+	Listen              string            `json:"listen"`
+	FaultFormat         string            `json:"faultFormat"`
+	RemoveAuthorization bool              `json:"removeAuthorization"`
+	ClaimHeaders        map[string]string `json:"claimHeaders"`
+	TokenCacheSize      int               `json:"tokenCacheSize"`
+	MaxTokenBytes       int               `json:"maxTokenBytes"`
+}
+
+// XDS configures the control plane's listener.
+type XDS struct {
+	Listen string `json:"listen"`
+}
+
+// Admin configures the HTTP port with /healthz, /readyz and /metrics.
+type Admin struct {
+	Listen string `json:"listen"`
+	// AllowRemote permits a non-loopback admin address.
+	AllowRemote bool `json:"allowRemote"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `json:"level"`  // debug, info, warn, error
+	Format string `json:"format"` // json or console
+}
+
+// Issuer is a trusted token issuer (see policies/jwt.IssuerConfig).
+type Issuer struct {
+	Name               string   `json:"name"`
+	Issuer             string   `json:"issuer"`
+	Audiences          []string `json:"audiences"`
+	AnyAudience        bool     `json:"anyAudience"`
+	JWKSURL            string   `json:"jwksURL"`
+	JWKSFile           string   `json:"jwksFile"`
+	CertificateFile    string   `json:"certificateFile"`
+	HMACSecretFile     string   `json:"hmacSecretFile"`
+	Algorithms         []string `json:"algorithms"`
+	ClockSkew          Duration `json:"clockSkew"`
+	ScopeClaim         string   `json:"scopeClaim"`
+	RefreshInterval    Duration `json:"refreshInterval"`
+	MinRefreshInterval Duration `json:"minRefreshInterval"`
+}
+
+// Default is the configuration with every default filled in.
+func Default() Config {
+	return Config{
+		Prefix:  "/tollgate/",
+		DataDir: "./data",
+		Etcd: Etcd{
+			EmbeddedClientAddr: "127.0.0.1:2379",
+			EmbeddedPeerAddr:   "127.0.0.1:2380",
+			DialTimeout:        Duration(5 * time.Second),
+			RequestTimeout:     Duration(5 * time.Second),
+		},
+		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192},
+		XDS:   XDS{Listen: "127.0.0.1:18000"},
+		Admin: Admin{Listen: "127.0.0.1:9902"},
+		Log:   Log{Level: "info", Format: "console"},
+	}
+}
+
+// Load reads a config file over the defaults. An empty path gives the defaults. Unknown
+// fields are errors, so a typo does not silently do nothing.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := yaml.UnmarshalStrict(data, &c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks values that are wrong whatever the role.
+func (c *Config) Validate() error {
+	if !strings.HasPrefix(c.Prefix, "/") {
+		return fmt.Errorf("prefix %q must start with '/'", c.Prefix)
+	}
+	switch c.Authz.FaultFormat {
+	case "wso2", "problem":
+	default:
+		return fmt.Errorf("authz.faultFormat %q must be wso2 or problem", c.Authz.FaultFormat)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log.format %q must be json or console", c.Log.Format)
+	}
+	for i, is := range c.Issuers {
+		if _, err := is.JWT(); err != nil {
+			return fmt.Errorf("issuers[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// JWT turns the issuer into the verifier's form, reading the HMAC secret file.
+func (i Issuer) JWT() (jwt.IssuerConfig, error) {
+	out := jwt.IssuerConfig{
+		Name: i.Name, Issuer: i.Issuer, Audiences: i.Audiences, AnyAudience: i.AnyAudience,
+		JWKSURL: i.JWKSURL, JWKSFile: i.JWKSFile, CertificateFile: i.CertificateFile,
+		Algorithms: i.Algorithms, ClockSkew: time.Duration(i.ClockSkew), ScopeClaim: i.ScopeClaim,
+		RefreshInterval: time.Duration(i.RefreshInterval), MinRefreshInterval: time.Duration(i.MinRefreshInterval),
+	}
+	if i.HMACSecretFile != "" {
+		b, err := os.ReadFile(i.HMACSecretFile)
+		if err != nil {
+			return out, fmt.Errorf("issuer %q: %w", i.Name, err)
+		}
+		out.HMACSecret = []byte(strings.TrimSpace(string(b)))
+	}
+	return out, nil
+}
+
+// Duration is a time.Duration written as "30s", "5m" or "1h30m".
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a duration must be a string like \"30s\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
