@@ -1,0 +1,245 @@
+// Package test holds black-box tests of the built tollgate binary: the commands a user
+// types, on real ports, with the embedded etcd.
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tollgate-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/tollgate")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tollgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type out struct {
+	stdout, stderr string
+	code           int
+}
+
+func tollgate(t *testing.T, args ...string) out {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	o := out{stdout: so.String(), stderr: se.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		o.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `openapi: 3.0.3
+info: {title: Shop, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+paths:
+  /items: {get: {security: [{}], responses: {"200": {description: ok}}}}
+`
+
+func TestValidateReportsEveryProblemWithFileAndPath(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := write(t, dir, "bad-yaml.yaml", "openapi: 3.0.3\ninfo: [\n")
+	badExt := write(t, dir, "bad-ext.yaml", "openapi: 3.0.3\ninfo: {title: A, version: v1}\nx-wso2-production-endpoints: 42\npaths:\n  /a: {get: {responses: {\"200\": {description: ok}}}}\n")
+	dupOp := write(t, dir, "dup.yaml", good+"  /items/{a}: {get: {responses: {\"200\": {description: ok}}}}\n  /items/{b}: {get: {responses: {\"200\": {description: ok}}}}\n")
+	badTmpl := write(t, dir, "tmpl.yaml", good+"  /items/{id: {get: {responses: {\"200\": {description: ok}}}}\n")
+	ok := write(t, dir, "ok.yaml", good)
+
+	o := tollgate(t, "validate", "-f", badYAML, "-f", badExt, dupOp, badTmpl, ok)
+	if o.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s%s", o.code, o.stdout, o.stderr)
+	}
+	for _, want := range []string{
+		badYAML + ": $: yaml: line 2",
+		badExt + ": $.x-wso2-production-endpoints: must be an endpoint object",
+		dupOp + ": $.paths['/items/{b}'].get: duplicate operation",
+		badTmpl + ": $.paths['/items/{id']: ",
+	} {
+		if !strings.Contains(o.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, o.stderr)
+		}
+	}
+	if !strings.Contains(o.stdout, ok+": ok: shop/v1") {
+		t.Errorf("stdout: %s", o.stdout)
+	}
+	if o := tollgate(t, "validate", ok); o.code != 0 {
+		t.Errorf("a good file: exit %d %s", o.code, o.stderr)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// The README tour, end to end: run --dev with the examples, mint a token, check, change a
+// definition live, and see a broken apply refused with the good one still in force.
+func TestTour(t *testing.T) {
+	dir := t.TempDir()
+	authz, adm, etcdC := freePort(t), freePort(t), freePort(t)
+	cfg := write(t, dir, "tollgate.yaml", fmt.Sprintf(`dataDir: %s
+etcd:
+  embeddedClientAddr: %s
+  embeddedPeerAddr: %s
+authz:
+  listen: %s
+  claimHeaders: {sub: x-user}
+xds:
+  listen: %s
+admin:
+  listen: %s
+log:
+  level: warn
+`, filepath.Join(dir, "data"), etcdC, freePort(t), authz, freePort(t), adm))
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	run := exec.CommandContext(ctx, binary, "run", "--dev", "--config", cfg, "-f", "../examples/coffeebar/coffeebar.yaml")
+	stdout, _ := run.StdoutPipe()
+	run.Stderr = io.Discard
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); run.Wait() }()
+	up := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Tollgate is up") {
+				up <- true
+			}
+		}
+	}()
+	select {
+	case <-up:
+	case <-time.After(60 * time.Second):
+		t.Fatal("tollgate run did not come up")
+	}
+	waitReady(t, "http://"+adm+"/readyz")
+
+	tok := tollgate(t, "token", "--config", cfg, "--scope", "read:menu")
+	if tok.code != 0 {
+		t.Fatalf("token: %s", tok.stderr)
+	}
+	bearer := "Authorization: Bearer " + strings.TrimSpace(tok.stdout)
+	o := tollgate(t, "check", "--config", cfg, "--method", "GET", "--path", "/coffeebar/v1/menu", "-H", bearer)
+	if o.code != 0 || !strings.Contains(o.stdout, "ALLOWED 200") || !strings.Contains(o.stdout, "x-user: dev-user") {
+		t.Fatalf("check GET /menu: exit %d\n%s%s", o.code, o.stdout, o.stderr)
+	}
+	o = tollgate(t, "check", "--config", cfg, "--method", "POST", "--path", "/coffeebar/v1/menu", "-H", bearer)
+	if o.code != 3 || !strings.Contains(o.stdout, "DENIED 403") || !strings.Contains(o.stdout, `"code":900910`) {
+		t.Fatalf("check POST /menu: exit %d\n%s", o.code, o.stdout)
+	}
+
+	// A live change: GET /menu now needs another scope. No restart.
+	cb, _ := os.ReadFile("../examples/coffeebar/coffeebar.yaml")
+	changed := write(t, dir, "cb.yaml", strings.Replace(string(cb), "[read:menu]", "[read:menu:v2]", 1))
+	if o := tollgate(t, "apply", "--config", cfg, "--etcd", etcdC, "-f", changed); o.code != 0 {
+		t.Fatalf("apply: %s%s", o.stdout, o.stderr)
+	}
+	eventually(t, "live change", func() bool {
+		o := tollgate(t, "check", "--config", cfg, "--path", "/coffeebar/v1/menu", "-H", bearer)
+		return strings.Contains(o.stdout, "DENIED 403")
+	})
+
+	// A broken apply stores nothing; the last good definition stays in force.
+	broken := write(t, dir, "broken.yaml", strings.Replace(string(cb), "/order/{orderId}", "/order/{orderId", 1))
+	o = tollgate(t, "apply", "--config", cfg, "--etcd", etcdC, "-f", "../examples/petstore/petstore.yaml", "-f", broken)
+	if o.code != 1 || !strings.Contains(o.stderr, "nothing was stored") {
+		t.Fatalf("broken apply: exit %d %s", o.code, o.stderr)
+	}
+	time.Sleep(300 * time.Millisecond)
+	o = tollgate(t, "check", "--config", cfg, "--path", "/coffeebar/v1/order/1", "-H", bearer)
+	if !strings.Contains(o.stdout, "DENIED 403") {
+		t.Errorf("after a broken apply the good definition should still decide: %s", o.stdout)
+	}
+	if o = tollgate(t, "check", "--config", cfg, "--path", "/petstore/v1/pets", "-H", bearer); !strings.Contains(o.stdout, "DENIED 404") {
+		t.Errorf("petstore came with a failed apply: %s", o.stdout)
+	}
+
+	// Metrics and health on the admin port.
+	body := get(t, "http://"+adm+"/metrics")
+	for _, m := range []string{"tollgate_authz_decisions_total", "tollgate_apis 1", "tollgate_jwt_verifications_total"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics lack %q", m)
+		}
+	}
+	if !strings.Contains(get(t, "http://"+adm+"/healthz"), "ok") {
+		t.Error("healthz")
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	eventually(t, "readyz", func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
