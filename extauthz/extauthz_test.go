@@ -74,7 +74,7 @@ func newRig(t *testing.T, cfg extauthz.Config, defs ...string) *rig {
 	return &rig{idp: idp, client: authv3.NewAuthorizationClient(conn), reg: reg}
 }
 
-func example(t *testing.T, name string) string {
+func example(t testing.TB, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "examples", name, name+".yaml"))
 	if err != nil {

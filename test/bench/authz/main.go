@@ -1,0 +1,248 @@
+// Command authz measures Check over gRPC on loopback: throughput and p50/p99 latency at 1
+// and 16 concurrent callers, for a cached RS256 token and for first-seen RS256 tokens, and
+// the same load against a do-nothing Check server (allows everything) — the floor no
+// enforcer can beat on this machine. It prints a table; it is a measurement, not a test.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/MicahParks/jwkset"
+	gojwt "github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+)
+
+const (
+	issuer = "https://idp.bench"
+	aud    = "coffeebar"
+)
+
+// nothing is the do-nothing Check server.
+type nothing struct{ authv3.UnimplementedAuthorizationServer }
+
+func (nothing) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
+}
+
+func main() {
+	dur := flag.Duration("duration", 3*time.Second, "length of each timed run")
+	firstSeen := flag.Int("first-seen", 3000, "distinct tokens for each first-seen run")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the cached-token runs to this file")
+	flag.Parse()
+
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	check(err)
+	jwks := serveJWKS(key)
+	defer jwks.Close()
+	def, err := os.ReadFile("examples/coffeebar/coffeebar.yaml")
+	check(err)
+	res, err := openapi.Parse("coffeebar.yaml", def)
+	check(err)
+	reg := catalog.New(zap.NewNop(), nil)
+	reg.Set([]*apimodel.API{res.API})
+	v, err := jwt.New(jwt.Config{
+		Issuers:   []jwt.IssuerConfig{{Issuer: issuer, JWKSURL: jwks.URL, Audiences: []string{aud}, Algorithms: []string{"RS256"}}},
+		CacheSize: 200000, Attach: extauthz.Attach,
+		ClaimHeaders: map[string]string{"sub": "x-user"},
+	}, zap.NewNop(), prometheus.NewRegistry())
+	check(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go v.Run(ctx)
+	for !v.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	enf := extauthz.New(extauthz.Config{}, reg, v, zap.NewNop(), prometheus.NewRegistry())
+
+	tollgate := serve(func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, enf) })
+	floor := serve(func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, nothing{}) })
+
+	cached := request(sign(key, "read:menu"))
+	fmt.Printf("Check over gRPC on loopback, %d CPUs, GOMAXPROCS=%d, %v per timed run; one client connection per server\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), *dur)
+	fmt.Printf("%-34s %8s %12s %10s %10s %12s\n", "load", "callers", "checks/s", "p50", "p99", "CPU/check")
+	results := map[string]float64{}
+	for _, callers := range []int{1, 16} {
+		f := timed(floor, cached, callers, *dur)
+		report("do-nothing server (floor)", callers, f)
+		if *cpuProfile != "" && callers == 16 {
+			pf, err := os.Create(*cpuProfile)
+			check(err)
+			check(pprof.StartCPUProfile(pf))
+		}
+		c := timed(tollgate, cached, callers, *dur)
+		pprof.StopCPUProfile()
+		report("tollgate, cached RS256 token", callers, c)
+		results[fmt.Sprintf("ratio%d", callers)] = c.rate / f.rate
+
+		reqs := make([]*authv3.CheckRequest, *firstSeen)
+		var wg sync.WaitGroup
+		for w := range runtime.NumCPU() {
+			wg.Go(func() {
+				for i := w; i < len(reqs); i += runtime.NumCPU() {
+					reqs[i] = request(sign(key, "read:menu"))
+				}
+			})
+		}
+		wg.Wait()
+		fs := counted(tollgate, reqs, callers)
+		report("tollgate, first-seen RS256 token", callers, fs)
+	}
+	fmt.Printf("\ncached-token throughput as a share of the do-nothing server: 1 caller %.0f%%, 16 callers %.0f%%\n",
+		100*results["ratio1"], 100*results["ratio16"])
+	fmt.Println("(CPU/check is the whole process — client and server both — divided by checks; see `go test -bench` for the enforcer alone)")
+}
+
+type stats struct {
+	rate     float64
+	p50, p99 time.Duration
+	cpu      time.Duration
+}
+
+func report(name string, callers int, s stats) {
+	fmt.Printf("%-34s %8d %12.0f %10s %10s %12s\n", name, callers, s.rate, s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond), s.cpu.Round(100*time.Nanosecond))
+}
+
+// timed sends the same request from callers goroutines for d.
+func timed(c authv3.AuthorizationClient, req *authv3.CheckRequest, callers int, d time.Duration) stats {
+	for range 200 { // warm up the connection and caches
+		call(c, req)
+	}
+	var stop atomic.Bool
+	lat := make([][]time.Duration, callers)
+	var wg sync.WaitGroup
+	cpu0 := cpuTime()
+	start := time.Now()
+	for i := range callers {
+		wg.Go(func() {
+			for !stop.Load() {
+				t := time.Now()
+				call(c, req)
+				lat[i] = append(lat[i], time.Since(t))
+			}
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	return summarize(lat, time.Since(start), cpuTime()-cpu0)
+}
+
+// counted sends each request once, spread over callers goroutines.
+func counted(c authv3.AuthorizationClient, reqs []*authv3.CheckRequest, callers int) stats {
+	var next atomic.Int64
+	lat := make([][]time.Duration, callers)
+	var wg sync.WaitGroup
+	cpu0 := cpuTime()
+	start := time.Now()
+	for i := range callers {
+		wg.Go(func() {
+			for {
+				n := next.Add(1) - 1
+				if n >= int64(len(reqs)) {
+					return
+				}
+				t := time.Now()
+				call(c, reqs[n])
+				lat[i] = append(lat[i], time.Since(t))
+			}
+		})
+	}
+	wg.Wait()
+	return summarize(lat, time.Since(start), cpuTime()-cpu0)
+}
+
+func call(c authv3.AuthorizationClient, req *authv3.CheckRequest) {
+	resp, err := c.Check(context.Background(), req)
+	if err != nil || resp.GetOkResponse() == nil {
+		fmt.Fprintf(os.Stderr, "check failed: %v %v\n", err, resp.GetDeniedResponse().GetBody())
+		os.Exit(1)
+	}
+}
+
+func summarize(lat [][]time.Duration, elapsed, cpu time.Duration) stats {
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	n := len(all)
+	return stats{rate: float64(n) / elapsed.Seconds(), p50: all[n/2], p99: all[n*99/100], cpu: cpu / time.Duration(n)}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func serve(register func(*grpc.Server)) authv3.AuthorizationClient {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	check(err)
+	s := grpc.NewServer()
+	register(s)
+	go s.Serve(lis)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	check(err)
+	return authv3.NewAuthorizationClient(conn)
+}
+
+func request(token string) *authv3.CheckRequest {
+	return extauthz.NewCheckRequest(extauthz.Request{
+		Method: "GET", Path: "/coffeebar/v1/menu", Host: "gw.bench",
+		Headers:           map[string]string{"authorization": "Bearer " + token, "user-agent": "bench/1.0", "accept": "*/*"},
+		ContextExtensions: map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "GET /menu"},
+	})
+}
+
+func sign(key *rsa.PrivateKey, scope string) string {
+	now := time.Now()
+	t := gojwt.NewWithClaims(gojwt.SigningMethodRS256, gojwt.MapClaims{
+		"iss": issuer, "aud": aud, "sub": "bench", "azp": "bench-app", "scope": scope,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": rand.Text(),
+	})
+	t.Header["kid"] = "k1"
+	s, err := t.SignedString(key)
+	check(err)
+	return s
+}
+
+func serveJWKS(key *rsa.PrivateKey) *httptest.Server {
+	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1"}})
+	check(err)
+	body, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
