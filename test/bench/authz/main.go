@@ -23,8 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/MicahParks/jwkset"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -45,7 +45,9 @@ const (
 )
 
 // nothing is the do-nothing Check server.
-type nothing struct{ authv3.UnimplementedAuthorizationServer }
+type nothing struct {
+	authv3.UnimplementedAuthorizationServer
+}
 
 func (nothing) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	return &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
