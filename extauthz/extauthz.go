@@ -101,7 +101,7 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 	if ext := attrs.GetContextExtensions(); ext[apimodel.RouteKeyAPI] != "" {
 		api, op = cat.Operation(ext[apimodel.RouteKeyAPI], ext[apimodel.RouteKeyOperation])
 	} else {
-		api, op = cat.Match(h.GetMethod(), requestPath(h))
+		api, op = cat.Match(h.GetHost(), h.GetMethod(), requestPath(h))
 	}
 	if op == nil {
 		return outcome{fault: &FaultNoResource, api: api, reason: "no operation matches"}

@@ -86,6 +86,11 @@ type common struct {
 	etcd       string
 	dataDir    string
 	logLevel   string
+	etcdCA     string
+	etcdCert   string
+	etcdKey    string
+	etcdUser   string
+	etcdPass   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -93,6 +98,11 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.etcd, "etcd", "", "etcd endpoints, comma-separated host:port (overrides etcd.endpoints)")
 	fs.StringVar(&c.dataDir, "data-dir", "", "data directory (overrides dataDir)")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	fs.StringVar(&c.etcdCA, "etcd-ca", "", "CA file to verify etcd's TLS certificate (overrides etcd.caFile)")
+	fs.StringVar(&c.etcdCert, "etcd-cert", "", "client certificate for etcd (overrides etcd.certFile)")
+	fs.StringVar(&c.etcdKey, "etcd-key", "", "client key for etcd (overrides etcd.keyFile)")
+	fs.StringVar(&c.etcdUser, "etcd-user", "", "etcd user name (overrides etcd.username)")
+	fs.StringVar(&c.etcdPass, "etcd-password-file", "", "file holding the etcd password (overrides etcd.passwordFile)")
 }
 
 func (c *common) load() (config.Config, error) {
@@ -110,6 +120,17 @@ func (c *common) load() (config.Config, error) {
 	}
 	if c.dataDir != "" {
 		cfg.DataDir = c.dataDir
+	}
+	for _, o := range []struct {
+		flag  string
+		field *string
+	}{
+		{c.etcdCA, &cfg.Etcd.CAFile}, {c.etcdCert, &cfg.Etcd.CertFile}, {c.etcdKey, &cfg.Etcd.KeyFile},
+		{c.etcdUser, &cfg.Etcd.Username}, {c.etcdPass, &cfg.Etcd.PasswordFile},
+	} {
+		if o.flag != "" {
+			*o.field = o.flag
+		}
 	}
 	if c.logLevel != "" {
 		cfg.Log.Level = c.logLevel

@@ -63,14 +63,14 @@ func (c *Catalog) Operation(apiID, opKey string) (*API, *Operation) {
 	return a, c.ops[apiID][opKey]
 }
 
-// Match finds the API whose base path prefixes the request path (longest base path wins)
-// and the operation in it matching method and path. It returns the API alone when the base
-// path matches but no operation does, and nothing when no base path matches. The path must
-// not carry the query string.
-func (c *Catalog) Match(method, path string) (*API, *Operation) {
+// Match finds the API serving host whose base path prefixes the request path (longest base
+// path wins) and the operation in it matching method and path. It returns the API alone
+// when the base path matches but no operation does, and nothing when no base path matches.
+// The path must not carry the query string; host may carry a port.
+func (c *Catalog) Match(host, method, path string) (*API, *Operation) {
 	for _, a := range c.bases {
 		rel, ok := trimBase(path, a.BasePath)
-		if !ok {
+		if !ok || !a.servesHost(host) {
 			continue
 		}
 		var best *Operation
@@ -103,4 +103,19 @@ func trimBase(path, base string) (string, bool) {
 		return "", false
 	}
 	return rel, true
+}
+
+func (a *API) servesHost(host string) bool {
+	if len(a.Hosts) == 0 {
+		return true
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	for _, h := range a.Hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }

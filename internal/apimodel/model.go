@@ -17,6 +17,8 @@ type API struct {
 	Title   string
 	// BasePath is the prefix clients call ("/coffeebar/v1"); operations' paths follow it.
 	BasePath string
+	// Hosts limits the API to these request hosts (virtual hosts); empty means any host.
+	Hosts []string
 	// Production and Sandbox are the API's default backends; an operation may override them.
 	Production Endpoints
 	Sandbox    Endpoints
@@ -178,6 +180,11 @@ func (a *API) Validate() Problems {
 	if a.BasePath == "" || a.BasePath[0] != '/' || strings.ContainsAny(a.BasePath, "{}?#* ") ||
 		(len(a.BasePath) > 1 && strings.HasSuffix(a.BasePath, "/")) {
 		add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
+	}
+	for i, h := range a.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ :?#") {
+			add(fmt.Sprintf("$.x-tollgate-hosts[%d]", i), "host %q must be a host name without scheme, port or path", h)
+		}
 	}
 	ps = append(ps, a.Production.validate(a.Source, "$.x-tollgate-production-endpoints")...)
 	ps = append(ps, a.Sandbox.validate(a.Source, "$.x-tollgate-sandbox-endpoints")...)

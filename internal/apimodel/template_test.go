@@ -52,16 +52,30 @@ func TestCatalogMatchPrefersLiteralsAndLongestBase(t *testing.T) {
 		return a
 	}
 	c := NewCatalog([]*API{mk("a", "/shop", "/{id}", "/special"), mk("b", "/shop/v2", "/x")})
-	if a, op := c.Match("GET", "/shop/special"); a.Name != "a" || op.Path != "/special" {
+	if a, op := c.Match("", "GET", "/shop/special"); a.Name != "a" || op.Path != "/special" {
 		t.Errorf("got %v %v", a.Name, op)
 	}
-	if a, op := c.Match("GET", "/shop/v2/x"); a.Name != "b" || op.Path != "/x" {
+	if a, op := c.Match("", "GET", "/shop/v2/x"); a.Name != "b" || op.Path != "/x" {
 		t.Errorf("longest base path: got %v %v", a.Name, op)
 	}
-	if a, op := c.Match("POST", "/shop/special"); a == nil || op != nil {
+	if a, op := c.Match("", "POST", "/shop/special"); a == nil || op != nil {
 		t.Errorf("wrong method: want API without operation, got %v %v", a, op)
 	}
-	if a, _ := c.Match("GET", "/shopping"); a != nil {
+	if a, _ := c.Match("", "GET", "/shopping"); a != nil {
 		t.Errorf("/shopping must not match base /shop")
+	}
+}
+
+func TestCatalogMatchHosts(t *testing.T) {
+	a := &API{Name: "a", Version: "v1", BasePath: "/x", Hosts: []string{"api.example.com"}, Production: Endpoints{URLs: []Endpoint{{URL: "http://b"}}},
+		Operations: []Operation{{Method: "GET", Path: "/y"}}}
+	if ps := a.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	c := NewCatalog([]*API{a})
+	for host, want := range map[string]bool{"api.example.com": true, "API.example.com:8443": true, "other.example.com": false, "": false} {
+		if _, op := c.Match(host, "GET", "/x/y"); (op != nil) != want {
+			t.Errorf("host %q: matched %v, want %v", host, op != nil, want)
+		}
 	}
 }

@@ -22,7 +22,7 @@ var wso2Alias = map[string]string{
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
 	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security"}
 )
 
@@ -92,6 +92,28 @@ func (e extensions) str(name string) (string, bool) {
 		return "", false
 	}
 	return s, true
+}
+
+func (e extensions) strings(name string) []string {
+	v, key, ok := e.get(name)
+	if !ok {
+		return nil
+	}
+	list, isList := v.([]any)
+	if !isList {
+		e.p.fail(e.path+"."+key, "must be a list of strings, got %s", kind(v))
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for i, item := range list {
+		s, isStr := item.(string)
+		if !isStr {
+			e.p.fail(fmt.Sprintf("%s.%s[%d]", e.path, key, i), "must be a string, got %s", kind(item))
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 func (e extensions) boolean(name string) (bool, bool) {

@@ -104,6 +104,7 @@ func (p *parser) api() *apimodel.API {
 	if len(api.BasePath) > 1 {
 		api.BasePath = strings.TrimRight(api.BasePath, "/")
 	}
+	api.Hosts = root.strings("hosts")
 	api.Production = root.endpoints("production-endpoints")
 	api.Sandbox = root.endpoints("sandbox-endpoints")
 	if api.Production.Empty() {

@@ -44,13 +44,13 @@ func TestExamplesParse(t *testing.T) {
 	if ps.BasePath != "/petstore/v1" || ps.Production.URLs[0].URL != "http://127.0.0.1:8084/v1" {
 		t.Errorf("petstore base %q production %+v (from servers)", ps.BasePath, ps.Production)
 	}
-	_, op = apimodel.NewCatalog([]*apimodel.API{ps}).Match("GET", "/petstore/v1/pets/7")
+	_, op = apimodel.NewCatalog([]*apimodel.API{ps}).Match("", "GET", "/petstore/v1/pets/7")
 	if op == nil || op.Security[0][0].Scheme != DefaultScheme {
 		t.Errorf("a definition without security needs a bearer token by default, got %+v", op)
 	}
 
 	st := parseExample(t, "online-store")
-	_, op = apimodel.NewCatalog([]*apimodel.API{st}).Match("GET", "/store/v1/searchItem")
+	_, op = apimodel.NewCatalog([]*apimodel.API{st}).Match("", "GET", "/store/v1/searchItem")
 	if op == nil {
 		t.Fatal("no /searchItem")
 	}

@@ -1,0 +1,44 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, yaml string) (Config, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tollgate.yaml")
+	os.WriteFile(p, []byte(yaml), 0o600)
+	return Load(p)
+}
+
+func TestDefaultsAndOverrides(t *testing.T) {
+	c, err := load(t, "authz:\n  listen: 127.0.0.1:7000\nissuers:\n  - name: idp\n    issuer: https://idp\n    jwksURL: https://idp/jwks\n    audiences: [api]\n    clockSkew: 45s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Authz.Listen != "127.0.0.1:7000" || c.Admin.Listen != "127.0.0.1:9902" || c.Prefix != "/tollgate/" || c.Authz.FaultFormat != "wso2" {
+		t.Errorf("got %+v", c)
+	}
+	j, err := c.Issuers[0].JWT()
+	if err != nil || j.ClockSkew != 45*time.Second || j.Audiences[0] != "api" {
+		t.Errorf("issuer %+v %v", j, err)
+	}
+}
+
+func TestRejects(t *testing.T) {
+	for doc, want := range map[string]string{
+		"authz:\n  lisen: x\n":                  "unknown field",
+		"authz:\n  faultFormat: xml\n":          "faultFormat",
+		"log:\n  level: loud\n":                 "log.level",
+		"issuers:\n  - clockSkew: 30\n":         "duration",
+		"issuers:\n  - hmacSecretFile: /nope\n": "no such file",
+	} {
+		if _, err := load(t, doc); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err %v, want %q", doc, err, want)
+		}
+	}
+}
