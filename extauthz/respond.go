@@ -13,9 +13,9 @@ import (
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 )
 
-// MetadataNamespace is the dynamic metadata namespace of an allowed request, for access
-// logs: %DYNAMIC_METADATA(tollgate:subject)%.
-const MetadataNamespace = "tollgate"
+// MetadataNamespace is where Envoy's ext_authz filter puts the dynamic metadata of an
+// allowed request, for access logs: %DYNAMIC_METADATA(envoy.filters.http.ext_authz:subject)%.
+const MetadataNamespace = "envoy.filters.http.ext_authz"
 
 // Response messages shared by every response. gRPC only reads them when it marshals, so
 // sharing is safe, and it keeps the allow path to a handful of allocations.

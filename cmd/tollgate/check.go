@@ -94,6 +94,6 @@ func printDecision(resp *authv3.CheckResponse) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Printf("metadata %s.%s = %v\n", extauthz.MetadataNamespace, k, md[k])
+		fmt.Printf("metadata %s:%s = %v\n", extauthz.MetadataNamespace, k, md[k])
 	}
 }

@@ -1,0 +1,81 @@
+// Package validate checks Envoy configuration the way Envoy would before it is served or
+// shipped: the protoc-gen-validate rules compiled into go-control-plane's types
+// (ValidateAll) on every message, including every message packed in a google.protobuf.Any
+// (typed_config), which ValidateAll itself does not descend into.
+package validate
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	// Extension types that appear in typed_config: registered so that Any can be unpacked.
+	_ "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+)
+
+type validatorAll interface{ ValidateAll() error }
+
+// Message validates m and every message inside it, unpacking Any fields. The error names
+// the path of the failing message.
+func Message(m proto.Message) error {
+	return walk(m.ProtoReflect(), string(m.ProtoReflect().Descriptor().Name()))
+}
+
+func walk(m protoreflect.Message, path string) error {
+	if !m.IsValid() {
+		return nil
+	}
+	if a, ok := m.Interface().(*anypb.Any); ok {
+		inner, err := a.UnmarshalNew()
+		if err != nil {
+			return fmt.Errorf("%s: cannot unpack %s: %w", path, a.GetTypeUrl(), err)
+		}
+		return walk(inner.ProtoReflect(), path+"("+string(inner.ProtoReflect().Descriptor().Name())+")")
+	}
+	var errs []error
+	if v, ok := m.Interface().(validatorAll); ok {
+		if err := v.ValidateAll(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+			return true
+		}
+		p := path + "." + string(fd.Name())
+		switch {
+		case fd.IsList():
+			l := val.List()
+			for i := 0; i < l.Len(); i++ {
+				if err := walk(l.Get(i).Message(), fmt.Sprintf("%s[%d]", p, i)); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		case fd.IsMap():
+			if fd.MapValue().Kind() != protoreflect.MessageKind {
+				return true
+			}
+			val.Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+				if err := walk(v.Message(), fmt.Sprintf("%s[%v]", p, k.Interface())); err != nil {
+					errs = append(errs, err)
+				}
+				return true
+			})
+		default:
+			if err := walk(val.Message(), p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return true
+	})
+	return errors.Join(errs...)
+}
