@@ -19,6 +19,12 @@ type API struct {
 	BasePath string
 	// Hosts limits the API to these request hosts (virtual hosts); empty means any host.
 	Hosts []string
+	// Gateways names the gateway groups (Envoy node clusters) that serve the API; empty
+	// means every group.
+	Gateways []string
+	// GRPC also serves the API to proxyless gRPC clients as an xDS API listener named
+	// after the API (dial "xds:///<name>").
+	GRPC bool
 	// Production and Sandbox are the API's default backends; an operation may override them.
 	Production Endpoints
 	Sandbox    Endpoints

@@ -22,7 +22,7 @@ var wso2Alias = map[string]string{
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
 	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security"}
 )
 

@@ -105,6 +105,8 @@ func (p *parser) api() *apimodel.API {
 		api.BasePath = strings.TrimRight(api.BasePath, "/")
 	}
 	api.Hosts = root.strings("hosts")
+	api.Gateways = root.strings("gateways")
+	api.GRPC, _ = root.boolean("grpc")
 	api.Production = root.endpoints("production-endpoints")
 	api.Sandbox = root.endpoints("sandbox-endpoints")
 	if api.Production.Empty() {

@@ -1,0 +1,178 @@
+// Package build turns the API model into Envoy resources with pure functions: model in,
+// protos out. Config builds listeners, routes, clusters and secrets from the APIs; Endpoints
+// builds the ClusterLoadAssignments from the endpoint sets Config found and the discovery
+// values read from etcd, so that an endpoint change rebuilds only EDS.
+package build
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+)
+
+// Options are the gateway-wide settings of generated resources.
+type Options struct {
+	// AuthzCluster names the cluster of the enforcer; AuthzAddress is its host:port.
+	AuthzCluster string
+	AuthzAddress string
+	AuthzTimeout time.Duration
+	// HTTPPort is the plain HTTP listener's port (0: none). HTTPSPort is the TLS listener's
+	// (0: none); it needs a server certificate (Secrets).
+	HTTPPort  uint32
+	HTTPSPort uint32
+	// ClientCertificates is "" (none), "optional" (ask; the enforcer decides) or "require"
+	// (the handshake fails without a certificate signed by the client CA).
+	ClientCertificates string
+	// RouteTimeout bounds one upstream request (default 15s).
+	RouteTimeout time.Duration
+	// ConnectTimeout bounds a connection to a backend (default 5s).
+	ConnectTimeout time.Duration
+}
+
+// Names of fixed resources.
+const (
+	RouteConfigName  = "tollgate_routes"
+	ListenerHTTP     = "tollgate_http"
+	ListenerHTTPS    = "tollgate_https"
+	ServerCertSecret = "tollgate_server_cert"
+	ClientCASecret   = "tollgate_client_ca"
+	// EnvironmentHeader selects the sandbox endpoints when it is "sandbox". The enforcer
+	// decides it; Envoy re-selects the route after ext_authz.
+	EnvironmentHeader = "x-tollgate-environment"
+)
+
+func (o *Options) defaults() {
+	if o.AuthzCluster == "" {
+		o.AuthzCluster = "tollgate_authz"
+	}
+	if o.AuthzTimeout == 0 {
+		o.AuthzTimeout = 500 * time.Millisecond
+	}
+	if o.RouteTimeout == 0 {
+		o.RouteTimeout = 15 * time.Second
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = 5 * time.Second
+	}
+}
+
+// Secret is TLS material for SDS: the server certificate and key, or the client CA.
+type Secret struct {
+	Name      string
+	CertPEM   []byte
+	KeyPEM    []byte
+	ClientCAs []byte
+}
+
+// Config is everything but endpoints, for one gateway group.
+type Config struct {
+	Listeners []types.Resource
+	Routes    []types.Resource
+	Clusters  []types.Resource
+	Secrets   []types.Resource
+	// Sets are the endpoint sets behind the EDS clusters, by cluster name.
+	Sets map[string]EndpointSet
+}
+
+// EndpointSet is a distinct set of backends; it becomes one cluster.
+type EndpointSet struct {
+	Type      string // load_balance or failover
+	Endpoints []apimodel.Endpoint
+	TLS       bool   // https backends
+	SNI       string // host for TLS and the Host header
+	Path      string // backend path prefix that replaces the base path
+}
+
+// key identifies the set's content; equal sets share a cluster.
+func (s EndpointSet) key() string {
+	parts := make([]string, len(s.Endpoints))
+	for i, e := range s.Endpoints {
+		parts[i] = e.String()
+	}
+	return s.Type + "|" + strings.Join(parts, ",")
+}
+
+// ForGroup says whether an API is served to a gateway group.
+func ForGroup(a *apimodel.API, group string) bool {
+	if len(a.Gateways) == 0 {
+		return true
+	}
+	for _, g := range a.Gateways {
+		if g == group {
+			return true
+		}
+	}
+	return false
+}
+
+// Build makes the Config for a gateway group from the APIs it serves. Problems with one API
+// (endpoints that cannot be routed) are returned; those APIs are left out and the rest built.
+func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []error) {
+	opt.defaults()
+	sort.Slice(apis, func(i, j int) bool { return apis[i].ID() < apis[j].ID() })
+	c := &Config{Sets: map[string]EndpointSet{}}
+	var errs []error
+	var routed []apiRoutes
+	for _, a := range apis {
+		ar, err := routesFor(a, c.Sets)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("API %s: %w", a.ID(), err))
+			continue
+		}
+		routed = append(routed, ar)
+	}
+	c.Routes = routeConfigs(routed, opt)
+	c.Clusters = clusters(c.Sets, opt)
+	c.Listeners = listeners(routed, opt)
+	c.Secrets = secretResources(secrets)
+	return c, errs
+}
+
+// endpointSet makes the set for endpoints, checking that its URLs agree on scheme and path.
+func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
+	s := EndpointSet{Type: e.Type, Endpoints: e.URLs}
+	if s.Type == "" {
+		s.Type = "load_balance"
+	}
+	for i, ep := range e.URLs {
+		u, err := url.Parse(ep.URL)
+		if err != nil {
+			return s, err
+		}
+		path := strings.TrimRight(u.Path, "/")
+		tls := u.Scheme == "https"
+		if i == 0 {
+			s.TLS, s.Path, s.SNI = tls, path, u.Hostname()
+			continue
+		}
+		if tls != s.TLS || path != s.Path {
+			return s, fmt.Errorf("endpoints %s and %s differ in scheme or path; one set must share both", e.URLs[0].URL, ep.URL)
+		}
+	}
+	return s, nil
+}
+
+// clusterName names a set by its content, readably: the first backend's host and a hash.
+func clusterName(s EndpointSet) string {
+	host := "backend"
+	if len(s.Endpoints) > 0 {
+		if s.Endpoints[0].Discovery != "" {
+			host = s.Endpoints[0].Discovery
+		} else if u, err := url.Parse(s.Endpoints[0].URL); err == nil {
+			host = u.Host
+		}
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, host)
+	return "ep_" + clean + "_" + shortHash(s.key()+fmt.Sprint(s.TLS))
+}

@@ -1,0 +1,203 @@
+package build
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/xds/validate"
+)
+
+func examples(t *testing.T) []*apimodel.API {
+	t.Helper()
+	var out []*apimodel.API
+	for _, n := range []string{"coffeebar", "petstore", "online-store"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", n, n+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := openapi.Parse(n, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.API)
+	}
+	return out
+}
+
+func msgs(rs []types.Resource) []proto.Message {
+	out := make([]proto.Message, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
+}
+
+var opt = Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080}
+
+func TestExamplesBuildValidConfig(t *testing.T) {
+	c, errs := Build(examples(t), nil, opt)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eds, errs := Endpoints(c.Sets, map[string]string{})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), msgs(c.Secrets)); err != nil {
+		t.Fatal(err)
+	}
+	rc := c.Routes[0].(*routev3.RouteConfiguration)
+	routes := map[string]*routev3.Route{}
+	for _, r := range rc.VirtualHosts[0].Routes {
+		routes[r.Name] = r
+	}
+	// coffeebar: 5 operations, each with a sandbox route; petstore 3 (+3 sandbox); store 2.
+	if len(routes) != 5*2+3*2+2 {
+		t.Errorf("%d routes", len(routes))
+	}
+	r := routes["coffeebar/v1 GET /order/{orderId}"]
+	if r == nil {
+		t.Fatal("no route for GET /order/{orderId}")
+	}
+	re := regexp.MustCompile(r.Match.GetSafeRegex().Regex)
+	for path, want := range map[string]bool{"/coffeebar/v1/order/42": true, "/coffeebar/v1/order/42/": true, "/coffeebar/v1/order": false, "/coffeebar/v1/order/4/2": false} {
+		if re.MatchString(path) != want {
+			t.Errorf("%s matches %s: %v", re, path, !want)
+		}
+	}
+	var per extauthzv3.ExtAuthzPerRoute
+	if err := r.TypedPerFilterConfig[extAuthzFilter].UnmarshalTo(&per); err != nil {
+		t.Fatal(err)
+	}
+	ext := per.GetCheckSettings().GetContextExtensions()
+	if ext[apimodel.RouteKeyAPI] != "coffeebar/v1" || ext[apimodel.RouteKeyOperation] != "GET /order/{orderId}" {
+		t.Errorf("context extensions %v", ext)
+	}
+	if rw := r.GetRoute().GetRegexRewrite(); rw.Pattern.Regex != "^/coffeebar/v1" || rw.Substitution != "/coffeebar" {
+		t.Errorf("rewrite %v", rw)
+	}
+	// The sandbox route comes first and needs the environment header.
+	sb := routes["coffeebar/v1 GET /order/{orderId}/sandbox"]
+	if sb == nil || sb.GetRoute().GetCluster() == r.GetRoute().GetCluster() || len(sb.Match.Headers) != 2 {
+		t.Errorf("sandbox route %v", sb)
+	}
+}
+
+func TestDiscoveryKeysDriveEndpoints(t *testing.T) {
+	c, _ := Build(examples(t), nil, opt)
+	find := func(eds []types.Resource) *endpointv3.ClusterLoadAssignment {
+		for _, r := range eds {
+			if cla := r.(*endpointv3.ClusterLoadAssignment); strings.Contains(cla.ClusterName, "searchItem_etcd_key") {
+				return cla
+			}
+		}
+		t.Fatal("no cluster for the discovery key")
+		return nil
+	}
+	addr := func(cla *endpointv3.ClusterLoadAssignment, i int) (string, uint32) {
+		sa := cla.Endpoints[0].LbEndpoints[i].GetEndpoint().Address.GetSocketAddress()
+		return sa.Address, sa.GetPortValue()
+	}
+	eds, _ := Endpoints(c.Sets, nil)
+	if h, p := addr(find(eds), 0); h != "127.0.0.1" || p != 8087 {
+		t.Errorf("default endpoint %s:%d", h, p)
+	}
+	eds, errs := Endpoints(c.Sets, map[string]string{"searchItem_etcd_key": `[{"url":"http://10.0.0.5:9000","weight":3},"http://10.0.0.6:9000"]`})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	cla := find(eds)
+	if h, _ := addr(cla, 0); h != "10.0.0.5" || cla.Endpoints[0].LbEndpoints[0].LoadBalancingWeight.Value != 3 || len(cla.Endpoints[0].LbEndpoints) != 2 {
+		t.Errorf("discovered endpoints %v", cla)
+	}
+	if cla.Endpoints[0].LoadBalancingWeight.GetValue() == 0 {
+		t.Error("locality weight must be > 0 for gRPC clients")
+	}
+	eds, errs = Endpoints(c.Sets, map[string]string{"searchItem_etcd_key": "not a url"})
+	if len(errs) != 1 {
+		t.Errorf("bad value: errs %v", errs)
+	}
+	if h, p := addr(find(eds), 0); h != "127.0.0.1" || p != 8087 {
+		t.Errorf("a bad value must fall back to the default, got %s:%d", h, p)
+	}
+}
+
+func TestFailoverUsesPriorities(t *testing.T) {
+	a := &apimodel.API{Name: "f", Version: "v1", BasePath: "/f", Production: apimodel.Endpoints{Type: "failover",
+		URLs: []apimodel.Endpoint{{URL: "https://10.0.0.1:8443/x"}, {URL: "https://10.0.0.2:8443/x"}}},
+		Operations: []apimodel.Operation{{Method: "GET", Path: "/a"}}}
+	if ps := a.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	c, errs := Build([]*apimodel.API{a}, nil, opt)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eds, _ := Endpoints(c.Sets, nil)
+	cla := eds[0].(*endpointv3.ClusterLoadAssignment)
+	if len(cla.Endpoints) != 2 || cla.Endpoints[1].Priority != 1 {
+		t.Errorf("failover localities %v", cla.Endpoints)
+	}
+	cl := c.Clusters[0].(*clusterv3.Cluster)
+	if cl.TransportSocket == nil {
+		t.Error("https backend without TLS")
+	}
+}
+
+func TestMismatchedEndpointSetIsReported(t *testing.T) {
+	a := &apimodel.API{Name: "m", Version: "v1", BasePath: "/m", Production: apimodel.Endpoints{
+		URLs: []apimodel.Endpoint{{URL: "http://10.0.0.1/a"}, {URL: "http://10.0.0.2/b"}}},
+		Operations: []apimodel.Operation{{Method: "GET", Path: "/a"}}}
+	a.Validate()
+	if _, errs := Build([]*apimodel.API{a}, nil, opt); len(errs) != 1 {
+		t.Errorf("want one problem, got %v", errs)
+	}
+}
+
+func TestHostsGetTheirOwnAndTheCatchAllRoutes(t *testing.T) {
+	mk := func(name string, hosts ...string) *apimodel.API {
+		a := &apimodel.API{Name: name, Version: "v1", BasePath: "/" + name, Hosts: hosts,
+			Production: apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "http://10.0.0.1"}}},
+			Operations: []apimodel.Operation{{Method: "GET", Path: "/a"}}}
+		a.Validate()
+		return a
+	}
+	c, _ := Build([]*apimodel.API{mk("a", "x.test", "y.test"), mk("b", "x.test"), mk("c")}, nil, opt)
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, vh := range c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts {
+		for _, r := range vh.Routes {
+			got[vh.Domains[0]] = append(got[vh.Domains[0]], strings.Fields(r.Name)[0])
+		}
+	}
+	want := map[string]string{"x.test": "a/v1 b/v1 c/v1", "y.test": "a/v1 c/v1", "*": "c/v1"}
+	for d, w := range want {
+		if strings.Join(got[d], " ") != w {
+			t.Errorf("virtual host %s routes %v, want %s", d, got[d], w)
+		}
+	}
+}
+
+func TestDuplicateDomainsAreCaught(t *testing.T) {
+	rc := &routev3.RouteConfiguration{Name: "r", VirtualHosts: []*routev3.VirtualHost{
+		{Name: "one", Domains: []string{"x.test"}}, {Name: "two", Domains: []string{"x.test"}}}}
+	err := validate.Set(nil, []proto.Message{rc}, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), `domain "x.test"`) {
+		t.Errorf("want a duplicate domain error, got %v", err)
+	}
+}

@@ -1,0 +1,225 @@
+package build
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// ADS is the config source of every dynamic resource: the same ADS stream.
+func ADS() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+	}
+}
+
+// clusters makes an EDS cluster per endpoint set, and the enforcer's cluster.
+func clusters(sets map[string]EndpointSet, opt Options) []types.Resource {
+	names := make([]string, 0, len(sets))
+	for n := range sets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]types.Resource, 0, len(names)+1)
+	for _, n := range names {
+		s := sets[n]
+		c := &clusterv3.Cluster{
+			Name:                 n,
+			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+			EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ADS()},
+			ConnectTimeout:       durationpb.New(opt.ConnectTimeout),
+			LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+		}
+		if s.TLS {
+			c.TransportSocket = &corev3.TransportSocket{
+				Name:       "envoy.transport_sockets.tls",
+				ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{Sni: s.SNI})},
+			}
+		}
+		out = append(out, c)
+	}
+	return append(out, authzCluster(opt))
+}
+
+// authzCluster is the enforcer: HTTP/2 (gRPC), addressed by name or IP.
+func authzCluster(opt Options) *clusterv3.Cluster {
+	host, port, _ := net.SplitHostPort(opt.AuthzAddress)
+	p, _ := strconv.Atoi(port)
+	kind := clusterv3.Cluster_STATIC
+	if net.ParseIP(host) == nil {
+		kind = clusterv3.Cluster_STRICT_DNS
+	}
+	h2 := &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+		ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		},
+	}}
+	return &clusterv3.Cluster{
+		Name:                          opt.AuthzCluster,
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: kind},
+		ConnectTimeout:                durationpb.New(opt.ConnectTimeout),
+		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(h2)},
+		LoadAssignment: &endpointv3.ClusterLoadAssignment{
+			ClusterName: opt.AuthzCluster,
+			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(host, uint32(p), 1)}}},
+		},
+	}
+}
+
+// Target is one resolved backend address.
+type Target struct {
+	Host   string
+	Port   uint32
+	Weight uint32
+}
+
+// Endpoints builds the ClusterLoadAssignment of every EDS cluster. discovery holds the raw
+// values of endpoints/<key> from etcd; a key that is absent or unusable falls back to its
+// default URL, and the problem is returned so it can be reported.
+func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]types.Resource, []error) {
+	names := make([]string, 0, len(sets))
+	for n := range sets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var errs []error
+	out := make([]types.Resource, 0, len(names))
+	for _, n := range names {
+		s := sets[n]
+		cla := &endpointv3.ClusterLoadAssignment{ClusterName: n}
+		for i, ep := range s.Endpoints {
+			var targets []Target
+			if ep.Discovery != "" {
+				if raw, ok := discovery[ep.Discovery]; ok {
+					t, err := ParseDiscovery(raw)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("endpoints/%s: %w; using the default %s", ep.Discovery, err, ep.URL))
+					}
+					targets = t
+				}
+			}
+			if targets == nil {
+				t, err := targetOf(ep.URL, 1)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				targets = []Target{t}
+			}
+			lbs := make([]*endpointv3.LbEndpoint, 0, len(targets))
+			for _, t := range targets {
+				lbs = append(lbs, lbEndpoint(t.Host, t.Port, t.Weight))
+			}
+			if s.Type == "failover" {
+				// Each endpoint its own priority: the next serves when the ones before are down.
+				cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+					LbEndpoints: lbs, Priority: uint32(i), LoadBalancingWeight: wrapperspb.UInt32(1),
+				})
+				continue
+			}
+			if len(cla.Endpoints) == 0 {
+				// gRPC clients ignore a locality without a weight.
+				cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(1)}}
+			}
+			cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lbs...)
+		}
+		out = append(out, cla)
+	}
+	return out, errs
+}
+
+func lbEndpoint(host string, port uint32, weight uint32) *endpointv3.LbEndpoint {
+	return &endpointv3.LbEndpoint{
+		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+			}}},
+			Hostname: host,
+		}},
+		LoadBalancingWeight: wrapperspb.UInt32(max(weight, 1)),
+	}
+}
+
+// targetOf resolves a URL to an address. EDS carries IP addresses: a host name must be an
+// IP literal or "localhost".
+func targetOf(raw string, weight uint32) (Target, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return Target{}, fmt.Errorf("endpoint %q is not a URL with a host", raw)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	if net.ParseIP(host) == nil {
+		return Target{}, fmt.Errorf("endpoint %q: EDS needs an IP address, not the host name %q", raw, host)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return Target{}, fmt.Errorf("endpoint %q: bad port", raw)
+	}
+	return Target{Host: host, Port: uint32(p), Weight: max(weight, 1)}, nil
+}
+
+// ParseDiscovery reads the value of endpoints/<key>: one URL, or a JSON list of URLs or of
+// {"url": URL, "weight": N}.
+func ParseDiscovery(raw string) ([]Target, error) {
+	raw = strings.TrimSpace(raw)
+	if !strings.HasPrefix(raw, "[") {
+		t, err := targetOf(raw, 1)
+		if err != nil {
+			return nil, err
+		}
+		return []Target{t}, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		return nil, fmt.Errorf("not a URL or a JSON list: %v", err)
+	}
+	var out []Target
+	for _, it := range items {
+		var s string
+		var obj struct {
+			URL    string `json:"url"`
+			Weight uint32 `json:"weight"`
+		}
+		switch {
+		case json.Unmarshal(it, &s) == nil:
+			obj.URL, obj.Weight = s, 1
+		case json.Unmarshal(it, &obj) == nil && obj.URL != "":
+		default:
+			return nil, fmt.Errorf("list item %s is not a URL or {\"url\":..., \"weight\":...}", it)
+		}
+		t, err := targetOf(obj.URL, obj.Weight)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("empty list")
+	}
+	return out, nil
+}

@@ -1,0 +1,139 @@
+package build
+
+import (
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// listeners makes the gateway's HTTP and HTTPS listeners (ext_authz, then the router) and an
+// API listener per gRPC API.
+func listeners(apis []apiRoutes, opt Options) []types.Resource {
+	var out []types.Resource
+	if opt.HTTPPort != 0 {
+		out = append(out, &listenerv3.Listener{
+			Name:         ListenerHTTP,
+			Address:      socket("0.0.0.0", opt.HTTPPort),
+			FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter("http", opt)}}},
+		})
+	}
+	if opt.HTTPSPort != 0 {
+		common := &tlsv3.CommonTlsContext{
+			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: ServerCertSecret, SdsConfig: ADS()}},
+			AlpnProtocols:                  []string{"h2", "http/1.1"},
+		}
+		down := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
+		if opt.ClientCertificates != "" {
+			common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContextSdsSecretConfig{
+				ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: ClientCASecret, SdsConfig: ADS()},
+			}
+			down.RequireClientCertificate = wrapperspb.Bool(opt.ClientCertificates == "require")
+		}
+		out = append(out, &listenerv3.Listener{
+			Name:    ListenerHTTPS,
+			Address: socket("0.0.0.0", opt.HTTPSPort),
+			FilterChains: []*listenerv3.FilterChain{{
+				Filters: []*listenerv3.Filter{hcmFilter("https", opt)},
+				TransportSocket: &corev3.TransportSocket{
+					Name:       "envoy.transport_sockets.tls",
+					ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(down)},
+				},
+			}},
+		})
+	}
+	for _, ar := range apis {
+		if ar.grpcCluster == "" {
+			continue
+		}
+		hcm := &hcmv3.HttpConnectionManager{
+			StatPrefix: "grpc_" + ar.api.Name,
+			RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+				ConfigSource: ADS(), RouteConfigName: GRPCRouteName(ar.api.Name),
+			}},
+			HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
+		}
+		out = append(out, &listenerv3.Listener{
+			Name:        ar.api.Name,
+			ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
+		})
+	}
+	return out
+}
+
+func hcmFilter(prefix string, opt Options) *listenerv3.Filter {
+	authz := &extauthzv3.ExtAuthz{
+		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
+			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: opt.AuthzCluster}},
+			Timeout:         durationpb.New(opt.AuthzTimeout),
+		}},
+		TransportApiVersion:    corev3.ApiVersion_V3,
+		IncludePeerCertificate: true,
+		FailureModeAllow:       false,
+		StatusOnError:          &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+		// The enforcer may set the environment header: pick the route again after it.
+		ClearRouteCache: true,
+	}
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: prefix,
+		CodecType:  hcmv3.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			ConfigSource: ADS(), RouteConfigName: RouteConfigName,
+		}},
+		HttpFilters: []*hcmv3.HttpFilter{
+			{Name: extAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
+			routerFilter(),
+		},
+		RequestTimeout:    durationpb.New(5 * time.Minute),
+		StreamIdleTimeout: durationpb.New(5 * time.Minute),
+		UseRemoteAddress:  wrapperspb.Bool(true),
+	}
+	return &listenerv3.Filter{
+		Name:       "envoy.filters.network.http_connection_manager",
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+	}
+}
+
+func routerFilter() *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{
+		Name:       "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+	}
+}
+
+func socket(host string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// secretResources makes SDS secrets: a server certificate, or a client CA.
+func secretResources(secrets []Secret) []types.Resource {
+	var out []types.Resource
+	for _, s := range secrets {
+		sec := &tlsv3.Secret{Name: s.Name}
+		if len(s.ClientCAs) > 0 {
+			sec.Type = &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: inline(s.ClientCAs),
+			}}
+		} else {
+			sec.Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+				CertificateChain: inline(s.CertPEM), PrivateKey: inline(s.KeyPEM),
+			}}
+		}
+		out = append(out, sec)
+	}
+	return out
+}
+
+func inline(b []byte) *corev3.DataSource {
+	return &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: b}}
+}

@@ -1,0 +1,220 @@
+package build
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"sort"
+	"strings"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+)
+
+const extAuthzFilter = "envoy.filters.http.ext_authz"
+
+// apiRoutes are one API's routes, with the cluster its gRPC API listener uses.
+type apiRoutes struct {
+	api         *apimodel.API
+	routes      []*routev3.Route
+	grpcCluster string
+}
+
+// routesFor makes a route per operation (a sandbox route before it when the operation has
+// sandbox endpoints) and records the endpoint sets it uses.
+func routesFor(a *apimodel.API, sets map[string]EndpointSet) (apiRoutes, error) {
+	out := apiRoutes{api: a}
+	ops := make([]*apimodel.Operation, len(a.Operations))
+	for i := range a.Operations {
+		ops[i] = &a.Operations[i]
+	}
+	// Overlapping templates: the one with more literal segments goes first.
+	sort.SliceStable(ops, func(i, j int) bool {
+		li, lj := ops[i].Template().Literals(), ops[j].Template().Literals()
+		if li != lj {
+			return li > lj
+		}
+		return ops[i].Key() < ops[j].Key()
+	})
+	use := func(e apimodel.Endpoints) (string, EndpointSet, error) {
+		s, err := endpointSet(e)
+		if err != nil {
+			return "", s, err
+		}
+		name := clusterName(s)
+		sets[name] = s
+		return name, s, nil
+	}
+	for _, op := range ops {
+		prod, sand := op.Production, op.Sandbox
+		if prod.Empty() {
+			prod = a.Production
+		}
+		if sand.Empty() {
+			sand = a.Sandbox
+		}
+		if !sand.Empty() {
+			name, s, err := use(sand)
+			if err != nil {
+				return out, err
+			}
+			r := route(a, op, name, s)
+			r.Name += "/sandbox"
+			r.Match.Headers = append(r.Match.Headers, exactHeader(EnvironmentHeader, "sandbox"))
+			out.routes = append(out.routes, r)
+		}
+		if !prod.Empty() {
+			name, s, err := use(prod)
+			if err != nil {
+				return out, err
+			}
+			out.routes = append(out.routes, route(a, op, name, s))
+		}
+	}
+	if a.GRPC && !a.Production.Empty() {
+		name, _, err := use(a.Production)
+		if err != nil {
+			return out, err
+		}
+		out.grpcCluster = name
+	}
+	return out, nil
+}
+
+func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSet) *routev3.Route {
+	perRoute := &extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{
+		CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: map[string]string{
+			apimodel.RouteKeyAPI:       a.ID(),
+			apimodel.RouteKeyOperation: op.Key(),
+		}},
+	}}
+	action := &routev3.RouteAction{
+		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+		Timeout:          durationpb.New(defaultRouteTimeout),
+		RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
+			Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(a.BasePath))},
+			Substitution: s.Path,
+		},
+		HostRewriteSpecifier: &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)},
+	}
+	return &routev3.Route{
+		Name: a.ID() + " " + op.Key(),
+		Match: &routev3.RouteMatch{
+			PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: PathRegex(a.BasePath, op.Path)}},
+			Headers:       []*routev3.HeaderMatcher{exactHeader(":method", op.Method)},
+		},
+		Action:               &routev3.Route_Route{Route: action},
+		TypedPerFilterConfig: map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)},
+	}
+}
+
+// defaultRouteTimeout is replaced by Options.RouteTimeout in routeConfigs.
+const defaultRouteTimeout = 0
+
+func basePrefix(base string) string {
+	if base == "/" {
+		return ""
+	}
+	return base
+}
+
+// PathRegex is the RE2 pattern of base path + template: a parameter matches one non-empty
+// segment (or its middle, between a literal prefix and suffix); a trailing slash is allowed.
+func PathRegex(base, template string) string {
+	var b strings.Builder
+	b.WriteString("^")
+	b.WriteString(regexp.QuoteMeta(basePrefix(base)))
+	for _, seg := range strings.Split(strings.TrimPrefix(template, "/"), "/") {
+		b.WriteString("/")
+		open, close := strings.IndexByte(seg, '{'), strings.IndexByte(seg, '}')
+		if open < 0 || close < open {
+			b.WriteString(regexp.QuoteMeta(seg))
+			continue
+		}
+		b.WriteString(regexp.QuoteMeta(seg[:open]))
+		b.WriteString("[^/]+")
+		b.WriteString(regexp.QuoteMeta(seg[close+1:]))
+	}
+	if !strings.HasSuffix(b.String(), "/") {
+		b.WriteString("/?")
+	}
+	b.WriteString("$")
+	return b.String()
+}
+
+func exactHeader(name, value string) *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{Name: name, HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{
+		StringMatch: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: value}},
+	}}
+}
+
+// routeConfigs makes the gateway's route table and one route table per gRPC API listener.
+// The gateway table has a virtual host per named host and a catch-all "*". Envoy picks the
+// most specific domain, so the routes of APIs without hosts are also placed, after the
+// host's own, in every named host — as the enforcer's matching serves them on any host.
+func routeConfigs(apis []apiRoutes, opt Options) []types.Resource {
+	byHost := map[string][]*routev3.Route{}
+	var any []*routev3.Route
+	var out []types.Resource
+	for _, ar := range apis {
+		for _, r := range ar.routes {
+			r.GetRoute().Timeout = durationpb.New(opt.RouteTimeout)
+		}
+		if len(ar.api.Hosts) == 0 {
+			any = append(any, ar.routes...)
+		}
+		for _, h := range ar.api.Hosts {
+			h = strings.ToLower(h)
+			byHost[h] = append(byHost[h], ar.routes...)
+		}
+		if ar.grpcCluster != "" {
+			out = append(out, &routev3.RouteConfiguration{
+				Name: GRPCRouteName(ar.api.Name),
+				VirtualHosts: []*routev3.VirtualHost{{
+					Name: "grpc_" + ar.api.Name, Domains: []string{"*"},
+					Routes: []*routev3.Route{{
+						Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+						Action: &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: ar.grpcCluster}}},
+					}},
+				}},
+			})
+		}
+	}
+	hosts := make([]string, 0, len(byHost))
+	for h := range byHost {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	rc := &routev3.RouteConfiguration{Name: RouteConfigName}
+	for _, h := range hosts {
+		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+			Name: "host_" + h, Domains: []string{h, h + ":*"}, Routes: append(byHost[h], any...),
+		})
+	}
+	rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: "any_host", Domains: []string{"*"}, Routes: any})
+	return append([]types.Resource{rc}, out...)
+}
+
+// GRPCRouteName is the route table of a gRPC API listener.
+func GRPCRouteName(api string) string { return "grpc_" + api }
+
+func shortHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:5])
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err) // only for messages of registered types, which marshal
+	}
+	return a
+}

@@ -1,0 +1,120 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Set checks a whole set of resources about to be served together: each one with Message,
+// and their references — every route's cluster exists, every EDS cluster has endpoints,
+// every RDS name and SDS secret a listener names is served, and no domain is claimed by two
+// virtual hosts of one route table (Envoy refuses all of these).
+func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error {
+	var errs []error
+	for _, group := range [][]proto.Message{listeners, routes, clusters, endpoints, secrets} {
+		for _, m := range group {
+			if err := Message(m); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	clusterNames, edsNames, routeNames, secretNames := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, m := range clusters {
+		c := m.(*clusterv3.Cluster)
+		clusterNames[c.GetName()] = true
+		if c.GetType() == clusterv3.Cluster_EDS {
+			edsNames[c.GetName()] = true
+		}
+	}
+	for _, m := range endpoints {
+		cla := m.(*endpointv3.ClusterLoadAssignment)
+		if !edsNames[cla.GetClusterName()] {
+			errs = append(errs, fmt.Errorf("endpoints for %q, which is not an EDS cluster", cla.GetClusterName()))
+		}
+		delete(edsNames, cla.GetClusterName())
+	}
+	for n := range edsNames {
+		errs = append(errs, fmt.Errorf("EDS cluster %q has no endpoints", n))
+	}
+	for _, m := range secrets {
+		secretNames[m.(*tlsv3.Secret).GetName()] = true
+	}
+	for _, m := range routes {
+		rc := m.(*routev3.RouteConfiguration)
+		routeNames[rc.GetName()] = true
+		domains := map[string]string{}
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, d := range vh.GetDomains() {
+				if prev, dup := domains[d]; dup {
+					errs = append(errs, fmt.Errorf("route table %q: domain %q is in virtual hosts %q and %q", rc.GetName(), d, prev, vh.GetName()))
+				}
+				domains[d] = vh.GetName()
+			}
+			for _, r := range vh.GetRoutes() {
+				if c := r.GetRoute().GetCluster(); c != "" && !clusterNames[c] {
+					errs = append(errs, fmt.Errorf("route %q names cluster %q, which does not exist", r.GetName(), c))
+				}
+			}
+		}
+	}
+	for _, m := range listeners {
+		l := m.(*listenerv3.Listener)
+		refs(l, func(rds string) {
+			if !routeNames[rds] {
+				errs = append(errs, fmt.Errorf("listener %q uses route table %q, which does not exist", l.GetName(), rds))
+			}
+		}, func(sds string) {
+			if !secretNames[sds] {
+				errs = append(errs, fmt.Errorf("listener %q uses secret %q, which does not exist", l.GetName(), sds))
+			}
+		})
+	}
+	return errors.Join(errs...)
+}
+
+// refs finds the RDS route tables and SDS secrets a listener names, inside its Anys.
+func refs(l *listenerv3.Listener, rds, sds func(string)) {
+	var visit func(m protoreflect.Message)
+	visit = func(m protoreflect.Message) {
+		if !m.IsValid() {
+			return
+		}
+		switch t := m.Interface().(type) {
+		case *anypb.Any:
+			if inner, err := t.UnmarshalNew(); err == nil {
+				visit(inner.ProtoReflect())
+			}
+			return
+		case *hcmv3.Rds:
+			rds(t.GetRouteConfigName())
+		case *tlsv3.SdsSecretConfig:
+			sds(t.GetName())
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+				for i := 0; i < v.List().Len(); i++ {
+					visit(v.List().Get(i).Message())
+				}
+			case fd.IsMap():
+				if fd.MapValue().Kind() == protoreflect.MessageKind {
+					v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool { visit(mv.Message()); return true })
+				}
+			case fd.Kind() == protoreflect.MessageKind:
+				visit(v.Message())
+			}
+			return true
+		})
+	}
+	visit(l.ProtoReflect())
+}
