@@ -188,7 +188,7 @@ func (a *API) Validate() Problems {
 		add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
 	}
 	for i, h := range a.Hosts {
-		if h == "" || strings.ContainsAny(h, "/ :?#") {
+		if h == "" || strings.ContainsAny(h, "/ :?#*") || strings.ContainsFunc(h, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
 			add(fmt.Sprintf("$.x-tollgate-hosts[%d]", i), "host %q must be a host name without scheme, port or path", h)
 		}
 	}

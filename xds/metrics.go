@@ -1,0 +1,37 @@
+package xds
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	builds          *prometheus.CounterVec
+	buildSeconds    prometheus.Histogram
+	nacks           *prometheus.CounterVec
+	responses       *prometheus.CounterVec
+	discoveryErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_xds_snapshots_total",
+			Help: "Snapshot builds by result: ok (published) or rejected (failed validation; the last good one stays).",
+		}, []string{"result"}),
+		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tollgate_xds_build_seconds", Help: "Time to build, validate and publish one group's snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_xds_nacks_total", Help: "Configurations refused by a client, by resource type.",
+		}, []string{"type"}),
+		responses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tollgate_xds_responses_total", Help: "Discovery responses sent, by resource type.",
+		}, []string{"type"}),
+		discoveryErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tollgate_xds_discovery_errors_total", Help: "Unusable values under endpoints/ (the default URL serves instead).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.builds, m.buildSeconds, m.nacks, m.responses, m.discoveryErrors)
+	}
+	return m
+}

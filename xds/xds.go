@@ -1,0 +1,320 @@
+// Package xds is the control plane: it turns the live API catalogue and the endpoint values
+// in etcd into Envoy resources (xds/build), checks them (xds/validate), and serves them over
+// ADS, state-of-the-world and delta, with go-control-plane. Each gateway group (Envoy node
+// cluster) has its own snapshot; each resource type is versioned by its content, so an
+// endpoint change sends EDS and nothing else. A set that fails validation keeps the last
+// good snapshot in force. NACKed versions are not resent to the node that refused them.
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/xds/build"
+	"github.com/tollgate-gw/tollgate/xds/validate"
+)
+
+// Config configures the control plane.
+type Config struct {
+	Build   build.Options
+	Secrets []build.Secret
+	// Groups are gateway groups to build for from the start; groups of connecting nodes are
+	// added as they appear.
+	Groups []string
+	// Debounce gathers a burst of changes into one build (default 2ms).
+	Debounce time.Duration
+}
+
+// DefaultGroup serves nodes that name no cluster.
+const DefaultGroup = "default"
+
+// Server is the control plane.
+type Server struct {
+	cfg   Config
+	log   *zap.Logger
+	cache cachev3.SnapshotCache
+	m     *metrics
+	cb    *callbacks
+
+	mu             sync.Mutex
+	catalog        *apimodel.Catalog
+	discovery      map[string]string
+	groups         map[string]*group
+	dirtyConfig    bool
+	dirtyEndpoints bool
+	kick           chan struct{}
+}
+
+// group is what was last published for one gateway group.
+type group struct {
+	cfg      *build.Config
+	res      [types.UnknownType][]types.Resource
+	versions [types.UnknownType]string
+}
+
+// New makes a control plane. reg (may be nil) gets its metrics.
+func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
+	if cfg.Debounce == 0 {
+		cfg.Debounce = 2 * time.Millisecond
+	}
+	s := &Server{cfg: cfg, log: log, m: newMetrics(reg), discovery: map[string]string{},
+		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil)}
+	s.cache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
+	s.cb = newCallbacks(s)
+	for _, g := range cfg.Groups {
+		s.groups[g] = &group{}
+	}
+	s.dirtyConfig = true
+	return s
+}
+
+// Cache is the snapshot cache, for tests and tools that inspect what is served.
+func (s *Server) Cache() cachev3.SnapshotCache { return s.cache }
+
+// Register serves ADS and the per-type discovery services on g.
+func (s *Server) Register(ctx context.Context, g *grpc.Server) {
+	srv := serverv3.NewServer(ctx, s.cache, s.cb)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
+	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
+	routeservice.RegisterRouteDiscoveryServiceServer(g, srv)
+	listenerservice.RegisterListenerDiscoveryServiceServer(g, srv)
+	secretservice.RegisterSecretDiscoveryServiceServer(g, srv)
+}
+
+// SetCatalog takes a new API catalogue (from internal/catalog's OnChange).
+func (s *Server) SetCatalog(c *apimodel.Catalog) {
+	s.mu.Lock()
+	s.catalog, s.dirtyConfig = c, true
+	s.mu.Unlock()
+	s.poke()
+}
+
+// Endpoints is the store.Sink for the endpoints/ range.
+func (s *Server) Endpoints() store.Sink { return endpointSink{s} }
+
+type endpointSink struct{ s *Server }
+
+func (e endpointSink) Reset(kvs []store.KV) {
+	e.s.mu.Lock()
+	e.s.discovery = make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		e.s.discovery[kv.Key] = string(kv.Value)
+	}
+	e.s.dirtyEndpoints = true
+	e.s.mu.Unlock()
+	e.s.poke()
+}
+
+func (e endpointSink) Update(ev store.Event) {
+	e.s.mu.Lock()
+	if ev.Deleted {
+		delete(e.s.discovery, ev.Key)
+	} else {
+		e.s.discovery[ev.Key] = string(ev.Value)
+	}
+	e.s.dirtyEndpoints = true
+	e.s.mu.Unlock()
+	e.s.poke()
+}
+
+// addGroup starts serving a group a connecting node belongs to.
+func (s *Server) addGroup(name string) {
+	s.mu.Lock()
+	if _, ok := s.groups[name]; ok {
+		s.mu.Unlock()
+		return
+	}
+	s.groups[name] = &group{}
+	s.dirtyConfig = true
+	s.mu.Unlock()
+	s.log.Info("new gateway group", zap.String("group", name))
+	s.poke()
+}
+
+func (s *Server) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run builds and publishes snapshots as changes arrive, until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	s.poke()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		}
+		if s.cfg.Debounce > 0 {
+			t := time.NewTimer(s.cfg.Debounce)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		s.publish(ctx)
+	}
+}
+
+// publish rebuilds what changed for every group and hands valid snapshots to the cache.
+func (s *Server) publish(ctx context.Context) {
+	s.mu.Lock()
+	full, eds := s.dirtyConfig, s.dirtyEndpoints
+	s.dirtyConfig, s.dirtyEndpoints = false, false
+	cat := s.catalog
+	discovery := make(map[string]string, len(s.discovery))
+	for k, v := range s.discovery {
+		discovery[k] = v
+	}
+	names := make([]string, 0, len(s.groups))
+	for n := range s.groups {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	if !full && !eds {
+		return
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		start := time.Now()
+		s.mu.Lock()
+		g := s.groups[name]
+		s.mu.Unlock()
+		next, err := s.buildGroup(name, g, cat, discovery, full || g.cfg == nil)
+		if err != nil {
+			s.m.builds.WithLabelValues("rejected").Inc()
+			s.log.Error("new configuration failed validation; the last good one stays in force", zap.String("group", name), zap.Error(err))
+			continue
+		}
+		snap := &cachev3.Snapshot{}
+		for t := range next.res {
+			snap.Resources[t] = cachev3.NewResources(next.versions[t], next.res[t])
+		}
+		if err := snap.ConstructVersionMap(); err != nil {
+			s.log.Error("version map", zap.Error(err))
+			continue
+		}
+		if err := s.cache.SetSnapshot(ctx, name, snap); err != nil {
+			s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
+			continue
+		}
+		s.mu.Lock()
+		s.groups[name] = next
+		s.mu.Unlock()
+		s.m.builds.WithLabelValues("ok").Inc()
+		s.m.buildSeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+// buildGroup makes the group's next resources. With full false only endpoints are rebuilt.
+func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discovery map[string]string, full bool) (*group, error) {
+	next := &group{cfg: g.cfg, res: g.res, versions: g.versions}
+	if full {
+		var apis []*apimodel.API
+		for _, a := range cat.APIs() {
+			if build.ForGroup(a, name) {
+				apis = append(apis, a)
+			}
+		}
+		cfg, errs := build.Build(apis, s.cfg.Secrets, s.cfg.Build)
+		for _, err := range errs {
+			s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
+		}
+		next.cfg = cfg
+		next.res[types.Listener] = cfg.Listeners
+		next.res[types.Route] = cfg.Routes
+		next.res[types.Cluster] = cfg.Clusters
+		next.res[types.Secret] = cfg.Secrets
+	}
+	eds, errs := build.Endpoints(next.cfg.Sets, discovery)
+	for _, err := range errs {
+		s.m.discoveryErrors.Inc()
+		s.log.Warn("endpoint discovery", zap.String("group", name), zap.Error(err))
+	}
+	next.res[types.Endpoint] = eds
+	if full {
+		if err := validate.Set(msgs(next.res[types.Listener]), msgs(next.res[types.Route]), msgs(next.res[types.Cluster]),
+			msgs(eds), msgs(next.res[types.Secret])); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, r := range eds {
+			if err := validate.Message(r); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for t := range next.res {
+		v, err := version(next.res[t])
+		if err != nil {
+			return nil, err
+		}
+		next.versions[t] = v
+	}
+	return next, nil
+}
+
+func msgs(rs []types.Resource) []proto.Message {
+	out := make([]proto.Message, len(rs))
+	for i, r := range rs {
+		out[i] = r
+	}
+	return out
+}
+
+// version is a hash of the resources' content: the same resources always get the same
+// version, on any replica, so nothing unchanged is ever resent.
+func version(rs []types.Resource) (string, error) {
+	sorted := append([]types.Resource(nil), rs...)
+	sort.Slice(sorted, func(i, j int) bool { return cachev3.GetResourceName(sorted[i]) < cachev3.GetResourceName(sorted[j]) })
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	var buf []byte
+	for _, r := range sorted {
+		var err error
+		buf, err = opts.MarshalAppend(buf[:0], r)
+		if err != nil {
+			return "", err
+		}
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8]), nil
+}
+
+// Published returns the resources of a type last published for a group, for tests and tools.
+func (s *Server) Published(group, typeURL string) ([]types.Resource, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[group]
+	t := cachev3.GetResponseType(typeURL)
+	if g == nil || t == types.UnknownType {
+		return nil, "", errors.New("no such group or type")
+	}
+	return g.res[t], g.versions[t], nil
+}

@@ -1,0 +1,310 @@
+package xds_test
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/internal/store"
+	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/xds"
+	"github.com/tollgate-gw/tollgate/xds/build"
+)
+
+// plane is a control plane fed from a real etcd, serving on a real socket.
+type plane struct {
+	st   *store.Store
+	srv  *xds.Server
+	reg  *prometheus.Registry
+	addr string
+}
+
+func startPlane(t testing.TB) *plane {
+	t.Helper()
+	e := tu.StartEtcd(t)
+	st := e.Store("/tollgate/")
+	ctx := t.Context()
+	promReg := prometheus.NewRegistry()
+	srv := xds.New(xds.Config{Build: build.Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080}}, zap.NewNop(), promReg)
+	reg := catalog.New(zap.NewNop(), nil)
+	reg.OnChange(srv.SetCatalog)
+	go st.Follow(ctx, store.APIs, reg, nil)
+	go st.Follow(ctx, store.Endpoints, srv.Endpoints(), nil)
+	go srv.Run(ctx)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	srv.Register(ctx, g)
+	go g.Serve(lis)
+	t.Cleanup(g.Stop)
+	return &plane{st: st, srv: srv, reg: promReg, addr: lis.Addr().String()}
+}
+
+func (p *plane) apply(t testing.TB, name string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "examples", name, name+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.applyData(t, data)
+}
+
+func (p *plane) applyData(t testing.TB, data []byte) {
+	t.Helper()
+	var doc struct{ name, version string }
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "  title: ") {
+			doc.name = strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(line, "  title: "), " ", "-"))
+		}
+		if strings.HasPrefix(line, "  version: ") {
+			doc.version = strings.TrimPrefix(line, "  version: ")
+		}
+	}
+	if _, err := p.st.PutAPIs(t.Context(), []store.Doc{{Name: doc.name, Version: doc.version, Data: data}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// adsClient is a raw state-of-the-world ADS client, as Envoy speaks it.
+type adsClient struct {
+	t      testing.TB
+	stream discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	node   *corev3.Node
+	in     chan *discoverygrpc.DiscoveryResponse
+}
+
+func dial(t testing.TB, addr string) *grpc.ClientConn {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func newADS(t testing.TB, addr, nodeID, group string) *adsClient {
+	stream, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(dial(t, addr)).StreamAggregatedResources(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &adsClient{t: t, stream: stream, node: &corev3.Node{Id: nodeID, Cluster: group}, in: make(chan *discoverygrpc.DiscoveryResponse, 100)}
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				close(c.in)
+				return
+			}
+			c.in <- r
+		}
+	}()
+	return c
+}
+
+func (c *adsClient) send(req *discoverygrpc.DiscoveryRequest) {
+	c.t.Helper()
+	req.Node = c.node
+	if err := c.stream.Send(req); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *adsClient) recv(typeURL string) *discoverygrpc.DiscoveryResponse {
+	c.t.Helper()
+	select {
+	case r := <-c.in:
+		if r == nil {
+			c.t.Fatal("stream closed")
+		}
+		if r.TypeUrl != typeURL {
+			c.t.Fatalf("got %s, want %s", r.TypeUrl, typeURL)
+		}
+		return r
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("no %s response", typeURL)
+	}
+	return nil
+}
+
+// quiet asserts nothing arrives for d.
+func (c *adsClient) quiet(d time.Duration, why string) {
+	c.t.Helper()
+	select {
+	case r := <-c.in:
+		c.t.Fatalf("%s: unexpected %s response version %s", why, r.GetTypeUrl(), r.GetVersionInfo())
+	case <-time.After(d):
+	}
+}
+
+func (c *adsClient) ack(r *discoverygrpc.DiscoveryResponse, names ...string) {
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce, ResourceNames: names})
+}
+
+func clustersOf(t testing.TB, r *discoverygrpc.DiscoveryResponse) map[string]*clusterv3.Cluster {
+	out := map[string]*clusterv3.Cluster{}
+	for _, a := range r.Resources {
+		c := &clusterv3.Cluster{}
+		if err := a.UnmarshalTo(c); err != nil {
+			t.Fatal(err)
+		}
+		out[c.Name] = c
+	}
+	return out
+}
+
+func TestADSServesResourcesAndSendsOnlyEDSOnEndpointChange(t *testing.T) {
+	p := startPlane(t)
+	p.apply(t, "coffeebar")
+	p.apply(t, "online-store")
+	c := newADS(t, p.addr, "envoy-1", "edge")
+
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	cds := c.recv(resourcev3.ClusterType)
+	for len(clustersOf(t, cds)) < 4 { // wait for both APIs to be in the snapshot
+		c.ack(cds)
+		cds = c.recv(resourcev3.ClusterType)
+	}
+	c.ack(cds)
+	var eds []string
+	var search string
+	for name, cl := range clustersOf(t, cds) {
+		if cl.GetType() == clusterv3.Cluster_EDS {
+			eds = append(eds, name)
+		}
+		if strings.Contains(name, "searchItem_etcd_key") {
+			search = name
+		}
+	}
+	if search == "" || len(eds) < 3 {
+		t.Fatalf("clusters %v", eds)
+	}
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: eds})
+	ep := c.recv(resourcev3.EndpointType)
+	if len(ep.Resources) != len(eds) {
+		t.Fatalf("%d assignments for %d clusters", len(ep.Resources), len(eds))
+	}
+	c.ack(ep, eds...)
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ListenerType})
+	c.ack(c.recv(resourcev3.ListenerType))
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{build.RouteConfigName}})
+	c.ack(c.recv(resourcev3.RouteType), build.RouteConfigName)
+	c.quiet(200*time.Millisecond, "after ACKs")
+
+	// The search service moves: one etcd write.
+	start := time.Now()
+	if err := p.st.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.9.8.7:7777"); err != nil {
+		t.Fatal(err)
+	}
+	ep = c.recv(resourcev3.EndpointType)
+	t.Logf("etcd write to EDS at the client: %v", time.Since(start))
+	found := false
+	for _, a := range ep.Resources {
+		cla := &endpointv3.ClusterLoadAssignment{}
+		a.UnmarshalTo(cla)
+		if cla.ClusterName == search {
+			sa := cla.Endpoints[0].LbEndpoints[0].GetEndpoint().Address.GetSocketAddress()
+			found = sa.Address == "10.9.8.7" && sa.GetPortValue() == 7777
+		}
+	}
+	if !found {
+		t.Fatalf("EDS update does not carry the new address: %v", ep)
+	}
+	c.ack(ep, eds...)
+	c.quiet(300*time.Millisecond, "an endpoint change must send EDS only")
+
+	// The key goes away: back to the default URL.
+	p.st.Client().Delete(t.Context(), p.st.Prefix()+"endpoints/searchItem_etcd_key")
+	ep = c.recv(resourcev3.EndpointType)
+	c.ack(ep, eds...)
+}
+
+func TestNACKedVersionIsNotResent(t *testing.T) {
+	p := startPlane(t)
+	p.apply(t, "coffeebar")
+	c := newADS(t, p.addr, "envoy-nack", "edge")
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	cds := c.recv(resourcev3.ClusterType)
+	for len(cds.Resources) < 2 {
+		c.ack(cds)
+		cds = c.recv(resourcev3.ClusterType)
+	}
+	// Refuse it, as Envoy does: the previous version, this nonce, an error.
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: cds.Nonce,
+		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "cluster rejected by test"}})
+	c.quiet(500*time.Millisecond, "a NACKed version must not be resent")
+	if n := counter(t, p.reg, "tollgate_xds_nacks_total"); n != 1 {
+		t.Errorf("nacks counted: %v", n)
+	}
+	// A new version (a new API) is sent.
+	p.apply(t, "petstore")
+	next := c.recv(resourcev3.ClusterType)
+	if next.VersionInfo == cds.VersionInfo {
+		t.Fatal("the same version came again")
+	}
+}
+
+func TestGroupsGetOnlyTheirAPIs(t *testing.T) {
+	p := startPlane(t)
+	cb, _ := os.ReadFile(filepath.Join("..", "examples", "coffeebar", "coffeebar.yaml"))
+	p.applyData(t, []byte(strings.Replace(string(cb), "x-wso2-basePath:", "x-tollgate-gateways: [internal]\nx-wso2-basePath:", 1)))
+	p.apply(t, "petstore")
+	routes := func(group string) string {
+		c := newADS(t, p.addr, "n-"+group, group)
+		c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{build.RouteConfigName}})
+		var last *discoverygrpc.DiscoveryResponse
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) {
+			select {
+			case r := <-c.in:
+				last = r
+				c.ack(r, build.RouteConfigName)
+				if strings.Contains(r.String(), "petstore") {
+					time.Sleep(100 * time.Millisecond)
+				}
+				continue
+			case <-time.After(300 * time.Millisecond):
+			}
+			if last != nil && strings.Contains(last.String(), "petstore") {
+				break
+			}
+		}
+		return last.String()
+	}
+	if edge := routes("edge"); strings.Contains(edge, "coffeebar") || !strings.Contains(edge, "petstore") {
+		t.Errorf("edge group routes: coffeebar present=%v", strings.Contains(edge, "coffeebar"))
+	}
+	if internal := routes("internal"); !strings.Contains(internal, "coffeebar") || !strings.Contains(internal, "petstore") {
+		t.Error("internal group lacks its APIs")
+	}
+}
+
+func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, _ := reg.Gather()
+	total := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
