@@ -1,5 +1,3 @@
-// Package envoy holds Envoy configuration templates; its test checks that every Envoy YAML
-// in the repository is one Envoy would load.
 package envoy
 
 import (
@@ -74,11 +72,37 @@ func TestValidationDescendsIntoTypedConfig(t *testing.T) {
 	}
 }
 
+func TestRenderedBootstrapIsValid(t *testing.T) {
+	for _, xds := range []string{"127.0.0.1:18000", "tollgate.internal:18000"} {
+		out, err := Bootstrap{NodeID: "envoy-1", Cluster: "edge", XDS: xds}.Render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := parseBytes(out)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if err := validate.Message(b); err != nil {
+			t.Fatal(err)
+		}
+		if b.GetNode().GetId() != "envoy-1" || b.GetNode().GetCluster() != "edge" || b.GetDynamicResources().GetAdsConfig() == nil {
+			t.Errorf("bootstrap %v", b)
+		}
+	}
+	if _, err := (Bootstrap{NodeID: "x", Cluster: "y", XDS: "no-port"}).Render(); err == nil {
+		t.Error("bad address accepted")
+	}
+}
+
 func parse(path string) (*bootstrapv3.Bootstrap, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	return parseBytes(data)
+}
+
+func parseBytes(data []byte) (*bootstrapv3.Bootstrap, error) {
 	j, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, err

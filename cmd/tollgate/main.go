@@ -24,8 +24,11 @@ Usage: tollgate COMMAND [flags]
 
 Commands:
   run        everything in one process: embedded etcd (unless etcd.endpoints is set),
-             the ext_authz enforcer, the admin port; -f applies definitions at start
+             the xDS control plane, the ext_authz enforcer, the admin port; -f applies
+             definitions at start
+  xds        the xDS control plane alone, against an etcd cluster
   authz      the ext_authz enforcer alone, against an etcd cluster
+  bootstrap  print the Envoy bootstrap that connects an Envoy to the control plane
   validate   check API definitions offline: tollgate validate -f FILE...
   apply      validate definitions and store them in etcd: tollgate apply -f FILE...
   token      mint a token from the development issuer (of tollgate run --dev)
@@ -45,9 +48,13 @@ func main() {
 	var err error
 	switch cmd {
 	case "run":
-		err = runCmd(ctx, args, true)
+		err = serveCmd(ctx, args, roleRun)
 	case "authz":
-		err = runCmd(ctx, args, false)
+		err = serveCmd(ctx, args, roleAuthz)
+	case "xds":
+		err = serveCmd(ctx, args, roleXDS)
+	case "bootstrap":
+		err = bootstrapCmd(args)
 	case "validate":
 		err = validateCmd(args)
 	case "apply":

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -18,23 +19,40 @@ import (
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/xds"
+	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
-// runCmd starts `tollgate run` (all roles, embedded etcd by default) or `tollgate authz`.
-func runCmd(ctx context.Context, args []string, all bool) error {
-	name := "authz"
-	if all {
-		name = "run"
-	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// role says which components a server command runs.
+type role struct {
+	name        string
+	authz, xds  bool
+	embedded    bool // may start an embedded etcd
+	applyAtBoot bool // takes -f
+}
+
+var (
+	roleRun   = role{name: "run", authz: true, xds: true, embedded: true, applyAtBoot: true}
+	roleAuthz = role{name: "authz", authz: true}
+	roleXDS   = role{name: "xds", xds: true}
+)
+
+// serveCmd starts a server role: `tollgate run` (everything, embedded etcd by default),
+// `tollgate authz` (the enforcer) or `tollgate xds` (the control plane).
+func serveCmd(ctx context.Context, args []string, r role) error {
+	fs := flag.NewFlagSet(r.name, flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	dev := fs.Bool("dev", false, "add the development token issuer (its own key; for trying Tollgate, never for production)")
+	dev := new(bool)
+	if r.authz {
+		dev = fs.Bool("dev", false, "add the development token issuer (its own key; for trying Tollgate, never for production)")
+	}
 	var fl files
-	if all {
+	if r.applyAtBoot {
 		fs.Var(&fl, "f", "API definition to apply at start; repeatable")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -52,14 +70,13 @@ func runCmd(ctx context.Context, args []string, all bool) error {
 	if err := admin.CheckLoopback(cfg.Admin.Listen, cfg.Admin.AllowRemote); err != nil {
 		return err
 	}
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	// etcd: the configured cluster, or (run only) an embedded server in the data directory.
 	if len(cfg.Etcd.Endpoints) == 0 {
-		if !all {
-			return errors.New("authz needs etcd.endpoints (or --etcd); only `tollgate run` embeds etcd")
+		if !r.embedded {
+			return fmt.Errorf("%s needs etcd.endpoints (or --etcd); only `tollgate run` embeds etcd", r.name)
 		}
 		dir := filepath.Join(cfg.DataDir, "etcd")
 		emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientAddr: cfg.Etcd.EmbeddedClientAddr, PeerAddr: cfg.Etcd.EmbeddedPeerAddr}, log)
@@ -75,37 +92,140 @@ func runCmd(ctx context.Context, args []string, all bool) error {
 		return err
 	}
 	defer st.Close()
-
 	if len(fl) > 0 {
-		defs, ok := loadDefinitions(fl)
-		if !ok {
-			return errors.New("definitions given with -f have problems (listed above); nothing was applied")
-		}
-		docs := make([]store.Doc, len(defs))
-		for i, d := range defs {
-			docs[i] = store.Doc{Name: d.api.Name, Version: d.api.Version, Data: d.data}
-		}
-		if _, err := st.PutAPIs(ctx, docs); err != nil {
+		if err := applyAtStart(ctx, st, fl); err != nil {
 			return err
 		}
-		log.Info("applied definitions", zap.Int("count", len(defs)))
+		log.Info("applied definitions", zap.Int("count", len(fl)))
 	}
 
 	adm := admin.New()
 	reg := catalog.New(log.Named("catalog"), adm.Registry())
+	var apisSynced atomic.Bool
+	adm.Ready("etcd", func() error {
+		if !apisSynced.Load() {
+			return errors.New("not in step with etcd (API definitions may be stale)")
+		}
+		return nil
+	})
 
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	serve := func(what string, s *grpc.Server, l net.Listener) {
+		wg.Go(func() {
+			if err := s.Serve(l); err != nil {
+				errs <- fmt.Errorf("%s: %w", what, err)
+			}
+		})
+		go func() {
+			<-ctx.Done()
+			// Long-lived streams (ADS) would hold a graceful stop forever.
+			t := time.AfterFunc(2*time.Second, s.Stop)
+			s.GracefulStop()
+			t.Stop()
+		}()
+	}
+	wg.Go(func() { st.Follow(ctx, store.APIs, reg, apisSynced.Store) })
+
+	var authzAddr, xdsAddr string
+	if r.authz {
+		enf, ver, err := newEnforcer(cfg, *dev, reg, adm, log)
+		if err != nil {
+			return err
+		}
+		if ver != nil {
+			wg.Go(func() { ver.Run(ctx) })
+		}
+		lis, err := net.Listen("tcp", cfg.Authz.Listen)
+		if err != nil {
+			return fmt.Errorf("authz listen: %w", err)
+		}
+		gs := newGRPCServer()
+		enf.Register(gs)
+		serve("authz", gs, lis)
+		authzAddr = lis.Addr().String()
+	}
+	if r.xds {
+		cp, err := newControlPlane(cfg, adm, log)
+		if err != nil {
+			return err
+		}
+		reg.OnChange(cp.SetCatalog)
+		var endpointsSynced atomic.Bool
+		adm.Ready("endpoints", func() error {
+			if !endpointsSynced.Load() {
+				return errors.New("endpoints not in step with etcd")
+			}
+			return nil
+		})
+		wg.Go(func() { st.Follow(ctx, store.Endpoints, cp.Endpoints(), endpointsSynced.Store) })
+		wg.Go(func() { cp.Run(ctx) })
+		lis, err := net.Listen("tcp", cfg.XDS.Listen)
+		if err != nil {
+			return fmt.Errorf("xds listen: %w", err)
+		}
+		gs := newGRPCServer()
+		cp.Register(ctx, gs)
+		serve("xds", gs, lis)
+		xdsAddr = lis.Addr().String()
+	}
+	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	wg.Go(func() {
+		if err := adm.Serve(ctx, adminLis); err != nil {
+			errs <- fmt.Errorf("admin: %w", err)
+		}
+	})
+
+	printSummary(cfg, authzAddr, xdsAddr, adminLis.Addr().String(), *dev)
+	select {
+	case <-ctx.Done():
+	case err = <-errs:
+		log.Error("stopping", zap.Error(err))
+	}
+	cancel()
+	wg.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func newGRPCServer() *grpc.Server {
+	return grpc.NewServer(
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+}
+
+func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
+	defs, ok := loadDefinitions(fl)
+	if !ok {
+		return errors.New("definitions given with -f have problems (listed above); nothing was applied")
+	}
+	docs := make([]store.Doc, len(defs))
+	for i, d := range defs {
+		docs[i] = store.Doc{Name: d.api.Name, Version: d.api.Version, Data: d.data}
+	}
+	_, err := st.PutAPIs(ctx, docs)
+	return err
+}
+
+// newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
+func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
 	for _, is := range cfg.Issuers {
 		jc, err := is.JWT()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		issuers = append(issuers, jc)
 	}
-	if *dev {
+	if dev {
 		ic, err := devissuer.Ensure(cfg.DataDir)
 		if err != nil {
-			return fmt.Errorf("development issuer: %w", err)
+			return nil, nil, fmt.Errorf("development issuer: %w", err)
 		}
 		issuers = append(issuers, ic)
 		log.Warn("DEVELOPMENT ISSUER ENABLED (--dev): tokens minted by `tollgate token` are accepted. Never use --dev in production.",
@@ -114,116 +234,80 @@ func runCmd(ctx context.Context, args []string, all bool) error {
 	var verifier extauthz.TokenVerifier
 	var ver *jwt.Verifier
 	if len(issuers) > 0 {
+		var err error
 		ver, err = jwt.New(jwt.Config{
 			Issuers: issuers, CacheSize: cfg.Authz.TokenCacheSize, MaxTokenBytes: cfg.Authz.MaxTokenBytes,
 			ClaimHeaders: cfg.Authz.ClaimHeaders, Attach: extauthz.Attach,
 		}, log.Named("jwt"), adm.Registry())
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		verifier = ver
-	} else {
-		log.Warn("no token issuer configured: every resource that needs a token will be denied")
-	}
-	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization},
-		reg, verifier, log.Named("authz"), adm.Registry())
-
-	var synced atomic.Bool
-	adm.Ready("etcd", func() error {
-		if !synced.Load() {
-			return errors.New("not in step with etcd (API definitions may be stale)")
-		}
-		return nil
-	})
-	if ver != nil {
 		adm.Ready("jwks", func() error {
 			if !ver.Ready() {
 				return errors.New("an issuer's keys have not been fetched yet")
 			}
 			return nil
 		})
+	} else {
+		log.Warn("no token issuer configured: every resource that needs a token will be denied")
 	}
-
-	authzLis, err := net.Listen("tcp", cfg.Authz.Listen)
-	if err != nil {
-		return fmt.Errorf("authz listen: %w", err)
-	}
-	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
-	if err != nil {
-		return fmt.Errorf("admin listen: %w", err)
-	}
-	var xdsLis net.Listener
-	if all {
-		if xdsLis, err = net.Listen("tcp", cfg.XDS.Listen); err != nil {
-			return fmt.Errorf("xds listen: %w", err)
-		}
-	}
-
-	gs := grpc.NewServer(
-		grpc.MaxRecvMsgSize(4<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	enf.Register(gs)
-
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	wg.Go(func() { st.Follow(ctx, store.APIs, reg, synced.Store) })
-	if ver != nil {
-		wg.Go(func() { ver.Run(ctx) })
-	}
-	wg.Go(func() {
-		if err := gs.Serve(authzLis); err != nil {
-			errs <- fmt.Errorf("authz: %w", err)
-		}
-	})
-	wg.Go(func() {
-		if err := adm.Serve(ctx, adminLis); err != nil {
-			errs <- fmt.Errorf("admin: %w", err)
-		}
-	})
-	if xdsLis != nil {
-		// The control plane is not served yet; the port is held so that Envoy bootstraps
-		// and firewall rules written now stay right when it is.
-		xs := grpc.NewServer()
-		wg.Go(func() { xs.Serve(xdsLis) })
-		go func() { <-ctx.Done(); xs.Stop() }()
-	}
-
-	printSummary(cfg.Etcd.Endpoints, authzLis.Addr().String(), adminLis.Addr().String(), xdsLis, *dev)
-	select {
-	case <-ctx.Done():
-	case err = <-errs:
-		log.Error("stopping", zap.Error(err))
-	}
-	cancel()
-	gs.GracefulStop()
-	wg.Wait()
-	log.Info("stopped")
-	return err
+	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization},
+		reg, verifier, log.Named("authz"), adm.Registry())
+	return enf, ver, nil
 }
 
-func printSummary(etcd []string, authz, adminAddr string, xds net.Listener, dev bool) {
-	fmt.Printf(`
-Tollgate is up.
-  ext_authz (gRPC)  %s   envoy.service.auth.v3.Authorization
-  admin (HTTP)      http://%s   /healthz /readyz /metrics
-  etcd              %v
-`, authz, adminAddr, etcd)
-	if xds != nil {
-		fmt.Printf("  xDS (gRPC)        %s   port reserved; the control plane is not served yet\n", xds.Addr())
+// newControlPlane builds the xDS server, reading the TLS material Envoy's HTTPS listener serves.
+func newControlPlane(cfg config.Config, adm *admin.Server, log *zap.Logger) (*xds.Server, error) {
+	authzAddr := cfg.XDS.AuthzAddress
+	if authzAddr == "" {
+		authzAddr = cfg.Authz.Listen
 	}
-	fmt.Printf(`
-Point Envoy's ext_authz filter at it (http_filters, before the router):
-  - name: envoy.filters.http.ext_authz
-    typed_config:
-      "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
-      transport_api_version: V3
-      include_peer_certificate: true
-      grpc_service:
-        envoy_grpc: {cluster_name: tollgate_authz}   # a cluster with http2 to %s
-`, authz)
-	if dev {
+	opt := build.Options{
+		AuthzAddress: authzAddr, HTTPPort: cfg.XDS.HTTPPort, HTTPSPort: cfg.XDS.HTTPSPort,
+		ClientCertificates: cfg.XDS.TLS.ClientCertificates,
+		RouteTimeout:       time.Duration(cfg.XDS.RouteTimeout), ConnectTimeout: time.Duration(cfg.XDS.ConnectTimeout),
+	}
+	var secrets []build.Secret
+	if t := cfg.XDS.TLS; t.CertFile != "" {
+		cert, err := os.ReadFile(t.CertFile)
+		if err != nil {
+			return nil, err
+		}
+		key, err := os.ReadFile(t.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		secrets = append(secrets, build.Secret{Name: build.ServerCertSecret, CertPEM: cert, KeyPEM: key})
+		if t.ClientCAFile != "" {
+			ca, err := os.ReadFile(t.ClientCAFile)
+			if err != nil {
+				return nil, err
+			}
+			secrets = append(secrets, build.Secret{Name: build.ClientCASecret, ClientCAs: ca})
+		}
+	}
+	return xds.New(xds.Config{Build: opt, Secrets: secrets, Groups: cfg.XDS.Groups}, log.Named("xds"), adm.Registry()), nil
+}
+
+func printSummary(cfg config.Config, authz, xdsAddr, adminAddr string, dev bool) {
+	fmt.Printf("\nTollgate is up.\n")
+	if authz != "" {
+		fmt.Printf("  ext_authz (gRPC)  %s   envoy.service.auth.v3.Authorization\n", authz)
+	}
+	if xdsAddr != "" {
+		fmt.Printf("  xDS (gRPC)        %s   ADS, state-of-the-world and delta\n", xdsAddr)
+	}
+	fmt.Printf("  admin (HTTP)      http://%s   /healthz /readyz /metrics\n", adminAddr)
+	fmt.Printf("  etcd              %v\n", cfg.Etcd.Endpoints)
+	if xdsAddr != "" {
+		fmt.Printf(`
+Point an Envoy at the control plane (it serves listeners on :%d, routes, clusters, endpoints):
+  ./bin/tollgate bootstrap --node-id envoy-1 --cluster default --xds %s > envoy.yaml
+  envoy -c envoy.yaml
+`, cfg.XDS.HTTPPort, xdsAddr)
+	}
+	if dev && authz != "" {
 		fmt.Printf(`
 Try it without Envoy:
   TOKEN=$(./bin/tollgate token --scope "read:menu")

@@ -52,9 +52,28 @@ type Authz struct {
 	MaxTokenBytes       int               `json:"maxTokenBytes"`
 }
 
-// XDS configures the control plane's listener.
+// XDS configures the control plane and the Envoy configuration it generates.
 type XDS struct {
 	Listen string `json:"listen"`
+	// AuthzAddress is where Envoy reaches the enforcer (default: authz.listen).
+	AuthzAddress string `json:"authzAddress"`
+	// HTTPPort and HTTPSPort are Envoy's listeners (0: none). HTTPS needs tls.
+	HTTPPort  uint32 `json:"httpPort"`
+	HTTPSPort uint32 `json:"httpsPort"`
+	TLS       TLS    `json:"tls"`
+	// Groups are gateway groups built from the start (others are added as Envoys connect).
+	Groups         []string `json:"groups"`
+	RouteTimeout   Duration `json:"routeTimeout"`
+	ConnectTimeout Duration `json:"connectTimeout"`
+}
+
+// TLS is the certificate Envoy's HTTPS listener serves, served to Envoy over SDS.
+type TLS struct {
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+	// ClientCAFile and ClientCertificates ("optional" or "require") turn on mutual TLS.
+	ClientCAFile       string `json:"clientCAFile"`
+	ClientCertificates string `json:"clientCertificates"`
 }
 
 // Admin configures the HTTP port with /healthz, /readyz and /metrics.
@@ -99,7 +118,8 @@ func Default() Config {
 			RequestTimeout:     Duration(5 * time.Second),
 		},
 		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192},
-		XDS:   XDS{Listen: "127.0.0.1:18000"},
+		XDS: XDS{Listen: "127.0.0.1:18000", HTTPPort: 8080, Groups: []string{"default"},
+			RouteTimeout: Duration(15 * time.Second), ConnectTimeout: Duration(5 * time.Second)},
 		Admin: Admin{Listen: "127.0.0.1:9902"},
 		Log:   Log{Level: "info", Format: "console"},
 	}
@@ -144,6 +164,17 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log.format %q must be json or console", c.Log.Format)
+	}
+	switch c.XDS.TLS.ClientCertificates {
+	case "", "optional", "require":
+	default:
+		return fmt.Errorf("xds.tls.clientCertificates %q must be optional or require", c.XDS.TLS.ClientCertificates)
+	}
+	if c.XDS.HTTPSPort != 0 && (c.XDS.TLS.CertFile == "" || c.XDS.TLS.KeyFile == "") {
+		return fmt.Errorf("xds.httpsPort needs xds.tls.certFile and xds.tls.keyFile")
+	}
+	if c.XDS.TLS.ClientCertificates != "" && c.XDS.TLS.ClientCAFile == "" {
+		return fmt.Errorf("xds.tls.clientCertificates needs xds.tls.clientCAFile")
 	}
 	for i, is := range c.Issuers {
 		if _, err := is.JWT(); err != nil {
