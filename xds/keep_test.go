@@ -35,7 +35,7 @@ func TestInvalidConfigurationKeepsLastGood(t *testing.T) {
 	if v2 != v1 || len(now) != 1 {
 		t.Fatalf("an invalid configuration replaced the good one: %d listeners, version %s → %s", len(now), v1, v2)
 	}
-	snap, err := s.cache.GetSnapshot("edge")
+	snap, err := s.envoyCache.GetSnapshot("edge")
 	if err != nil || snap.GetVersion(resourcev3.ListenerType) != v1 {
 		t.Fatalf("the cache serves %v, want version %s", snap, v1)
 	}

@@ -12,9 +12,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
@@ -51,11 +53,16 @@ const DefaultGroup = "default"
 
 // Server is the control plane.
 type Server struct {
-	cfg   Config
-	log   *zap.Logger
-	cache cachev3.SnapshotCache
-	m     *metrics
-	cb    *callbacks
+	cfg Config
+	log *zap.Logger
+	// Envoys get the gateway's listeners and route table from an ADS cache (responses in
+	// make-before-break order); proxyless gRPC clients, which ask for their listeners by
+	// name, get the API listeners from a cache without ADS's "all names" rule.
+	envoyCache cachev3.SnapshotCache
+	grpcCache  cachev3.SnapshotCache
+	mux        *cachev3.MuxCache
+	m          *metrics
+	cb         *callbacks
 
 	mu             sync.Mutex
 	catalog        *apimodel.Catalog
@@ -68,10 +75,21 @@ type Server struct {
 
 // group is what was last published for one gateway group.
 type group struct {
-	cfg      *build.Config
+	cfg  *build.Config
+	eds  []types.Resource
+	snap [2]flavour // envoy, grpc
+}
+
+// flavour is one client kind's resources with their versions.
+type flavour struct {
 	res      [types.UnknownType][]types.Resource
 	versions [types.UnknownType]string
 }
+
+const (
+	forEnvoy = 0
+	forGRPC  = 1
+)
 
 // New makes a control plane. reg (may be nil) gets its metrics.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
@@ -80,7 +98,13 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, m: newMetrics(reg), discovery: map[string]string{},
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil)}
-	s.cache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
+	s.envoyCache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
+	s.grpcCache = cachev3.NewSnapshotCache(false, nodeGroup{}, log.Sugar().Named("grpc-cache"))
+	s.mux = &cachev3.MuxCache{
+		Classify:      func(r *cachev3.Request) string { return clientKind(r.GetNode()) },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return clientKind(r.GetNode()) },
+		Caches:        map[string]cachev3.Cache{"envoy": s.envoyCache, "grpc": s.grpcCache},
+	}
 	s.cb = newCallbacks(s)
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
@@ -89,12 +113,17 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	return s
 }
 
-// Cache is the snapshot cache, for tests and tools that inspect what is served.
-func (s *Server) Cache() cachev3.SnapshotCache { return s.cache }
+// clientKind tells proxyless gRPC clients from Envoys by the node's user agent.
+func clientKind(n *corev3.Node) string {
+	if strings.HasPrefix(n.GetUserAgentName(), "gRPC") {
+		return "grpc"
+	}
+	return "envoy"
+}
 
 // Register serves ADS and the per-type discovery services on g.
 func (s *Server) Register(ctx context.Context, g *grpc.Server) {
-	srv := serverv3.NewServer(ctx, s.cache, s.cb)
+	srv := serverv3.NewServer(ctx, s.mux, s.cb)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
@@ -212,15 +241,7 @@ func (s *Server) publish(ctx context.Context) {
 			s.log.Error("new configuration failed validation; the last good one stays in force", zap.String("group", name), zap.Error(err))
 			continue
 		}
-		snap := &cachev3.Snapshot{}
-		for t := range next.res {
-			snap.Resources[t] = cachev3.NewResources(next.versions[t], next.res[t])
-		}
-		if err := snap.ConstructVersionMap(); err != nil {
-			s.log.Error("version map", zap.Error(err))
-			continue
-		}
-		if err := s.cache.SetSnapshot(ctx, name, snap); err != nil {
+		if err := s.setSnapshots(ctx, name, next); err != nil {
 			s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
 			continue
 		}
@@ -232,9 +253,26 @@ func (s *Server) publish(ctx context.Context) {
 	}
 }
 
+// setSnapshots hands both flavours of a group to their caches.
+func (s *Server) setSnapshots(ctx context.Context, name string, g *group) error {
+	for i, c := range []cachev3.SnapshotCache{s.envoyCache, s.grpcCache} {
+		snap := &cachev3.Snapshot{}
+		for t := range g.snap[i].res {
+			snap.Resources[t] = cachev3.NewResources(g.snap[i].versions[t], g.snap[i].res[t])
+		}
+		if err := snap.ConstructVersionMap(); err != nil {
+			return err
+		}
+		if err := c.SetSnapshot(ctx, name, snap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // buildGroup makes the group's next resources. With full false only endpoints are rebuilt.
 func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discovery map[string]string, full bool) (*group, error) {
-	next := &group{cfg: g.cfg, res: g.res, versions: g.versions}
+	next := &group{cfg: g.cfg, snap: g.snap}
 	if full {
 		var apis []*apimodel.API
 		for _, a := range cat.APIs() {
@@ -247,21 +285,30 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discov
 			s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
 		}
 		next.cfg = cfg
-		next.res[types.Listener] = cfg.Listeners
-		next.res[types.Route] = cfg.Routes
-		next.res[types.Cluster] = cfg.Clusters
-		next.res[types.Secret] = cfg.Secrets
+		next.snap[forEnvoy].res[types.Listener] = cfg.Listeners
+		next.snap[forEnvoy].res[types.Route] = cfg.Routes
+		next.snap[forEnvoy].res[types.Secret] = cfg.Secrets
+		next.snap[forGRPC].res[types.Listener] = cfg.GRPCListeners
+		next.snap[forGRPC].res[types.Route] = cfg.GRPCRoutes
+		for i := range next.snap {
+			next.snap[i].res[types.Cluster] = cfg.Clusters
+		}
 	}
 	eds, errs := build.Endpoints(next.cfg.Sets, discovery)
 	for _, err := range errs {
 		s.m.discoveryErrors.Inc()
 		s.log.Warn("endpoint discovery", zap.String("group", name), zap.Error(err))
 	}
-	next.res[types.Endpoint] = eds
+	next.eds = eds
+	for i := range next.snap {
+		next.snap[i].res[types.Endpoint] = eds
+	}
 	if full {
-		if err := validate.Set(msgs(next.res[types.Listener]), msgs(next.res[types.Route]), msgs(next.res[types.Cluster]),
-			msgs(eds), msgs(next.res[types.Secret])); err != nil {
-			return nil, err
+		for i := range next.snap {
+			r := &next.snap[i].res
+			if err := validate.Set(msgs(r[types.Listener]), msgs(r[types.Route]), msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
+				return nil, err
+			}
 		}
 	} else {
 		for _, r := range eds {
@@ -270,12 +317,25 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discov
 			}
 		}
 	}
-	for t := range next.res {
-		v, err := version(next.res[t])
-		if err != nil {
-			return nil, err
+	edsVersion, err := version(eds)
+	if err != nil {
+		return nil, err
+	}
+	for i := range next.snap {
+		for t := range next.snap[i].res {
+			if types.ResponseType(t) == types.Endpoint {
+				next.snap[i].versions[t] = edsVersion
+				continue
+			}
+			if !full {
+				continue // unchanged: keep the version
+			}
+			v, err := version(next.snap[i].res[t])
+			if err != nil {
+				return nil, err
+			}
+			next.snap[i].versions[t] = v
 		}
-		next.versions[t] = v
 	}
 	return next, nil
 }
@@ -307,7 +367,8 @@ func version(rs []types.Resource) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)[:8]), nil
 }
 
-// Published returns the resources of a type last published for a group, for tests and tools.
+// Published returns the resources of a type last published to Envoys of a group, with
+// their version, for tests and tools.
 func (s *Server) Published(group, typeURL string) ([]types.Resource, string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -316,5 +377,5 @@ func (s *Server) Published(group, typeURL string) ([]types.Resource, string, err
 	if g == nil || t == types.UnknownType {
 		return nil, "", errors.New("no such group or type")
 	}
-	return g.res[t], g.versions[t], nil
+	return g.snap[forEnvoy].res[t], g.snap[forEnvoy].versions[t], nil
 }

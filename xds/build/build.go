@@ -70,12 +70,16 @@ type Secret struct {
 	ClientCAs []byte
 }
 
-// Config is everything but endpoints, for one gateway group.
+// Config is everything but endpoints, for one gateway group. Envoys get Listeners and
+// Routes; proxyless gRPC clients get GRPCListeners (an API listener per gRPC API) and
+// GRPCRoutes. Both get Clusters and the endpoints.
 type Config struct {
-	Listeners []types.Resource
-	Routes    []types.Resource
-	Clusters  []types.Resource
-	Secrets   []types.Resource
+	Listeners     []types.Resource
+	Routes        []types.Resource
+	GRPCListeners []types.Resource
+	GRPCRoutes    []types.Resource
+	Clusters      []types.Resource
+	Secrets       []types.Resource
 	// Sets are the endpoint sets behind the EDS clusters, by cluster name.
 	Sets map[string]EndpointSet
 }
@@ -127,9 +131,9 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 		}
 		routed = append(routed, ar)
 	}
-	c.Routes = routeConfigs(routed, opt)
+	c.Routes, c.GRPCRoutes = routeConfigs(routed, opt)
 	c.Clusters = clusters(c.Sets, opt)
-	c.Listeners = listeners(routed, opt)
+	c.Listeners, c.GRPCListeners = listeners(routed, opt)
 	c.Secrets = secretResources(secrets)
 	return c, errs
 }

@@ -128,13 +128,14 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 			if s.Type == "failover" {
 				// Each endpoint its own priority: the next serves when the ones before are down.
 				cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+					Locality:    &corev3.Locality{Zone: "priority-" + strconv.Itoa(i)},
 					LbEndpoints: lbs, Priority: uint32(i), LoadBalancingWeight: wrapperspb.UInt32(1),
 				})
 				continue
 			}
 			if len(cla.Endpoints) == 0 {
-				// gRPC clients ignore a locality without a weight.
-				cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{LoadBalancingWeight: wrapperspb.UInt32(1)}}
+				// gRPC clients refuse a locality without an ID and ignore one without a weight.
+				cla.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{Zone: "default"}, LoadBalancingWeight: wrapperspb.UInt32(1)}}
 			}
 			cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lbs...)
 		}

@@ -17,8 +17,7 @@ import (
 
 // listeners makes the gateway's HTTP and HTTPS listeners (ext_authz, then the router) and an
 // API listener per gRPC API.
-func listeners(apis []apiRoutes, opt Options) []types.Resource {
-	var out []types.Resource
+func listeners(apis []apiRoutes, opt Options) (out, grpc []types.Resource) {
 	if opt.HTTPPort != 0 {
 		out = append(out, &listenerv3.Listener{
 			Name:         ListenerHTTP,
@@ -61,12 +60,12 @@ func listeners(apis []apiRoutes, opt Options) []types.Resource {
 			}},
 			HttpFilters: []*hcmv3.HttpFilter{routerFilter()},
 		}
-		out = append(out, &listenerv3.Listener{
+		grpc = append(grpc, &listenerv3.Listener{
 			Name:        ar.api.Name,
 			ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
 		})
 	}
-	return out
+	return out, grpc
 }
 
 func hcmFilter(prefix string, opt Options) *listenerv3.Filter {

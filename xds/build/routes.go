@@ -160,10 +160,9 @@ func exactHeader(name, value string) *routev3.HeaderMatcher {
 // The gateway table has a virtual host per named host and a catch-all "*". Envoy picks the
 // most specific domain, so the routes of APIs without hosts are also placed, after the
 // host's own, in every named host — as the enforcer's matching serves them on any host.
-func routeConfigs(apis []apiRoutes, opt Options) []types.Resource {
+func routeConfigs(apis []apiRoutes, opt Options) (gateway, grpc []types.Resource) {
 	byHost := map[string][]*routev3.Route{}
 	var any []*routev3.Route
-	var out []types.Resource
 	for _, ar := range apis {
 		for _, r := range ar.routes {
 			r.GetRoute().Timeout = durationpb.New(opt.RouteTimeout)
@@ -176,7 +175,7 @@ func routeConfigs(apis []apiRoutes, opt Options) []types.Resource {
 			byHost[h] = append(byHost[h], ar.routes...)
 		}
 		if ar.grpcCluster != "" {
-			out = append(out, &routev3.RouteConfiguration{
+			grpc = append(grpc, &routev3.RouteConfiguration{
 				Name: GRPCRouteName(ar.api.Name),
 				VirtualHosts: []*routev3.VirtualHost{{
 					Name: "grpc_" + ar.api.Name, Domains: []string{"*"},
@@ -200,7 +199,7 @@ func routeConfigs(apis []apiRoutes, opt Options) []types.Resource {
 		})
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: "any_host", Domains: []string{"*"}, Routes: any})
-	return append([]types.Resource{rc}, out...)
+	return []types.Resource{rc}, grpc
 }
 
 // GRPCRouteName is the route table of a gRPC API listener.
