@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ import (
 	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -57,10 +59,13 @@ type Server struct {
 	log *zap.Logger
 	// Envoys get the gateway's listeners and route table from an ADS cache (responses in
 	// make-before-break order); proxyless gRPC clients, which ask for their listeners by
-	// name, get the API listeners from a cache without ADS's "all names" rule.
+	// name, get the API listeners from a cache without ADS's "all names" rule. Endpoints
+	// come from one linear cache per group: a change sends only the assignments that
+	// changed, marshalled once for every client.
 	envoyCache cachev3.SnapshotCache
 	grpcCache  cachev3.SnapshotCache
-	mux        *cachev3.MuxCache
+	edsCaches  map[string]*cachev3.LinearCache
+	edsPrefix  string
 	m          *metrics
 	cb         *callbacks
 
@@ -100,11 +105,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil)}
 	s.envoyCache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
 	s.grpcCache = cachev3.NewSnapshotCache(false, nodeGroup{}, log.Sugar().Named("grpc-cache"))
-	s.mux = &cachev3.MuxCache{
-		Classify:      func(r *cachev3.Request) string { return clientKind(r.GetNode()) },
-		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return clientKind(r.GetNode()) },
-		Caches:        map[string]cachev3.Cache{"envoy": s.envoyCache, "grpc": s.grpcCache},
-	}
+	s.edsCaches = map[string]*cachev3.LinearCache{}
+	// Linear cache versions count from 1 in each process: the prefix keeps a restarted or
+	// another replica from matching a client's old version by accident.
+	s.edsPrefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
 	s.cb = newCallbacks(s)
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
@@ -123,7 +127,7 @@ func clientKind(n *corev3.Node) string {
 
 // Register serves ADS and the per-type discovery services on g.
 func (s *Server) Register(ctx context.Context, g *grpc.Server) {
-	srv := serverv3.NewServer(ctx, s.mux, s.cb)
+	srv := serverv3.NewServer(ctx, dispatch{s}, s.cb)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
@@ -241,8 +245,14 @@ func (s *Server) publish(ctx context.Context) {
 			s.log.Error("new configuration failed validation; the last good one stays in force", zap.String("group", name), zap.Error(err))
 			continue
 		}
-		if err := s.setSnapshots(ctx, name, next); err != nil {
-			s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
+		if full || g.cfg == nil {
+			if err := s.setSnapshots(ctx, name, next); err != nil {
+				s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
+				continue
+			}
+		}
+		if err := s.updateEndpoints(name, g.eds, next.eds); err != nil {
+			s.log.Error("publishing endpoints", zap.String("group", name), zap.Error(err))
 			continue
 		}
 		s.mu.Lock()
@@ -251,6 +261,67 @@ func (s *Server) publish(ctx context.Context) {
 		s.m.builds.WithLabelValues("ok").Inc()
 		s.m.buildSeconds.Observe(time.Since(start).Seconds())
 	}
+}
+
+// updateEndpoints gives the group's linear cache the assignments that changed.
+func (s *Server) updateEndpoints(group string, prev, next []types.Resource) error {
+	old := make(map[string]types.Resource, len(prev))
+	for _, r := range prev {
+		old[cachev3.GetResourceName(r)] = r
+	}
+	changed := map[string]types.Resource{}
+	for _, r := range next {
+		name := cachev3.GetResourceName(r)
+		if o, ok := old[name]; !ok || !proto.Equal(o, r) {
+			changed[name] = r
+		}
+		delete(old, name)
+	}
+	removed := make([]string, 0, len(old))
+	for name := range old {
+		removed = append(removed, name)
+	}
+	if len(changed) == 0 && len(removed) == 0 {
+		return nil
+	}
+	return s.edsCache(group).UpdateResources(changed, removed)
+}
+
+func (s *Server) edsCache(group string) *cachev3.LinearCache {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.edsCaches[group]
+	if c == nil {
+		c = cachev3.NewLinearCache(resourcev3.EndpointType, cachev3.WithVersionPrefix(s.edsPrefix), cachev3.WithLogger(s.log.Sugar().Named("eds")))
+		s.edsCaches[group] = c
+	}
+	return c
+}
+
+// dispatch sends each watch to its cache: endpoints to the group's linear cache, the rest
+// to the Envoy or gRPC snapshot cache.
+type dispatch struct{ s *Server }
+
+func (d dispatch) pick(typeURL string, n *corev3.Node) cachev3.Cache {
+	if typeURL == resourcev3.EndpointType {
+		return d.s.edsCache(GroupOf(n))
+	}
+	if clientKind(n) == "grpc" {
+		return d.s.grpcCache
+	}
+	return d.s.envoyCache
+}
+
+func (d dispatch) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	return d.pick(r.GetTypeUrl(), r.GetNode()).CreateWatch(r, sub, ch)
+}
+
+func (d dispatch) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	return d.pick(r.GetTypeUrl(), r.GetNode()).CreateDeltaWatch(r, sub, ch)
+}
+
+func (d dispatch) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
+	return d.pick(r.GetTypeUrl(), r.GetNode()).Fetch(ctx, r)
 }
 
 // setSnapshots hands both flavours of a group to their caches.
@@ -300,9 +371,6 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discov
 		s.log.Warn("endpoint discovery", zap.String("group", name), zap.Error(err))
 	}
 	next.eds = eds
-	for i := range next.snap {
-		next.snap[i].res[types.Endpoint] = eds
-	}
 	if full {
 		for i := range next.snap {
 			r := &next.snap[i].res
@@ -317,19 +385,11 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discov
 			}
 		}
 	}
-	edsVersion, err := version(eds)
-	if err != nil {
-		return nil, err
+	if !full {
+		return next, nil // only endpoints changed: the snapshots stay as they are
 	}
 	for i := range next.snap {
 		for t := range next.snap[i].res {
-			if types.ResponseType(t) == types.Endpoint {
-				next.snap[i].versions[t] = edsVersion
-				continue
-			}
-			if !full {
-				continue // unchanged: keep the version
-			}
 			v, err := version(next.snap[i].res[t])
 			if err != nil {
 				return nil, err

@@ -226,6 +226,9 @@ func TestADSServesResourcesAndSendsOnlyEDSOnEndpointChange(t *testing.T) {
 	if !found {
 		t.Fatalf("EDS update does not carry the new address: %v", ep)
 	}
+	if len(ep.Resources) != 1 {
+		t.Errorf("the EDS update carries %d assignments; only the changed one is needed", len(ep.Resources))
+	}
 	c.ack(ep, eds...)
 	c.quiet(300*time.Millisecond, "an endpoint change must send EDS only")
 
