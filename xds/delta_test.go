@@ -48,16 +48,15 @@ func TestDeltaADS(t *testing.T) {
 		return nil
 	}
 	stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.ClusterType})
-	cds := recv(resourcev3.ClusterType)
-	for len(cds.Resources) < 3 {
-		cds = recv(resourcev3.ClusterType)
-	}
+	// Delta responses carry what changed: gather clusters until the search one is there.
 	var search string
-	for _, r := range cds.Resources {
-		c := &clusterv3.Cluster{}
-		r.Resource.UnmarshalTo(c)
-		if strings.Contains(c.Name, "searchItem_etcd_key") {
-			search = c.Name
+	for search == "" {
+		for _, r := range recv(resourcev3.ClusterType).Resources {
+			c := &clusterv3.Cluster{}
+			r.Resource.UnmarshalTo(c)
+			if strings.Contains(c.Name, "searchItem_etcd_key") {
+				search = c.Name
+			}
 		}
 	}
 	stream.Send(&discoverygrpc.DeltaDiscoveryRequest{Node: node, TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{search}})
