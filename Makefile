@@ -22,6 +22,7 @@ test:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/...
 	$(GO) run ./test/bench/authz
+	$(GO) run ./test/bench/xds
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/

@@ -220,12 +220,33 @@ func TestAllowCarriesHeadersAndMetadata(t *testing.T) {
 	if got.headers["x-user"] != "alice" || got.headers["x-client-id"] != "app-1" {
 		t.Errorf("backend headers %v", got.headers)
 	}
-	if rm := got.resp.GetOkResponse().GetHeadersToRemove(); len(rm) != 1 || rm[0] != "authorization" {
+	if rm := got.resp.GetOkResponse().GetHeadersToRemove(); len(rm) != 2 || rm[0] != "authorization" || rm[1] != apimodel.EnvironmentHeader {
 		t.Errorf("headers to remove %v", rm)
 	}
 	md := got.resp.GetDynamicMetadata().AsMap()
 	if md["subject"] != "alice" || md["client_id"] != "app-1" || md["api"] != "coffeebar/v1" || md["operation"] != "GET /menu" {
 		t.Errorf("dynamic metadata %v", md)
+	}
+}
+
+// Only the enforcer chooses the sandbox: a client-sent environment header is removed, and a
+// sandbox token (WSO2's keytype claim) sets it.
+func TestSandboxIsChosenByTheToken(t *testing.T) {
+	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
+	hs := map[string]string{"authorization": r.token("read:menu"), apimodel.EnvironmentHeader: "sandbox"}
+	resp, err := r.client.Check(t.Context(), extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/coffeebar/v1/menu", Headers: hs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := resp.GetOkResponse()
+	if rm := ok.GetHeadersToRemove(); len(rm) != 1 || rm[0] != apimodel.EnvironmentHeader {
+		t.Errorf("a production token: headers to remove %v", rm)
+	}
+	c := r.idp.Claims(aud, "read:menu")
+	c["keytype"] = "SANDBOX"
+	got := r.check(t, "GET", "/coffeebar/v1/menu", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil)
+	if got.headers[apimodel.EnvironmentHeader] != "sandbox" || len(got.resp.GetOkResponse().GetHeadersToRemove()) != 0 {
+		t.Errorf("a sandbox token: headers %v, removed %v", got.headers, got.resp.GetOkResponse().GetHeadersToRemove())
 	}
 }
 

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"strconv"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 )
 
@@ -27,12 +29,23 @@ var (
 type identityView struct {
 	headers []*corev3.HeaderValueOption
 	fields  map[string]*structpb.Value
+	sandbox bool
 }
+
+// removeEnvironment strips a client-sent environment header: only the enforcer picks the
+// sandbox.
+var removeEnvironment = []string{apimodel.EnvironmentHeader}
 
 func newIdentityView(id *jwt.Identity) *identityView {
 	v := &identityView{fields: map[string]*structpb.Value{}}
 	for _, h := range id.Headers {
 		v.headers = append(v.headers, setHeader(h.Name, h.Value))
+	}
+	// A token issued for the sandbox (WSO2's "keytype": "SANDBOX") goes to the sandbox
+	// endpoints.
+	if kt, _ := id.Claims["keytype"].(string); strings.EqualFold(kt, "SANDBOX") {
+		v.sandbox = true
+		v.headers = append(v.headers, setHeader(apimodel.EnvironmentHeader, "sandbox"))
 	}
 	put := func(k, s string) {
 		if s != "" {
@@ -58,7 +71,7 @@ func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
 	if o.fault != nil {
 		return e.deny(o)
 	}
-	ok := &authv3.OkHttpResponse{}
+	ok := &authv3.OkHttpResponse{HeadersToRemove: removeEnvironment}
 	fields := make(map[string]*structpb.Value, 8)
 	if o.api != nil {
 		fields["api"] = structpb.NewStringValue(o.api.ID())
@@ -75,8 +88,11 @@ func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
 		for k, v := range view.fields {
 			fields[k] = v
 		}
+		if view.sandbox {
+			ok.HeadersToRemove = nil // the header is set, not removed
+		}
 		if e.cfg.RemoveAuthorization && o.api != nil {
-			ok.HeadersToRemove = []string{lower(o.api.AuthHeader)}
+			ok.HeadersToRemove = append([]string{lower(o.api.AuthHeader)}, ok.HeadersToRemove...)
 		}
 	} else {
 		fields["auth_type"] = structpb.NewStringValue("none")

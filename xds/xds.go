@@ -75,7 +75,9 @@ type Server struct {
 	groups         map[string]*group
 	dirtyConfig    bool
 	dirtyEndpoints bool
-	kick           chan struct{}
+	// changedKeys are the discovery keys changed since the last publish; nil means all.
+	changedKeys map[string]bool
+	kick        chan struct{}
 }
 
 // group is what was last published for one gateway group.
@@ -156,6 +158,7 @@ func (e endpointSink) Reset(kvs []store.KV) {
 		e.s.discovery[kv.Key] = string(kv.Value)
 	}
 	e.s.dirtyEndpoints = true
+	e.s.changedKeys = nil
 	e.s.mu.Unlock()
 	e.s.poke()
 }
@@ -166,6 +169,12 @@ func (e endpointSink) Update(ev store.Event) {
 		delete(e.s.discovery, ev.Key)
 	} else {
 		e.s.discovery[ev.Key] = string(ev.Value)
+	}
+	if !e.s.dirtyEndpoints {
+		e.s.changedKeys = map[string]bool{}
+	}
+	if e.s.changedKeys != nil {
+		e.s.changedKeys[ev.Key] = true
 	}
 	e.s.dirtyEndpoints = true
 	e.s.mu.Unlock()
@@ -218,8 +227,8 @@ func (s *Server) Run(ctx context.Context) {
 // publish rebuilds what changed for every group and hands valid snapshots to the cache.
 func (s *Server) publish(ctx context.Context) {
 	s.mu.Lock()
-	full, eds := s.dirtyConfig, s.dirtyEndpoints
-	s.dirtyConfig, s.dirtyEndpoints = false, false
+	full, eds, keys := s.dirtyConfig, s.dirtyEndpoints, s.changedKeys
+	s.dirtyConfig, s.dirtyEndpoints, s.changedKeys = false, false, nil
 	cat := s.catalog
 	discovery := make(map[string]string, len(s.discovery))
 	for k, v := range s.discovery {
@@ -239,7 +248,7 @@ func (s *Server) publish(ctx context.Context) {
 		s.mu.Lock()
 		g := s.groups[name]
 		s.mu.Unlock()
-		next, err := s.buildGroup(name, g, cat, discovery, full || g.cfg == nil)
+		next, err := s.buildGroup(name, g, cat, discovery, full || g.cfg == nil, keys)
 		if err != nil {
 			s.m.builds.WithLabelValues("rejected").Inc()
 			s.log.Error("new configuration failed validation; the last good one stays in force", zap.String("group", name), zap.Error(err))
@@ -272,7 +281,7 @@ func (s *Server) updateEndpoints(group string, prev, next []types.Resource) erro
 	changed := map[string]types.Resource{}
 	for _, r := range next {
 		name := cachev3.GetResourceName(r)
-		if o, ok := old[name]; !ok || !proto.Equal(o, r) {
+		if o, ok := old[name]; !ok || (o != r && !proto.Equal(o, r)) {
 			changed[name] = r
 		}
 		delete(old, name)
@@ -324,6 +333,40 @@ func (d dispatch) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Respon
 	return d.pick(r.GetTypeUrl(), r.GetNode()).Fetch(ctx, r)
 }
 
+// rebuildEndpoints replaces the assignments of the sets that use a changed discovery key,
+// keeping every other assignment as it was (the same message, so nothing else is resent).
+func (s *Server) rebuildEndpoints(name string, next *group, prev []types.Resource, discovery map[string]string, keys map[string]bool) (*group, error) {
+	subset := map[string]build.EndpointSet{}
+	for cluster, set := range next.cfg.Sets {
+		for _, e := range set.Endpoints {
+			if e.Discovery != "" && keys[e.Discovery] {
+				subset[cluster] = set
+				break
+			}
+		}
+	}
+	fresh, errs := build.Endpoints(subset, discovery)
+	for _, err := range errs {
+		s.m.discoveryErrors.Inc()
+		s.log.Warn("endpoint discovery", zap.String("group", name), zap.Error(err))
+	}
+	byName := make(map[string]types.Resource, len(fresh))
+	for _, r := range fresh {
+		if err := validate.Message(r); err != nil {
+			return nil, err
+		}
+		byName[cachev3.GetResourceName(r)] = r
+	}
+	next.eds = make([]types.Resource, len(prev))
+	for i, r := range prev {
+		if f, ok := byName[cachev3.GetResourceName(r)]; ok {
+			r = f
+		}
+		next.eds[i] = r
+	}
+	return next, nil
+}
+
 // setSnapshots hands both flavours of a group to their caches.
 func (s *Server) setSnapshots(ctx context.Context, name string, g *group) error {
 	for i, c := range []cachev3.SnapshotCache{s.envoyCache, s.grpcCache} {
@@ -342,7 +385,7 @@ func (s *Server) setSnapshots(ctx context.Context, name string, g *group) error 
 }
 
 // buildGroup makes the group's next resources. With full false only endpoints are rebuilt.
-func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discovery map[string]string, full bool) (*group, error) {
+func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discovery map[string]string, full bool, keys map[string]bool) (*group, error) {
 	next := &group{cfg: g.cfg, snap: g.snap}
 	if full {
 		var apis []*apimodel.API
@@ -364,6 +407,10 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discov
 		for i := range next.snap {
 			next.snap[i].res[types.Cluster] = cfg.Clusters
 		}
+	}
+	if !full && keys != nil {
+		// Only some discovery keys changed: rebuild the assignments that use them.
+		return s.rebuildEndpoints(name, next, g.eds, discovery, keys)
 	}
 	eds, errs := build.Endpoints(next.cfg.Sets, discovery)
 	for _, err := range errs {

@@ -305,3 +305,8 @@ const (
 	RouteKeyAPI       = "tollgate_api"       // API ID, "name/version"
 	RouteKeyOperation = "tollgate_operation" // operation key, "GET /order/{orderId}"
 )
+
+// EnvironmentHeader selects an operation's sandbox endpoints when it is "sandbox". Only the
+// enforcer sets it (for tokens issued for the sandbox); it removes any value a client sent,
+// and Envoy picks the route again after ext_authz.
+const EnvironmentHeader = "x-tollgate-environment"

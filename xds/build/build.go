@@ -42,9 +42,6 @@ const (
 	ListenerHTTPS    = "tollgate_https"
 	ServerCertSecret = "tollgate_server_cert"
 	ClientCASecret   = "tollgate_client_ca"
-	// EnvironmentHeader selects the sandbox endpoints when it is "sandbox". The enforcer
-	// decides it; Envoy re-selects the route after ext_authz.
-	EnvironmentHeader = "x-tollgate-environment"
 )
 
 func (o *Options) defaults() {

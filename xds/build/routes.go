@@ -68,7 +68,7 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet) (apiRoutes, error) 
 			}
 			r := route(a, op, name, s)
 			r.Name += "/sandbox"
-			r.Match.Headers = append(r.Match.Headers, exactHeader(EnvironmentHeader, "sandbox"))
+			r.Match.Headers = append(r.Match.Headers, exactHeader(apimodel.EnvironmentHeader, "sandbox"))
 			out.routes = append(out.routes, r)
 		}
 		if !prod.Empty() {
