@@ -60,11 +60,11 @@ type Server struct {
 	// Envoys get the gateway's listeners and route table from an ADS cache (responses in
 	// make-before-break order); proxyless gRPC clients, which ask for their listeners by
 	// name, get the API listeners from a cache without ADS's "all names" rule. Endpoints
-	// come from one linear cache per group: a change sends only the assignments that
-	// changed, marshalled once for every client.
+	// come from one endpoints cache per group (eds.go): a change sends only the assignments
+	// that changed, marshalled once for every client.
 	envoyCache cachev3.SnapshotCache
 	grpcCache  cachev3.SnapshotCache
-	edsCaches  map[string]*cachev3.LinearCache
+	edsCaches  map[string]*edsCache
 	edsPrefix  string
 	m          *metrics
 	cb         *callbacks
@@ -107,7 +107,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil)}
 	s.envoyCache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
 	s.grpcCache = cachev3.NewSnapshotCache(false, nodeGroup{}, log.Sugar().Named("grpc-cache"))
-	s.edsCaches = map[string]*cachev3.LinearCache{}
+	s.edsCaches = map[string]*edsCache{}
 	// Linear cache versions count from 1 in each process: the prefix keeps a restarted or
 	// another replica from matching a client's old version by accident.
 	s.edsPrefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
@@ -293,15 +293,16 @@ func (s *Server) updateEndpoints(group string, prev, next []types.Resource) erro
 	if len(changed) == 0 && len(removed) == 0 {
 		return nil
 	}
-	return s.edsCache(group).UpdateResources(changed, removed)
+	return s.edsCache(group).Update(changed, removed)
 }
 
-func (s *Server) edsCache(group string) *cachev3.LinearCache {
+func (s *Server) edsCache(group string) *edsCache {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.edsCaches[group]
 	if c == nil {
-		c = cachev3.NewLinearCache(resourcev3.EndpointType, cachev3.WithVersionPrefix(s.edsPrefix), cachev3.WithLogger(s.log.Sugar().Named("eds")))
+		delta := cachev3.NewLinearCache(resourcev3.EndpointType, cachev3.WithVersionPrefix(s.edsPrefix+"d"), cachev3.WithLogger(s.log.Sugar().Named("eds")))
+		c = newEDSCache(s.edsPrefix, delta)
 		s.edsCaches[group] = c
 	}
 	return c

@@ -311,3 +311,42 @@ func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	}
 	return total
 }
+
+// A client that adds a cluster to its EDS subscription at the current version gets that
+// cluster's endpoints at once; one that drops back to a version from another control-plane
+// instance gets everything it subscribes to.
+func TestEDSNewSubscriptionAndForeignVersion(t *testing.T) {
+	p := startPlane(t)
+	p.apply(t, "coffeebar")
+	p.apply(t, "online-store")
+	c := newADS(t, p.addr, "envoy-sub", "edge")
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	cds := c.recv(resourcev3.ClusterType)
+	for len(clustersOf(t, cds)) < 4 {
+		c.ack(cds)
+		cds = c.recv(resourcev3.ClusterType)
+	}
+	c.ack(cds)
+	var eds []string
+	for name, cl := range clustersOf(t, cds) {
+		if cl.GetType() == clusterv3.Cluster_EDS {
+			eds = append(eds, name)
+		}
+	}
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: eds[:1]})
+	first := c.recv(resourcev3.EndpointType)
+	if len(first.Resources) != 1 {
+		t.Fatalf("%d assignments for one subscribed cluster", len(first.Resources))
+	}
+	c.ack(first, eds[:1]...)
+	c.quiet(200*time.Millisecond, "nothing changed")
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, VersionInfo: first.VersionInfo, ResponseNonce: first.Nonce, ResourceNames: eds})
+	more := c.recv(resourcev3.EndpointType)
+	if len(more.Resources) != len(eds)-1 {
+		t.Fatalf("subscribing to %d more clusters brought %d assignments", len(eds)-1, len(more.Resources))
+	}
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, VersionInfo: "another-instance-7", ResponseNonce: more.Nonce, ResourceNames: eds})
+	if all := c.recv(resourcev3.EndpointType); len(all.Resources) != len(eds) {
+		t.Fatalf("a foreign version brought %d of %d assignments", len(all.Resources), len(eds))
+	}
+}
