@@ -28,6 +28,7 @@ import (
 
 // plane is a control plane fed from a real etcd, serving on a real socket.
 type plane struct {
+	etcd *tu.Etcd
 	st   *store.Store
 	srv  *xds.Server
 	reg  *prometheus.Registry
@@ -54,7 +55,7 @@ func startPlane(t testing.TB) *plane {
 	srv.Register(ctx, g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
-	return &plane{st: st, srv: srv, reg: promReg, addr: lis.Addr().String()}
+	return &plane{etcd: e, st: st, srv: srv, reg: promReg, addr: lis.Addr().String()}
 }
 
 func (p *plane) apply(t testing.TB, name string) {
@@ -348,5 +349,47 @@ func TestEDSNewSubscriptionAndForeignVersion(t *testing.T) {
 	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, VersionInfo: "another-instance-7", ResponseNonce: more.Nonce, ResourceNames: eds})
 	if all := c.recv(resourcev3.EndpointType); len(all.Resources) != len(eds) {
 		t.Fatalf("a foreign version brought %d of %d assignments", len(all.Resources), len(eds))
+	}
+}
+
+// When etcd goes away the control plane keeps serving its last configuration, and after
+// etcd returns it catches up from where it was.
+func TestEtcdOutageKeepsServingAndCatchesUp(t *testing.T) {
+	p := startPlane(t)
+	p.apply(t, "online-store")
+	c := newADS(t, p.addr, "envoy-a", "edge")
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	cds := c.recv(resourcev3.ClusterType)
+	for len(clustersOf(t, cds)) < 3 {
+		c.ack(cds)
+		cds = c.recv(resourcev3.ClusterType)
+	}
+	c.ack(cds)
+
+	p.etcd.Stop()
+	// A new Envoy connecting during the outage gets the full configuration.
+	late := newADS(t, p.addr, "envoy-late", "edge")
+	late.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	if got := clustersOf(t, late.recv(resourcev3.ClusterType)); len(got) != len(clustersOf(t, cds)) {
+		t.Fatalf("during the outage: %d clusters, want %d", len(got), len(clustersOf(t, cds)))
+	}
+	p.etcd.Start()
+	var search string
+	for name := range clustersOf(t, cds) {
+		if strings.Contains(name, "searchItem_etcd_key") {
+			search = name
+		}
+	}
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{search}})
+	c.ack(c.recv(resourcev3.EndpointType), search)
+	other := p.etcd.Store("/tollgate/")
+	if err := other.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.4.4.4:80"); err != nil {
+		t.Fatal(err)
+	}
+	ep := c.recv(resourcev3.EndpointType)
+	cla := &endpointv3.ClusterLoadAssignment{}
+	ep.Resources[0].UnmarshalTo(cla)
+	if a := cla.Endpoints[0].LbEndpoints[0].GetEndpoint().Address.GetSocketAddress().Address; a != "10.4.4.4" {
+		t.Fatalf("after etcd returned: %s", a)
 	}
 }
