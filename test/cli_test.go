@@ -16,6 +16,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 var binary string
@@ -117,7 +123,7 @@ func freePort(t *testing.T) string {
 // definition live, and see a broken apply refused with the good one still in force.
 func TestTour(t *testing.T) {
 	dir := t.TempDir()
-	authz, adm, etcdC := freePort(t), freePort(t), freePort(t)
+	authz, adm, etcdC, xdsAddr := freePort(t), freePort(t), freePort(t), freePort(t)
 	cfg := write(t, dir, "tollgate.yaml", fmt.Sprintf(`dataDir: %s
 etcd:
   embeddedClientAddr: %s
@@ -131,7 +137,7 @@ admin:
   listen: %s
 log:
   level: warn
-`, filepath.Join(dir, "data"), etcdC, freePort(t), authz, freePort(t), adm))
+`, filepath.Join(dir, "data"), etcdC, freePort(t), authz, xdsAddr, adm))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -196,6 +202,28 @@ log:
 	}
 	if o = tollgate(t, "check", "--config", cfg, "--path", "/petstore/v1/pets", "-H", bearer); !strings.Contains(o.stdout, "DENIED 404") {
 		t.Errorf("petstore came with a failed apply: %s", o.stdout)
+	}
+
+	// The control plane serves the API to an Envoy of the default group.
+	conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream.Send(&discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "tour", Cluster: "default"}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes"}})
+	rds, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rds.String(), "coffeebar/v1 GET /menu") {
+		t.Errorf("the route table lacks coffeebar's routes: %.300s", rds.String())
+	}
+	if o := tollgate(t, "bootstrap", "--config", cfg, "--node-id", "e1"); o.code != 0 || !strings.Contains(o.stdout, "ads_config") {
+		t.Errorf("bootstrap: %s %s", o.stdout, o.stderr)
 	}
 
 	// Metrics and health on the admin port.
