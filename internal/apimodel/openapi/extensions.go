@@ -66,11 +66,21 @@ func prefixed(names []string) []string {
 	return out
 }
 
+// Further WSO2 spellings, found in definitions exported from WSO2 API Manager.
+var wso2Alias2 = map[string]string{
+	"throttling": "x-throttling-tier",
+}
+
 // get returns the value of x-tollgate-<name>, or of its WSO2 alias, and the key it was under.
 func (e extensions) get(name string) (any, string, bool) {
 	key := prefix + name
 	v, ok := e.m[key]
 	alias := wso2Alias[name]
+	if _, has := e.m[alias]; !has {
+		if a2, has2 := e.m[wso2Alias2[name]]; has2 && wso2Alias2[name] != "" && !ok {
+			return a2, wso2Alias2[name], true
+		}
+	}
 	if av, aok := e.m[alias]; aok && alias != "" {
 		if ok {
 			e.p.warn(e.path+"."+alias, "ignored: %s is set too and takes precedence", key)
@@ -166,10 +176,18 @@ func (e extensions) endpointValue(at string, v any, allowRef bool) apimodel.Endp
 		}
 		if typ, ok := t["type"]; ok {
 			s, isStr := typ.(string)
-			if !isStr {
-				e.p.fail(at+".type", "must be a string, got %s", kind(typ))
+			switch strings.ToLower(s) {
+			case "", "load_balance", "loadbalance", "http", "https":
+				out.Type = "load_balance" // WSO2 writes loadbalance (and older tools http)
+			case "failover":
+				out.Type = "failover"
+			default:
+				if !isStr {
+					e.p.fail(at+".type", "must be a string, got %s", kind(typ))
+				} else {
+					e.p.fail(at+".type", "endpoint type %q must be load_balance (loadbalance) or failover", s)
+				}
 			}
-			out.Type = s
 		}
 		urls, ok := t["urls"].([]any)
 		if !ok {

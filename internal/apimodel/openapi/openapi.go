@@ -5,12 +5,17 @@ package openapi
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
 	"strings"
 
+	"github.com/getkin/kin-openapi/openapi2"
+	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/getkin/kin-openapi/openapi3"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
@@ -29,16 +34,17 @@ type Result struct {
 // Parse reads one definition. file names it in problems. A definition with problems returns
 // them all as apimodel.Problems and no API.
 func Parse(file string, data []byte) (*Result, error) {
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = false
-	doc, err := loader.LoadFromData(data)
+	doc, converted, err := load(data)
 	if err != nil {
-		return nil, apimodel.Problems{{File: file, Path: "$", Reason: cleanLoadError(err)}}
+		return nil, apimodel.Problems{{File: file, Path: "$", Reason: err.Error()}}
 	}
 	if doc.OpenAPI == "" || !strings.HasPrefix(doc.OpenAPI, "3.") {
-		return nil, apimodel.Problems{{File: file, Path: "$.openapi", Reason: fmt.Sprintf("want an OpenAPI 3.x document, got openapi %q", doc.OpenAPI)}}
+		return nil, apimodel.Problems{{File: file, Path: "$.openapi", Reason: fmt.Sprintf("want an OpenAPI 3.x or Swagger 2.0 document, got openapi %q", doc.OpenAPI)}}
 	}
 	p := &parser{file: file, doc: doc}
+	if converted {
+		p.warn("$.swagger", "Swagger 2.0 document converted to OpenAPI 3; JSON paths below refer to the converted document")
+	}
 	api := p.api()
 	if len(p.problems) == 0 {
 		p.problems = append(p.problems, api.Validate()...)
@@ -56,6 +62,34 @@ func Parse(file string, data []byte) (*Result, error) {
 		}
 	}
 	return &Result{API: api, Warnings: p.warnings}, nil
+}
+
+// load parses OpenAPI 3.x, or Swagger 2.0 converted to OpenAPI 3 (WSO2 gateways took both).
+func load(data []byte) (*openapi3.T, bool, error) {
+	var probe struct {
+		Swagger string `json:"swagger"`
+	}
+	if j, err := yaml.YAMLToJSON(data); err == nil && json.Unmarshal(j, &probe) == nil && probe.Swagger != "" {
+		if !strings.HasPrefix(probe.Swagger, "2.") {
+			return nil, false, fmt.Errorf("swagger %q: only Swagger 2.0 and OpenAPI 3.x are supported", probe.Swagger)
+		}
+		var doc2 openapi2.T
+		if err := json.Unmarshal(j, &doc2); err != nil {
+			return nil, false, fmt.Errorf("Swagger 2.0: %v", err)
+		}
+		doc, err := openapi2conv.ToV3(&doc2)
+		if err != nil {
+			return nil, false, fmt.Errorf("converting Swagger 2.0: %v", err)
+		}
+		return doc, true, nil
+	}
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = false
+	doc, err := loader.LoadFromData(data)
+	if err != nil {
+		return nil, false, errors.New(cleanLoadError(err))
+	}
+	return doc, false, nil
 }
 
 func cleanLoadError(err error) string {
@@ -145,6 +179,10 @@ func (p *parser) api() *apimodel.API {
 			o.Sandbox = ext.endpoints("sandbox-endpoints")
 			o.Throttling, _ = ext.str("throttling")
 			opOpen, _ := ext.boolean("disable-security")
+			// WSO2 API Manager exports an open resource as x-auth-type: None.
+			if at, _ := op.Extensions["x-auth-type"].(string); strings.EqualFold(at, "none") {
+				opOpen = true
+			}
 			switch {
 			case apiOpen || opOpen:
 				o.Security = []apimodel.Requirement{{}}

@@ -114,7 +114,8 @@ func TestBrokenDefinitions(t *testing.T) {
 		name, doc, path, reason string
 	}{
 		{"bad YAML", "openapi: 3.0.3\ninfo: [\n", "$", "line 2"},
-		{"not OpenAPI 3", "swagger: '2.0'\ninfo: {title: a, version: b}\npaths: {}\n", "$.openapi", "OpenAPI 3.x"},
+		{"neither OpenAPI 3 nor Swagger 2", "swagger: '1.2'\ninfo: {title: a, version: b}\npaths: {}\n", "$", "only Swagger 2.0 and OpenAPI 3.x"},
+		{"no version at all", "info: {title: a, version: b}\npaths: {}\n", "$.openapi", "OpenAPI 3.x"},
 		{"endpoint extension of the wrong shape", `openapi: 3.0.3
 info: {title: Shop, version: v2}
 x-wso2-production-endpoints: 42
@@ -197,5 +198,37 @@ paths: {/a: {get: {responses: {"200": {description: ok}}}}}
 	}
 	if p := res.API.Production; p.Type != "failover" || len(p.URLs) != 2 {
 		t.Errorf("production %+v", p)
+	}
+}
+
+// A WSO2 definition in Swagger 2.0, with the spellings WSO2 API Manager exports
+// (x-throttling-tier, x-auth-type: None, endpoint type loadbalance), imports unchanged.
+func TestWSO2Swagger2Definition(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "wso2-swagger2.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Parse("wso2-swagger2.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.API
+	if a.ID() != "swagger-petstore/1.0.5" || a.BasePath != "/petstore/v1" || a.Production.Type != "load_balance" || a.Production.URLs[0].URL != "https://petstore.swagger.io/v2" {
+		t.Fatalf("api %+v", a)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{a})
+	_, get := cat.Operation(a.ID(), "GET /pet/{petId}")
+	_, del := cat.Operation(a.ID(), "DELETE /pet/{petId}")
+	if get == nil || del == nil {
+		t.Fatal("operations missing")
+	}
+	if get.Throttling != "Unlimited" || get.Security[0][0].Scheme != "api_key" || a.Schemes["api_key"].Type != apimodel.SchemeAPIKey {
+		t.Errorf("GET: throttling %q security %+v", get.Throttling, get.Security)
+	}
+	if !del.Open() {
+		t.Errorf("x-auth-type: None must open DELETE: %+v", del.Security)
+	}
+	if a.Schemes["petstore_auth"].Type != apimodel.SchemeBearer {
+		t.Errorf("oauth2 scheme %+v", a.Schemes["petstore_auth"])
 	}
 }
