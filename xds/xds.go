@@ -9,8 +9,12 @@ package xds
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,7 +81,9 @@ type Server struct {
 	dirtyEndpoints bool
 	// changedKeys are the discovery keys changed since the last publish; nil means all.
 	changedKeys map[string]bool
-	kick        chan struct{}
+	// secrets are the TLS secrets stored in etcd, by name.
+	secrets map[string]build.Secret
+	kick    chan struct{}
 }
 
 // group is what was last published for one gateway group.
@@ -181,6 +187,87 @@ func (e endpointSink) Update(ev store.Event) {
 	e.s.poke()
 }
 
+// Secrets is the store.Sink for the secrets/ range.
+func (s *Server) Secrets() store.Sink { return secretSink{s} }
+
+type secretSink struct{ s *Server }
+
+// SecretValue is the JSON stored at secrets/<name>: a certificate chain and its private key
+// (PEM), or CA certificates (PEM).
+type SecretValue struct {
+	Certificate string `json:"certificate,omitempty"`
+	PrivateKey  string `json:"privateKey,omitempty"`
+	CA          string `json:"ca,omitempty"`
+}
+
+// ParseSecret checks a stored secret.
+func ParseSecret(name string, raw []byte) (build.Secret, error) {
+	var v SecretValue
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return build.Secret{}, fmt.Errorf("secrets/%s: not JSON: %v", name, err)
+	}
+	sec := build.Secret{Name: name, CertPEM: []byte(v.Certificate), KeyPEM: []byte(v.PrivateKey), CA: []byte(v.CA)}
+	switch {
+	case v.CA != "" && v.Certificate == "" && v.PrivateKey == "":
+		if b, _ := pem.Decode(sec.CA); b == nil {
+			return sec, fmt.Errorf("secrets/%s: ca holds no PEM certificate", name)
+		}
+	case v.Certificate != "" && v.PrivateKey != "" && v.CA == "":
+		if _, err := tls.X509KeyPair(sec.CertPEM, sec.KeyPEM); err != nil {
+			return sec, fmt.Errorf("secrets/%s: %v", name, err)
+		}
+	default:
+		return sec, fmt.Errorf("secrets/%s: want {certificate, privateKey} or {ca}", name)
+	}
+	return sec, nil
+}
+
+func (k secretSink) Reset(kvs []store.KV) {
+	m := map[string]build.Secret{}
+	for _, kv := range kvs {
+		if sec, ok := k.parse(kv.Key, kv.Value); ok {
+			m[kv.Key] = sec
+		}
+	}
+	k.s.mu.Lock()
+	k.s.secrets, k.s.dirtyConfig = m, true
+	k.s.mu.Unlock()
+	k.s.poke()
+}
+
+func (k secretSink) Update(ev store.Event) {
+	var sec build.Secret
+	ok := false
+	if !ev.Deleted {
+		sec, ok = k.parse(ev.Key, ev.Value)
+		if !ok {
+			return // the last good version stays
+		}
+	}
+	k.s.mu.Lock()
+	if k.s.secrets == nil {
+		k.s.secrets = map[string]build.Secret{}
+	}
+	if ok {
+		k.s.secrets[ev.Key] = sec
+	} else {
+		delete(k.s.secrets, ev.Key)
+	}
+	k.s.dirtyConfig = true
+	k.s.mu.Unlock()
+	k.s.poke()
+}
+
+func (k secretSink) parse(name string, raw []byte) (build.Secret, bool) {
+	sec, err := ParseSecret(name, raw)
+	if err != nil {
+		k.s.m.discoveryErrors.Inc()
+		k.s.log.Error("secret rejected", zap.Error(err)) // the error never holds key material
+		return sec, false
+	}
+	return sec, true
+}
+
 // addGroup starts serving a group a connecting node belongs to.
 func (s *Server) addGroup(name string) {
 	s.mu.Lock()
@@ -230,6 +317,11 @@ func (s *Server) publish(ctx context.Context) {
 	full, eds, keys := s.dirtyConfig, s.dirtyEndpoints, s.changedKeys
 	s.dirtyConfig, s.dirtyEndpoints, s.changedKeys = false, false, nil
 	cat := s.catalog
+	secrets := append([]build.Secret(nil), s.cfg.Secrets...)
+	for _, sec := range s.secrets {
+		secrets = append(secrets, sec)
+	}
+	sort.Slice(secrets, func(i, j int) bool { return secrets[i].Name < secrets[j].Name })
 	discovery := make(map[string]string, len(s.discovery))
 	for k, v := range s.discovery {
 		discovery[k] = v
@@ -248,7 +340,7 @@ func (s *Server) publish(ctx context.Context) {
 		s.mu.Lock()
 		g := s.groups[name]
 		s.mu.Unlock()
-		next, err := s.buildGroup(name, g, cat, discovery, full || g.cfg == nil, keys)
+		next, err := s.buildGroup(name, g, cat, secrets, discovery, full || g.cfg == nil, keys)
 		if err != nil {
 			s.m.builds.WithLabelValues("rejected").Inc()
 			s.log.Error("new configuration failed validation; the last good one stays in force", zap.String("group", name), zap.Error(err))
@@ -386,7 +478,7 @@ func (s *Server) setSnapshots(ctx context.Context, name string, g *group) error 
 }
 
 // buildGroup makes the group's next resources. With full false only endpoints are rebuilt.
-func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discovery map[string]string, full bool, keys map[string]bool) (*group, error) {
+func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, secrets []build.Secret, discovery map[string]string, full bool, keys map[string]bool) (*group, error) {
 	next := &group{cfg: g.cfg, snap: g.snap}
 	if full {
 		var apis []*apimodel.API
@@ -395,7 +487,7 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, discov
 				apis = append(apis, a)
 			}
 		}
-		cfg, errs := build.Build(apis, s.cfg.Secrets, s.cfg.Build)
+		cfg, errs := build.Build(apis, secrets, s.cfg.Build)
 		for _, err := range errs {
 			s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
 		}

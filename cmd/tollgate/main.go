@@ -29,6 +29,7 @@ Commands:
   xds        the xDS control plane alone, against an etcd cluster
   authz      the ext_authz enforcer alone, against an etcd cluster
   bootstrap  print the Envoy bootstrap that connects an Envoy to the control plane
+  secret     store TLS material for Envoy in etcd: tollgate secret put NAME --cert F --key F | --ca F
   validate   check API definitions offline: tollgate validate -f FILE...
   apply      validate definitions and store them in etcd: tollgate apply -f FILE...
   token      mint a token from the development issuer (of tollgate run --dev)
@@ -55,6 +56,8 @@ func main() {
 		err = serveCmd(ctx, args, roleXDS)
 	case "bootstrap":
 		err = bootstrapCmd(args)
+	case "secret":
+		err = secretCmd(ctx, args)
 	case "validate":
 		err = validateCmd(args)
 	case "apply":

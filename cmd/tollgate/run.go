@@ -159,6 +159,7 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 			return nil
 		})
 		wg.Go(func() { st.Follow(ctx, store.Endpoints, cp.Endpoints(), endpointsSynced.Store) })
+		wg.Go(func() { st.Follow(ctx, store.Secrets, cp.Secrets(), nil) })
 		wg.Go(func() { cp.Run(ctx) })
 		lis, err := net.Listen("tcp", cfg.XDS.Listen)
 		if err != nil {
@@ -284,7 +285,7 @@ func newControlPlane(cfg config.Config, adm *admin.Server, log *zap.Logger) (*xd
 			if err != nil {
 				return nil, err
 			}
-			secrets = append(secrets, build.Secret{Name: build.ClientCASecret, ClientCAs: ca})
+			secrets = append(secrets, build.Secret{Name: build.ClientCASecret, CA: ca})
 		}
 	}
 	return xds.New(xds.Config{Build: opt, Secrets: secrets, Groups: cfg.XDS.Groups}, log.Named("xds"), adm.Registry()), nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // API is one versioned API, as the gateway serves it.
@@ -114,8 +115,48 @@ type Scheme struct {
 // Endpoints is a set of backend URLs with how to spread requests over them.
 type Endpoints struct {
 	// Type is "load_balance" (default) or "failover".
-	Type string
-	URLs []Endpoint
+	Type   string
+	URLs   []Endpoint
+	Policy Policy
+}
+
+// Policy is how the gateway talks to a set of backends. The zero value is the gateway's
+// defaults.
+type Policy struct {
+	LB      string        // "round_robin" (default) or "least_request"
+	Timeout time.Duration // whole upstream request, retries included; 0: the gateway default
+	// Retries are additional attempts; RetryOn lists the HTTP statuses that trigger one
+	// (none: 5xx, connection failures and resets).
+	Retries int
+	RetryOn []int
+	// CircuitBreaker caps what the gateway sends to the set at once (0: Envoy's default).
+	CircuitBreaker CircuitBreaker
+	// HealthCheck, when Path is set, probes each backend and takes failing ones out.
+	HealthCheck HealthCheck
+	// Protocol to the backend: "" or "http1", "h2" (h2c for http:// URLs), "auto" (ALPN).
+	Protocol string
+	// TLS to https backends: CA and client certificate are secrets stored in etcd
+	// (secrets/<name>); without a CA the system trust store verifies the backend.
+	TLS BackendTLS
+}
+
+// CircuitBreaker thresholds.
+type CircuitBreaker struct {
+	MaxConnections, MaxPendingRequests, MaxRequests, MaxRetries uint32
+}
+
+// HealthCheck is an active HTTP health check.
+type HealthCheck struct {
+	Path               string
+	Interval, Timeout  time.Duration
+	Healthy, Unhealthy uint32
+}
+
+// BackendTLS names the secrets for TLS and mutual TLS to a backend.
+type BackendTLS struct {
+	CA         string // secret holding the CA certificates that sign the backend's
+	ClientCert string // secret holding the gateway's client certificate and key
+	SNI        string // server name; default: the URL's host
 }
 
 // Empty reports whether no endpoint is set.
@@ -247,6 +288,28 @@ func (e Endpoints) validate(file, path string) Problems {
 	case "", "load_balance", "failover":
 	default:
 		ps = append(ps, Problem{file, path + ".type", fmt.Sprintf("endpoint type %q must be load_balance or failover", e.Type)})
+	}
+	p := e.Policy
+	switch p.LB {
+	case "", "round_robin", "least_request":
+	default:
+		ps = append(ps, Problem{file, path + ".lbPolicy", fmt.Sprintf("%q must be round_robin or least_request", p.LB)})
+	}
+	switch p.Protocol {
+	case "", "http1", "h2", "auto":
+	default:
+		ps = append(ps, Problem{file, path + ".protocol", fmt.Sprintf("%q must be http1, h2 or auto", p.Protocol)})
+	}
+	if p.Timeout < 0 || p.Retries < 0 || p.Retries > 10 {
+		ps = append(ps, Problem{file, path, "timeout must not be negative and retries must be 0 to 10"})
+	}
+	for _, c := range p.RetryOn {
+		if c < 100 || c > 599 {
+			ps = append(ps, Problem{file, path + ".retries.statusCodes", fmt.Sprintf("%d is not an HTTP status", c)})
+		}
+	}
+	if hc := p.HealthCheck; hc.Path != "" && (hc.Path[0] != '/' || hc.Interval < 0 || hc.Timeout < 0) {
+		ps = append(ps, Problem{file, path + ".healthCheck", "path must start with '/' and durations must not be negative"})
 	}
 	for i, u := range e.URLs {
 		if err := CheckURL(u.URL); err != nil {

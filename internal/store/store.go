@@ -22,6 +22,7 @@ import (
 const (
 	APIs      = "apis/"
 	Endpoints = "endpoints/"
+	Secrets   = "secrets/" // TLS material for Envoy, served by SDS: {"certificate","privateKey"} or {"ca"}
 )
 
 // Config says how to reach etcd.

@@ -33,6 +33,9 @@ type Options struct {
 	RouteTimeout time.Duration
 	// ConnectTimeout bounds a connection to a backend (default 5s).
 	ConnectTimeout time.Duration
+	// UpstreamCAFile is the trust store, on the Envoy host, that verifies https backends
+	// without a CA of their own (default /etc/ssl/certs/ca-certificates.crt).
+	UpstreamCAFile string
 }
 
 // Names of fixed resources.
@@ -57,14 +60,17 @@ func (o *Options) defaults() {
 	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = 5 * time.Second
 	}
+	if o.UpstreamCAFile == "" {
+		o.UpstreamCAFile = "/etc/ssl/certs/ca-certificates.crt"
+	}
 }
 
-// Secret is TLS material for SDS: the server certificate and key, or the client CA.
+// Secret is TLS material served by SDS: a certificate and key, or CA certificates.
 type Secret struct {
-	Name      string
-	CertPEM   []byte
-	KeyPEM    []byte
-	ClientCAs []byte
+	Name    string
+	CertPEM []byte
+	KeyPEM  []byte
+	CA      []byte
 }
 
 // Config is everything but endpoints, for one gateway group. Envoys get Listeners and
@@ -81,10 +87,11 @@ type Config struct {
 	Sets map[string]EndpointSet
 }
 
-// EndpointSet is a distinct set of backends; it becomes one cluster.
+// EndpointSet is a distinct set of backends with how to reach them; it becomes one cluster.
 type EndpointSet struct {
 	Type      string // load_balance or failover
 	Endpoints []apimodel.Endpoint
+	Policy    apimodel.Policy
 	TLS       bool   // https backends
 	SNI       string // host for TLS and the Host header
 	Path      string // backend path prefix that replaces the base path
@@ -96,7 +103,7 @@ func (s EndpointSet) key() string {
 	for i, e := range s.Endpoints {
 		parts[i] = e.String()
 	}
-	return s.Type + "|" + strings.Join(parts, ",")
+	return s.Type + "|" + strings.Join(parts, ",") + "|" + fmt.Sprintf("%+v", s.Policy)
 }
 
 // ForGroup says whether an API is served to a gateway group.
@@ -120,8 +127,12 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 	c := &Config{Sets: map[string]EndpointSet{}}
 	var errs []error
 	var routed []apiRoutes
+	have := map[string]bool{}
+	for _, sec := range secrets {
+		have[sec.Name] = true
+	}
 	for _, a := range apis {
-		ar, err := routesFor(a, c.Sets)
+		ar, err := routesFor(a, c.Sets, have)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("API %s: %w", a.ID(), err))
 			continue
@@ -131,13 +142,31 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 	c.Routes, c.GRPCRoutes = routeConfigs(routed, opt)
 	c.Clusters = clusters(c.Sets, opt)
 	c.Listeners, c.GRPCListeners = listeners(routed, opt)
-	c.Secrets = secretResources(secrets)
+	// Serve only the secrets something refers to: Envoy asks for exactly those.
+	used := map[string]bool{}
+	if opt.HTTPSPort != 0 {
+		used[ServerCertSecret] = true
+		if opt.ClientCertificates != "" {
+			used[ClientCASecret] = true
+		}
+	}
+	for _, set := range c.Sets {
+		used[set.Policy.TLS.CA] = true
+		used[set.Policy.TLS.ClientCert] = true
+	}
+	var served []Secret
+	for _, sec := range secrets {
+		if used[sec.Name] {
+			served = append(served, sec)
+		}
+	}
+	c.Secrets = secretResources(served)
 	return c, errs
 }
 
 // endpointSet makes the set for endpoints, checking that its URLs agree on scheme and path.
 func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
-	s := EndpointSet{Type: e.Type, Endpoints: e.URLs}
+	s := EndpointSet{Type: e.Type, Endpoints: e.URLs, Policy: e.Policy}
 	if s.Type == "" {
 		s.Type = "load_balance"
 	}
@@ -150,6 +179,9 @@ func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
 		tls := u.Scheme == "https"
 		if i == 0 {
 			s.TLS, s.Path, s.SNI = tls, path, u.Hostname()
+			if e.Policy.TLS.SNI != "" {
+				s.SNI = e.Policy.TLS.SNI
+			}
 			continue
 		}
 		if tls != s.TLS || path != s.Path {

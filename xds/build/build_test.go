@@ -11,6 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
 
@@ -199,5 +200,87 @@ func TestDuplicateDomainsAreCaught(t *testing.T) {
 	err := validate.Set(nil, []proto.Message{rc}, nil, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), `domain "x.test"`) {
 		t.Errorf("want a duplicate domain error, got %v", err)
+	}
+}
+
+func TestEndpointPolicyReachesTheCluster(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: Pol, version: v1}
+x-wso2-production-endpoints:
+  urls: ["https://10.0.0.1:8443/api", "https://10.0.0.2:8443/api"]
+  lbPolicy: least_request
+  timeout: 3s
+  retries: {count: 2, statusCodes: [503]}
+  circuitBreaker: {maxConnections: 100, maxRequests: 200}
+  healthCheck: {path: /healthz, interval: 5s}
+  protocol: h2
+  tls: {ca: backend-ca, clientCertificate: gateway-client, sni: api.internal}
+x-wso2-sandbox-endpoints:
+  urls: ["http://10.0.0.9:80"]
+  advanceEndpointConfig:
+    timeoutInMillis: 7000
+    retryConfig: {count: 1, statusCodes: [504]}
+paths: {/a: {get: {security: [{}], responses: {"200": {description: ok}}}}}
+`
+	res, err := openapi.Parse("pol.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := []Secret{{Name: "backend-ca", CA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")},
+		{Name: "gateway-client", CertPEM: []byte("c"), KeyPEM: []byte("k")}, {Name: "unused", CA: []byte("x")}}
+	c, errs := Build([]*apimodel.API{res.API}, secrets, opt)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), msgs(c.Secrets)); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Secrets) != 2 {
+		t.Errorf("served %d secrets; only the 2 referenced ones belong in the snapshot", len(c.Secrets))
+	}
+	var prod *clusterv3.Cluster
+	for _, r := range c.Clusters {
+		if cl := r.(*clusterv3.Cluster); cl.TransportSocket != nil {
+			prod = cl
+		}
+	}
+	if prod == nil || prod.LbPolicy != clusterv3.Cluster_LEAST_REQUEST || prod.CircuitBreakers.Thresholds[0].MaxConnections.Value != 100 ||
+		prod.HealthChecks[0].GetHttpHealthCheck().Path != "/healthz" || prod.TypedExtensionProtocolOptions[httpOptionsKey] == nil {
+		t.Fatalf("production cluster %v", prod)
+	}
+	var up tlsv3.UpstreamTlsContext
+	prod.TransportSocket.GetTypedConfig().UnmarshalTo(&up)
+	if up.Sni != "api.internal" || up.CommonTlsContext.TlsCertificateSdsSecretConfigs[0].Name != "gateway-client" ||
+		up.CommonTlsContext.GetCombinedValidationContext().ValidationContextSdsSecretConfig.Name != "backend-ca" {
+		t.Errorf("upstream TLS %v", &up)
+	}
+	routes := c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes
+	for _, r := range routes {
+		ra := r.GetRoute()
+		sandbox := strings.HasSuffix(r.Name, "/sandbox")
+		if sandbox && (ra.Timeout.AsDuration().Seconds() != 7 || ra.RetryPolicy.NumRetries.Value != 1 || ra.RetryPolicy.RetriableStatusCodes[0] != 504) {
+			t.Errorf("sandbox route (WSO2 advanceEndpointConfig) %v", ra)
+		}
+		if !sandbox && (ra.Timeout.AsDuration().Seconds() != 3 || ra.RetryPolicy.NumRetries.Value != 2) {
+			t.Errorf("production route %v", ra)
+		}
+	}
+	// An API whose secret is missing is left out, with the reason.
+	_, errs = Build([]*apimodel.API{res.API}, secrets[1:], opt)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), `secret "backend-ca"`) {
+		t.Errorf("missing secret: %v", errs)
+	}
+}
+
+func TestHTTPSBackendIsVerifiedByDefault(t *testing.T) {
+	a := &apimodel.API{Name: "s", Version: "v1", BasePath: "/s", Production: apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "https://10.0.0.1/x"}}},
+		Operations: []apimodel.Operation{{Method: "GET", Path: "/a"}}}
+	a.Validate()
+	c, _ := Build([]*apimodel.API{a}, nil, opt)
+	var up tlsv3.UpstreamTlsContext
+	c.Clusters[0].(*clusterv3.Cluster).TransportSocket.GetTypedConfig().UnmarshalTo(&up)
+	if f := up.CommonTlsContext.GetValidationContext().GetTrustedCa().GetFilename(); f == "" {
+		t.Errorf("an https backend without a CA must be verified against the trust store: %v", &up)
 	}
 }

@@ -8,16 +8,20 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
 
 // ADS is the config source of every dynamic resource: the same ADS stream.
@@ -45,16 +49,98 @@ func clusters(sets map[string]EndpointSet, opt Options) []types.Resource {
 			ConnectTimeout:       durationpb.New(opt.ConnectTimeout),
 			LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
 		}
-		if s.TLS {
-			c.TransportSocket = &corev3.TransportSocket{
-				Name:       "envoy.transport_sockets.tls",
-				ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{Sni: s.SNI})},
-			}
-		}
+		applyPolicy(c, s, opt)
 		out = append(out, c)
 	}
 	return append(out, authzCluster(opt))
 }
+
+// applyPolicy sets what the endpoint policy asks of a cluster: balancing, circuit
+// breakers, health checks, the protocol, and TLS (verified by the set's CA or the trust
+// store, with the backend's name checked, and a client certificate for mutual TLS).
+func applyPolicy(c *clusterv3.Cluster, s EndpointSet, opt Options) {
+	p := s.Policy
+	if p.LB == "least_request" {
+		c.LbPolicy = clusterv3.Cluster_LEAST_REQUEST
+	}
+	if cb := p.CircuitBreaker; cb != (apimodel.CircuitBreaker{}) {
+		t := &clusterv3.CircuitBreakers_Thresholds{}
+		set := func(v uint32) *wrapperspb.UInt32Value {
+			if v == 0 {
+				return nil
+			}
+			return wrapperspb.UInt32(v)
+		}
+		t.MaxConnections, t.MaxPendingRequests, t.MaxRequests, t.MaxRetries = set(cb.MaxConnections), set(cb.MaxPendingRequests), set(cb.MaxRequests), set(cb.MaxRetries)
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
+	}
+	if hc := p.HealthCheck; hc.Path != "" {
+		interval, timeout := hc.Interval, hc.Timeout
+		if interval == 0 {
+			interval = 10 * time.Second
+		}
+		if timeout == 0 {
+			timeout = 2 * time.Second
+		}
+		c.HealthChecks = []*corev3.HealthCheck{{
+			Timeout: durationpb.New(timeout), Interval: durationpb.New(interval),
+			HealthyThreshold: wrapperspb.UInt32(max(hc.Healthy, 1)), UnhealthyThreshold: wrapperspb.UInt32(max(hc.Unhealthy, 2)),
+			HealthChecker: &corev3.HealthCheck_HttpHealthCheck_{HttpHealthCheck: &corev3.HealthCheck_HttpHealthCheck{Path: hc.Path}},
+		}}
+	}
+	var alpn []string
+	switch p.Protocol {
+	case "h2":
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: mustAny(&httpv3.HttpProtocolOptions{
+			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+			}},
+		})}
+		alpn = []string{"h2"}
+	case "auto":
+		if s.TLS {
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: mustAny(&httpv3.HttpProtocolOptions{
+				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_AutoConfig{AutoConfig: &httpv3.HttpProtocolOptions_AutoHttpConfig{
+					HttpProtocolOptions: &corev3.Http1ProtocolOptions{}, Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+				}},
+			})}
+			alpn = []string{"h2", "http/1.1"}
+		}
+	}
+	if !s.TLS {
+		return
+	}
+	common := &tlsv3.CommonTlsContext{AlpnProtocols: alpn}
+	validation := &tlsv3.CertificateValidationContext{}
+	if net.ParseIP(s.SNI) == nil && s.SNI != "" {
+		validation.MatchTypedSubjectAltNames = []*tlsv3.SubjectAltNameMatcher{{
+			SanType: tlsv3.SubjectAltNameMatcher_DNS,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: s.SNI}},
+		}}
+	}
+	if p.TLS.CA != "" {
+		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+			DefaultValidationContext:         validation,
+			ValidationContextSdsSecretConfig: &tlsv3.SdsSecretConfig{Name: p.TLS.CA, SdsConfig: ADS()},
+		}}
+	} else {
+		validation.TrustedCa = &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: opt.UpstreamCAFile}}
+		common.ValidationContextType = &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: validation}
+	}
+	if p.TLS.ClientCert != "" {
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{{Name: p.TLS.ClientCert, SdsConfig: ADS()}}
+	}
+	sni := s.SNI
+	if net.ParseIP(sni) != nil {
+		sni = "" // SNI carries names only
+	}
+	c.TransportSocket = &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: common})},
+	}
+}
+
+const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 // authzCluster is the enforcer: HTTP/2 (gRPC), addressed by name or IP.
 func authzCluster(opt Options) *clusterv3.Cluster {

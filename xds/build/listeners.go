@@ -119,9 +119,9 @@ func secretResources(secrets []Secret) []types.Resource {
 	var out []types.Resource
 	for _, s := range secrets {
 		sec := &tlsv3.Secret{Name: s.Name}
-		if len(s.ClientCAs) > 0 {
+		if len(s.CA) > 0 {
 			sec.Type = &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: inline(s.ClientCAs),
+				TrustedCa: inline(s.CA),
 			}}
 		} else {
 			sec.Type = &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{

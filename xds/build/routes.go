@@ -3,6 +3,7 @@ package build
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -30,7 +31,7 @@ type apiRoutes struct {
 
 // routesFor makes a route per operation (a sandbox route before it when the operation has
 // sandbox endpoints) and records the endpoint sets it uses.
-func routesFor(a *apimodel.API, sets map[string]EndpointSet) (apiRoutes, error) {
+func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]bool) (apiRoutes, error) {
 	out := apiRoutes{api: a}
 	ops := make([]*apimodel.Operation, len(a.Operations))
 	for i := range a.Operations {
@@ -44,13 +45,22 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet) (apiRoutes, error) 
 		}
 		return ops[i].Key() < ops[j].Key()
 	})
+	mine := map[string]EndpointSet{}
 	use := func(e apimodel.Endpoints) (string, EndpointSet, error) {
 		s, err := endpointSet(e)
 		if err != nil {
 			return "", s, err
 		}
+		for _, name := range []string{s.Policy.TLS.CA, s.Policy.TLS.ClientCert} {
+			if name != "" && !secrets[name] {
+				return "", s, fmt.Errorf("secret %q is not in etcd (secrets/%s)", name, name)
+			}
+		}
+		if (s.Policy.TLS.CA != "" || s.Policy.TLS.ClientCert != "") && !s.TLS {
+			return "", s, fmt.Errorf("backend TLS settings on plain http endpoints %s", s.Endpoints[0].URL)
+		}
 		name := clusterName(s)
-		sets[name] = s
+		mine[name] = s
 		return name, s, nil
 	}
 	for _, op := range ops {
@@ -86,6 +96,10 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet) (apiRoutes, error) 
 		}
 		out.grpcCluster = name
 	}
+	// Only an API built whole contributes its clusters.
+	for n, s := range mine {
+		sets[n] = s
+	}
 	return out, nil
 }
 
@@ -98,12 +112,22 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 	}}
 	action := &routev3.RouteAction{
 		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
-		Timeout:          durationpb.New(defaultRouteTimeout),
+		Timeout:          durationpb.New(s.Policy.Timeout),
 		RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
 			Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(a.BasePath))},
 			Substitution: s.Path,
 		},
 		HostRewriteSpecifier: &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)},
+	}
+	if p := s.Policy; p.Retries > 0 {
+		rp := &routev3.RetryPolicy{RetryOn: "5xx,connect-failure,reset", NumRetries: wrapperspb.UInt32(uint32(p.Retries))}
+		if len(p.RetryOn) > 0 {
+			rp.RetryOn = "retriable-status-codes,connect-failure,reset"
+			for _, c := range p.RetryOn {
+				rp.RetriableStatusCodes = append(rp.RetriableStatusCodes, uint32(c))
+			}
+		}
+		action.RetryPolicy = rp
 	}
 	return &routev3.Route{
 		Name: a.ID() + " " + op.Key(),
@@ -115,9 +139,6 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 		TypedPerFilterConfig: map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)},
 	}
 }
-
-// defaultRouteTimeout is replaced by Options.RouteTimeout in routeConfigs.
-const defaultRouteTimeout = 0
 
 func basePrefix(base string) string {
 	if base == "/" {
@@ -165,7 +186,9 @@ func routeConfigs(apis []apiRoutes, opt Options) (gateway, grpc []types.Resource
 	var any []*routev3.Route
 	for _, ar := range apis {
 		for _, r := range ar.routes {
-			r.GetRoute().Timeout = durationpb.New(opt.RouteTimeout)
+			if r.GetRoute().GetTimeout().AsDuration() == 0 {
+				r.GetRoute().Timeout = durationpb.New(opt.RouteTimeout)
+			}
 		}
 		if len(ar.api.Hosts) == 0 {
 			any = append(any, ar.routes...)

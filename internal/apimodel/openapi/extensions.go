@@ -169,11 +169,7 @@ func (e extensions) endpointValue(at string, v any, allowRef bool) apimodel.Endp
 	case []any:
 		out.URLs = e.endpointList(at, t)
 	case map[string]any:
-		for k := range t {
-			if k != "urls" && k != "type" && k != "advanceEndpointConfig" && k != "securityConfig" {
-				e.p.fail(at+"."+k, "unknown endpoint field (known: urls, type)")
-			}
-		}
+		out.Policy = e.policy(at, t)
 		if typ, ok := t["type"]; ok {
 			s, isStr := typ.(string)
 			switch strings.ToLower(s) {
