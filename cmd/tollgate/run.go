@@ -268,6 +268,7 @@ func newControlPlane(cfg config.Config, adm *admin.Server, log *zap.Logger) (*xd
 		AuthzAddress: authzAddr, HTTPPort: cfg.XDS.HTTPPort, HTTPSPort: cfg.XDS.HTTPSPort,
 		ClientCertificates: cfg.XDS.TLS.ClientCertificates,
 		RouteTimeout:       time.Duration(cfg.XDS.RouteTimeout), ConnectTimeout: time.Duration(cfg.XDS.ConnectTimeout),
+		UpstreamCAFile: cfg.XDS.UpstreamCAFile,
 	}
 	var secrets []build.Secret
 	if t := cfg.XDS.TLS; t.CertFile != "" {

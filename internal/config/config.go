@@ -65,6 +65,8 @@ type XDS struct {
 	Groups         []string `json:"groups"`
 	RouteTimeout   Duration `json:"routeTimeout"`
 	ConnectTimeout Duration `json:"connectTimeout"`
+	// UpstreamCAFile is the trust store on the Envoy host for https backends without a CA.
+	UpstreamCAFile string `json:"upstreamCAFile"`
 }
 
 // TLS is the certificate Envoy's HTTPS listener serves, served to Envoy over SDS.
@@ -119,7 +121,8 @@ func Default() Config {
 		},
 		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192},
 		XDS: XDS{Listen: "127.0.0.1:18000", HTTPPort: 8080, Groups: []string{"default"},
-			RouteTimeout: Duration(15 * time.Second), ConnectTimeout: Duration(5 * time.Second)},
+			RouteTimeout: Duration(15 * time.Second), ConnectTimeout: Duration(5 * time.Second),
+			UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
 		Admin: Admin{Listen: "127.0.0.1:9902"},
 		Log:   Log{Level: "info", Format: "console"},
 	}
