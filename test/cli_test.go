@@ -22,6 +22,8 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 var binary string
@@ -184,7 +186,7 @@ log:
 	if o := tollgate(t, "apply", "--config", cfg, "--etcd", etcdC, "-f", changed); o.code != 0 {
 		t.Fatalf("apply: %s%s", o.stdout, o.stderr)
 	}
-	eventually(t, "live change", func() bool {
+	testutil.Eventually(t, "live change", func() bool {
 		o := tollgate(t, "check", "--config", cfg, "--path", "/coffeebar/v1/menu", "-H", bearer)
 		return strings.Contains(o.stdout, "DENIED 403")
 	})
@@ -251,7 +253,7 @@ func get(t *testing.T, url string) string {
 
 func waitReady(t *testing.T, url string) {
 	t.Helper()
-	eventually(t, "readyz", func() bool {
+	testutil.Eventually(t, "readyz", func() bool {
 		resp, err := http.Get(url)
 		if err != nil {
 			return false
@@ -259,15 +261,4 @@ func waitReady(t *testing.T, url string) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -158,6 +158,22 @@ func (c *adsClient) ack(r *discoverygrpc.DiscoveryResponse, names ...string) {
 	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce, ResourceNames: names})
 }
 
+// clusters subscribes to CDS and ACKs responses until one holds at least n clusters,
+// which it returns unACKed when ack is false (to NACK it, say).
+func (c *adsClient) clusters(n int, ack bool) *discoverygrpc.DiscoveryResponse {
+	c.t.Helper()
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	cds := c.recv(resourcev3.ClusterType)
+	for len(cds.Resources) < n {
+		c.ack(cds)
+		cds = c.recv(resourcev3.ClusterType)
+	}
+	if ack {
+		c.ack(cds)
+	}
+	return cds
+}
+
 func clustersOf(t testing.TB, r *discoverygrpc.DiscoveryResponse) map[string]*clusterv3.Cluster {
 	out := map[string]*clusterv3.Cluster{}
 	for _, a := range r.Resources {
@@ -176,13 +192,7 @@ func TestADSServesResourcesAndSendsOnlyEDSOnEndpointChange(t *testing.T) {
 	p.apply(t, "online-store")
 	c := newADS(t, p.addr, "envoy-1", "edge")
 
-	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
-	cds := c.recv(resourcev3.ClusterType)
-	for len(clustersOf(t, cds)) < 4 { // wait for both APIs to be in the snapshot
-		c.ack(cds)
-		cds = c.recv(resourcev3.ClusterType)
-	}
-	c.ack(cds)
+	cds := c.clusters(4, true) // both APIs are in the snapshot
 	var eds []string
 	var search string
 	for name, cl := range clustersOf(t, cds) {
@@ -243,12 +253,7 @@ func TestNACKedVersionIsNotResent(t *testing.T) {
 	p := startPlane(t)
 	p.apply(t, "coffeebar")
 	c := newADS(t, p.addr, "envoy-nack", "edge")
-	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
-	cds := c.recv(resourcev3.ClusterType)
-	for len(cds.Resources) < 2 {
-		c.ack(cds)
-		cds = c.recv(resourcev3.ClusterType)
-	}
+	cds := c.clusters(2, false)
 	// Refuse it, as Envoy does: the previous version, this nonce, an error.
 	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: cds.Nonce,
 		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "cluster rejected by test"}})
@@ -321,13 +326,7 @@ func TestEDSNewSubscriptionAndForeignVersion(t *testing.T) {
 	p.apply(t, "coffeebar")
 	p.apply(t, "online-store")
 	c := newADS(t, p.addr, "envoy-sub", "edge")
-	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
-	cds := c.recv(resourcev3.ClusterType)
-	for len(clustersOf(t, cds)) < 4 {
-		c.ack(cds)
-		cds = c.recv(resourcev3.ClusterType)
-	}
-	c.ack(cds)
+	cds := c.clusters(4, true)
 	var eds []string
 	for name, cl := range clustersOf(t, cds) {
 		if cl.GetType() == clusterv3.Cluster_EDS {
@@ -358,13 +357,7 @@ func TestEtcdOutageKeepsServingAndCatchesUp(t *testing.T) {
 	p := startPlane(t)
 	p.apply(t, "online-store")
 	c := newADS(t, p.addr, "envoy-a", "edge")
-	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
-	cds := c.recv(resourcev3.ClusterType)
-	for len(clustersOf(t, cds)) < 3 {
-		c.ack(cds)
-		cds = c.recv(resourcev3.ClusterType)
-	}
-	c.ack(cds)
+	cds := c.clusters(3, true)
 
 	p.etcd.Stop()
 	// A new Envoy connecting during the outage gets the full configuration.

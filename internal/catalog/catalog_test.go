@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -14,17 +13,6 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // A broken definition written to etcd never replaces the last good one.
 func TestBrokenDefinitionKeepsLastGood(t *testing.T) {
@@ -41,7 +29,7 @@ func TestBrokenDefinitionKeepsLastGood(t *testing.T) {
 	if _, err := st.PutAPIs(t.Context(), []store.Doc{{Name: "coffeebar", Version: "v1", Data: good}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "coffeebar loaded", func() bool { return r.Load().API("coffeebar/v1") != nil })
+	tu.Eventually(t, "coffeebar loaded", func() bool { return r.Load().API("coffeebar/v1") != nil })
 
 	broken := []string{
 		"openapi: 3.0.3\ninfo: [\n", // bad YAML
@@ -52,7 +40,7 @@ func TestBrokenDefinitionKeepsLastGood(t *testing.T) {
 		if err := st.Put(t.Context(), "apis/coffeebar/v1", b); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "rejection counted", func() bool {
+		tu.Eventually(t, "rejection counted", func() bool {
 			return rejected(t, reg) == float64(i+1)
 		})
 		a := r.Load().API("coffeebar/v1")
@@ -62,7 +50,7 @@ func TestBrokenDefinitionKeepsLastGood(t *testing.T) {
 	}
 	// Deleting the key removes the API.
 	st.Client().Delete(t.Context(), st.APIKey("coffeebar", "v1"))
-	waitFor(t, "removal", func() bool { return r.Load().API("coffeebar/v1") == nil })
+	tu.Eventually(t, "removal", func() bool { return r.Load().API("coffeebar/v1") == nil })
 }
 
 func rejected(t *testing.T, reg *prometheus.Registry) float64 {

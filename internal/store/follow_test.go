@@ -50,17 +50,6 @@ func (s *mapSink) resetCount() int {
 	return s.resets
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestFollowSeesExistingKeysThenChanges(t *testing.T) {
 	e := testutil.StartEtcd(t)
 	st := e.Store("/t/")
@@ -71,15 +60,15 @@ func TestFollowSeesExistingKeysThenChanges(t *testing.T) {
 	sink := &mapSink{}
 	var synced sync.Map
 	go st.Follow(ctx, store.Endpoints, sink, func(ok bool) { synced.Store("last", ok) })
-	eventually(t, "initial read", func() bool { v, _ := sink.get("a"); return v == "1" })
+	testutil.Eventually(t, "initial read", func() bool { v, _ := sink.get("a"); return v == "1" })
 	st.Put(ctx, "endpoints/b", "2")
 	st.Put(ctx, "apis/x/v1", "not in range")
-	eventually(t, "put b", func() bool { v, _ := sink.get("b"); return v == "2" })
+	testutil.Eventually(t, "put b", func() bool { v, _ := sink.get("b"); return v == "2" })
 	if _, ok := sink.get("x/v1"); ok {
 		t.Error("a key outside the range reached the sink")
 	}
 	st.Client().Delete(ctx, st.Prefix()+"endpoints/a")
-	eventually(t, "delete a", func() bool { _, ok := sink.get("a"); return !ok })
+	testutil.Eventually(t, "delete a", func() bool { _, ok := sink.get("a"); return !ok })
 	if v, _ := synced.Load("last"); v != true {
 		t.Error("state should be synced")
 	}
@@ -97,7 +86,7 @@ func TestFollowResumesAfterEtcdRestartWithoutMissingChanges(t *testing.T) {
 		}
 	})
 	st.Put(ctx, "endpoints/a", "1")
-	eventually(t, "a", func() bool { v, _ := sink.get("a"); return v == "1" })
+	testutil.Eventually(t, "a", func() bool { v, _ := sink.get("a"); return v == "1" })
 
 	e.Stop()
 	// While etcd is down the sink keeps what it had.
@@ -113,7 +102,7 @@ func TestFollowResumesAfterEtcdRestartWithoutMissingChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "all 20 keys after restart", func() bool {
+	testutil.Eventually(t, "all 20 keys after restart", func() bool {
 		for i := range 20 {
 			if _, ok := sink.get(fmt.Sprintf("k%d", i)); !ok {
 				return false
