@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
 
 // Catalog gives the APIs in force; internal/catalog.Registry implements it.
@@ -29,12 +30,20 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*jwt.Identity, error)
 }
 
+// RevocationList says whether a verified token has been revoked since it was issued;
+// policies/revocation.Set implements it.
+type RevocationList interface {
+	Revoked(t revocation.Token) bool
+}
+
 // Config configures the enforcer.
 type Config struct {
 	// Format of deny bodies: "wso2" (default) or "problem".
 	Format Format
 	// RemoveAuthorization strips the credential header before the request goes to the backend.
 	RemoveAuthorization bool
+	// Revocations, if set, is checked for every token, cached or not.
+	Revocations RevocationList
 }
 
 // Enforcer decides requests. It is safe for concurrent use.
@@ -46,7 +55,7 @@ type Enforcer struct {
 	cfg    Config
 	log    *zap.Logger
 	m      *metrics
-	denies map[int]*denyTemplate
+	denies map[Fault]*denyTemplate
 }
 
 // New builds an enforcer. tokens may be nil when no issuer is configured: bearer
@@ -55,9 +64,9 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	if cfg.Format == "" {
 		cfg.Format = FormatWSO2
 	}
-	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[int]*denyTemplate{}}
-	for _, f := range []Fault{FaultInvalid, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
-		e.denies[f.Code] = newDenyTemplate(f, cfg.Format)
+	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
+	for _, f := range []Fault{FaultInvalid, FaultRevoked, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
+		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
 }
@@ -215,6 +224,9 @@ func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRe
 			}
 		}
 		return r
+	}
+	if rl := e.cfg.Revocations; rl != nil && rl.Revoked(revocation.Token{ID: id.TokenID, Hash: id.TokenHash, Subject: id.Subject, ClientID: id.ClientID, IssuedAt: id.IssuedAt}) {
+		return tokenResult{done: true, fault: &FaultRevoked, reason: "token revoked"}
 	}
 	return tokenResult{done: true, id: id}
 }

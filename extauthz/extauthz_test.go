@@ -19,8 +19,10 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
 
 const aud = "coffeebar"
@@ -33,6 +35,10 @@ type rig struct {
 }
 
 func newRig(t *testing.T, cfg extauthz.Config, defs ...string) *rig {
+	return newRigWith(t, cfg, nil, defs...)
+}
+
+func newRigWith(t *testing.T, cfg extauthz.Config, revoked *revocation.Set, defs ...string) *rig {
 	t.Helper()
 	idp := tu.NewIdP(t, "https://idp.test")
 	v, err := jwt.New(jwt.Config{
@@ -57,6 +63,9 @@ func newRig(t *testing.T, cfg extauthz.Config, defs ...string) *rig {
 		apis = append(apis, res.API)
 	}
 	reg.Set(apis)
+	if revoked != nil {
+		cfg.Revocations = revoked
+	}
 	e := extauthz.New(cfg, reg, v, zap.NewNop(), prometheus.NewRegistry())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -351,5 +360,30 @@ func TestGarbageRequestsAreDeniedNotCrashed(t *testing.T) {
 		if got := r.check(t, "GET", "/coffeebar/v1/menu", h, nil); got.status != 401 {
 			t.Errorf("%q: %d", h, got.status)
 		}
+	}
+}
+
+// A revoked token is denied with 900901 "Token revoked" — also when it was verified and
+// cached before the revocation arrived.
+func TestRevokedTokenIsDeniedEvenWhenCached(t *testing.T) {
+	set := revocation.New(zap.NewNop(), nil)
+	r := newRigWith(t, extauthz.Config{}, set, example(t, "coffeebar"))
+	claims := r.idp.Claims(aud, "read:menu")
+	tok := "Bearer " + r.idp.Sign("rsa", "RS256", claims)
+	if got := r.check(t, "GET", "/coffeebar/v1/menu", tok, nil); got.status != 200 {
+		t.Fatalf("before revocation: %d", got.status)
+	}
+	set.Update(store.Event{KV: store.KV{Key: "jti/" + claims["jti"].(string)}})
+	got := r.check(t, "GET", "/coffeebar/v1/menu", tok, nil)
+	want := `{"fault":{"code":900901,"message":"Invalid Credentials","description":"Token revoked"}}`
+	if got.status != 401 || got.body != want {
+		t.Fatalf("revoked: %d %s", got.status, got.body)
+	}
+	if !strings.Contains(got.headers["www-authenticate"], `error="invalid_token"`) {
+		t.Errorf("www-authenticate %q", got.headers["www-authenticate"])
+	}
+	// Another token of the same subject is unaffected.
+	if got := r.check(t, "GET", "/coffeebar/v1/menu", r.token("read:menu"), nil); got.status != 200 {
+		t.Errorf("another token: %d", got.status)
 	}
 }

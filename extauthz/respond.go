@@ -123,7 +123,7 @@ func newDenyTemplate(f Fault, format Format) *denyTemplate {
 }
 
 func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
-	t := e.denies[o.fault.Code]
+	t := e.denies[*o.fault]
 	if t == nil {
 		t = newDenyTemplate(*o.fault, e.cfg.Format)
 	}
@@ -151,7 +151,7 @@ func wwwAuthenticate(o *outcome) string {
 	switch o.fault.Code {
 	case FaultMissing.Code:
 		return base
-	case FaultInvalid.Code, FaultExpired.Code, FaultMalformed.Code:
+	case FaultInvalid.Code, FaultExpired.Code, FaultMalformed.Code: // 900901 covers revoked tokens too
 		return base + `, error="invalid_token", error_description="` + o.fault.Message + `"`
 	case FaultScope.Code:
 		return base + `, error="insufficient_scope", scope=` + strconv.Quote(o.scope)

@@ -29,6 +29,8 @@ Commands:
   xds        the xDS control plane alone, against an etcd cluster
   authz      the ext_authz enforcer alone, against an etcd cluster
   bootstrap  print the Envoy bootstrap that connects an Envoy to the control plane
+  revoke     revoke a token (--jti/--token) or every token of a subject or client issued
+             before a time (--subject/--client-id with --issued-before)
   secret     store TLS material for Envoy in etcd: tollgate secret put NAME --cert F --key F | --ca F
   validate   check API definitions offline: tollgate validate -f FILE...
   apply      validate definitions and store them in etcd: tollgate apply -f FILE...
@@ -56,6 +58,8 @@ func main() {
 		err = serveCmd(ctx, args, roleXDS)
 	case "bootstrap":
 		err = bootstrapCmd(args)
+	case "revoke":
+		err = revokeCmd(ctx, args)
 	case "secret":
 		err = secretCmd(ctx, args)
 	case "validate":

@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/revocation"
 	"github.com/tollgate-gw/tollgate/xds"
 	"github.com/tollgate-gw/tollgate/xds/build"
 )
@@ -129,7 +130,25 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 
 	var authzAddr, xdsAddr string
 	if r.authz {
-		enf, ver, err := newEnforcer(cfg, *dev, reg, adm, log)
+		revoked := revocation.New(log.Named("revocation"), adm.Registry())
+		var revSynced atomic.Bool
+		adm.Ready("revocations", func() error {
+			if !revSynced.Load() {
+				return errors.New("revocation list not in step with etcd (it may be stale)")
+			}
+			return nil
+		})
+		wg.Go(func() { st.Follow(ctx, store.Revoked, revoked, revSynced.Store) })
+		if cfg.Admin.TokenFile != "" {
+			tok, err := os.ReadFile(cfg.Admin.TokenFile)
+			if err != nil {
+				return fmt.Errorf("admin token: %w", err)
+			}
+			h := revocation.Handler(st, trimNewline(tok))
+			adm.Handle("/revoke", h)
+			adm.Handle("/notify/revocation", h)
+		}
+		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, adm, log)
 		if err != nil {
 			return err
 		}
@@ -214,7 +233,7 @@ func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
 }
 
 // newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
-func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
+func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
 	for _, is := range cfg.Issuers {
 		jc, err := is.JWT()
@@ -253,7 +272,7 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, adm *admin.
 	} else {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
 	}
-	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization},
+	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked},
 		reg, verifier, log.Named("authz"), adm.Registry())
 	return enf, ver, nil
 }

@@ -23,13 +23,21 @@ type Server struct {
 	reg    *prometheus.Registry
 	mu     sync.Mutex
 	checks map[string]func() error
+	extra  map[string]http.Handler
 }
 
 // New makes an admin server with its own metrics registry, holding Go and process metrics.
 func New() *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Server{reg: reg, checks: map[string]func() error{}}
+	return &Server{reg: reg, checks: map[string]func() error{}, extra: map[string]http.Handler{}}
+}
+
+// Handle adds an endpoint (before Serve).
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extra[pattern] = h
 }
 
 // Registry is where components register their metrics.
@@ -48,6 +56,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", s.readyz)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	s.mu.Lock()
+	for p, h := range s.extra {
+		mux.Handle(p, h)
+	}
+	s.mu.Unlock()
 	return mux
 }
 

@@ -83,6 +83,9 @@ type Admin struct {
 	Listen string `json:"listen"`
 	// AllowRemote permits a non-loopback admin address.
 	AllowRemote bool `json:"allowRemote"`
+	// TokenFile holds the bearer token that POST /revoke and /notify/revocation require;
+	// without it those endpoints are off.
+	TokenFile string `json:"tokenFile"`
 }
 
 // Log configures logging.

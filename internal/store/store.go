@@ -22,6 +22,7 @@ import (
 const (
 	APIs      = "apis/"
 	Endpoints = "endpoints/"
+	Revoked   = "revoked/" // revoked tokens, subjects and clients, on leases
 	Secrets   = "secrets/" // TLS material for Envoy, served by SDS: {"certificate","privateKey"} or {"ca"}
 )
 

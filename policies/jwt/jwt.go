@@ -7,6 +7,7 @@ package jwt
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,7 +52,10 @@ type Identity struct {
 	Audience []string
 	Scopes   []string
 	Expiry   time.Time
-	Claims   map[string]any
+	IssuedAt time.Time // zero when the token has no iat
+	// TokenHash is the hex SHA-256 of the token: how a token without a jti is revoked.
+	TokenHash string
+	Claims    map[string]any
 	// Headers are the backend headers configured from claims (Config.ClaimHeaders).
 	Headers []Header
 	// Attachment is what Config.Attach made of this identity when the token was verified:
@@ -186,7 +190,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 		v.m.cacheHits.Inc()
 		return id, nil
 	}
-	id, until, err := v.verify(ctx, token, now)
+	id, until, err := v.verify(ctx, token, now, h)
 	if err != nil {
 		var e *Error
 		errors.As(err, &e)
@@ -208,7 +212,7 @@ func kindLabel(k Kind) string {
 	return "invalid"
 }
 
-func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Identity, time.Time, error) {
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [32]byte) (*Identity, time.Time, error) {
 	if strings.Count(token, ".") != 2 {
 		return nil, time.Time{}, refuse(Malformed, "not a JWT: want three dot-separated parts")
 	}
@@ -268,7 +272,10 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Id
 	if !is.cfg.AnyAudience && !anyIn(aud, is.audSet) {
 		return nil, time.Time{}, refuse(Invalid, "the token is not for this audience")
 	}
-	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims}
+	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:])}
+	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
+		id.IssuedAt = iat.Time
+	}
 	id.Subject, _ = claims["sub"].(string)
 	id.TokenID, _ = claims["jti"].(string)
 	for _, c := range []string{"azp", "client_id", "cid"} {
