@@ -180,6 +180,17 @@ log:
 		t.Fatalf("check POST /menu: exit %d\n%s", o.code, o.stdout)
 	}
 
+	// Revoke a token: every enforcer denies it at once.
+	other := tollgate(t, "token", "--config", cfg, "--scope", "read:menu")
+	otherBearer := "Authorization: Bearer " + strings.TrimSpace(other.stdout)
+	if o := tollgate(t, "revoke", "--config", cfg, "--etcd", etcdC, "--token", strings.TrimSpace(other.stdout), "--reason", "test"); o.code != 0 {
+		t.Fatalf("revoke: %s %s", o.stdout, o.stderr)
+	}
+	testutil.Eventually(t, "revoked token denied", func() bool {
+		o := tollgate(t, "check", "--config", cfg, "--path", "/coffeebar/v1/menu", "-H", otherBearer)
+		return strings.Contains(o.stdout, "DENIED 401") && strings.Contains(o.stdout, "Token revoked")
+	})
+
 	// A live change: GET /menu now needs another scope. No restart.
 	cb, _ := os.ReadFile("../examples/coffeebar/coffeebar.yaml")
 	changed := write(t, dir, "cb.yaml", strings.Replace(string(cb), "[read:menu]", "[read:menu:v2]", 1))

@@ -3,6 +3,9 @@ package revocation
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,6 +170,50 @@ func BenchmarkRevokedWith100kEntries(b *testing.B) {
 	for b.Loop() {
 		if s.Revoked(tok) {
 			b.Fatal("revoked")
+		}
+	}
+}
+
+func TestAdminEndpoint(t *testing.T) {
+	e := tu.StartEtcd(t)
+	st := e.Store("/tollgate/")
+	r := follow(t, st)
+	srv := httptest.NewServer(Handler(st, []byte("s3cret-admin-token")))
+	defer srv.Close()
+	post := func(auth, body string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	until := time.Now().Add(time.Hour).Format(time.RFC3339)
+	if c := post("", `{"jti":"x","until":"`+until+`"}`); c != 401 {
+		t.Errorf("no token: %d", c)
+	}
+	if c := post("wrong", `{"jti":"x","until":"`+until+`"}`); c != 401 {
+		t.Errorf("wrong token: %d", c)
+	}
+	if c := post("s3cret-admin-token", `{"jti":"x","unknownField":1}`); c != 400 {
+		t.Errorf("unknown field: %d", c)
+	}
+	if c := post("s3cret-admin-token", `{"jti":"x"}`); c != 400 {
+		t.Errorf("no until: %d", c)
+	}
+	if c := post("s3cret-admin-token", `{"jti":"x","until":"`+until+`","reason":"leaked"}`); c != 200 {
+		t.Fatalf("good request: %d", c)
+	}
+	tu.Eventually(t, "revoked through the endpoint", func() bool { return r.set.Revoked(Token{ID: "x"}) })
+	if off := httptest.NewServer(Handler(st, nil)); true {
+		defer off.Close()
+		resp, _ := http.Post(off.URL, "application/json", strings.NewReader(`{}`))
+		if resp.StatusCode != 401 {
+			t.Errorf("without a configured admin token the endpoint must refuse: %d", resp.StatusCode)
 		}
 	}
 }
