@@ -23,6 +23,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/...
 	$(GO) run ./test/bench/authz
 	$(GO) run ./test/bench/xds
+	$(GO) run ./test/bench/revocation
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/
