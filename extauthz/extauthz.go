@@ -44,6 +44,8 @@ type Config struct {
 	RemoveAuthorization bool
 	// Revocations, if set, is checked for every token, cached or not.
 	Revocations RevocationList
+	// Opaque, if set, validates bearer tokens that are not JWTs (by introspection).
+	Opaque TokenVerifier
 }
 
 // Enforcer decides requests. It is safe for concurrent use.
@@ -65,7 +67,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 		cfg.Format = FormatWSO2
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
-	for _, f := range []Fault{FaultInvalid, FaultRevoked, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
+	for _, f := range []Fault{FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -208,10 +210,14 @@ func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRe
 	if !ok {
 		return tokenResult{done: true, fault: &FaultMissing, reason: "the " + api.AuthHeader + " header is not a Bearer credential"}
 	}
-	if e.tokens == nil {
+	verifier := e.tokens
+	if e.cfg.Opaque != nil && strings.Count(token, ".") != 2 {
+		verifier = e.cfg.Opaque
+	}
+	if verifier == nil {
 		return tokenResult{done: true, fault: &FaultInvalid, reason: "no token issuer is configured"}
 	}
-	id, err := e.tokens.Verify(ctx, token)
+	id, err := verifier.Verify(ctx, token)
 	if err != nil {
 		var je *jwt.Error
 		r := tokenResult{done: true, fault: &FaultInvalid, reason: err.Error()}
@@ -221,6 +227,10 @@ func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRe
 				r.fault = &FaultMalformed
 			case jwt.Expired:
 				r.fault = &FaultExpired
+			case jwt.Inactive:
+				r.fault = &FaultInactive
+			case jwt.Unavailable:
+				r.fault = &FaultInternal
 			}
 		}
 		return r

@@ -1,7 +1,11 @@
 package extauthz_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,6 +25,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
@@ -385,5 +390,43 @@ func TestRevokedTokenIsDeniedEvenWhenCached(t *testing.T) {
 	// Another token of the same subject is unaffected.
 	if got := r.check(t, "GET", "/coffeebar/v1/menu", r.token("read:menu"), nil); got.status != 200 {
 		t.Errorf("another token: %d", got.status)
+	}
+}
+
+// Opaque tokens are introspected (RFC 7662) and revocable by their hash.
+func TestOpaqueTokens(t *testing.T) {
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.FormValue("token") {
+		case "opaque-good", "opaque-revoked":
+			w.Write([]byte(`{"active":true,"scope":"read:menu","sub":"carol","client_id":"app-9"}`))
+		default:
+			w.Write([]byte(`{"active":false}`))
+		}
+	}))
+	defer idp.Close()
+	in, err := introspect.New(introspect.Config{Name: "corp", URL: idp.URL, ClientID: "gw", Attach: extauthz.Attach}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := revocation.New(zap.NewNop(), nil)
+	r := newRigWith(t, extauthz.Config{Opaque: in}, set, example(t, "coffeebar"))
+	if got := r.check(t, "GET", "/coffeebar/v1/menu", "Bearer opaque-good", nil); got.status != 200 || got.resp.GetDynamicMetadata().AsMap()["subject"] != "carol" {
+		t.Errorf("active opaque token: %d %s", got.status, got.body)
+	}
+	if got := r.check(t, "POST", "/coffeebar/v1/menu", "Bearer opaque-good", nil); got.status != 403 {
+		t.Errorf("missing scope: %d", got.status)
+	}
+	got := r.check(t, "GET", "/coffeebar/v1/menu", "Bearer opaque-unknown", nil)
+	if want := `{"fault":{"code":900904,"message":"Access Token Inactive","description":"Access Token Inactive. Generate a new access token and try again"}}`; got.status != 401 || got.body != want {
+		t.Errorf("inactive: %d %s", got.status, got.body)
+	}
+	sum := sha256.Sum256([]byte("opaque-revoked"))
+	set.Update(store.Event{KV: store.KV{Key: "hash/" + hex.EncodeToString(sum[:])}})
+	if got := r.check(t, "GET", "/coffeebar/v1/menu", "Bearer opaque-revoked", nil); got.status != 401 || !strings.Contains(got.body, "Token revoked") {
+		t.Errorf("revoked opaque token: %d %s", got.status, got.body)
+	}
+	// JWTs still go to the JWT verifier.
+	if got := r.check(t, "GET", "/coffeebar/v1/menu", r.token("read:menu"), nil); got.status != 200 {
+		t.Errorf("a JWT alongside introspection: %d", got.status)
 	}
 }

@@ -151,7 +151,7 @@ func wwwAuthenticate(o *outcome) string {
 	switch o.fault.Code {
 	case FaultMissing.Code:
 		return base
-	case FaultInvalid.Code, FaultExpired.Code, FaultMalformed.Code: // 900901 covers revoked tokens too
+	case FaultInvalid.Code, FaultExpired.Code, FaultMalformed.Code, FaultInactive.Code: // 900901 covers revoked tokens too
 		return base + `, error="invalid_token", error_description="` + o.fault.Message + `"`
 	case FaultScope.Code:
 		return base + `, error="insufficient_scope", scope=` + strconv.Quote(o.scope)

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 	"github.com/tollgate-gw/tollgate/xds"
@@ -235,7 +236,24 @@ func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
 // newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
 func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
+	var opaque extauthz.TokenVerifier
 	for _, is := range cfg.Issuers {
+		if is.Opaque() {
+			secret, err := is.ClientSecret()
+			if err != nil {
+				return nil, nil, err
+			}
+			in, err := introspect.New(introspect.Config{
+				Name: is.Name, URL: is.IntrospectionURL, ClientID: is.ClientID, ClientSecret: secret, Audiences: is.Audiences,
+				ActiveTTL: time.Duration(is.ActiveTTL), InactiveTTL: time.Duration(is.InactiveTTL), ScopeClaim: is.ScopeClaim,
+				ClaimHeaders: cfg.Authz.ClaimHeaders, Attach: extauthz.Attach,
+			}, log.Named("introspect"), adm.Registry())
+			if err != nil {
+				return nil, nil, err
+			}
+			opaque = in
+			continue
+		}
 		jc, err := is.JWT()
 		if err != nil {
 			return nil, nil, err
@@ -269,10 +287,10 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 			}
 			return nil
 		})
-	} else {
+	} else if opaque == nil {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
 	}
-	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked},
+	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque},
 		reg, verifier, log.Named("authz"), adm.Registry())
 	return enf, ver, nil
 }

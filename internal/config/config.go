@@ -109,6 +109,28 @@ type Issuer struct {
 	ScopeClaim         string   `json:"scopeClaim"`
 	RefreshInterval    Duration `json:"refreshInterval"`
 	MinRefreshInterval Duration `json:"minRefreshInterval"`
+	// An issuer of opaque tokens is asked by RFC 7662 introspection instead: its endpoint,
+	// and the gateway's client credentials there.
+	IntrospectionURL string   `json:"introspectionURL"`
+	ClientID         string   `json:"clientID"`
+	ClientSecretFile string   `json:"clientSecretFile"`
+	ActiveTTL        Duration `json:"activeTTL"`
+	InactiveTTL      Duration `json:"inactiveTTL"`
+}
+
+// Opaque reports whether the issuer's tokens are introspected rather than verified as JWTs.
+func (i Issuer) Opaque() bool { return i.IntrospectionURL != "" }
+
+// ClientSecret reads the introspection client secret.
+func (i Issuer) ClientSecret() ([]byte, error) {
+	if i.ClientSecretFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(i.ClientSecretFile)
+	if err != nil {
+		return nil, fmt.Errorf("issuer %q: %w", i.Name, err)
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
 }
 
 // Default is the configuration with every default filled in.
@@ -182,10 +204,24 @@ func (c *Config) Validate() error {
 	if c.XDS.TLS.ClientCertificates != "" && c.XDS.TLS.ClientCAFile == "" {
 		return fmt.Errorf("xds.tls.clientCertificates needs xds.tls.clientCAFile")
 	}
+	opaque := 0
 	for i, is := range c.Issuers {
+		if is.Opaque() {
+			opaque++
+			if is.ClientID == "" {
+				return fmt.Errorf("issuers[%d]: an introspection issuer needs clientID", i)
+			}
+			if _, err := is.ClientSecret(); err != nil {
+				return fmt.Errorf("issuers[%d]: %w", i, err)
+			}
+			continue
+		}
 		if _, err := is.JWT(); err != nil {
 			return fmt.Errorf("issuers[%d]: %w", i, err)
 		}
+	}
+	if opaque > 1 {
+		return fmt.Errorf("at most one issuer may use introspection (opaque tokens carry no issuer to choose by)")
 	}
 	return nil
 }

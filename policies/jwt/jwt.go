@@ -26,9 +26,11 @@ type Kind int
 
 // The kinds of refusal.
 const (
-	Malformed Kind = iota + 1 // not a JWT at all
-	Invalid                   // bad signature, unknown issuer or key, wrong audience or algorithm, not yet valid
-	Expired                   // exp has passed
+	Malformed   Kind = iota + 1 // not a JWT at all
+	Invalid                     // bad signature, unknown issuer or key, wrong audience or algorithm, not yet valid
+	Expired                     // exp has passed
+	Inactive                    // an introspected token the IdP says is not active
+	Unavailable                 // the IdP could not be asked (introspection down or too slow)
 )
 
 // Error is a refused token. Reason is safe to show to the caller: it never holds the token.

@@ -1,0 +1,186 @@
+package introspect
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+)
+
+// idp is a real local RFC 7662 endpoint with a table of tokens.
+type idp struct {
+	srv   *httptest.Server
+	calls atomic.Int64
+	delay atomic.Int64 // nanoseconds
+	mu    sync.Mutex
+	table map[string]map[string]any
+}
+
+func newIdP(t *testing.T) *idp {
+	p := &idp{table: map[string]map[string]any{}}
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.calls.Add(1)
+		time.Sleep(time.Duration(p.delay.Load()))
+		if id, secret, ok := r.BasicAuth(); !ok || id != "gateway" || secret != "gw-secret" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if r.Method != http.MethodPost || r.FormValue("token_type_hint") != "access_token" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		p.mu.Lock()
+		ans, ok := p.table[r.FormValue("token")]
+		p.mu.Unlock()
+		if !ok {
+			ans = map[string]any{"active": false}
+		}
+		json.NewEncoder(w).Encode(ans)
+	}))
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+func (p *idp) set(token string, ans map[string]any) {
+	p.mu.Lock()
+	p.table[token] = ans
+	p.mu.Unlock()
+}
+
+func newIntrospector(t *testing.T, url string, edit func(*Config)) *Introspector {
+	cfg := Config{Name: "corp", URL: url, ClientID: "gateway", ClientSecret: []byte("gw-secret"), Timeout: 300 * time.Millisecond, InactiveTTL: 200 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	i, err := New(cfg, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+func kind(err error) jwt.Kind {
+	var e *jwt.Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}
+
+func TestActiveTokenIsCachedUntilExp(t *testing.T) {
+	p := newIdP(t)
+	p.set("abc", map[string]any{"active": true, "scope": "read:menu write:order", "sub": "alice", "client_id": "app-1",
+		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(), "jti": "j-1"})
+	i := newIntrospector(t, p.srv.URL, nil)
+	for range 3 {
+		id, err := i.Verify(t.Context(), "abc")
+		if err != nil || id.Subject != "alice" || id.ClientID != "app-1" || !id.HasScope("write:order") || id.TokenHash == "" {
+			t.Fatalf("%+v %v", id, err)
+		}
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Errorf("%d calls for three requests with one token", n)
+	}
+	// Never past exp: a token about to expire is asked again after it.
+	p.set("soon", map[string]any{"active": true, "sub": "bob", "exp": time.Now().Add(1500 * time.Millisecond).Unix()})
+	if _, err := i.Verify(t.Context(), "soon"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(time.Unix(time.Now().Add(1500*time.Millisecond).Unix(), 0)) + 100*time.Millisecond)
+	before := p.calls.Load()
+	i.Verify(t.Context(), "soon")
+	if p.calls.Load() == before {
+		t.Error("an answer was reused past the token's exp")
+	}
+}
+
+func TestInactiveTokenIsCachedBriefly(t *testing.T) {
+	p := newIdP(t)
+	i := newIntrospector(t, p.srv.URL, nil)
+	for range 3 {
+		if _, err := i.Verify(t.Context(), "unknown"); kind(err) != jwt.Inactive {
+			t.Fatalf("unknown token: %v", err)
+		}
+	}
+	if n := p.calls.Load(); n != 1 {
+		t.Errorf("%d calls within the inactive TTL", n)
+	}
+	time.Sleep(250 * time.Millisecond)
+	i.Verify(t.Context(), "unknown")
+	if n := p.calls.Load(); n != 2 {
+		t.Errorf("after the inactive TTL: %d calls, want 2", n)
+	}
+	p.set("expired", map[string]any{"active": true, "exp": time.Now().Add(-time.Minute).Unix()})
+	if _, err := i.Verify(t.Context(), "expired"); kind(err) != jwt.Inactive {
+		t.Errorf("active but past exp: %v", err)
+	}
+}
+
+func TestSlowOrDownIdPIsUnavailableQuickly(t *testing.T) {
+	p := newIdP(t)
+	p.set("abc", map[string]any{"active": true, "sub": "alice"})
+	p.delay.Store(int64(2 * time.Second))
+	i := newIntrospector(t, p.srv.URL, nil)
+	start := time.Now()
+	if _, err := i.Verify(t.Context(), "abc"); kind(err) != jwt.Unavailable {
+		t.Fatalf("slow IdP: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a slow IdP held the request %v (timeout 300ms)", d)
+	}
+	down := newIntrospector(t, "http://127.0.0.1:1/introspect", nil)
+	if _, err := down.Verify(t.Context(), "abc"); kind(err) != jwt.Unavailable {
+		t.Errorf("down IdP: %v", err)
+	}
+	wrong := newIntrospector(t, p.srv.URL, func(c *Config) { c.ClientSecret = []byte("nope") })
+	p.delay.Store(0)
+	if _, err := wrong.Verify(t.Context(), "abc"); kind(err) != jwt.Unavailable {
+		t.Errorf("refused client credentials: %v", err)
+	}
+}
+
+func TestConcurrentRequestsShareOneCall(t *testing.T) {
+	p := newIdP(t)
+	p.set("abc", map[string]any{"active": true, "sub": "alice"})
+	p.delay.Store(int64(100 * time.Millisecond))
+	i := newIntrospector(t, p.srv.URL, nil)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := i.Verify(t.Context(), "abc"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := p.calls.Load(); n != 1 {
+		t.Errorf("%d calls for 20 concurrent requests with one new token", n)
+	}
+}
+
+func TestAudienceAndConfig(t *testing.T) {
+	p := newIdP(t)
+	p.set("other-aud", map[string]any{"active": true, "sub": "alice", "aud": "another-api"})
+	p.set("our-aud", map[string]any{"active": true, "sub": "alice", "aud": []string{"x", "coffeebar"}})
+	i := newIntrospector(t, p.srv.URL, func(c *Config) { c.Audiences = []string{"coffeebar"} })
+	if _, err := i.Verify(t.Context(), "other-aud"); kind(err) != jwt.Inactive {
+		t.Errorf("a token for another audience: %v", err)
+	}
+	if _, err := i.Verify(t.Context(), "our-aud"); err != nil {
+		t.Errorf("our audience: %v", err)
+	}
+	if _, err := New(Config{Name: "x", URL: "ftp://idp"}, zap.NewNop(), nil); err == nil {
+		t.Error("a non-http URL was accepted")
+	}
+	if _, err := New(Config{Name: "x", URL: "https://idp/introspect"}, zap.NewNop(), nil); err == nil {
+		t.Error("no client id was accepted")
+	}
+}
