@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
@@ -216,4 +217,47 @@ func TestAdminEndpoint(t *testing.T) {
 			t.Errorf("without a configured admin token the endpoint must refuse: %d", resp.StatusCode)
 		}
 	}
+}
+
+// An enforcer cut off from etcd while revocations happen and the history is compacted
+// resumes, finds its revision compacted, reloads the whole list, and misses nothing —
+// including a revocation deleted meanwhile, which it drops.
+func TestCompactionWhileAwayForcesAFullReload(t *testing.T) {
+	e := tu.StartEtcd(t)
+	st := e.Store("/tollgate/")
+	proxy := tu.NewProxy(t, strings.TrimPrefix(e.Endpoint(), "http://"))
+	away, err := store.Connect(store.Config{Endpoints: []string{proxy.Addr()}, Prefix: "/tollgate/", DialTimeout: time.Second, RequestTimeout: time.Second}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer away.Close()
+	set := New(zap.NewNop(), nil)
+	go away.Follow(t.Context(), store.Revoked, set, nil)
+	revoke(t, st, Request{JTI: "early", Until: time.Now().Add(time.Hour)})
+	revoke(t, st, Request{JTI: "to-delete", Until: time.Now().Add(time.Hour)})
+	tu.Eventually(t, "first two", func() bool { return set.Len() == 2 })
+	reloads := set.reset
+
+	proxy.Cut()
+	for i := range 20 {
+		revoke(t, st, Request{JTI: fmt.Sprintf("while-away-%d", i), Until: time.Now().Add(time.Hour)})
+	}
+	st.Client().Delete(t.Context(), st.Prefix()+store.Revoked+"jti/to-delete")
+	r, _ := st.Client().Get(t.Context(), "x")
+	if _, err := st.Client().Compact(t.Context(), r.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Restore()
+	tu.Eventually(t, "caught up after compaction", func() bool {
+		return set.Len() == 21 && set.Revoked(Token{ID: "while-away-19"}) && !set.Revoked(Token{ID: "to-delete"})
+	})
+	if got := testutilCounter(reloads); got < 2 {
+		t.Errorf("full reloads: %v, want the start plus one after compaction", got)
+	}
+}
+
+func testutilCounter(c interface{ Write(*dto.Metric) error }) float64 {
+	var m dto.Metric
+	c.Write(&m)
+	return m.GetCounter().GetValue()
 }
