@@ -318,13 +318,13 @@ func newControlPlane(cfg config.Config, adm *admin.Server, log *zap.Logger) (*xd
 			return nil, err
 		}
 		secrets = append(secrets, build.Secret{Name: build.ServerCertSecret, CertPEM: cert, KeyPEM: key})
-		if t.ClientCAFile != "" {
-			ca, err := os.ReadFile(t.ClientCAFile)
-			if err != nil {
-				return nil, err
-			}
-			secrets = append(secrets, build.Secret{Name: build.ClientCASecret, CA: ca})
+	}
+	if t := cfg.XDS.TLS; t.ClientCAFile != "" {
+		ca, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, err
 		}
+		secrets = append(secrets, build.Secret{Name: build.ClientCASecret, CA: ca})
 	}
 	return xds.New(xds.Config{Build: opt, Secrets: secrets, Groups: cfg.XDS.Groups}, log.Named("xds"), adm.Registry()), nil
 }

@@ -198,12 +198,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("xds.tls.clientCertificates %q must be optional or require", c.XDS.TLS.ClientCertificates)
 	}
-	if c.XDS.HTTPSPort != 0 && (c.XDS.TLS.CertFile == "" || c.XDS.TLS.KeyFile == "") {
-		return fmt.Errorf("xds.httpsPort needs xds.tls.certFile and xds.tls.keyFile")
+	if (c.XDS.TLS.CertFile == "") != (c.XDS.TLS.KeyFile == "") {
+		return fmt.Errorf("xds.tls.certFile and xds.tls.keyFile go together")
 	}
-	if c.XDS.TLS.ClientCertificates != "" && c.XDS.TLS.ClientCAFile == "" {
-		return fmt.Errorf("xds.tls.clientCertificates needs xds.tls.clientCAFile")
-	}
+	// Without files, the HTTPS listener's certificate (and client CA) come from the etcd
+	// secrets tollgate_server_cert (and tollgate_client_ca).
 	opaque := 0
 	for i, is := range c.Issuers {
 		if is.Opaque() {
