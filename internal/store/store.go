@@ -22,8 +22,9 @@ import (
 const (
 	APIs      = "apis/"
 	Endpoints = "endpoints/"
-	Revoked   = "revoked/" // revoked tokens, subjects and clients, on leases
-	Secrets   = "secrets/" // TLS material for Envoy, served by SDS: {"certificate","privateKey"} or {"ca"}
+	Revoked   = "revoked/"  // revoked tokens, subjects and clients, on leases
+	Policies  = "policies/" // throttling policies
+	Secrets   = "secrets/"  // TLS material for Envoy, served by SDS: {"certificate","privateKey"} or {"ca"}
 )
 
 // Config says how to reach etcd.
@@ -119,6 +120,11 @@ func (s *Store) Prefix() string { return s.prefix }
 
 // APIKey is the key of an API definition.
 func (s *Store) APIKey(name, version string) string { return s.prefix + APIs + name + "/" + version }
+
+// PutPolicy stores a throttling policy document under its name.
+func (s *Store) PutPolicy(ctx context.Context, name string, data []byte) error {
+	return s.Put(ctx, Policies+name, string(data))
+}
 
 // Doc is a definition to store: the API's identity and the document as the user wrote it.
 type Doc struct {

@@ -1,0 +1,259 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tollgate-gw/tollgate/internal/store"
+	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+)
+
+func TestGCRABurstThenSteady(t *testing.T) {
+	lim := Limit{Count: 10, Period: time.Second, Burst: 3} // one per 100ms, three at once
+	var tat int64
+	now := int64(1e12)
+	for i := range 3 {
+		r, next := step(lim, tat, now)
+		if !r.Allowed || r.Remaining != 2-i {
+			t.Fatalf("request %d of the burst: %+v", i, r)
+		}
+		tat = next
+	}
+	r, _ := step(lim, tat, now)
+	if r.Allowed || r.RetryAfter != 100*time.Millisecond {
+		t.Fatalf("fourth at once: %+v", r)
+	}
+	// After one interval exactly one more passes: no window edge lets a burst through.
+	now += int64(100 * time.Millisecond)
+	if r, next := step(lim, tat, now); !r.Allowed {
+		t.Fatalf("after an interval: %+v", r)
+	} else {
+		tat = next
+	}
+	if r, _ := step(lim, tat, now); r.Allowed {
+		t.Fatal("two passed after one interval")
+	}
+}
+
+// accuracy drives take from concurrent callers for d and compares the admitted count with
+// the configured rate plus burst.
+func accuracy(t *testing.T, take func(key string, lim Limit) bool, lim Limit, callers int, d time.Duration) {
+	t.Helper()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range callers {
+		wg.Go(func() {
+			for time.Since(start) < d {
+				if take("accuracy", lim) {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	want := float64(lim.Count)*elapsed.Seconds()/lim.Period.Seconds() + float64(lim.Burst)
+	got := float64(admitted.Load())
+	t.Logf("admitted %.0f in %v, rate+burst allows %.1f (%.2f%%)", got, elapsed.Round(time.Millisecond), want, 100*(got-want)/want)
+	if math.Abs(got-want)/want > 0.01 {
+		t.Errorf("admitted %.0f, want %.1f within 1%%", got, want)
+	}
+}
+
+func TestLocalAccuracy(t *testing.T) {
+	l := NewLocal()
+	accuracy(t, func(key string, lim Limit) bool {
+		r, _ := l.Take(context.Background(), key, lim)
+		return r.Allowed
+	}, Limit{Count: 500, Period: time.Second, Burst: 50}, 8, 3*time.Second)
+}
+
+func TestRedisAccuracyAcrossTwoReplicas(t *testing.T) {
+	rd := tu.StartRedis(t)
+	a, b := newRedis(t, rd.Addr, FallbackLocal), newRedis(t, rd.Addr, FallbackLocal)
+	n := 0
+	accuracy(t, func(key string, lim Limit) bool {
+		n++ // replicas alternate: two enforcers share the counter
+		r := a
+		if n%2 == 0 {
+			r = b
+		}
+		res, _ := r.Take(context.Background(), key, lim)
+		return res.Allowed
+	}, Limit{Count: 300, Period: time.Second, Burst: 30}, 1, 3*time.Second)
+}
+
+func TestRedisSharedAcrossReplicasConcurrently(t *testing.T) {
+	rd := tu.StartRedis(t)
+	replicas := []*Redis{newRedis(t, rd.Addr, FallbackLocal), newRedis(t, rd.Addr, FallbackLocal)}
+	lim := Limit{Count: 100, Period: time.Minute, Burst: 20}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if r, _ := replicas[i%2].Take(context.Background(), "shared", lim); r.Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// 400 requests in well under a second against a burst of 20: the two replicas together
+	// admit the burst (and perhaps the one or two the steady rate adds meanwhile), not 2×.
+	if n := admitted.Load(); n < 20 || n > 22 {
+		t.Errorf("two replicas admitted %d, want the shared burst of 20", n)
+	}
+}
+
+func TestRedisKilledFallsBackWithoutHangingAndComesBack(t *testing.T) {
+	rd := tu.StartRedis(t)
+	r := newRedis(t, rd.Addr, FallbackLocal)
+	lim := Limit{Count: 1000, Period: time.Second, Burst: 100}
+	if res, _ := r.Take(context.Background(), "k", lim); !res.Allowed || !r.Up() {
+		t.Fatal("first take")
+	}
+	rd.Stop()
+	var slowest time.Duration
+	for range 200 {
+		start := time.Now()
+		res, err := r.Take(context.Background(), "k", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res
+		slowest = max(slowest, time.Since(start))
+	}
+	if r.Up() {
+		t.Error("Redis reported up while it is down")
+	}
+	if slowest > 250*time.Millisecond {
+		t.Errorf("a request waited %v on a dead Redis (timeout 50ms)", slowest)
+	}
+	// The local fallback still limits.
+	denied := 0
+	for range 500 {
+		if res, _ := r.Take(context.Background(), "burst", lim); !res.Allowed {
+			denied++
+		}
+	}
+	if denied == 0 {
+		t.Error("the local fallback did not limit")
+	}
+	rd.Start()
+	tu.Eventually(t, "shared counting resumes", func() bool {
+		r.Take(context.Background(), "k", lim)
+		return r.Up()
+	})
+	for _, mode := range []Fallback{FallbackAllow, FallbackDeny} {
+		rd.Stop()
+		f := newRedis(t, rd.Addr, mode)
+		res, _ := f.Take(context.Background(), "x", lim)
+		if res.Allowed != (mode == FallbackAllow) {
+			t.Errorf("fallback %s: allowed=%v", mode, res.Allowed)
+		}
+		rd.Start()
+	}
+}
+
+func newRedis(t *testing.T, addr string, fb Fallback) *Redis {
+	r, err := NewRedis(RedisConfig{Addrs: []string{addr}, Fallback: fb, Retry: 200 * time.Millisecond}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestEngineLevelsShadowAndCustomKeys(t *testing.T) {
+	e := NewEngine(NewLocal(), zap.NewNop(), nil)
+	put := func(doc string) {
+		t.Helper()
+		p, err := ParsePolicy([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Update(store.Event{KV: store.KV{Key: p.Name, Value: []byte(doc)}})
+	}
+	put("kind: ThrottlingPolicy\nname: two\nrate: 2/minute\nburst: 2\n")
+	put("kind: ThrottlingPolicy\nname: tenant\nrate: 1/minute\nburst: 1\nkey: header:x-tenant\n")
+	put("kind: ThrottlingPolicy\nname: watch\nrate: 1/minute\nburst: 1\nshadow: true\n")
+	hdr := map[string]string{"x-tenant": "acme"}
+	req := Request{API: "a/v1", Operation: "GET /x", OpPolicy: "two", ClientID: "app", Header: func(n string) string { return hdr[n] }}
+	for i := range 2 {
+		if d := e.Decide(context.Background(), req); !d.Allowed || d.Result.Remaining != 1-i {
+			t.Fatalf("request %d: %+v", i, d)
+		}
+	}
+	if d := e.Decide(context.Background(), req); d.Allowed || d.Level != LevelResource || d.Policy != "two" || d.Result.RetryAfter <= 0 {
+		t.Fatalf("third: %+v", d)
+	}
+	// A custom key counts per header value, and its deny is the custom level.
+	c := Request{API: "a/v1", APIPolicy: "tenant", Header: req.Header}
+	e.Decide(context.Background(), c)
+	if d := e.Decide(context.Background(), c); d.Allowed || d.Level != LevelCustom {
+		t.Fatalf("custom: %+v", d)
+	}
+	hdr["x-tenant"] = "other"
+	if d := e.Decide(context.Background(), c); !d.Allowed {
+		t.Fatal("another tenant shares the counter")
+	}
+	// Shadow policies never deny.
+	s := Request{API: "a/v1", APIPolicy: "watch"}
+	for range 3 {
+		if d := e.Decide(context.Background(), s); !d.Allowed {
+			t.Fatal("a shadow policy denied")
+		}
+	}
+	if d := e.Decide(context.Background(), Request{API: "a/v1", APIPolicy: "nope"}); d.Allowed || !d.NotFound {
+		t.Errorf("unknown policy: %+v", d)
+	}
+	if d := e.Decide(context.Background(), Request{API: "a/v1", APIPolicy: "Unlimited", OpPolicy: "Gold"}); !d.Allowed || !d.Counted {
+		t.Errorf("built-in WSO2 tiers: %+v", d)
+	}
+	// A stored policy that does not parse leaves the last good one.
+	e.Update(store.Event{KV: store.KV{Key: "two", Value: []byte("kind: ThrottlingPolicy\nname: two\nrate: lots\n")}})
+	if p, ok := e.Policy("two"); !ok || p.Limit.Count != 2 {
+		t.Errorf("a broken policy replaced the good one: %+v", p)
+	}
+}
+
+func TestParsePolicyRejects(t *testing.T) {
+	for _, doc := range []string{
+		"kind: ThrottlingPolicy\nname: x\nrate: 10\n",
+		"kind: ThrottlingPolicy\nname: x\nrate: 10/fortnight\n",
+		"kind: ThrottlingPolicy\nname: x\nrate: 0/second\n",
+		"kind: ThrottlingPolicy\nname: x\nrate: 10/second\nkey: nose\n",
+		"kind: ThrottlingPolicy\nname: \"a b\"\nrate: 10/second\n",
+		"kind: Other\nname: x\nrate: 10/second\n",
+		"kind: ThrottlingPolicy\nname: x\nrate: 10/second\nburts: 3\n",
+	} {
+		if _, err := ParsePolicy([]byte(doc)); err == nil {
+			t.Errorf("accepted %q", doc)
+		}
+	}
+}
+
+func BenchmarkLocalDecision(b *testing.B) {
+	l := NewLocal()
+	lim := Limit{Count: 1000000, Period: time.Second, Burst: 1000000}
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("policy|application||client-%d", i)
+		l.take(keys[i], lim, time.Now().UnixNano())
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l.take(keys[i&1023], lim, time.Now().UnixNano())
+		i++
+	}
+}

@@ -1,0 +1,159 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// gcraScript is GCRA in one atomic step on Redis, on Redis's own clock (so replicas need not
+// agree on time), in microseconds. KEYS[1] the counter; ARGV emission and tolerance (µs).
+// Returns {allowed, remaining, reset µs, retry-after µs}.
+var gcraScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local emission = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if now < tat - tolerance then
+  return {0, 0, tat - now, tat - tolerance - now}
+end
+local nxt = tat + emission
+redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1)
+local remaining = math.floor((tolerance + emission - (nxt - now)) / emission)
+if remaining < 0 then remaining = 0 end
+return {1, remaining, nxt - now, 0}
+`)
+
+// Fallback is what Redis mode does while Redis cannot be reached.
+type Fallback string
+
+// The fallback modes.
+const (
+	FallbackLocal Fallback = "local" // count in this process until Redis is back (default)
+	FallbackAllow Fallback = "allow"
+	FallbackDeny  Fallback = "deny"
+)
+
+// RedisConfig configures the Redis backend.
+type RedisConfig struct {
+	// Addrs: one address for a standalone server, several for a Cluster; with MasterName
+	// they are Sentinels.
+	Addrs      []string
+	MasterName string
+	Username   string
+	Password   string
+	DB         int
+	// Timeout bounds every Redis call (default 50ms): a request never waits longer on Redis.
+	Timeout  time.Duration
+	Fallback Fallback
+	// Retry is how long after a failure Redis is left alone before it is tried again
+	// (default 1s); meanwhile the fallback decides without waiting.
+	Retry  time.Duration
+	Prefix string // key prefix (default "tollgate:rl:")
+}
+
+// Redis counts in Redis, shared by every enforcer; when Redis is away it falls back.
+type Redis struct {
+	cfg       RedisConfig
+	client    redis.UniversalClient
+	local     *Local
+	log       *zap.Logger
+	downUntil atomic.Int64
+	down      atomic.Bool
+	fallbacks *prometheus.CounterVec
+	state     prometheus.Gauge
+}
+
+// NewRedis connects (lazily) to Redis; reg (may be nil) gets its metrics.
+func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Redis, error) {
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("redis: no address")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 50 * time.Millisecond
+	}
+	if cfg.Retry == 0 {
+		cfg.Retry = time.Second
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "tollgate:rl:"
+	}
+	switch cfg.Fallback {
+	case "":
+		cfg.Fallback = FallbackLocal
+	case FallbackLocal, FallbackAllow, FallbackDeny:
+	default:
+		return nil, fmt.Errorf("redis fallback %q must be local, allow or deny", cfg.Fallback)
+	}
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: cfg.Addrs, MasterName: cfg.MasterName, Username: cfg.Username, Password: cfg.Password, DB: cfg.DB,
+		DialTimeout: cfg.Timeout * 4, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
+		PoolTimeout: cfg.Timeout, MaxRetries: -1, ContextTimeoutEnabled: true,
+	})
+	r := &Redis{cfg: cfg, client: client, local: NewLocal(), log: log,
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_ratelimit_redis_fallbacks_total", Help: "Decisions made by the fallback while Redis was unreachable, by mode."}, []string{"mode"}),
+		state:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_ratelimit_redis_up", Help: "1 while Redis answers, 0 while the fallback decides."}),
+	}
+	r.state.Set(1)
+	if reg != nil {
+		reg.MustRegister(r.fallbacks, r.state)
+	}
+	return r, nil
+}
+
+// Close closes the Redis client.
+func (r *Redis) Close() error { return r.client.Close() }
+
+// Up reports whether Redis answered the last call.
+func (r *Redis) Up() bool { return !r.down.Load() }
+
+// Local is the fallback's counters, for eviction by its Run.
+func (r *Redis) Local() *Local { return r.local }
+
+// Take counts one request against key in Redis, or in the fallback while Redis is away.
+func (r *Redis) Take(ctx context.Context, key string, lim Limit) (Result, error) {
+	now := time.Now()
+	if now.UnixNano() < r.downUntil.Load() {
+		return r.fallback(key, lim, now), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	v, err := gcraScript.Run(ctx, r.client, []string{r.cfg.Prefix + key},
+		lim.emission().Microseconds(), lim.tolerance().Microseconds()).Int64Slice()
+	if err != nil || len(v) != 4 {
+		if err == nil {
+			err = fmt.Errorf("unexpected script answer %v", v)
+		}
+		r.downUntil.Store(now.Add(r.cfg.Retry).UnixNano())
+		if !r.down.Swap(true) {
+			r.state.Set(0)
+			r.log.Error("Redis unreachable: throttling falls back", zap.String("fallback", string(r.cfg.Fallback)), zap.Error(err))
+		}
+		return r.fallback(key, lim, now), nil
+	}
+	if r.down.Swap(false) {
+		r.state.Set(1)
+		r.log.Info("Redis is back: shared throttling resumes")
+	}
+	return Result{Allowed: v[0] == 1, Remaining: int(v[1]), Reset: time.Duration(v[2]) * time.Microsecond,
+		RetryAfter: time.Duration(v[3]) * time.Microsecond}, nil
+}
+
+func (r *Redis) fallback(key string, lim Limit, now time.Time) Result {
+	r.fallbacks.WithLabelValues(string(r.cfg.Fallback)).Inc()
+	switch r.cfg.Fallback {
+	case FallbackAllow:
+		return Result{Allowed: true, Remaining: max(lim.Burst, 1) - 1}
+	case FallbackDeny:
+		return Result{RetryAfter: r.cfg.Retry}
+	}
+	return r.local.take(key, lim, now.UnixNano())
+}
