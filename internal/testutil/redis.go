@@ -63,4 +63,3 @@ func (r *Redis) Stop() {
 		r.cmd = nil
 	}
 }
-
