@@ -17,6 +17,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
 
@@ -46,6 +47,20 @@ type Config struct {
 	Revocations RevocationList
 	// Opaque, if set, validates bearer tokens that are not JWTs (by introspection).
 	Opaque TokenVerifier
+	// Throttle, if set, decides "how often" for every request that passed authentication.
+	Throttle Throttler
+	// RateLimitHeaders adds RateLimit-Limit/Remaining/Reset/Policy to throttled responses'
+	// allowed requests.
+	RateLimitHeaders bool
+	// ApplicationTierClaim and SubscriptionTierClaim name the token claims carrying the
+	// application's and the subscription's throttling policy (default application_tier,
+	// subscription_tier).
+	ApplicationTierClaim, SubscriptionTierClaim string
+}
+
+// Throttler decides how often; policies/ratelimit.Engine implements it.
+type Throttler interface {
+	Decide(ctx context.Context, r ratelimit.Request) ratelimit.Decision
 }
 
 // Enforcer decides requests. It is safe for concurrent use.
@@ -66,8 +81,15 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	if cfg.Format == "" {
 		cfg.Format = FormatWSO2
 	}
+	if cfg.ApplicationTierClaim == "" {
+		cfg.ApplicationTierClaim = "application_tier"
+	}
+	if cfg.SubscriptionTierClaim == "" {
+		cfg.SubscriptionTierClaim = "subscription_tier"
+	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
-	for _, f := range []Fault{FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
+	for _, f := range []Fault{FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -80,6 +102,7 @@ func Attach(id *jwt.Identity) any { return newIdentityView(id) }
 // outcome is a decision before it becomes a CheckResponse.
 type outcome struct {
 	fault  *Fault // nil: allowed
+	limit  ratelimit.Decision
 	api    *apimodel.API
 	op     *apimodel.Operation
 	id     *jwt.Identity
@@ -118,15 +141,50 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 		return outcome{fault: &FaultNoResource, api: api, reason: "no operation matches"}
 	}
 	o := outcome{api: api, op: op}
-	if op.Open() {
-		return o
-	}
 	if ctx.Err() != nil {
 		o.fault, o.reason = &FaultInternal, "request cancelled"
 		return o
 	}
-	e.authenticate(ctx, h, &o)
+	if !op.Open() {
+		e.authenticate(ctx, h, &o)
+	}
+	if o.fault == nil && e.cfg.Throttle != nil {
+		e.throttle(ctx, attrs, h, &o)
+	}
 	return o
+}
+
+// throttle asks the throttling policies that apply to the request.
+func (e *Enforcer) throttle(ctx context.Context, attrs *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest, o *outcome) {
+	r := ratelimit.Request{API: o.api.ID(), Operation: o.op.Key(), APIPolicy: o.api.Throttling, OpPolicy: o.op.Throttling,
+		Headers: h.GetHeaders(), IP: attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()}
+	if id := o.id; id != nil {
+		r.ClientID, r.Subject, r.Claims = id.ClientID, id.Subject, id.Claims
+		r.AppPolicy, _ = id.Claims[e.cfg.ApplicationTierClaim].(string)
+		r.SubPolicy, _ = id.Claims[e.cfg.SubscriptionTierClaim].(string)
+	}
+	d := e.cfg.Throttle.Decide(ctx, r)
+	o.limit = d
+	if d.Allowed {
+		return
+	}
+	if d.NotFound {
+		o.fault, o.reason = &FaultPolicyNotFound, "throttling policy "+d.Policy+" is not defined"
+		return
+	}
+	o.reason = "throttled by " + d.Policy
+	switch d.Level {
+	case ratelimit.LevelAPI:
+		o.fault = &FaultThrottledAPI
+	case ratelimit.LevelResource:
+		o.fault = &FaultThrottledResource
+	case ratelimit.LevelApplication:
+		o.fault = &FaultThrottledApplication
+	case ratelimit.LevelSubscription:
+		o.fault = &FaultThrottledSubscription
+	default:
+		o.fault = &FaultThrottledCustom
+	}
 }
 
 // authenticate evaluates the operation's security requirements: the first alternative whose

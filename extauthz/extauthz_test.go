@@ -3,6 +3,7 @@ package extauthz_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,6 +28,7 @@ import (
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
 
@@ -428,5 +430,54 @@ func TestOpaqueTokens(t *testing.T) {
 	// JWTs still go to the JWT verifier.
 	if got := r.check(t, "GET", "/coffeebar/v1/menu", r.token("read:menu"), nil); got.status != 200 {
 		t.Errorf("a JWT alongside introspection: %d", got.status)
+	}
+}
+
+// Throttled requests get 429 with the level's WSO2 fault and Retry-After; allowed ones carry
+// RateLimit headers.
+func TestThrottling(t *testing.T) {
+	engine := ratelimit.NewEngine(ratelimit.NewLocal(), zap.NewNop(), nil)
+	engine.Update(store.Event{KV: store.KV{Key: "two-per-minute", Value: []byte("kind: ThrottlingPolicy\nname: two-per-minute\nrate: 2/minute\nburst: 2\n")}})
+	engine.Update(store.Event{KV: store.KV{Key: "app-one", Value: []byte("kind: ThrottlingPolicy\nname: app-one\nrate: 1/minute\nburst: 1\n")}})
+	def := strings.Replace(example(t, "coffeebar"), "      operationId: getMenu\n", "      operationId: getMenu\n      x-tollgate-throttling: two-per-minute\n", 1)
+	r := newRig(t, extauthz.Config{Throttle: engine, RateLimitHeaders: true}, def)
+	tok := r.token("read:menu read:order")
+	for i := range 2 {
+		got := r.check(t, "GET", "/coffeebar/v1/menu", tok, nil)
+		if got.status != 200 {
+			t.Fatalf("request %d: %d %s", i, got.status, got.body)
+		}
+		hs := map[string]string{}
+		for _, h := range got.resp.GetOkResponse().GetResponseHeadersToAdd() {
+			hs[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+		if hs["ratelimit-limit"] != "2" || hs["ratelimit-remaining"] != fmt.Sprint(1-i) || hs["ratelimit-policy"] != "2;w=60;burst=2" {
+			t.Errorf("request %d rate-limit headers %v", i, hs)
+		}
+	}
+	got := r.check(t, "GET", "/coffeebar/v1/menu", tok, nil)
+	if got.status != 429 || got.body != `{"fault":{"code":900802,"message":"Message throttled out","description":"You have exceeded your quota"}}` {
+		t.Fatalf("third request: %d %s", got.status, got.body)
+	}
+	if ra := got.headers["retry-after"]; ra != "30" {
+		t.Errorf("retry-after %q, want 30 (one request per 30s)", ra)
+	}
+	// Another resource is not limited by this one's policy.
+	if got := r.check(t, "GET", "/coffeebar/v1/order/1", tok, nil); got.status != 200 {
+		t.Errorf("another resource: %d", got.status)
+	}
+	// The application tier comes from the token: 900803.
+	c := r.idp.Claims(aud, "read:order")
+	c["application_tier"] = "app-one"
+	c["azp"] = "tiny-app"
+	appTok := "Bearer " + r.idp.Sign("rsa", "RS256", c)
+	r.check(t, "GET", "/coffeebar/v1/order/1", appTok, nil)
+	if got := r.check(t, "GET", "/coffeebar/v1/order/2", appTok, nil); got.status != 429 || !strings.Contains(got.body, "900803") {
+		t.Errorf("application tier: %d %s", got.status, got.body)
+	}
+	// A policy the definition names but nobody defined: 900809.
+	c["application_tier"] = "no-such-policy"
+	if got := r.check(t, "GET", "/coffeebar/v1/order/1", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil); got.status != 500 || !strings.Contains(got.body, "900809") {
+		t.Errorf("unknown policy: %d %s", got.status, got.body)
 	}
 }

@@ -17,16 +17,22 @@ type Fault struct {
 // The faults the enforcer answers with (see README "Fault codes"). Descriptions follow the
 // WSO2 gateways' wording so that clients written for them keep working.
 var (
-	FaultInvalid     = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials"}
-	FaultRevoked     = Fault{900901, 401, "Invalid Credentials", "Token revoked"}
-	FaultMissing     = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}
-	FaultInactive    = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again"}
-	FaultExpired     = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again"}
-	FaultNoResource  = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}
-	FaultScope       = Fault{900910, 403, "The access token does not allow you to access the requested resource", "The access token does not allow you to access the requested resource"}
-	FaultMalformed   = Fault{900918, 401, "Malformed token", "Malformed token. Make sure you have provided a well-formed access token"}
-	FaultUnsupported = Fault{900917, 401, "Invalid authentication scheme", "Invalid authentication scheme. The credentials given are not of a scheme this resource accepts"}
-	FaultInternal    = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure"}
+	FaultInvalid               = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials"}
+	FaultRevoked               = Fault{900901, 401, "Invalid Credentials", "Token revoked"}
+	FaultMissing               = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}
+	FaultInactive              = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again"}
+	FaultExpired               = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again"}
+	FaultNoResource            = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}
+	FaultScope                 = Fault{900910, 403, "The access token does not allow you to access the requested resource", "The access token does not allow you to access the requested resource"}
+	FaultMalformed             = Fault{900918, 401, "Malformed token", "Malformed token. Make sure you have provided a well-formed access token"}
+	FaultUnsupported           = Fault{900917, 401, "Invalid authentication scheme", "Invalid authentication scheme. The credentials given are not of a scheme this resource accepts"}
+	FaultThrottledAPI          = Fault{900800, 429, "Message throttled out", "You have exceeded your quota"}
+	FaultThrottledResource     = Fault{900802, 429, "Message throttled out", "You have exceeded your quota"}
+	FaultThrottledApplication  = Fault{900803, 429, "Message throttled out", "You have exceeded your quota"}
+	FaultThrottledSubscription = Fault{900804, 429, "Message throttled out", "You have exceeded your quota"}
+	FaultThrottledCustom       = Fault{900806, 429, "Message throttled out", "You have exceeded your quota"}
+	FaultPolicyNotFound        = Fault{900809, 500, "Policy not found", "The throttling policy named by the API is not defined"}
+	FaultInternal              = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure"}
 )
 
 // Format is how deny bodies are written.

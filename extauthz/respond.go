@@ -3,6 +3,7 @@ package extauthz
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
 
 // MetadataNamespace is where Envoy's ext_authz filter puts the dynamic metadata of an
@@ -97,10 +99,24 @@ func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
 	} else {
 		fields["auth_type"] = structpb.NewStringValue("none")
 	}
+	if e.cfg.RateLimitHeaders && o.limit.Counted {
+		ok.ResponseHeadersToAdd = rateLimitHeaders(o.limit)
+	}
 	return &authv3.CheckResponse{
 		Status:          okStatus,
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
 		DynamicMetadata: &structpb.Struct{Fields: fields},
+	}
+}
+
+// rateLimitHeaders tell the client where it stands with the most restrictive policy.
+func rateLimitHeaders(d ratelimit.Decision) []*corev3.HeaderValueOption {
+	l := d.Limit
+	return []*corev3.HeaderValueOption{
+		setHeader("ratelimit-limit", strconv.Itoa(l.Count)),
+		setHeader("ratelimit-remaining", strconv.Itoa(d.Result.Remaining)),
+		setHeader("ratelimit-reset", strconv.FormatInt(ratelimit.Seconds(d.Result.Reset), 10)),
+		setHeader("ratelimit-policy", strconv.Itoa(l.Count)+";w="+strconv.FormatInt(int64(l.Period/time.Second), 10)+";burst="+strconv.Itoa(l.Burst)),
 	}
 }
 
@@ -130,6 +146,12 @@ func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
 	headers := []*corev3.HeaderValueOption{t.ctype}
 	if wa := wwwAuthenticate(o); wa != "" {
 		headers = append(headers, setHeader("www-authenticate", wa))
+	}
+	if t.fault.Status == 429 {
+		headers = append(headers, setHeader("retry-after", strconv.FormatInt(max(ratelimit.Seconds(o.limit.Result.RetryAfter), 1), 10)))
+		if e.cfg.RateLimitHeaders {
+			headers = append(headers, rateLimitHeaders(o.limit)...)
+		}
 	}
 	return &authv3.CheckResponse{
 		Status: t.status,

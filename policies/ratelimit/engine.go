@@ -37,8 +37,8 @@ type Request struct {
 	AppPolicy, SubPolicy string // from the token's claims
 	ClientID, Subject    string
 	IP                   string
-	Header               func(name string) string
-	Claim                func(name string) string
+	Headers              map[string]string // request headers, names in lower case
+	Claims               map[string]any    // the token's claims
 }
 
 // Decision is the answer: allowed, or the level and policy that said no; with the most
@@ -210,10 +210,10 @@ func counterKey(level Level, p Policy, r Request) (string, bool) {
 		value = r.Subject
 	case by == "ip":
 		value = r.IP
-	case strings.HasPrefix(by, "header:") && r.Header != nil:
-		value = r.Header(by[len("header:"):])
-	case strings.HasPrefix(by, "claim:") && r.Claim != nil:
-		value = r.Claim(by[len("claim:"):])
+	case strings.HasPrefix(by, "header:"):
+		value = r.Headers[strings.ToLower(by[len("header:"):])]
+	case strings.HasPrefix(by, "claim:"):
+		value, _ = r.Claims[by[len("claim:"):]].(string)
 	}
 	if value == "" {
 		return "", false

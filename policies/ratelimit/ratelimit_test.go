@@ -187,7 +187,7 @@ func TestEngineLevelsShadowAndCustomKeys(t *testing.T) {
 	put("kind: ThrottlingPolicy\nname: tenant\nrate: 1/minute\nburst: 1\nkey: header:x-tenant\n")
 	put("kind: ThrottlingPolicy\nname: watch\nrate: 1/minute\nburst: 1\nshadow: true\n")
 	hdr := map[string]string{"x-tenant": "acme"}
-	req := Request{API: "a/v1", Operation: "GET /x", OpPolicy: "two", ClientID: "app", Header: func(n string) string { return hdr[n] }}
+	req := Request{API: "a/v1", Operation: "GET /x", OpPolicy: "two", ClientID: "app", Headers: hdr}
 	for i := range 2 {
 		if d := e.Decide(context.Background(), req); !d.Allowed || d.Result.Remaining != 1-i {
 			t.Fatalf("request %d: %+v", i, d)
@@ -197,7 +197,7 @@ func TestEngineLevelsShadowAndCustomKeys(t *testing.T) {
 		t.Fatalf("third: %+v", d)
 	}
 	// A custom key counts per header value, and its deny is the custom level.
-	c := Request{API: "a/v1", APIPolicy: "tenant", Header: req.Header}
+	c := Request{API: "a/v1", APIPolicy: "tenant", Headers: hdr}
 	e.Decide(context.Background(), c)
 	if d := e.Decide(context.Background(), c); d.Allowed || d.Level != LevelCustom {
 		t.Fatalf("custom: %+v", d)
