@@ -3,7 +3,14 @@ GO      ?= go
 BIN     := bin/tollgate
 EXAMPLES := $(wildcard examples/*/*.yaml)
 
-.PHONY: build run test bench fuzz clean
+.PHONY: build run test bench fuzz clean deps
+
+# Tests and benchmarks run against a real redis-server; install it when it is missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (Debian package)"; \
+		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
 
 build:
 	$(GO) build -o $(BIN) ./cmd/tollgate
@@ -11,15 +18,15 @@ build:
 # Everything in one process on the embedded etcd (./data), with the example APIs and the
 # development token issuer, so `tollgate token` and `tollgate check` work right away.
 run: build
-	./$(BIN) run --dev -f examples/coffeebar/coffeebar.yaml -f examples/petstore/petstore.yaml -f examples/online-store/online-store.yaml
+	./$(BIN) run --dev -f examples/coffeebar/coffeebar.yaml -f examples/coffeebar/orders-per-user.yaml -f examples/petstore/petstore.yaml -f examples/online-store/online-store.yaml
 
-test:
+test: deps
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
 # Benchmarks print their numbers; they are not pass/fail tests.
-bench:
+bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/...
 	$(GO) run ./test/bench/authz
 	$(GO) run ./test/bench/xds

@@ -143,7 +143,7 @@ log:
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	run := exec.CommandContext(ctx, binary, "run", "--dev", "--config", cfg, "-f", "../examples/coffeebar/coffeebar.yaml")
+	run := exec.CommandContext(ctx, binary, "run", "--dev", "--config", cfg, "-f", "../examples/coffeebar/coffeebar.yaml", "-f", "../examples/coffeebar/orders-per-user.yaml")
 	stdout, _ := run.StdoutPipe()
 	run.Stderr = io.Discard
 	if err := run.Start(); err != nil {
@@ -178,6 +178,18 @@ log:
 	o = tollgate(t, "check", "--config", cfg, "--method", "POST", "--path", "/coffeebar/v1/menu", "-H", bearer)
 	if o.code != 3 || !strings.Contains(o.stdout, "DENIED 403") || !strings.Contains(o.stdout, `"code":900910`) {
 		t.Fatalf("check POST /menu: exit %d\n%s", o.code, o.stdout)
+	}
+
+	// Throttling: the example policy lets a user place 3 orders at once, then 429.
+	orders := tollgate(t, "token", "--config", cfg, "--scope", "write:order", "--sub", "hungry")
+	ordersBearer := "Authorization: Bearer " + strings.TrimSpace(orders.stdout)
+	for i := range 3 {
+		if o := tollgate(t, "check", "--config", cfg, "--method", "POST", "--path", "/coffeebar/v1/order", "-H", ordersBearer); !strings.Contains(o.stdout, "ALLOWED") {
+			t.Fatalf("order %d: %s", i, o.stdout)
+		}
+	}
+	if o := tollgate(t, "check", "--config", cfg, "--method", "POST", "--path", "/coffeebar/v1/order", "-H", ordersBearer); !strings.Contains(o.stdout, "DENIED 429") || !strings.Contains(o.stdout, "900802") || !strings.Contains(o.stdout, "retry-after") {
+		t.Fatalf("fourth order: %s", o.stdout)
 	}
 
 	// Revoke a token: every enforcer denies it at once.

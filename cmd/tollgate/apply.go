@@ -13,13 +13,27 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
 
-// loaded is a definition that passed validation.
+// loaded is a definition (an API, or a throttling policy) that passed validation.
 type loaded struct {
-	file string
-	api  *apimodel.API
-	data []byte
+	file   string
+	api    *apimodel.API
+	policy *ratelimit.Policy
+	data   []byte
+}
+
+// docs splits loaded definitions into what the store writes.
+func docs(defs []loaded) (apis, policies []store.Doc) {
+	for _, d := range defs {
+		if d.policy != nil {
+			policies = append(policies, store.Doc{Name: d.policy.Name, Data: d.data})
+		} else {
+			apis = append(apis, store.Doc{Name: d.api.Name, Version: d.api.Version, Data: d.data})
+		}
+	}
+	return apis, policies
 }
 
 // loadDefinitions validates every file, printing each problem as "file: JSON path: reason"
@@ -33,6 +47,22 @@ func loadDefinitions(paths []string) ([]loaded, bool) {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: $: %v\n", p, err)
 			ok = false
+			continue
+		}
+		if ratelimit.IsPolicy(data) {
+			pol, err := ratelimit.ParsePolicy(data)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
+				ok = false
+				continue
+			}
+			if prev, dup := seen["policy "+pol.Name]; dup {
+				fmt.Fprintf(os.Stderr, "%s: $.name: policy %s is also defined in %s\n", p, pol.Name, prev)
+				ok = false
+				continue
+			}
+			seen["policy "+pol.Name] = p
+			out = append(out, loaded{file: p, policy: &pol, data: data})
 			continue
 		}
 		res, err := openapi.Parse(p, data)
@@ -68,6 +98,10 @@ func validateCmd(args []string) error {
 	}
 	defs, ok := loadDefinitions(fl)
 	for _, d := range defs {
+		if d.policy != nil {
+			fmt.Printf("%s: ok: throttling policy %s\n", d.file, d.policy.Name)
+			continue
+		}
 		fmt.Printf("%s: ok: %s at %s, %d operations\n", d.file, d.api.ID(), d.api.BasePath, len(d.api.Operations))
 	}
 	if !ok {
@@ -103,18 +137,19 @@ func applyCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	docs := make([]store.Doc, len(defs))
-	for i, d := range defs {
-		docs[i] = store.Doc{Name: d.api.Name, Version: d.api.Version, Data: d.data}
-	}
+	apis, policies := docs(defs)
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	rev, err := st.PutAPIs(ctx, docs)
+	rev, err := st.PutDefinitions(ctx, apis, policies)
 	if err != nil {
 		return err
 	}
 	for _, d := range defs {
-		fmt.Printf("applied %s (%s) at revision %d\n", d.api.ID(), d.file, rev)
+		what := "throttling policy " + d.policy.GetName()
+		if d.api != nil {
+			what = d.api.ID()
+		}
+		fmt.Printf("applied %s (%s) at revision %d\n", what, d.file, rev)
 	}
 	return nil
 }

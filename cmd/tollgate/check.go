@@ -84,6 +84,9 @@ func printDecision(resp *authv3.CheckResponse) {
 	for _, h := range ok.GetHeaders() {
 		fmt.Printf("%s: %s   (set for the backend)\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
 	}
+	for _, h := range ok.GetResponseHeadersToAdd() {
+		fmt.Printf("%s: %s   (added to the response)\n", h.GetHeader().GetKey(), h.GetHeader().GetValue())
+	}
 	for _, h := range ok.GetHeadersToRemove() {
 		fmt.Printf("%s   (removed before the backend)\n", h)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 	"github.com/tollgate-gw/tollgate/xds"
 	"github.com/tollgate-gw/tollgate/xds/build"
@@ -149,7 +150,12 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 			adm.Handle("/revoke", h)
 			adm.Handle("/notify/revocation", h)
 		}
-		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, adm, log)
+		engine, err := newThrottling(ctx, cfg, adm, log, &wg)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { st.Follow(ctx, store.Policies, engine, nil) })
+		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, engine, adm, log)
 		if err != nil {
 			return err
 		}
@@ -225,16 +231,44 @@ func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
 	if !ok {
 		return errors.New("definitions given with -f have problems (listed above); nothing was applied")
 	}
-	docs := make([]store.Doc, len(defs))
-	for i, d := range defs {
-		docs[i] = store.Doc{Name: d.api.Name, Version: d.api.Version, Data: d.data}
-	}
-	_, err := st.PutAPIs(ctx, docs)
+	apis, policies := docs(defs)
+	_, err := st.PutDefinitions(ctx, apis, policies)
 	return err
 }
 
 // newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
-func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
+// newThrottling builds the throttling engine over the configured backend.
+func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, log *zap.Logger, wg *sync.WaitGroup) (*ratelimit.Engine, error) {
+	t := cfg.Throttling
+	var backend ratelimit.Backend
+	var local *ratelimit.Local
+	if t.Backend == "redis" {
+		var password string
+		if t.Redis.PasswordFile != "" {
+			b, err := os.ReadFile(t.Redis.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("redis password: %w", err)
+			}
+			password = string(trimNewline(b))
+		}
+		r, err := ratelimit.NewRedis(ratelimit.RedisConfig{
+			Addrs: t.Redis.Addrs, MasterName: t.Redis.MasterName, Username: t.Redis.Username, Password: password, DB: t.Redis.DB,
+			Timeout: time.Duration(t.Redis.Timeout), Fallback: ratelimit.Fallback(t.Redis.Fallback), Retry: time.Duration(t.Redis.Retry),
+		}, log.Named("redis"), adm.Registry())
+		if err != nil {
+			return nil, err
+		}
+		go func() { <-ctx.Done(); r.Close() }()
+		backend, local = r, r.Local()
+	} else {
+		local = ratelimit.NewLocal()
+		backend = local
+	}
+	wg.Go(func() { local.Run(ctx, time.Minute) })
+	return ratelimit.NewEngine(backend, log.Named("ratelimit"), adm.Registry()), nil
+}
+
+func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, engine *ratelimit.Engine, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
 	var opaque extauthz.TokenVerifier
 	for _, is := range cfg.Issuers {
@@ -290,7 +324,9 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 	} else if opaque == nil {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
 	}
-	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque},
+	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque,
+		Throttle: engine, RateLimitHeaders: cfg.Throttling.Headers,
+		ApplicationTierClaim: cfg.Throttling.ApplicationTierClaim, SubscriptionTierClaim: cfg.Throttling.SubscriptionTierClaim},
 		reg, verifier, log.Named("authz"), adm.Registry())
 	return enf, ver, nil
 }

@@ -19,13 +19,38 @@ type Config struct {
 	// Prefix is the root of Tollgate's keys in etcd.
 	Prefix string `json:"prefix"`
 	// DataDir holds the embedded etcd's data and the development issuer's key.
-	DataDir string   `json:"dataDir"`
-	Etcd    Etcd     `json:"etcd"`
-	Authz   Authz    `json:"authz"`
-	XDS     XDS      `json:"xds"`
-	Admin   Admin    `json:"admin"`
-	Log     Log      `json:"log"`
-	Issuers []Issuer `json:"issuers"`
+	DataDir    string     `json:"dataDir"`
+	Etcd       Etcd       `json:"etcd"`
+	Authz      Authz      `json:"authz"`
+	XDS        XDS        `json:"xds"`
+	Admin      Admin      `json:"admin"`
+	Log        Log        `json:"log"`
+	Issuers    []Issuer   `json:"issuers"`
+	Throttling Throttling `json:"throttling"`
+}
+
+// Throttling configures how often requests may pass.
+type Throttling struct {
+	// Backend is "local" (counters in each enforcer) or "redis" (shared).
+	Backend string `json:"backend"`
+	Redis   Redis  `json:"redis"`
+	// Headers adds RateLimit-* headers to allowed responses.
+	Headers bool `json:"headers"`
+	// Claims carrying the application's and the subscription's policy names.
+	ApplicationTierClaim  string `json:"applicationTierClaim"`
+	SubscriptionTierClaim string `json:"subscriptionTierClaim"`
+}
+
+// Redis says where the shared counters are.
+type Redis struct {
+	Addrs        []string `json:"addrs"`      // one: standalone; several: Cluster; with masterName: Sentinels
+	MasterName   string   `json:"masterName"` // Sentinel
+	Username     string   `json:"username"`
+	PasswordFile string   `json:"passwordFile"`
+	DB           int      `json:"db"`
+	Timeout      Duration `json:"timeout"`  // every Redis call
+	Fallback     string   `json:"fallback"` // local | allow | deny, while Redis is unreachable
+	Retry        Duration `json:"retry"`    // how long Redis is left alone after a failure
 }
 
 // Etcd says where etcd is. No endpoints: `tollgate run` starts an embedded etcd.
@@ -150,6 +175,8 @@ func Default() Config {
 			UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
 		Admin: Admin{Listen: "127.0.0.1:9902"},
 		Log:   Log{Level: "info", Format: "console"},
+		Throttling: Throttling{Backend: "local", Headers: true, ApplicationTierClaim: "application_tier", SubscriptionTierClaim: "subscription_tier",
+			Redis: Redis{Timeout: Duration(50 * time.Millisecond), Fallback: "local", Retry: Duration(time.Second)}},
 	}
 }
 
@@ -192,6 +219,20 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log.format %q must be json or console", c.Log.Format)
+	}
+	switch c.Throttling.Backend {
+	case "local":
+	case "redis":
+		if len(c.Throttling.Redis.Addrs) == 0 {
+			return fmt.Errorf("throttling.backend redis needs throttling.redis.addrs")
+		}
+	default:
+		return fmt.Errorf("throttling.backend %q must be local or redis", c.Throttling.Backend)
+	}
+	switch c.Throttling.Redis.Fallback {
+	case "local", "allow", "deny":
+	default:
+		return fmt.Errorf("throttling.redis.fallback %q must be local, allow or deny", c.Throttling.Redis.Fallback)
 	}
 	switch c.XDS.TLS.ClientCertificates {
 	case "", "optional", "require":

@@ -121,11 +121,6 @@ func (s *Store) Prefix() string { return s.prefix }
 // APIKey is the key of an API definition.
 func (s *Store) APIKey(name, version string) string { return s.prefix + APIs + name + "/" + version }
 
-// PutPolicy stores a throttling policy document under its name.
-func (s *Store) PutPolicy(ctx context.Context, name string, data []byte) error {
-	return s.Put(ctx, Policies+name, string(data))
-}
-
 // Doc is a definition to store: the API's identity and the document as the user wrote it.
 type Doc struct {
 	Name, Version string
@@ -134,11 +129,20 @@ type Doc struct {
 
 // PutAPIs stores definitions in one transaction: all are written or none.
 func (s *Store) PutAPIs(ctx context.Context, docs []Doc) (int64, error) {
+	return s.PutDefinitions(ctx, docs, nil)
+}
+
+// PutDefinitions stores API definitions and throttling policies (by Name) in one
+// transaction: all are written or none.
+func (s *Store) PutDefinitions(ctx context.Context, docs, policies []Doc) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	ops := make([]clientv3.Op, 0, len(docs))
+	ops := make([]clientv3.Op, 0, len(docs)+len(policies))
 	for _, d := range docs {
 		ops = append(ops, clientv3.OpPut(s.APIKey(d.Name, d.Version), string(d.Data)))
+	}
+	for _, p := range policies {
+		ops = append(ops, clientv3.OpPut(s.prefix+Policies+p.Name, string(p.Data)))
 	}
 	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {

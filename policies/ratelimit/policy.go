@@ -24,6 +24,14 @@ type Policy struct {
 	Shadow bool
 }
 
+// GetName is the policy's name; empty for a nil policy.
+func (p *Policy) GetName() string {
+	if p == nil {
+		return ""
+	}
+	return p.Name
+}
+
 // Custom reports whether the policy counts by a custom key (a header, the IP, a claim).
 func (p Policy) Custom() bool {
 	return p.Key == "ip" || strings.HasPrefix(p.Key, "header:") || strings.HasPrefix(p.Key, "claim:")
