@@ -31,6 +31,7 @@ bench: deps
 	$(GO) run ./test/bench/authz
 	$(GO) run ./test/bench/xds
 	$(GO) run ./test/bench/revocation
+	$(GO) run ./test/bench/ratelimit
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/

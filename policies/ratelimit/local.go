@@ -31,12 +31,17 @@ func NewLocal() *Local {
 
 // Take counts one request against key. It allocates only when a key is first seen.
 func (l *Local) Take(_ context.Context, key string, lim Limit) (Result, error) {
-	return l.take(key, lim, l.now().UnixNano()), nil
+	return l.take(key, lim, 0), nil
 }
 
+// take decides at now, or (now 0) at the time the counter's lock is held: a time read
+// before waiting for the lock could be stale by a scheduling delay and wrongly deny.
 func (l *Local) take(key string, lim Limit, now int64) Result {
 	s := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 	s.mu.Lock()
+	if now == 0 {
+		now = l.now().UnixNano()
+	}
 	r, next := step(lim, s.m[key], now)
 	if r.Allowed {
 		s.m[key] = next

@@ -127,7 +127,7 @@ func (r *Redis) Take(ctx context.Context, key string, lim Limit) (Result, error)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 	v, err := gcraScript.Run(ctx, r.client, []string{r.cfg.Prefix + key},
-		lim.emission().Microseconds(), lim.tolerance().Microseconds()).Int64Slice()
+		max(lim.emission().Microseconds(), 1), lim.tolerance().Microseconds()).Int64Slice()
 	if err != nil || len(v) != 4 {
 		if err == nil {
 			err = fmt.Errorf("unexpected script answer %v", v)
