@@ -173,18 +173,26 @@ func (e *Enforcer) throttle(ctx context.Context, attrs *authv3.AttributeContext,
 		return
 	}
 	o.reason = "throttled by " + d.Policy
-	switch d.Level {
-	case ratelimit.LevelAPI:
-		o.fault = &FaultThrottledAPI
-	case ratelimit.LevelResource:
-		o.fault = &FaultThrottledResource
-	case ratelimit.LevelApplication:
-		o.fault = &FaultThrottledApplication
-	case ratelimit.LevelSubscription:
-		o.fault = &FaultThrottledSubscription
-	default:
-		o.fault = &FaultThrottledCustom
+	o.fault = &FaultThrottledCustom
+	if f := throttleFaults[d.Level]; f != nil {
+		o.fault = f
 	}
+}
+
+// throttleFaults is the fault of a throttling deny by level.
+var throttleFaults = map[ratelimit.Level]*Fault{
+	ratelimit.LevelAPI:          &FaultThrottledAPI,
+	ratelimit.LevelResource:     &FaultThrottledResource,
+	ratelimit.LevelApplication:  &FaultThrottledApplication,
+	ratelimit.LevelSubscription: &FaultThrottledSubscription,
+}
+
+// tokenFaults is the fault of a refused token by kind; any other kind is 900901.
+var tokenFaults = map[jwt.Kind]*Fault{
+	jwt.Malformed:   &FaultMalformed,
+	jwt.Expired:     &FaultExpired,
+	jwt.Inactive:    &FaultInactive,
+	jwt.Unavailable: &FaultInternal,
 }
 
 // authenticate evaluates the operation's security requirements: the first alternative whose
@@ -279,17 +287,8 @@ func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRe
 	if err != nil {
 		var je *jwt.Error
 		r := tokenResult{done: true, fault: &FaultInvalid, reason: err.Error()}
-		if errors.As(err, &je) {
-			switch je.Kind {
-			case jwt.Malformed:
-				r.fault = &FaultMalformed
-			case jwt.Expired:
-				r.fault = &FaultExpired
-			case jwt.Inactive:
-				r.fault = &FaultInactive
-			case jwt.Unavailable:
-				r.fault = &FaultInternal
-			}
+		if errors.As(err, &je) && tokenFaults[je.Kind] != nil {
+			r.fault = tokenFaults[je.Kind]
 		}
 		return r
 	}

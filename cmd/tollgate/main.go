@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
 const usage = `tollgate — an API gateway for Envoy
@@ -165,4 +166,14 @@ func newLogger(l config.Log) (*zap.Logger, error) {
 	zc.Level = zap.NewAtomicLevelAt(level)
 	zc.Sampling = nil
 	return zc.Build()
+}
+
+// open loads the configuration and connects to its etcd.
+func (c *common) open() (config.Config, *store.Store, error) {
+	cfg, err := c.load()
+	if err != nil {
+		return cfg, nil, err
+	}
+	st, err := connect(cfg, zap.NewNop())
+	return cfg, st, err
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
 
@@ -39,11 +37,7 @@ func revokeCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
-	}
-	st, err := connect(cfg, zap.NewNop())
+	_, st, err := c.open()
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"os"
 
-	"go.uber.org/zap"
-
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds"
 )
@@ -29,11 +27,7 @@ func secretCmd(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[2:]); err != nil {
 		return errReported
 	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
-	}
-	st, err := connect(cfg, zap.NewNop())
+	_, st, err := c.open()
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,12 @@ paths:
 const policy = "kind: ThrottlingPolicy\nname: bench\nrate: 1000000/second\nburst: 100000\nkey: ip\n"
 
 func main() {
+	if p := os.Getenv("TOLLGATE_BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		check(err)
+		check(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	addr, stop := startRedis()
 	defer stop()
 	redis, err := ratelimit.NewRedis(ratelimit.RedisConfig{Addrs: []string{addr}, Timeout: 100 * time.Millisecond}, zap.NewNop(), nil)
