@@ -194,10 +194,30 @@ func (p *parser) api() *apimodel.API {
 				o.Security = []apimodel.Requirement{{{Scheme: DefaultScheme}}}
 				api.Schemes[DefaultScheme] = apimodel.Scheme{Name: DefaultScheme, Type: apimodel.SchemeBearer}
 			}
+			// WSO2's older spelling of a resource's scope: x-scope on the operation adds the
+			// scope to every bearer scheme of its requirements.
+			if scope, _ := op.Extensions["x-scope"].(string); scope != "" && !(apiOpen || opOpen) {
+				o.Security = withScope(o.Security, api.Schemes, scope)
+			}
 			api.Operations = append(api.Operations, o)
 		}
 	}
 	return api
+}
+
+// withScope returns requirements where every bearer scheme also needs scope.
+func withScope(reqs []apimodel.Requirement, schemes map[string]apimodel.Scheme, scope string) []apimodel.Requirement {
+	out := make([]apimodel.Requirement, len(reqs))
+	for i, r := range reqs {
+		out[i] = make(apimodel.Requirement, len(r))
+		for j, use := range r {
+			if schemes[use.Scheme].Type == apimodel.SchemeBearer {
+				use.Scopes = append(append([]string(nil), use.Scopes...), scope)
+			}
+			out[i][j] = use
+		}
+	}
+	return out
 }
 
 func (p *parser) requirements(reqs openapi3.SecurityRequirements) []apimodel.Requirement {

@@ -232,3 +232,22 @@ func TestWSO2Swagger2Definition(t *testing.T) {
 		t.Errorf("oauth2 scheme %+v", a.Schemes["petstore_auth"])
 	}
 }
+
+func TestWSO2XScope(t *testing.T) {
+	doc := head + `paths:
+  /menu: {get: {x-scope: read_menu, responses: {"200": {description: ok}}}}
+  /open: {get: {x-scope: ignored, x-auth-type: None, responses: {"200": {description: ok}}}}
+`
+	res, err := Parse("xscope.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{res.API})
+	_, op := cat.Operation("shop/v2", "GET /menu")
+	if len(op.Security) != 1 || len(op.Security[0][0].Scopes) != 1 || op.Security[0][0].Scopes[0] != "read_menu" {
+		t.Errorf("x-scope: %+v", op.Security)
+	}
+	if _, open := cat.Operation("shop/v2", "GET /open"); !open.Open() {
+		t.Errorf("x-auth-type None with x-scope must stay open: %+v", open.Security)
+	}
+}
