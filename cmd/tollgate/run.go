@@ -25,6 +25,7 @@ import (
 	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit/rls"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 	"github.com/tollgate-gw/tollgate/xds"
 	"github.com/tollgate-gw/tollgate/xds/build"
@@ -168,6 +169,8 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		}
 		gs := newGRPCServer()
 		enf.Register(gs)
+		// The same policies over Envoy's rate limit service protocol, on the same port.
+		rls.New(engine, log.Named("rls")).Register(gs)
 		serve("authz", gs, lis)
 		authzAddr = lis.Addr().String()
 	}

@@ -189,6 +189,21 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	return d
 }
 
+// Take counts one request against the named policy in the counter key, for callers that
+// choose their own keys (the Envoy rate limit service). found is false for an unknown policy.
+func (e *Engine) Take(ctx context.Context, policy, key string) (p Policy, r Result, found bool, err error) {
+	p, found = e.Policy(policy)
+	if !found || p.Unlimited {
+		return p, Result{Allowed: true}, found, nil
+	}
+	r, err = e.backend.Take(ctx, p.Name+"|"+key, p.Limit)
+	if err == nil && !r.Allowed && p.Shadow {
+		e.shadowed.WithLabelValues(p.Name).Inc()
+		r.Allowed = true
+	}
+	return p, r, true, err
+}
+
 // counterKey names the counter a request is counted in: the policy, where it is attached,
 // and the value it counts by.
 func counterKey(level Level, p Policy, r Request) (string, bool) {
