@@ -261,7 +261,7 @@ func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, lo
 		if err != nil {
 			return nil, err
 		}
-		go func() { <-ctx.Done(); r.Close() }()
+		wg.Go(func() { r.Run(ctx); r.Close() })
 		backend, local = r, r.Local()
 	} else {
 		local = ratelimit.NewLocal()

@@ -169,7 +169,10 @@ func newRedis(t *testing.T, addr string, fb Fallback) *Redis {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; r.Close() })
 	return r
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,8 @@ type Redis struct {
 	log       *zap.Logger
 	downUntil atomic.Int64
 	down      atomic.Bool
+	running   atomic.Bool
+	queue     chan *pending
 	fallbacks *prometheus.CounterVec
 	state     prometheus.Gauge
 }
@@ -98,7 +101,7 @@ func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Red
 		DialTimeout: cfg.Timeout * 4, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
 		PoolTimeout: cfg.Timeout, MaxRetries: -1, ContextTimeoutEnabled: true,
 	})
-	r := &Redis{cfg: cfg, client: client, local: NewLocal(), log: log,
+	r := &Redis{cfg: cfg, client: client, local: NewLocal(), log: log, queue: make(chan *pending, 1024),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_ratelimit_redis_fallbacks_total", Help: "Decisions made by the fallback while Redis was unreachable, by mode."}, []string{"mode"}),
 		state:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_ratelimit_redis_up", Help: "1 while Redis answers, 0 while the fallback decides."}),
 	}
@@ -119,32 +122,140 @@ func (r *Redis) Up() bool { return !r.down.Load() }
 func (r *Redis) Local() *Local { return r.local }
 
 // Take counts one request against key in Redis, or in the fallback while Redis is away.
+// While Run is running, concurrent calls are sent together in one pipeline: a burst of
+// decisions costs one round trip, and a lone one is sent at once.
 func (r *Redis) Take(ctx context.Context, key string, lim Limit) (Result, error) {
 	now := time.Now()
 	if now.UnixNano() < r.downUntil.Load() {
 		return r.fallback(key, lim, now), nil
 	}
+	if r.running.Load() {
+		p := pendingPool.Get().(*pending)
+		p.key, p.lim = key, lim
+		select {
+		case r.queue <- p:
+			<-p.done // the batch always answers, within its deadline
+			res, err := p.res, p.err
+			pendingPool.Put(p)
+			return r.settle(res, err, key, lim, now), nil
+		default:
+			pendingPool.Put(p) // the queue is full: decide on our own
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	v, err := gcraScript.Run(ctx, r.client, []string{r.cfg.Prefix + key},
-		max(lim.emission().Microseconds(), 1), lim.tolerance().Microseconds()).Int64Slice()
-	if err != nil || len(v) != 4 {
-		if err == nil {
-			err = fmt.Errorf("unexpected script answer %v", v)
-		}
+	res, err := parse(gcraScript.Run(ctx, r.client, []string{r.cfg.Prefix + key}, args(lim)...))
+	return r.settle(res, err, key, lim, now), nil
+}
+
+// settle turns a Redis answer into a decision, falling back on an error.
+func (r *Redis) settle(res Result, err error, key string, lim Limit, now time.Time) Result {
+	if err != nil {
 		r.downUntil.Store(now.Add(r.cfg.Retry).UnixNano())
 		if !r.down.Swap(true) {
 			r.state.Set(0)
 			r.log.Error("Redis unreachable: throttling falls back", zap.String("fallback", string(r.cfg.Fallback)), zap.Error(err))
 		}
-		return r.fallback(key, lim, now), nil
+		return r.fallback(key, lim, now)
 	}
 	if r.down.Swap(false) {
 		r.state.Set(1)
 		r.log.Info("Redis is back: shared throttling resumes")
 	}
+	return res
+}
+
+func args(lim Limit) []any {
+	return []any{max(lim.emission().Microseconds(), 1), lim.tolerance().Microseconds()}
+}
+
+func parse(c *redis.Cmd) (Result, error) {
+	v, err := c.Int64Slice()
+	if err == nil && len(v) != 4 {
+		err = fmt.Errorf("unexpected script answer %v", v)
+	}
+	if err != nil {
+		return Result{}, err
+	}
 	return Result{Allowed: v[0] == 1, Remaining: int(v[1]), Reset: time.Duration(v[2]) * time.Microsecond,
 		RetryAfter: time.Duration(v[3]) * time.Microsecond}, nil
+}
+
+// pending is one decision waiting for its batch.
+type pending struct {
+	key  string
+	lim  Limit
+	res  Result
+	err  error
+	done chan struct{}
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+
+// Run batches concurrent decisions into pipelines until ctx ends.
+func (r *Redis) Run(ctx context.Context) {
+	r.running.Store(true)
+	defer r.running.Store(false)
+	batch := make([]*pending, 0, maxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			// Answer whoever is still queued; they fall back.
+			for {
+				select {
+				case p := <-r.queue:
+					p.err = ctx.Err()
+					p.done <- struct{}{}
+				default:
+					return
+				}
+			}
+		case p := <-r.queue:
+			batch = append(batch[:0], p)
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-r.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		r.exec(ctx, batch)
+	}
+}
+
+const maxBatch = 128
+
+// exec runs one pipeline of script calls, loading the script once if Redis lacks it.
+func (r *Redis) exec(ctx context.Context, batch []*pending) {
+	for attempt := 0; ; attempt++ {
+		tctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		pipe := r.client.Pipeline()
+		cmds := make([]*redis.Cmd, len(batch))
+		for i, p := range batch {
+			cmds[i] = gcraScript.EvalSha(tctx, pipe, []string{r.cfg.Prefix + p.key}, args(p.lim)...)
+		}
+		_, err := pipe.Exec(tctx)
+		cancel()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0 {
+			lctx, lcancel := context.WithTimeout(ctx, r.cfg.Timeout)
+			err = gcraScript.Load(lctx, r.client).Err()
+			lcancel()
+			if err == nil {
+				continue
+			}
+		}
+		for i, p := range batch {
+			p.res, p.err = parse(cmds[i])
+			if p.err == nil && err != nil && cmds[i].Err() == nil {
+				p.err = err
+			}
+			p.done <- struct{}{}
+		}
+		return
+	}
 }
 
 func (r *Redis) fallback(key string, lim Limit, now time.Time) Result {

@@ -51,6 +51,9 @@ func main() {
 	redis, err := ratelimit.NewRedis(ratelimit.RedisConfig{Addrs: []string{addr}, Timeout: 100 * time.Millisecond}, zap.NewNop(), nil)
 	check(err)
 	defer redis.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go redis.Run(ctx)
 
 	fmt.Printf("throttling decisions, 16 concurrent callers, 3 s each\n\n%-44s %12s %10s %10s\n", "", "decisions/s", "p50", "p99")
 	for _, b := range []struct {
