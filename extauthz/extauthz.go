@@ -7,6 +7,7 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,7 +17,10 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/policies/apikey"
+	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/mtls"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
@@ -47,6 +51,14 @@ type Config struct {
 	Revocations RevocationList
 	// Opaque, if set, validates bearer tokens that are not JWTs (by introspection).
 	Opaque TokenVerifier
+	// Certificates checks client certificates (mutual TLS); Users checks basic credentials;
+	// APIKeys checks API keys. Each may be nil: its schemes then always fail.
+	Certificates CertVerifier
+	Users        BasicUsers
+	APIKeys      APIKeys
+	// ForwardAPIKey leaves an API key sent in a header or query parameter in the request
+	// to the backend; by default it is removed.
+	ForwardAPIKey bool
 	// Throttle, if set, decides "how often" for every request that passed authentication.
 	Throttle Throttler
 	// RateLimitHeaders adds RateLimit-Limit/Remaining/Reset/Policy to throttled responses'
@@ -56,6 +68,22 @@ type Config struct {
 	// application's and the subscription's throttling policy (default application_tier,
 	// subscription_tier).
 	ApplicationTierClaim, SubscriptionTierClaim string
+}
+
+// CertVerifier checks client certificates; policies/mtls.Verifier implements it.
+type CertVerifier interface {
+	Verify(urlEncodedPEM string) (*mtls.Identity, error)
+	FromXFCC() bool
+}
+
+// BasicUsers checks basic credentials; policies/basic.Users implements it.
+type BasicUsers interface {
+	Check(authorization string) (user string, err error)
+}
+
+// APIKeys checks API keys; policies/apikey.Set implements it.
+type APIKeys interface {
+	Check(key, api string, now time.Time) (apikey.Record, error)
 }
 
 // Throttler decides how often; policies/ratelimit.Engine implements it.
@@ -88,7 +116,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 		cfg.SubscriptionTierClaim = "subscription_tier"
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
-	for _, f := range []Fault{FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
+	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
 		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
@@ -101,13 +129,15 @@ func Attach(id *jwt.Identity) any { return newIdentityView(id) }
 
 // outcome is a decision before it becomes a CheckResponse.
 type outcome struct {
-	fault  *Fault // nil: allowed
-	limit  ratelimit.Decision
-	api    *apimodel.API
-	op     *apimodel.Operation
-	id     *jwt.Identity
-	scope  string // the first missing scope, for WWW-Authenticate
-	reason string // for the debug log and never for the client
+	stripKey *apimodel.Scheme // an API key to remove before the backend
+	basic    bool             // the challenge is Basic
+	fault    *Fault           // nil: allowed
+	limit    ratelimit.Decision
+	api      *apimodel.API
+	op       *apimodel.Operation
+	id       *jwt.Identity
+	scope    string // the first missing scope, for WWW-Authenticate
+	reason   string // for the debug log and never for the client
 }
 
 // Check implements the ext_authz service. It always answers with a CheckResponse: a
@@ -145,8 +175,26 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 		o.fault, o.reason = &FaultInternal, "request cancelled"
 		return o
 	}
-	if !op.Open() {
-		e.authenticate(ctx, h, &o)
+	c := &credentials{e: e, ctx: ctx, attrs: attrs, h: h, api: api}
+	authenticated := false
+	switch api.MutualTLS {
+	case "required":
+		r := c.peer()
+		if r.fault != nil {
+			o.fault, o.reason = r.fault, r.reason
+			return o
+		}
+		o.id = r.id
+	case "optional":
+		if r := c.peer(); r.fault == nil {
+			o.id, authenticated = r.id, true // a trusted certificate is enough
+		}
+	}
+	if !authenticated && !op.Open() {
+		e.authenticate(c, &o)
+	}
+	if o.fault == nil && c.usedKey != nil && !e.cfg.ForwardAPIKey {
+		o.stripKey = c.usedKey
 	}
 	if o.fault == nil && e.cfg.Throttle != nil {
 		e.throttle(ctx, attrs, h, &o)
@@ -198,11 +246,14 @@ var tokenFaults = map[jwt.Kind]*Fault{
 // authenticate evaluates the operation's security requirements: the first alternative whose
 // schemes all pass allows the request. Otherwise the most telling failure is reported: a
 // bad credential over a missing scope over a missing credential.
-func (e *Enforcer) authenticate(ctx context.Context, h *authv3.AttributeContext_HttpRequest, o *outcome) {
-	var tok tokenResult
+func (e *Enforcer) authenticate(c *credentials, o *outcome) {
 	var best *Fault
-	rank := func(f *Fault) int {
-		switch f.Code {
+	bestRank := 0
+	rank := func(r credResult) int {
+		if r.missing {
+			return 1
+		}
+		switch r.fault.Code {
 		case FaultMissing.Code:
 			return 1
 		case FaultUnsupported.Code:
@@ -212,42 +263,34 @@ func (e *Enforcer) authenticate(ctx context.Context, h *authv3.AttributeContext_
 		}
 		return 4
 	}
-	fail := func(f *Fault, reason, scope string) {
-		if best == nil || rank(f) > rank(best) {
-			best, o.reason, o.scope = f, reason, scope
+	fail := func(r credResult, scope string) {
+		if best == nil || rank(r) > bestRank {
+			best, bestRank, o.reason, o.scope, o.basic = r.fault, rank(r), r.reason, scope, r.basic
 		}
 	}
 	for _, req := range o.op.Security {
 		ok := true
+		var id *jwt.Identity
 		for _, use := range req {
-			scheme := o.api.Schemes[use.Scheme]
-			switch scheme.Type {
-			case apimodel.SchemeBearer:
-				if !tok.done {
-					tok = e.bearer(ctx, h, o.api)
-				}
-				if tok.fault != nil {
-					fail(tok.fault, tok.reason, "")
-					ok = false
-					break
-				}
-				if missing := missingScope(tok.id, use.Scopes); missing != "" {
-					fail(&FaultScope, "token lacks scope "+missing, missing)
-					ok = false
-					break
-				}
-				o.id = tok.id
-			default:
-				// Basic auth, API keys and mutual TLS are not enforced by this version.
-				fail(&FaultUnsupported, "scheme "+string(scheme.Type)+" is not supported yet", "")
+			r := c.check(o.api.Schemes[use.Scheme])
+			if r.fault != nil {
+				fail(r, "")
 				ok = false
-			}
-			if !ok {
 				break
+			}
+			if missing := missingScope(r.id, use.Scopes); missing != "" {
+				fail(credResult{fault: &FaultScope, reason: "token lacks scope " + missing}, missing)
+				o.id = r.id
+				ok = false
+				break
+			}
+			// The identity that won: a token's over a key's over a password's over a certificate's.
+			if id == nil || authRank[r.id.AuthType] > authRank[id.AuthType] {
+				id = r.id
 			}
 		}
 		if ok {
-			o.fault = nil
+			o.fault, o.id = nil, id
 			return
 		}
 	}
@@ -258,6 +301,144 @@ func (e *Enforcer) authenticate(ctx context.Context, h *authv3.AttributeContext_
 	if o.fault.Code != FaultScope.Code {
 		o.id = nil
 	}
+}
+
+var authRank = map[string]int{"mtls": 1, "basic": 2, "apikey": 3, "opaque": 4, "jwt": 4}
+
+// credResult is one credential's check: an identity, or the fault it earns.
+type credResult struct {
+	id      *jwt.Identity
+	fault   *Fault
+	reason  string
+	basic   bool // the challenge is Basic, not Bearer
+	missing bool // nothing was presented (ranks below a bad credential)
+}
+
+// credentials checks each kind of credential a request carries at most once.
+type credentials struct {
+	e     *Enforcer
+	ctx   context.Context
+	attrs *authv3.AttributeContext
+	h     *authv3.AttributeContext_HttpRequest
+	api   *apimodel.API
+
+	bearer, cert, basic *credResult
+	keys                map[string]*credResult
+	usedKey             *apimodel.Scheme // the API key scheme that passed, to strip the key
+}
+
+func (c *credentials) check(s apimodel.Scheme) credResult {
+	memo := func(slot **credResult, f func() credResult) credResult {
+		if *slot == nil {
+			r := f()
+			*slot = &r
+		}
+		return **slot
+	}
+	switch s.Type {
+	case apimodel.SchemeBearer:
+		return memo(&c.bearer, func() credResult {
+			t := c.e.bearer(c.ctx, c.h, c.api)
+			if t.fault == nil && t.id.CertThumbprint != "" {
+				// RFC 8705: a certificate-bound token goes only with its certificate.
+				if cr := c.peer(); cr.fault != nil || cr.id.CertThumbprint != t.id.CertThumbprint {
+					return credResult{fault: &FaultInvalid, reason: "certificate-bound token presented without its certificate"}
+				}
+			}
+			return credResult{id: t.id, fault: t.fault, reason: t.reason}
+		})
+	case apimodel.SchemeMutualTLS:
+		return c.peer()
+	case apimodel.SchemeBasic:
+		return memo(&c.basic, c.basicAuth)
+	case apimodel.SchemeAPIKey:
+		if c.keys == nil {
+			c.keys = map[string]*credResult{}
+		}
+		slot := c.keys[s.Name]
+		r := memo(&slot, func() credResult { return c.apiKey(s) })
+		c.keys[s.Name] = slot
+		return r
+	}
+	return credResult{fault: &FaultUnsupported, reason: "unknown scheme " + s.Name}
+}
+
+// peer checks the client certificate Envoy forwarded.
+func (c *credentials) peer() credResult {
+	if c.cert != nil {
+		return *c.cert
+	}
+	r := credResult{fault: &FaultInvalid, reason: "no trusted client certificate"}
+	if v := c.e.cfg.Certificates; v != nil {
+		pem := c.attrs.GetSource().GetCertificate()
+		if pem == "" && v.FromXFCC() {
+			xfcc, _ := header(c.h, "x-forwarded-client-cert")
+			pem = mtls.CertFromXFCC(xfcc)
+		}
+		r.missing = pem == ""
+		if id, err := v.Verify(pem); err == nil {
+			r = credResult{id: &jwt.Identity{Subject: id.Subject, AuthType: "mtls", Issuer: "mtls", CertThumbprint: id.Thumbprint}}
+		} else {
+			r.reason = err.Error()
+		}
+	}
+	c.cert = &r
+	return r
+}
+
+func (c *credentials) basicAuth() credResult {
+	raw, ok := header(c.h, "authorization")
+	if !ok || raw == "" {
+		return credResult{fault: &FaultMissing, reason: "no Authorization header", basic: true}
+	}
+	if c.e.cfg.Users == nil {
+		return credResult{fault: &FaultBasicInvalid, reason: "no basic-auth users configured", basic: true}
+	}
+	user, err := c.e.cfg.Users.Check(raw)
+	switch {
+	case errors.Is(err, basic.ErrFormat):
+		return credResult{fault: &FaultMissing, reason: "the Authorization header is not a Basic credential", basic: true}
+	case err != nil:
+		return credResult{fault: &FaultBasicInvalid, reason: err.Error(), basic: true}
+	}
+	return credResult{id: &jwt.Identity{Subject: user, AuthType: "basic", Issuer: "basic"}}
+}
+
+func (c *credentials) apiKey(s apimodel.Scheme) credResult {
+	key := apiKeyValue(c.h, s)
+	if key == "" {
+		return credResult{fault: &FaultMissing, reason: "no API key in " + s.In + " " + s.Param}
+	}
+	if c.e.cfg.APIKeys == nil {
+		return credResult{fault: &FaultInvalid, reason: "no API keys configured"}
+	}
+	rec, err := c.e.cfg.APIKeys.Check(key, c.api.ID(), time.Now())
+	if err != nil {
+		return credResult{fault: &FaultInvalid, reason: err.Error()}
+	}
+	c.usedKey = &s
+	return credResult{id: &jwt.Identity{Subject: rec.Application, ClientID: rec.Application, TokenID: rec.ID, AuthType: "apikey", Issuer: "apikey"}}
+}
+
+// apiKeyValue reads an API key where the OpenAPI scheme says it is.
+func apiKeyValue(h *authv3.AttributeContext_HttpRequest, s apimodel.Scheme) string {
+	switch s.In {
+	case "header":
+		v, _ := header(h, s.Param)
+		return v
+	case "query":
+		_, query, _ := strings.Cut(h.GetPath(), "?")
+		q, _ := url.ParseQuery(query)
+		return q.Get(s.Param)
+	case "cookie":
+		cookies, _ := header(h, "cookie")
+		for _, part := range strings.Split(cookies, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == s.Param {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 type tokenResult struct {

@@ -58,7 +58,7 @@ func newIdentityView(id *jwt.Identity) *identityView {
 	put("client_id", id.ClientID)
 	put("issuer", id.Issuer)
 	put("token_id", id.TokenID)
-	put("auth_type", "jwt")
+	put("auth_type", id.AuthType)
 	return v
 }
 
@@ -98,6 +98,14 @@ func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
 		}
 	} else {
 		fields["auth_type"] = structpb.NewStringValue("none")
+	}
+	if k := o.stripKey; k != nil {
+		switch k.In {
+		case "header":
+			ok.HeadersToRemove = append(append([]string(nil), ok.HeadersToRemove...), lower(k.Param))
+		case "query":
+			ok.QueryParametersToRemove = []string{k.Param}
+		}
 	}
 	if e.cfg.RateLimitHeaders && o.limit.Counted {
 		ok.ResponseHeadersToAdd = rateLimitHeaders(o.limit)
@@ -170,6 +178,12 @@ func wwwAuthenticate(o *outcome) string {
 		realm = o.api.ID()
 	}
 	base := `Bearer realm="` + realm + `"`
+	if o.basic {
+		if o.fault.Status == 401 {
+			return `Basic realm="` + realm + `", charset="UTF-8"`
+		}
+		return ""
+	}
 	switch o.fault.Code {
 	case FaultMissing.Code:
 		return base

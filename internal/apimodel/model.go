@@ -23,6 +23,10 @@ type API struct {
 	// Gateways names the gateway groups (Envoy node clusters) that serve the API; empty
 	// means every group.
 	Gateways []string
+	// MutualTLS is "" (the security requirements decide), "optional" (a trusted client
+	// certificate is enough; without one the requirements apply) or "required" (no trusted
+	// certificate, 401; then the requirements apply too).
+	MutualTLS string
 	// GRPC also serves the API to proxyless gRPC clients as an xDS API listener named
 	// after the API (dial "xds:///<name>").
 	GRPC bool
@@ -227,6 +231,9 @@ func (a *API) Validate() Problems {
 	if a.BasePath == "" || a.BasePath[0] != '/' || strings.ContainsAny(a.BasePath, "{}?#* ") ||
 		(len(a.BasePath) > 1 && strings.HasSuffix(a.BasePath, "/")) {
 		add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
+	}
+	if a.MutualTLS != "" && a.MutualTLS != "optional" && a.MutualTLS != "required" {
+		add("$.x-tollgate-mutual-tls", "%q must be optional or required", a.MutualTLS)
 	}
 	for i, h := range a.Hosts {
 		if h == "" || strings.ContainsAny(h, "/ :?#*") || strings.ContainsFunc(h, func(r rune) bool { return r < 0x21 || r == 0x7f }) {

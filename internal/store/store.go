@@ -24,6 +24,8 @@ const (
 	Endpoints = "endpoints/"
 	Revoked   = "revoked/"  // revoked tokens, subjects and clients, on leases
 	Policies  = "policies/" // throttling policies
+	APIKeys   = "apikeys/"  // API keys by the SHA-256 of the key
+	Users     = "users/"    // basic-auth users: name → password hash
 	Secrets   = "secrets/"  // TLS material for Envoy, served by SDS: {"certificate","privateKey"} or {"ca"}
 )
 

@@ -194,7 +194,7 @@ func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte)
 	}
 	i.calls.WithLabelValues("active").Inc()
 	id := &jwt.Identity{Issuer: i.cfg.Name, Subject: r.Sub, ClientID: r.ClientID, TokenID: r.Jti, Audience: aud,
-		Scopes: strings.Fields(r.Scope), TokenHash: hex.EncodeToString(h[:]),
+		Scopes: strings.Fields(r.Scope), TokenHash: hex.EncodeToString(h[:]), AuthType: "opaque",
 		Claims: map[string]any{"sub": r.Sub, "client_id": r.ClientID, "scope": r.Scope, "iss": r.Iss, "jti": r.Jti}}
 	until := now.Add(i.cfg.ActiveTTL)
 	if r.Exp != 0 {

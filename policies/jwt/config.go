@@ -37,6 +37,9 @@ type IssuerConfig struct {
 	MinRefreshInterval time.Duration `json:"minRefreshInterval,omitempty"`
 	// FetchTimeout bounds one JWKS fetch (default 5s).
 	FetchTimeout time.Duration `json:"fetchTimeout,omitempty"`
+	// CertificateBound requires every token to be bound to the client certificate it is
+	// presented with (RFC 8705 cnf x5t#S256). Bound tokens are checked whatever this says.
+	CertificateBound bool `json:"certificateBound,omitempty"`
 }
 
 // Config configures a Verifier.

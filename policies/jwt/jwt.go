@@ -57,7 +57,12 @@ type Identity struct {
 	IssuedAt time.Time // zero when the token has no iat
 	// TokenHash is the hex SHA-256 of the token: how a token without a jti is revoked.
 	TokenHash string
-	Claims    map[string]any
+	// AuthType is how the caller authenticated: jwt, opaque, basic, apikey or mtls.
+	AuthType string
+	// CertThumbprint is the RFC 8705 cnf x5t#S256 of a certificate-bound token: the
+	// token is good only with that client certificate.
+	CertThumbprint string
+	Claims         map[string]any
 	// Headers are the backend headers configured from claims (Config.ClaimHeaders).
 	Headers []Header
 	// Attachment is what Config.Attach made of this identity when the token was verified:
@@ -274,7 +279,13 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	if !is.cfg.AnyAudience && !anyIn(aud, is.audSet) {
 		return nil, time.Time{}, refuse(Invalid, "the token is not for this audience")
 	}
-	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:])}
+	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:]), AuthType: "jwt"}
+	if cnf, ok := claims["cnf"].(map[string]any); ok {
+		id.CertThumbprint, _ = cnf["x5t#S256"].(string)
+	}
+	if is.cfg.CertificateBound && id.CertThumbprint == "" {
+		return nil, time.Time{}, refuse(Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
+	}
 	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 		id.IssuedAt = iat.Time
 	}

@@ -19,10 +19,11 @@ var wso2Alias = map[string]string{
 	"disable-security":     "x-wso2-disable-security",
 	"auth-header":          "x-wso2-auth-header",
 	"endpoints":            "x-wso2-endpoints",
+	"mutual-tls":           "x-wso2-mutual-ssl",
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
 	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security"}
 )
 

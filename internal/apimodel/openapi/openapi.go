@@ -141,6 +141,13 @@ func (p *parser) api() *apimodel.API {
 	api.Hosts = root.strings("hosts")
 	api.Gateways = root.strings("gateways")
 	api.GRPC, _ = root.boolean("grpc")
+	if m, ok := root.str("mutual-tls"); ok {
+		// WSO2 writes mandatory for required.
+		api.MutualTLS = map[string]string{"mandatory": "required"}[strings.ToLower(m)]
+		if api.MutualTLS == "" {
+			api.MutualTLS = strings.ToLower(m)
+		}
+	}
 	api.Production = root.endpoints("production-endpoints")
 	api.Sandbox = root.endpoints("sandbox-endpoints")
 	if api.Production.Empty() {

@@ -1,0 +1,155 @@
+// Package apikey keeps API keys: stored in etcd only as the SHA-256 of the key
+// (apikeys/<hash>), with the application they belong to, the APIs they open and an optional
+// expiry. The key itself is shown once, when it is created, and never stored. The set is
+// the store.Sink of the apikeys/ range; a lookup is a hash and a map read.
+package apikey
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/tollgate-gw/tollgate/internal/store"
+)
+
+// Record is what is stored for a key.
+type Record struct {
+	ID          string    `json:"id"` // a short public handle, for listing and revoking
+	Application string    `json:"application"`
+	APIs        []string  `json:"apis"` // API ids ("name/version"); empty: none
+	Expires     time.Time `json:"expires,omitzero"`
+	Created     time.Time `json:"created"`
+}
+
+// Set is the keys in memory.
+type Set struct {
+	mu   sync.RWMutex
+	keys map[string]Record // hex SHA-256 of the key → record
+}
+
+// NewSet makes an empty set.
+func NewSet() *Set { return &Set{keys: map[string]Record{}} }
+
+// Errors a lookup returns.
+var (
+	ErrUnknown = errors.New("unknown API key")
+	ErrExpired = errors.New("API key expired")
+	ErrAPI     = errors.New("API key not valid for this API")
+)
+
+// Check finds the key's record and checks it opens api.
+func (s *Set) Check(key, api string, now time.Time) (Record, error) {
+	sum := sha256.Sum256([]byte(key))
+	var hexKey [64]byte
+	hex.Encode(hexKey[:], sum[:])
+	s.mu.RLock()
+	r, ok := s.keys[string(hexKey[:])]
+	s.mu.RUnlock()
+	switch {
+	case !ok:
+		return r, ErrUnknown
+	case !r.Expires.IsZero() && !now.Before(r.Expires):
+		return r, ErrExpired
+	}
+	for _, a := range r.APIs {
+		if a == api || a == "*" {
+			return r, nil
+		}
+	}
+	return r, ErrAPI
+}
+
+// Reset replaces the set with the apikeys/ range.
+func (s *Set) Reset(kvs []store.KV) {
+	m := make(map[string]Record, len(kvs))
+	for _, kv := range kvs {
+		var r Record
+		if json.Unmarshal(kv.Value, &r) == nil {
+			m[kv.Key] = r
+		}
+	}
+	s.mu.Lock()
+	s.keys = m
+	s.mu.Unlock()
+}
+
+// Update applies one change.
+func (s *Set) Update(ev store.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ev.Deleted {
+		delete(s.keys, ev.Key)
+		return
+	}
+	var r Record
+	if json.Unmarshal(ev.Value, &r) == nil {
+		s.keys[ev.Key] = r
+	}
+}
+
+// Create makes a new key for an application and the APIs it may call, stores its hash,
+// and returns the key (shown once) and its record.
+func Create(ctx context.Context, st *store.Store, application string, apis []string, ttl time.Duration) (string, Record, error) {
+	if application == "" || len(apis) == 0 {
+		return "", Record{}, errors.New("an API key needs an application and at least one API")
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	key := "tg_" + base64.RawURLEncoding.EncodeToString(secret)
+	sum := sha256.Sum256([]byte(key))
+	r := Record{ID: hex.EncodeToString(sum[:4]), Application: application, APIs: apis, Created: time.Now().UTC().Truncate(time.Second)}
+	if ttl > 0 {
+		r.Expires = r.Created.Add(ttl)
+	}
+	value, _ := json.Marshal(r)
+	if err := st.Put(ctx, store.APIKeys+hex.EncodeToString(sum[:]), string(value)); err != nil {
+		return "", Record{}, err
+	}
+	return key, r, nil
+}
+
+// List returns every stored key's record (never a key).
+func List(ctx context.Context, st *store.Store) ([]Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := st.Client().Get(ctx, st.Prefix()+store.APIKeys, clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, kv := range resp.Kvs {
+		var r Record
+		if json.Unmarshal(kv.Value, &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Revoke deletes the key whose ID (from List or Create) is id.
+func Revoke(ctx context.Context, st *store.Store, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if len(id) != 8 || strings.Trim(id, "0123456789abcdef") != "" {
+		return fmt.Errorf("key id %q: want the 8 hex characters `tollgate apikey list` shows", id)
+	}
+	// The id is the first bytes of the hash: the key lives at the hash that starts with it.
+	resp, err := st.Client().Delete(ctx, st.Prefix()+store.APIKeys+id, clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	if resp.Deleted == 0 {
+		return fmt.Errorf("no API key with id %s", id)
+	}
+	return nil
+}
