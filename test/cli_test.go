@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -190,6 +191,22 @@ log:
 	}
 	if o := tollgate(t, "check", "--config", cfg, "--method", "POST", "--path", "/coffeebar/v1/order", "-H", ordersBearer); !strings.Contains(o.stdout, "DENIED 429") || !strings.Contains(o.stdout, "900802") || !strings.Contains(o.stdout, "retry-after") {
 		t.Fatalf("fourth order: %s", o.stdout)
+	}
+
+	// Basic auth: a staff user stored with `tollgate user put` opens the rota.
+	put := exec.Command(binary, "user", "put", "staff-1", "--config", cfg, "--etcd", etcdC)
+	put.Stdin = strings.NewReader("rota-password\n")
+	if out, err := put.CombinedOutput(); err != nil {
+		t.Fatalf("user put: %v %s", err, out)
+	}
+	basicAuth := "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("staff-1:rota-password"))
+	testutil.Eventually(t, "basic user", func() bool {
+		o := tollgate(t, "check", "--config", cfg, "--path", "/coffeebar/v1/staff/rota", "-H", basicAuth)
+		return strings.Contains(o.stdout, "ALLOWED")
+	})
+	wrongBasic := "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("staff-1:nope"))
+	if o := tollgate(t, "check", "--config", cfg, "--path", "/coffeebar/v1/staff/rota", "-H", wrongBasic); !strings.Contains(o.stdout, "DENIED 401") || !strings.Contains(o.stdout, "900911") {
+		t.Errorf("wrong basic password: %s", o.stdout)
 	}
 
 	// Revoke a token: every enforcer denies it at once.

@@ -32,6 +32,9 @@ Commands:
   bootstrap  print the Envoy bootstrap that connects an Envoy to the control plane
   revoke     revoke a token (--jti/--token) or every token of a subject or client issued
              before a time (--subject/--client-id with --issued-before)
+  hash       print a bcrypt (or --argon2id) hash of a password read from standard input
+  user       store a basic-auth user in etcd: tollgate user put NAME (password on stdin)
+  apikey     API keys: tollgate apikey create --app APP --api NAME/VERSION | list | revoke ID
   secret     store TLS material for Envoy in etcd: tollgate secret put NAME --cert F --key F | --ca F
   validate   check API definitions offline: tollgate validate -f FILE...
   apply      validate definitions and store them in etcd: tollgate apply -f FILE...
@@ -61,6 +64,12 @@ func main() {
 		err = bootstrapCmd(args)
 	case "revoke":
 		err = revokeCmd(ctx, args)
+	case "hash":
+		err = hashCmd(args)
+	case "user":
+		err = userCmd(ctx, args)
+	case "apikey":
+		err = apikeyCmd(ctx, args)
 	case "secret":
 		err = secretCmd(ctx, args)
 	case "validate":

@@ -22,8 +22,11 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/policies/apikey"
+	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/mtls"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit/rls"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
@@ -156,7 +159,13 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 			return err
 		}
 		wg.Go(func() { st.Follow(ctx, store.Policies, engine, nil) })
-		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, engine, adm, log)
+		creds, err := newCredentials(cfg)
+		if err != nil {
+			return err
+		}
+		wg.Go(func() { st.Follow(ctx, store.Users, creds.users, nil) })
+		wg.Go(func() { st.Follow(ctx, store.APIKeys, creds.keys, nil) })
+		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, engine, creds, adm, log)
 		if err != nil {
 			return err
 		}
@@ -271,7 +280,31 @@ func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, lo
 	return ratelimit.NewEngine(backend, log.Named("ratelimit"), adm.Registry()), nil
 }
 
-func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, engine *ratelimit.Engine, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
+// credentialStores are the non-token credentials: certificates, users, API keys.
+type credentialStores struct {
+	certs *mtls.Verifier
+	users *basic.Users
+	keys  *apikey.Set
+}
+
+func newCredentials(cfg config.Config) (credentialStores, error) {
+	var c credentialStores
+	var err error
+	if m := cfg.Authz.MutualTLS; len(m.CAFiles) > 0 {
+		c.certs, err = mtls.New(mtls.Config{CAFiles: m.CAFiles, AllowedSANs: m.AllowedSANs, AllowedSubjects: m.AllowedSubjects,
+			AllowedSPKI: m.AllowedSPKI, CRLFiles: m.CRLFiles, FromXFCC: m.FromXFCC})
+		if err != nil {
+			return c, fmt.Errorf("authz.mutualTLS: %w", err)
+		}
+	}
+	if c.users, err = basic.New(cfg.Authz.BasicUsers); err != nil {
+		return c, fmt.Errorf("authz.basicUsers: %w", err)
+	}
+	c.keys = apikey.NewSet()
+	return c, nil
+}
+
+func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, engine *ratelimit.Engine, creds credentialStores, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
 	var opaque extauthz.TokenVerifier
 	for _, is := range cfg.Issuers {
@@ -327,10 +360,14 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 	} else if opaque == nil {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
 	}
-	enf := extauthz.New(extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque,
+	ecfg := extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque,
 		Throttle: engine, RateLimitHeaders: cfg.Throttling.Headers,
-		ApplicationTierClaim: cfg.Throttling.ApplicationTierClaim, SubscriptionTierClaim: cfg.Throttling.SubscriptionTierClaim},
-		reg, verifier, log.Named("authz"), adm.Registry())
+		Users: creds.users, APIKeys: creds.keys, ForwardAPIKey: cfg.Authz.ForwardAPIKey,
+		ApplicationTierClaim: cfg.Throttling.ApplicationTierClaim, SubscriptionTierClaim: cfg.Throttling.SubscriptionTierClaim}
+	if creds.certs != nil {
+		ecfg.Certificates = creds.certs // a nil *mtls.Verifier must not become a non-nil interface
+	}
+	enf := extauthz.New(ecfg, reg, verifier, log.Named("authz"), adm.Registry())
 	return enf, ver, nil
 }
 

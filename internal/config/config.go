@@ -75,6 +75,24 @@ type Authz struct {
 	ClaimHeaders        map[string]string `json:"claimHeaders"`
 	TokenCacheSize      int               `json:"tokenCacheSize"`
 	MaxTokenBytes       int               `json:"maxTokenBytes"`
+	// MutualTLS: the CAs that sign trusted client certificates, and what else they must say.
+	MutualTLS MutualTLS `json:"mutualTLS"`
+	// BasicUsers: user name → bcrypt or argon2id hash (`tollgate hash`); more in etcd users/.
+	BasicUsers map[string]string `json:"basicUsers"`
+	// ForwardAPIKey lets an API key sent in a header or query reach the backend.
+	ForwardAPIKey bool `json:"forwardAPIKey"`
+}
+
+// MutualTLS configures client certificate checks.
+type MutualTLS struct {
+	CAFiles         []string `json:"caFiles"`
+	AllowedSANs     []string `json:"allowedSANs"`
+	AllowedSubjects []string `json:"allowedSubjects"`
+	AllowedSPKI     []string `json:"allowedSPKI"`
+	CRLFiles        []string `json:"crlFiles"`
+	// FromXFCC takes the certificate from x-forwarded-client-cert when Envoy forwards none
+	// (Envoy behind another TLS-terminating proxy that sanitises the header).
+	FromXFCC bool `json:"fromXFCC"`
 }
 
 // XDS configures the control plane and the Envoy configuration it generates.
