@@ -1,6 +1,10 @@
 package extauthz_test
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -11,8 +15,12 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/policies/apikey"
+	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/mtls"
 )
 
 // benchEnforcer is an in-process enforcer for coffeebar with an RS256 JWKS issuer. A
@@ -68,3 +76,57 @@ func BenchmarkCheckCachedTokenPathMatch(b *testing.B) { benchCheck(b, 0, false) 
 
 // Every Check verifies the RS256 signature, as for a token seen for the first time.
 func BenchmarkCheckFirstSeenToken(b *testing.B) { benchCheck(b, -1, true) }
+
+// credentialBench is an in-process enforcer for the credentials API.
+func credentialBench(b *testing.B) (*extauthz.Enforcer, pki, *apikey.Set) {
+	p := newPKI(b)
+	v, err := mtls.New(mtls.Config{CAFiles: []string{p.caFile}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hash, _ := basic.Hash("s3cret")
+	users, _ := basic.New(map[string]string{"alice": hash})
+	keys := apikey.NewSet()
+	sum := sha256.Sum256([]byte("bench-key"))
+	rec, _ := json.Marshal(apikey.Record{ID: "b", Application: "bench-app", APIs: []string{"vault/v1"}})
+	keys.Update(store.Event{KV: store.KV{Key: hex.EncodeToString(sum[:]), Value: rec}})
+	res, err := openapi.Parse("vault.yaml", []byte(credentialsAPI))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := catalog.New(zap.NewNop(), nil)
+	reg.Set([]*apimodel.API{res.API})
+	e := extauthz.New(extauthz.Config{Certificates: v, Users: users, APIKeys: keys, Format: extauthz.FormatWSO2}, reg, nil, zap.NewNop(), prometheus.NewRegistry())
+	return e, p, keys
+}
+
+func benchRequest(b *testing.B, e *extauthz.Enforcer, path, cert string, headers map[string]string) {
+	req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: path, Headers: headers})
+	req.Attributes.Source.Certificate = cert
+	if resp, _ := e.Check(b.Context(), req); resp.GetOkResponse() == nil {
+		b.Fatalf("not allowed: %v", resp.GetDeniedResponse().GetBody())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		e.Check(b.Context(), req)
+	}
+}
+
+// A trusted client certificate (verified once, then from the certificate cache).
+func BenchmarkCheckMutualTLS(b *testing.B) {
+	e, p, _ := credentialBench(b)
+	benchRequest(b, e, "/vault/v1/mtls", p.good, nil)
+}
+
+// Basic auth, bcrypt cost 11 on first use, then from the verified-credential cache.
+func BenchmarkCheckBasicCached(b *testing.B) {
+	e, _, _ := credentialBench(b)
+	benchRequest(b, e, "/vault/v1/basic", "", map[string]string{"authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))})
+}
+
+// An API key in a header: a SHA-256 and a map lookup.
+func BenchmarkCheckAPIKey(b *testing.B) {
+	e, _, _ := credentialBench(b)
+	benchRequest(b, e, "/vault/v1/hkey", "", map[string]string{"x-api-key": "bench-key"})
+}

@@ -34,7 +34,7 @@ type pki struct {
 	goodThumb, foreignThumb string
 }
 
-func newPKI(t *testing.T) pki {
+func newPKI(t testing.TB) pki {
 	t.Helper()
 	ca, caKey := makeCA(t, "Test CA")
 	other, otherKey := makeCA(t, "Other CA")
@@ -52,7 +52,7 @@ func thumb(der []byte) string {
 	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
-func makeCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
+func makeCA(t testing.TB, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
@@ -65,7 +65,7 @@ func makeCA(t *testing.T, name string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return c, key
 }
 
-func makeLeaf(t *testing.T, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, notAfter time.Time) (string, []byte) {
+func makeLeaf(t testing.TB, cn string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, notAfter time.Time) (string, []byte) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
 		NotBefore: notAfter.Add(-2 * time.Hour), NotAfter: notAfter, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
