@@ -152,6 +152,9 @@ type Issuer struct {
 	ScopeClaim         string   `json:"scopeClaim"`
 	RefreshInterval    Duration `json:"refreshInterval"`
 	MinRefreshInterval Duration `json:"minRefreshInterval"`
+	// CertificateBound requires the issuer's tokens to be bound to the client certificate
+	// (RFC 8705 cnf x5t#S256); bound tokens are checked either way.
+	CertificateBound bool `json:"certificateBound"`
 	// An issuer of opaque tokens is asked by RFC 7662 introspection instead: its endpoint,
 	// and the gateway's client credentials there.
 	IntrospectionURL string   `json:"introspectionURL"`
@@ -291,6 +294,7 @@ func (i Issuer) JWT() (jwt.IssuerConfig, error) {
 		JWKSURL: i.JWKSURL, JWKSFile: i.JWKSFile, CertificateFile: i.CertificateFile,
 		Algorithms: i.Algorithms, ClockSkew: time.Duration(i.ClockSkew), ScopeClaim: i.ScopeClaim,
 		RefreshInterval: time.Duration(i.RefreshInterval), MinRefreshInterval: time.Duration(i.MinRefreshInterval),
+		CertificateBound: i.CertificateBound,
 	}
 	if i.HMACSecretFile != "" {
 		b, err := os.ReadFile(i.HMACSecretFile)

@@ -9,6 +9,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -282,5 +283,34 @@ func TestHTTPSBackendIsVerifiedByDefault(t *testing.T) {
 	c.Clusters[0].(*clusterv3.Cluster).TransportSocket.GetTypedConfig().UnmarshalTo(&up)
 	if f := up.CommonTlsContext.GetValidationContext().GetTrustedCa().GetFilename(); f == "" {
 		t.Errorf("an https backend without a CA must be verified against the trust store: %v", &up)
+	}
+}
+
+// The HTTPS listener asks for client certificates when mutual TLS is on: "require" makes
+// the handshake fail without a trusted one, "optional" leaves the decision to the enforcer.
+func TestListenerClientCertificates(t *testing.T) {
+	secrets := []Secret{{Name: ServerCertSecret, CertPEM: []byte("c"), KeyPEM: []byte("k")}, {Name: ClientCASecret, CA: []byte("ca")}}
+	for mode, require := range map[string]bool{"require": true, "optional": false} {
+		o := opt
+		o.HTTPSPort, o.ClientCertificates = 8443, mode
+		c, errs := Build(examples(t), secrets, o)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		eds, _ := Endpoints(c.Sets, nil)
+		if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), msgs(c.Secrets)); err != nil {
+			t.Fatal(err)
+		}
+		var down tlsv3.DownstreamTlsContext
+		for _, l := range c.Listeners {
+			if l := l.(*listenerv3.Listener); l.Name == ListenerHTTPS {
+				l.FilterChains[0].TransportSocket.GetTypedConfig().UnmarshalTo(&down)
+			}
+		}
+		if down.GetRequireClientCertificate().GetValue() != require ||
+			down.CommonTlsContext.GetValidationContextSdsSecretConfig().GetName() != ClientCASecret ||
+			strings.Join(down.CommonTlsContext.AlpnProtocols, ",") != "h2,http/1.1" {
+			t.Errorf("%s: downstream TLS %v", mode, &down)
+		}
 	}
 }
