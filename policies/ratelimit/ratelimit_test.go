@@ -97,6 +97,7 @@ func TestRedisSharedAcrossReplicasConcurrently(t *testing.T) {
 	lim := Limit{Count: 100, Period: time.Minute, Burst: 20}
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
+	start := time.Now()
 	for i := range 8 {
 		wg.Go(func() {
 			for range 50 {
@@ -107,10 +108,11 @@ func TestRedisSharedAcrossReplicasConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// 400 requests in well under a second against a burst of 20: the two replicas together
-	// admit the burst (and perhaps the one or two the steady rate adds meanwhile), not 2×.
-	if n := admitted.Load(); n < 20 || n > 22 {
-		t.Errorf("two replicas admitted %d, want the shared burst of 20", n)
+	// 400 requests against a burst of 20: the two replicas together admit the burst and
+	// what the steady rate adds meanwhile — not twice that.
+	most := 20 + int64(time.Since(start).Seconds()*100/60) + 1
+	if n := admitted.Load(); n < 20 || n > most {
+		t.Errorf("two replicas admitted %d, want the shared burst of 20 (at most %d)", n, most)
 	}
 }
 
