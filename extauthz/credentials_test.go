@@ -220,6 +220,18 @@ func TestCertificateBoundToken(t *testing.T) {
 	if got := c.send(t, "/vault/v1/jwt", "", map[string]string{"authorization": bound}); got.status != 401 {
 		t.Errorf("without a certificate: %d", got.status)
 	}
+	// An API can require bound tokens: an unbound one is refused even with a certificate.
+	strict := strings.NewReplacer("title: Vault", "title: Strict", "x-tollgate-production-endpoints", "x-tollgate-certificate-bound: true\nx-tollgate-production-endpoints").Replace(credentialsAPI)
+	s := newCredRig(t, strict)
+	unbound := s.token("")
+	if got := s.send(t, "/strict/v1/jwt", s.pki.good, map[string]string{"authorization": unbound}); got.status != 401 {
+		t.Errorf("unbound token on a certificate-bound API: %d", got.status)
+	}
+	claims = s.idp.Claims(aud, "")
+	claims["cnf"] = map[string]any{"x5t#S256": s.pki.goodThumb}
+	if got := s.send(t, "/strict/v1/jwt", s.pki.good, map[string]string{"authorization": "Bearer " + s.idp.Sign("rsa", "RS256", claims)}); got.status != 200 {
+		t.Errorf("bound token on a certificate-bound API: %d %s", got.status, got.body)
+	}
 }
 
 func TestBasicAuth(t *testing.T) {

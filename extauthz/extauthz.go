@@ -339,6 +339,9 @@ func (c *credentials) check(s apimodel.Scheme) credResult {
 	case apimodel.SchemeBearer:
 		return memo(&c.bearer, func() credResult {
 			t := c.e.bearer(c.ctx, c.h, c.api)
+			if t.fault == nil && t.id.CertThumbprint == "" && c.api.CertificateBound {
+				return credResult{fault: &FaultInvalid, reason: "this API takes only certificate-bound tokens"}
+			}
 			if t.fault == nil && t.id.CertThumbprint != "" {
 				// RFC 8705: a certificate-bound token goes only with its certificate.
 				if cr := c.peer(); cr.fault != nil || cr.id.CertThumbprint != t.id.CertThumbprint {

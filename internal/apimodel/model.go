@@ -27,6 +27,9 @@ type API struct {
 	// certificate is enough; without one the requirements apply) or "required" (no trusted
 	// certificate, 401; then the requirements apply too).
 	MutualTLS string
+	// CertificateBound requires bearer tokens to be bound to the client certificate
+	// (RFC 8705), whatever their issuer says.
+	CertificateBound bool
 	// GRPC also serves the API to proxyless gRPC clients as an xDS API listener named
 	// after the API (dial "xds:///<name>").
 	GRPC bool

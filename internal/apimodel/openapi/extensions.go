@@ -23,7 +23,7 @@ var wso2Alias = map[string]string{
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
 	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security"}
 )
 
