@@ -4,15 +4,18 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Embedded is an etcd server inside this process: the default for `tollgate run`, a demo and
 // the tests. Its data survives restarts in its directory.
 type Embedded struct {
+	closing  *atomic.Bool
 	etcd     *embed.Etcd
 	Endpoint string // client URL, http://host:port
 	PeerAddr string // host:port of the peer listener
@@ -55,7 +58,12 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	ec.UnsafeNoFsync = cfg.NoFsync
 	// etcd logs a lot at info level, and error-level noise on Close: keep warnings and up,
 	// named so they can be told from Tollgate's own.
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	// Once Close has begun, etcd reports its listeners closing as errors: drop those.
+	closing := new(atomic.Bool)
+	quiet := log.Named("etcd").WithOptions(zap.IncreaseLevel(zap.WarnLevel), zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return closingFilter{Core: c, closing: closing}
+	}))
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(quiet)
 	ec.Logger = "zap"
 	e, err := embed.StartEtcd(ec)
 	if err != nil {
@@ -70,11 +78,31 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s did not become ready in 30s", cfg.Dir)
 	}
-	return &Embedded{etcd: e, Endpoint: cu.String(), PeerAddr: peer}, nil
+	return &Embedded{closing: closing, etcd: e, Endpoint: cu.String(), PeerAddr: peer}, nil
 }
 
 // Close stops the server.
-func (e *Embedded) Close() { e.etcd.Close() }
+func (e *Embedded) Close() {
+	e.closing.Store(true)
+	e.etcd.Close()
+}
+
+// closingFilter drops etcd's log lines once the server is being closed.
+type closingFilter struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (f closingFilter) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if f.closing.Load() {
+		return ce
+	}
+	return f.Core.Check(e, ce)
+}
+
+func (f closingFilter) With(fields []zapcore.Field) zapcore.Core {
+	return closingFilter{Core: f.Core.With(fields), closing: f.closing}
+}
 
 func resolvePort(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
