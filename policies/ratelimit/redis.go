@@ -192,10 +192,21 @@ type pending struct {
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
-// Run batches concurrent decisions into pipelines until ctx ends.
+// Run batches concurrent decisions into pipelines until ctx ends. Several batchers work at
+// once, so one pipeline's round trip does not hold up the next.
 func (r *Redis) Run(ctx context.Context) {
 	r.running.Store(true)
 	defer r.running.Store(false)
+	var wg sync.WaitGroup
+	for range batchers {
+		wg.Go(func() { r.batch(ctx) })
+	}
+	wg.Wait()
+}
+
+const batchers = 4
+
+func (r *Redis) batch(ctx context.Context) {
 	batch := make([]*pending, 0, maxBatch)
 	for {
 		select {
