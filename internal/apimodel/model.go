@@ -27,6 +27,9 @@ type API struct {
 	// certificate is enough; without one the requirements apply) or "required" (no trusted
 	// certificate, 401; then the requirements apply too).
 	MutualTLS string
+	// CORS, when set, answers browsers' preflight requests at the gateway and adds the
+	// CORS response headers.
+	CORS *CORS
 	// CertificateBound requires bearer tokens to be bound to the client certificate
 	// (RFC 8705), whatever their issuer says.
 	CertificateBound bool
@@ -145,6 +148,16 @@ type Policy struct {
 	// TLS to https backends: CA and client certificate are secrets stored in etcd
 	// (secrets/<name>); without a CA the system trust store verifies the backend.
 	TLS BackendTLS
+}
+
+// CORS is a cross-origin resource sharing policy.
+type CORS struct {
+	AllowOrigins     []string // "*" for any
+	AllowMethods     []string
+	AllowHeaders     []string
+	ExposeHeaders    []string
+	AllowCredentials bool
+	MaxAge           time.Duration
 }
 
 // CircuitBreaker thresholds.

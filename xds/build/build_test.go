@@ -11,7 +11,9 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -65,8 +67,9 @@ func TestExamplesBuildValidConfig(t *testing.T) {
 	for _, r := range rc.VirtualHosts[0].Routes {
 		routes[r.Name] = r
 	}
-	// coffeebar: 5 operations, each with a sandbox route; petstore 3 (+3 sandbox); store 2.
-	if len(routes) != 5*2+3*2+2 {
+	// coffeebar: 5 operations, each with a sandbox route; petstore 3 (+3 sandbox, +2 CORS
+	// preflights, one per path); store 2.
+	if len(routes) != 5*2+3*2+2+2 {
 		t.Errorf("%d routes", len(routes))
 	}
 	r := routes["coffeebar/v1 GET /order/{orderId}"]
@@ -312,5 +315,63 @@ func TestListenerClientCertificates(t *testing.T) {
 			strings.Join(down.CommonTlsContext.AlpnProtocols, ",") != "h2,http/1.1" {
 			t.Errorf("%s: downstream TLS %v", mode, &down)
 		}
+	}
+}
+
+// A WSO2 CORS policy: preflights are answered by Envoy's CORS filter on their own routes,
+// with the enforcer off there; every route of the API carries the policy.
+func TestCORS(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: Web, version: v1}
+x-tollgate-production-endpoints: ["http://10.0.0.1:80"]
+x-wso2-cors:
+  corsConfigurationEnabled: true
+  accessControlAllowOrigins: ["https://app.example.com"]
+  accessControlAllowCredentials: true
+  accessControlAllowHeaders: [authorization, content-type]
+  accessControlAllowMethods: [GET, POST, OPTIONS]
+paths:
+  /items: {get: {responses: {"200": {description: ok}}}, post: {responses: {"201": {description: ok}}}}
+  /items/{id}: {get: {responses: {"200": {description: ok}}}}
+`
+	res, err := openapi.Parse("web.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, errs := Build([]*apimodel.API{res.API}, nil, opt)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	routes := c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes
+	preflights := 0
+	for _, r := range routes {
+		var pol corsv3.CorsPolicy
+		if err := r.TypedPerFilterConfig[corsFilter].UnmarshalTo(&pol); err != nil {
+			t.Fatalf("%s has no CORS policy", r.Name)
+		}
+		if pol.AllowOriginStringMatch[0].GetExact() != "https://app.example.com" || !pol.AllowCredentials.GetValue() || pol.AllowMethods != "GET,POST,OPTIONS" {
+			t.Errorf("policy %v", &pol)
+		}
+		if strings.Contains(r.Name, "preflight") {
+			preflights++
+			var per extauthzv3.ExtAuthzPerRoute
+			r.TypedPerFilterConfig[extAuthzFilter].UnmarshalTo(&per)
+			if !per.GetDisabled() {
+				t.Errorf("the enforcer must be off for preflights: %s", r.Name)
+			}
+		}
+	}
+	if preflights != 2 || !strings.Contains(routes[0].Name, "preflight") {
+		t.Errorf("%d preflight routes (want one per path, first)", preflights)
+	}
+	// CORS filter sits before ext_authz.
+	var hcm hcmv3.HttpConnectionManager
+	c.Listeners[0].(*listenerv3.Listener).FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm)
+	if hcm.HttpFilters[0].Name != corsFilter || hcm.HttpFilters[1].Name != extAuthzFilter {
+		t.Errorf("filter order %v", hcm.HttpFilters)
 	}
 }

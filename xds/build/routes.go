@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -87,6 +88,13 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 				return out, err
 			}
 			out.routes = append(out.routes, route(a, op, name, s))
+		}
+	}
+	if a.CORS != nil {
+		out.routes = append(preflights(a, ops, sets, use), out.routes...)
+		policy := mustAny(corsPolicy(a.CORS))
+		for _, r := range out.routes {
+			r.TypedPerFilterConfig[corsFilter] = policy
 		}
 	}
 	if a.GRPC && !a.Production.Empty() {
@@ -239,4 +247,61 @@ func mustAny(m proto.Message) *anypb.Any {
 		panic(err) // only for messages of registered types, which marshal
 	}
 	return a
+}
+
+const corsFilter = "envoy.filters.http.cors"
+
+// preflights makes, for an API with a CORS policy, one OPTIONS route per path template:
+// the CORS filter answers a browser's preflight there before ext_authz would refuse it
+// (preflights carry no credentials), so the enforcer is off on these routes.
+func preflights(a *apimodel.API, ops []*apimodel.Operation, sets map[string]EndpointSet, use func(apimodel.Endpoints) (string, EndpointSet, error)) []*routev3.Route {
+	seen := map[string]bool{}
+	var out []*routev3.Route
+	off := mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}})
+	for _, op := range ops {
+		if seen[op.Path] {
+			continue
+		}
+		seen[op.Path] = true
+		prod := op.Production
+		if prod.Empty() {
+			prod = a.Production
+		}
+		if prod.Empty() {
+			continue
+		}
+		cluster, _, err := use(prod)
+		if err != nil {
+			continue // the operation's own route reports it
+		}
+		out = append(out, &routev3.Route{
+			Name: a.ID() + " OPTIONS " + op.Path + " (CORS preflight)",
+			Match: &routev3.RouteMatch{
+				PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: PathRegex(a.BasePath, op.Path)}},
+				Headers: []*routev3.HeaderMatcher{exactHeader(":method", "OPTIONS"),
+					{Name: "access-control-request-method", HeaderMatchSpecifier: &routev3.HeaderMatcher_PresentMatch{PresentMatch: true}}},
+			},
+			Action:               &routev3.Route_Route{Route: &routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster}}},
+			TypedPerFilterConfig: map[string]*anypb.Any{extAuthzFilter: off},
+		})
+	}
+	return out
+}
+
+func corsPolicy(c *apimodel.CORS) *corsv3.CorsPolicy {
+	p := &corsv3.CorsPolicy{
+		AllowMethods: strings.Join(c.AllowMethods, ","), AllowHeaders: strings.Join(c.AllowHeaders, ","),
+		ExposeHeaders: strings.Join(c.ExposeHeaders, ","), AllowCredentials: wrapperspb.Bool(c.AllowCredentials),
+	}
+	if c.MaxAge > 0 {
+		p.MaxAge = fmt.Sprint(int64(c.MaxAge.Seconds()))
+	}
+	for _, o := range c.AllowOrigins {
+		m := &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: o}}
+		if o == "*" {
+			m = &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: ".*"}}}
+		}
+		p.AllowOriginStringMatch = append(p.AllowOriginStringMatch, m)
+	}
+	return p
 }

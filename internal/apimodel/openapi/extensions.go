@@ -20,10 +20,11 @@ var wso2Alias = map[string]string{
 	"auth-header":          "x-wso2-auth-header",
 	"endpoints":            "x-wso2-endpoints",
 	"mutual-tls":           "x-wso2-mutual-ssl",
+	"cors":                 "x-wso2-cors",
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
 	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security"}
 )
 
@@ -125,6 +126,72 @@ func (e extensions) strings(name string) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// cors reads a CORS policy: Tollgate's keys (allowOrigins, allowMethods, allowHeaders,
+// exposeHeaders, allowCredentials, maxAge) or WSO2's (corsConfigurationEnabled,
+// accessControlAllowOrigins, ...).
+func (e extensions) cors() *apimodel.CORS {
+	v, key, ok := e.get("cors")
+	if !ok {
+		return nil
+	}
+	at := e.path + "." + key
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		e.p.fail(at, "must be an object, got %s", kind(v))
+		return nil
+	}
+	c := &apimodel.CORS{}
+	list := func(names ...string) []string {
+		for _, n := range names {
+			if raw, ok := m[n]; ok {
+				items, isList := raw.([]any)
+				if !isList {
+					e.p.fail(at+"."+n, "must be a list of strings, got %s", kind(raw))
+					return nil
+				}
+				var out []string
+				for _, it := range items {
+					if s, ok := it.(string); ok {
+						out = append(out, s)
+					}
+				}
+				return out
+			}
+		}
+		return nil
+	}
+	known := map[string]bool{"allowOrigins": true, "allowMethods": true, "allowHeaders": true, "exposeHeaders": true, "allowCredentials": true, "maxAge": true, "enabled": true,
+		"corsConfigurationEnabled": true, "accessControlAllowOrigins": true, "accessControlAllowMethods": true, "accessControlAllowHeaders": true,
+		"accessControlExposeHeaders": true, "accessControlAllowCredentials": true}
+	for k := range m {
+		if !known[k] {
+			e.p.fail(at+"."+k, "unknown CORS field")
+		}
+	}
+	for _, n := range []string{"enabled", "corsConfigurationEnabled"} {
+		if on, ok := m[n].(bool); ok && !on {
+			return nil
+		}
+	}
+	c.AllowOrigins = list("allowOrigins", "accessControlAllowOrigins")
+	c.AllowMethods = list("allowMethods", "accessControlAllowMethods")
+	c.AllowHeaders = list("allowHeaders", "accessControlAllowHeaders")
+	c.ExposeHeaders = list("exposeHeaders", "accessControlExposeHeaders")
+	for _, n := range []string{"allowCredentials", "accessControlAllowCredentials"} {
+		if b, ok := m[n].(bool); ok {
+			c.AllowCredentials = b
+		}
+	}
+	if s, ok := m["maxAge"].(string); ok {
+		c.MaxAge = e.duration(at+".maxAge", s)
+	}
+	if len(c.AllowOrigins) == 0 {
+		e.p.fail(at, "a CORS policy needs allowOrigins (\"*\" for any)")
+		return nil
+	}
+	return c
 }
 
 func (e extensions) boolean(name string) (bool, bool) {
