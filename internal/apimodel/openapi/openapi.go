@@ -208,10 +208,59 @@ func (p *parser) api() *apimodel.API {
 			if scope, _ := op.Extensions["x-scope"].(string); scope != "" && !(apiOpen || opOpen) {
 				o.Security = withScope(o.Security, api.Schemes, scope)
 			}
+			if !(apiOpen || opOpen) {
+				appSec := doc.Extensions["x-wso2-application-security"]
+				if v, ok := op.Extensions["x-wso2-application-security"]; ok {
+					appSec = v
+				}
+				o.Security = p.applicationSecurity(at, appSec, o.Security, api.Schemes)
+			}
 			api.Operations = append(api.Operations, o)
 		}
 	}
 	return api
+}
+
+// WSO2 API Manager's API key and basic-auth schemes, as its gateways read them.
+const (
+	wso2APIKeyHeader = "wso2_apikey_header"
+	wso2APIKeyQuery  = "wso2_apikey_query"
+	wso2Basic        = "wso2_basic"
+)
+
+// applicationSecurity reads WSO2 API Manager's x-wso2-application-security
+// ({security-types: [oauth2, api_key, basic_auth]}): the kinds of application credential an
+// API takes besides (or instead of) its OAuth2 requirements. An API key travels in the
+// "apikey" header or query parameter, as WSO2 gateways expect it.
+func (p *parser) applicationSecurity(at string, v any, reqs []apimodel.Requirement, schemes map[string]apimodel.Scheme) []apimodel.Requirement {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return reqs
+	}
+	types, _ := m["security-types"].([]any)
+	if len(types) == 0 {
+		return reqs
+	}
+	var out []apimodel.Requirement
+	for _, t := range types {
+		switch t {
+		case "oauth2":
+			out = append(out, reqs...)
+		case "api_key":
+			schemes[wso2APIKeyHeader] = apimodel.Scheme{Name: wso2APIKeyHeader, Type: apimodel.SchemeAPIKey, In: "header", Param: "apikey"}
+			schemes[wso2APIKeyQuery] = apimodel.Scheme{Name: wso2APIKeyQuery, Type: apimodel.SchemeAPIKey, In: "query", Param: "apikey"}
+			out = append(out, apimodel.Requirement{{Scheme: wso2APIKeyHeader}}, apimodel.Requirement{{Scheme: wso2APIKeyQuery}})
+		case "basic_auth":
+			schemes[wso2Basic] = apimodel.Scheme{Name: wso2Basic, Type: apimodel.SchemeBasic}
+			out = append(out, apimodel.Requirement{{Scheme: wso2Basic}})
+		default:
+			p.warn(at+".x-wso2-application-security", "security type %v is not known and is ignored", t)
+		}
+	}
+	if len(out) == 0 {
+		return reqs
+	}
+	return out
 }
 
 // withScope returns requirements where every bearer scheme also needs scope.

@@ -251,3 +251,39 @@ func TestWSO2XScope(t *testing.T) {
 		t.Errorf("x-auth-type None with x-scope must stay open: %+v", open.Security)
 	}
 }
+
+// WSO2 API Manager exports the application credentials an API takes as
+// x-wso2-application-security; API keys travel in the apikey header or query parameter.
+func TestWSO2ApplicationSecurity(t *testing.T) {
+	doc := `openapi: 3.0.1
+info: {title: Orders, version: 1.0.0}
+x-wso2-production-endpoints: {urls: ["http://10.0.0.1"], type: http}
+x-wso2-application-security: {security-types: [oauth2, api_key], optional: false}
+components:
+  securitySchemes:
+    default: {type: oauth2, flows: {implicit: {authorizationUrl: "https://test.com", scopes: {}}}}
+security: [{default: []}]
+paths:
+  /orders:
+    get:
+      x-auth-type: Application & Application User
+      responses: {"200": {description: ok}}
+  /keys-only:
+    get:
+      x-wso2-application-security: {security-types: [api_key]}
+      responses: {"200": {description: ok}}
+`
+	res, err := Parse("orders.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{res.API})
+	_, orders := cat.Operation(res.API.ID(), "GET /orders")
+	if len(orders.Security) != 3 || orders.Security[0][0].Scheme != "default" {
+		t.Errorf("oauth2 or an API key in header or query: %+v", orders.Security)
+	}
+	_, keys := cat.Operation(res.API.ID(), "GET /keys-only")
+	if len(keys.Security) != 2 || res.API.Schemes[keys.Security[0][0].Scheme].Param != "apikey" {
+		t.Errorf("API keys only: %+v", keys.Security)
+	}
+}
