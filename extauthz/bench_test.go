@@ -6,20 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
-	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
-	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
-	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/mtls"
 )
 
@@ -27,27 +21,8 @@ import (
 // negative cacheSize disables the verified-token cache, so every Check verifies a signature
 // as a first-seen token does.
 func benchEnforcer(b testing.TB, cacheSize int) (*extauthz.Enforcer, *tu.IdP) {
-	idp := tu.NewIdP(b, "https://idp.test")
-	v, err := jwt.New(jwt.Config{
-		Issuers:      []jwt.IssuerConfig{{Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}},
-		ClaimHeaders: map[string]string{"sub": "x-user"},
-		CacheSize:    cacheSize,
-		Attach:       extauthz.Attach,
-	}, zap.NewNop(), prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
-	go v.Run(b.Context())
-	for !v.Ready() {
-		time.Sleep(time.Millisecond)
-	}
-	res, err := openapi.Parse("coffeebar.yaml", []byte(example(b, "coffeebar")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := catalog.New(zap.NewNop(), nil)
-	reg.Set([]*apimodel.API{res.API})
-	return extauthz.New(extauthz.Config{}, reg, v, zap.NewNop(), prometheus.NewRegistry()), idp
+	e, idp, _ := newEnforcer(b, extauthz.Config{}, cacheSize, example(b, "coffeebar"))
+	return e, idp
 }
 
 func benchCheck(b *testing.B, cacheSize int, routeMetadata bool) {
@@ -90,13 +65,7 @@ func credentialBench(b *testing.B) (*extauthz.Enforcer, pki, *apikey.Set) {
 	sum := sha256.Sum256([]byte("bench-key"))
 	rec, _ := json.Marshal(apikey.Record{ID: "b", Application: "bench-app", APIs: []string{"vault/v1"}})
 	keys.Update(store.Event{KV: store.KV{Key: hex.EncodeToString(sum[:]), Value: rec}})
-	res, err := openapi.Parse("vault.yaml", []byte(credentialsAPI))
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg := catalog.New(zap.NewNop(), nil)
-	reg.Set([]*apimodel.API{res.API})
-	e := extauthz.New(extauthz.Config{Certificates: v, Users: users, APIKeys: keys, Format: extauthz.FormatWSO2}, reg, nil, zap.NewNop(), prometheus.NewRegistry())
+	e, _, _ := newEnforcer(b, extauthz.Config{Certificates: v, Users: users, APIKeys: keys}, 0, credentialsAPI)
 	return e, p, keys
 }
 

@@ -47,10 +47,22 @@ func newRig(t *testing.T, cfg extauthz.Config, defs ...string) *rig {
 
 func newRigWith(t *testing.T, cfg extauthz.Config, revoked *revocation.Set, defs ...string) *rig {
 	t.Helper()
+	if revoked != nil {
+		cfg.Revocations = revoked
+	}
+	e, idp, reg := newEnforcer(t, cfg, 0, defs...)
+	return serveRig(t, e, idp, reg)
+}
+
+// newEnforcer is an in-process enforcer for defs trusting a real local IdP (RS256, EC and
+// Ed25519 keys over a JWKS URL). A negative cacheSize disables the verified-token cache.
+func newEnforcer(t testing.TB, cfg extauthz.Config, cacheSize int, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
+	t.Helper()
 	idp := tu.NewIdP(t, "https://idp.test")
 	v, err := jwt.New(jwt.Config{
 		Issuers:      []jwt.IssuerConfig{{Name: "idp", Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}},
 		ClaimHeaders: map[string]string{"sub": "x-user", "azp": "x-client-id"},
+		CacheSize:    cacheSize,
 		Attach:       extauthz.Attach,
 	}, zap.NewNop(), prometheus.NewRegistry())
 	if err != nil {
@@ -58,7 +70,7 @@ func newRigWith(t *testing.T, cfg extauthz.Config, revoked *revocation.Set, defs
 	}
 	go v.Run(t.Context())
 	for !v.Ready() {
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
 	reg := catalog.New(zap.NewNop(), nil)
 	var apis []*apimodel.API
@@ -70,10 +82,12 @@ func newRigWith(t *testing.T, cfg extauthz.Config, revoked *revocation.Set, defs
 		apis = append(apis, res.API)
 	}
 	reg.Set(apis)
-	if revoked != nil {
-		cfg.Revocations = revoked
-	}
-	e := extauthz.New(cfg, reg, v, zap.NewNop(), prometheus.NewRegistry())
+	return extauthz.New(cfg, reg, v, zap.NewNop(), prometheus.NewRegistry()), idp, reg
+}
+
+// serveRig puts an enforcer behind a real gRPC socket.
+func serveRig(t *testing.T, e *extauthz.Enforcer, idp *tu.IdP, reg *catalog.Registry) *rig {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -41,16 +41,21 @@ func hashCmd(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errReported
 	}
-	pw, err := readPassword()
-	if err != nil {
-		return err
-	}
-	h, err := hashPassword(pw, *useArgon)
+	h, err := readHash(*useArgon)
 	if err != nil {
 		return err
 	}
 	fmt.Println(h)
 	return nil
+}
+
+// readHash reads a password from standard input and hashes it.
+func readHash(useArgon bool) (string, error) {
+	pw, err := readPassword()
+	if err != nil {
+		return "", err
+	}
+	return hashPassword(pw, useArgon)
 }
 
 func hashPassword(pw string, useArgon bool) (string, error) {
@@ -93,11 +98,7 @@ func userCmd(ctx context.Context, args []string) error {
 		fmt.Printf("deleted user %s\n", name)
 		return nil
 	}
-	pw, err := readPassword()
-	if err != nil {
-		return err
-	}
-	h, err := hashPassword(pw, *useArgon)
+	h, err := readHash(*useArgon)
 	if err != nil {
 		return err
 	}
