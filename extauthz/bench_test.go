@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"testing"
 
-
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/store"
