@@ -6,6 +6,7 @@ package build
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -92,9 +93,12 @@ type EndpointSet struct {
 	Type      string // load_balance or failover
 	Endpoints []apimodel.Endpoint
 	Policy    apimodel.Policy
-	TLS       bool   // https backends
-	SNI       string // host for TLS and the Host header
-	Path      string // backend path prefix that replaces the base path
+	TLS       bool // https backends
+	// DNS: the set names hosts by name, so Envoy resolves them (a STRICT_DNS cluster)
+	// instead of getting addresses over EDS.
+	DNS  bool
+	SNI  string // host for TLS and the Host header
+	Path string // backend path prefix that replaces the base path
 }
 
 // key identifies the set's content; equal sets share a cluster.
@@ -177,6 +181,9 @@ func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
 		}
 		path := strings.TrimRight(u.Path, "/")
 		tls := u.Scheme == "https"
+		if ep.Discovery == "" && u.Hostname() != "localhost" && net.ParseIP(u.Hostname()) == nil {
+			s.DNS = true
+		}
 		if i == 0 {
 			s.TLS, s.Path, s.SNI = tls, path, u.Hostname()
 			if e.Policy.TLS.SNI != "" {
@@ -186,6 +193,13 @@ func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
 		}
 		if tls != s.TLS || path != s.Path {
 			return s, fmt.Errorf("endpoints %s and %s differ in scheme or path; one set must share both", e.URLs[0].URL, ep.URL)
+		}
+	}
+	if s.DNS {
+		for _, ep := range e.URLs {
+			if ep.Discovery != "" {
+				return s, fmt.Errorf("endpoints by host name and by discovery key (%s) cannot share a set", ep.Discovery)
+			}
 		}
 	}
 	return s, nil

@@ -375,3 +375,44 @@ paths:
 		t.Errorf("filter order %v", hcm.HttpFilters)
 	}
 }
+
+// Real definitions name their backends by host name: Envoy resolves those itself (a
+// STRICT_DNS cluster), and they never go over EDS.
+func TestHostNameBackendsAreResolvedByEnvoy(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "internal", "apimodel", "openapi", "testdata", "wso2-swagger2.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := openapi.Parse("wso2-swagger2.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, errs := Build([]*apimodel.API{res.API}, nil, opt)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eds, errs := Endpoints(c.Sets, nil)
+	if len(errs) > 0 || len(eds) != 0 {
+		t.Fatalf("EDS %v errs %v", eds, errs)
+	}
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	var backend *clusterv3.Cluster
+	for _, r := range c.Clusters {
+		if cl := r.(*clusterv3.Cluster); cl.Name != "tollgate_authz" {
+			backend = cl
+		}
+	}
+	sa := backend.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
+	if backend.GetType() != clusterv3.Cluster_STRICT_DNS || sa.GetAddress() != "petstore.swagger.io" || sa.GetPortValue() != 443 || backend.TransportSocket == nil {
+		t.Errorf("backend cluster %v", backend)
+	}
+	// A set may not mix host names and discovery keys.
+	a := &apimodel.API{Name: "m", Version: "v1", BasePath: "/m", Production: apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "http://svc.internal"}, {Discovery: "k", URL: "http://10.0.0.1"}}},
+		Operations: []apimodel.Operation{{Method: "GET", Path: "/a"}}}
+	a.Validate()
+	if _, errs := Build([]*apimodel.API{a}, nil, opt); len(errs) != 1 {
+		t.Errorf("mixed set: %v", errs)
+	}
+}

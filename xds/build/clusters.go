@@ -49,6 +49,13 @@ func clusters(sets map[string]EndpointSet, opt Options) []types.Resource {
 			ConnectTimeout:       durationpb.New(opt.ConnectTimeout),
 			LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
 		}
+		if s.DNS {
+			// Host names: Envoy resolves them and follows DNS changes itself.
+			c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+			c.EdsClusterConfig = nil
+			c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
+			c.LoadAssignment = dnsAssignment(n, s)
+		}
 		applyPolicy(c, s, opt)
 		out = append(out, c)
 	}
@@ -187,6 +194,9 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 	out := make([]types.Resource, 0, len(names))
 	for _, n := range names {
 		s := sets[n]
+		if s.DNS {
+			continue // resolved by Envoy, not sent over EDS
+		}
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: n}
 		for i, ep := range s.Endpoints {
 			var targets []Target
@@ -228,6 +238,32 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 		out = append(out, cla)
 	}
 	return out, errs
+}
+
+// dnsAssignment lists a DNS set's hosts for Envoy to resolve.
+func dnsAssignment(name string, s EndpointSet) *endpointv3.ClusterLoadAssignment {
+	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
+	for i, ep := range s.Endpoints {
+		u, _ := url.Parse(ep.URL)
+		port := u.Port()
+		if port == "" {
+			port = "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+		}
+		p, _ := strconv.ParseUint(port, 10, 16)
+		lb := lbEndpoint(u.Hostname(), uint32(p), 1)
+		if s.Type == "failover" || i == 0 {
+			cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+				Locality: &corev3.Locality{Zone: "priority-" + strconv.Itoa(len(cla.Endpoints))}, Priority: uint32(len(cla.Endpoints)),
+				LbEndpoints: []*endpointv3.LbEndpoint{lb}, LoadBalancingWeight: wrapperspb.UInt32(1),
+			})
+			continue
+		}
+		cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lb)
+	}
+	return cla
 }
 
 func lbEndpoint(host string, port uint32, weight uint32) *endpointv3.LbEndpoint {
