@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -162,6 +163,15 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		creds, err := newCredentials(cfg)
 		if err != nil {
 			return err
+		}
+		rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_credentials_rejected_total",
+			Help: "Stored users and API keys that failed to parse and are ignored."}, []string{"kind"})
+		adm.Registry().MustRegister(rejected)
+		for kind, set := range map[string]interface{ OnReject(func(string, error)) }{"user": creds.users, "apikey": creds.keys} {
+			set.OnReject(func(key string, err error) {
+				rejected.WithLabelValues(kind).Inc()
+				log.Error("stored credential ignored", zap.String("kind", kind), zap.String("key", key), zap.Error(err))
+			})
 		}
 		wg.Go(func() { st.Follow(ctx, store.Users, creds.users, nil) })
 		wg.Go(func() { st.Follow(ctx, store.APIKeys, creds.keys, nil) })

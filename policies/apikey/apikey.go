@@ -33,8 +33,22 @@ type Record struct {
 
 // Set is the keys in memory.
 type Set struct {
-	mu   sync.RWMutex
-	keys map[string]Record // hex SHA-256 of the key → record
+	mu       sync.RWMutex
+	keys     map[string]Record // hex SHA-256 of the key → record
+	onReject func(key string, err error)
+}
+
+// OnReject sets what happens to a stored record that does not parse (it is ignored either
+// way); call it before following etcd.
+func (s *Set) OnReject(f func(key string, err error)) { s.onReject = f }
+
+func (s *Set) parse(key string, value []byte) (Record, bool) {
+	var r Record
+	err := json.Unmarshal(value, &r)
+	if err != nil && s.onReject != nil {
+		s.onReject(key, err)
+	}
+	return r, err == nil
 }
 
 // NewSet makes an empty set.
@@ -73,8 +87,7 @@ func (s *Set) Check(key, api string, now time.Time) (Record, error) {
 func (s *Set) Reset(kvs []store.KV) {
 	m := make(map[string]Record, len(kvs))
 	for _, kv := range kvs {
-		var r Record
-		if json.Unmarshal(kv.Value, &r) == nil {
+		if r, ok := s.parse(kv.Key, kv.Value); ok {
 			m[kv.Key] = r
 		}
 	}
@@ -91,8 +104,7 @@ func (s *Set) Update(ev store.Event) {
 		delete(s.keys, ev.Key)
 		return
 	}
-	var r Record
-	if json.Unmarshal(ev.Value, &r) == nil {
+	if r, ok := s.parse(ev.Key, ev.Value); ok {
 		s.keys[ev.Key] = r
 	}
 }

@@ -40,9 +40,22 @@ type Users struct {
 	ttl   time.Duration
 	dummy string
 
-	mu     sync.Mutex
-	stored map[string]string
-	cache  sync.Map // [32]byte → time.Time (valid until)
+	mu       sync.Mutex
+	stored   map[string]string
+	cache    sync.Map // [32]byte → time.Time (valid until)
+	onReject func(key string, err error)
+}
+
+// OnReject sets what happens to a stored user whose value is not a password hash (it is
+// ignored either way); call it before following etcd.
+func (u *Users) OnReject(f func(key string, err error)) { u.onReject = f }
+
+func (u *Users) accept(name, value string) bool {
+	err := checkHash(value)
+	if err != nil && u.onReject != nil {
+		u.onReject(name, err)
+	}
+	return err == nil
 }
 
 // New makes the table with the users from the config (name → hash).
@@ -76,7 +89,7 @@ func (u *Users) Reset(kvs []store.KV) {
 	defer u.mu.Unlock()
 	u.stored = map[string]string{}
 	for _, kv := range kvs {
-		if checkHash(string(kv.Value)) == nil {
+		if u.accept(kv.Key, string(kv.Value)) {
 			u.stored[kv.Key] = string(kv.Value)
 		}
 	}
@@ -89,7 +102,7 @@ func (u *Users) Update(ev store.Event) {
 	defer u.mu.Unlock()
 	if ev.Deleted {
 		delete(u.stored, ev.Key)
-	} else if checkHash(string(ev.Value)) == nil {
+	} else if u.accept(ev.Key, string(ev.Value)) {
 		u.stored[ev.Key] = string(ev.Value)
 	}
 	u.publish()

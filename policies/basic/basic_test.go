@@ -30,7 +30,9 @@ func TestBcryptArgon2AndEtcdUsers(t *testing.T) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
-	// Users from etcd; a stored value that is not a hash is ignored.
+	// Users from etcd; a stored value that is not a hash is ignored, and reported.
+	var rejected []string
+	u.OnReject(func(key string, err error) { rejected = append(rejected, key) })
 	h2, _ := Hash("password-3")
 	u.Update(store.Event{KV: store.KV{Key: "bob", Value: []byte(h2)}})
 	u.Update(store.Event{KV: store.KV{Key: "eve", Value: []byte("plaintext")}})
@@ -39,6 +41,9 @@ func TestBcryptArgon2AndEtcdUsers(t *testing.T) {
 	}
 	if _, err := u.Check(header("eve", "plaintext")); err != ErrInvalid {
 		t.Errorf("a plaintext 'hash' must never match: %v", err)
+	}
+	if len(rejected) != 1 || rejected[0] != "eve" {
+		t.Errorf("rejections reported: %v", rejected)
 	}
 	// A password change invalidates the cache.
 	h3, _ := Hash("password-4")

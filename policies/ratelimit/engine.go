@@ -65,6 +65,7 @@ type Engine struct {
 
 	decisions *prometheus.CounterVec
 	shadowed  *prometheus.CounterVec
+	rejected  prometheus.Counter
 }
 
 // NewEngine makes an engine over a backend; reg (may be nil) gets its metrics.
@@ -72,9 +73,10 @@ func NewEngine(b Backend, log *zap.Logger, reg prometheus.Registerer) *Engine {
 	e := &Engine{backend: b, log: log, stored: map[string]Policy{},
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_ratelimit_decisions_total", Help: "Throttling decisions by policy and result (allow, deny)."}, []string{"policy", "result"}),
 		shadowed:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_ratelimit_shadow_denials_total", Help: "Requests a shadow policy would have denied."}, []string{"policy"}),
+		rejected:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ratelimit_policies_rejected_total", Help: "Stored throttling policies that failed to parse (the last good version stays)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(e.decisions, e.shadowed)
+		reg.MustRegister(e.decisions, e.shadowed, e.rejected)
 	}
 	e.publish()
 	return e
@@ -121,6 +123,7 @@ func (e *Engine) apply(key string, value []byte) {
 	}
 	if err != nil {
 		// The last good version of the policy stays.
+		e.rejected.Inc()
 		e.log.Error("throttling policy rejected", zap.String("key", store.Policies+key), zap.Error(err))
 		return
 	}
