@@ -262,3 +262,28 @@ func BenchmarkLocalDecision(b *testing.B) {
 		i++
 	}
 }
+
+// Once Redis says no to a counter, requests against it are refused here until the retry
+// time, without a round trip; after it, Redis decides again.
+func TestRedisRemembersDenials(t *testing.T) {
+	rd := tu.StartRedis(t)
+	r := newRedis(t, rd.Addr, FallbackDeny)
+	lim := Limit{Count: 2, Period: time.Second, Burst: 1}
+	if res, _ := r.Take(context.Background(), "k", lim); !res.Allowed {
+		t.Fatal("first")
+	}
+	res, _ := r.Take(context.Background(), "k", lim)
+	if res.Allowed || res.RetryAfter <= 0 {
+		t.Fatalf("second: %+v", res)
+	}
+	rd.Stop() // from here only the remembered "no" can answer without the fallback
+	res, _ = r.Take(context.Background(), "k", lim)
+	if res.Allowed || res.RetryAfter <= 0 || !r.Up() {
+		t.Fatalf("a remembered denial must answer without Redis: %+v up=%v", res, r.Up())
+	}
+	rd.Start()
+	time.Sleep(res.RetryAfter + 50*time.Millisecond)
+	if res, _ := r.Take(context.Background(), "k", lim); !res.Allowed {
+		t.Errorf("after the retry time Redis decides again: %+v", res)
+	}
+}
