@@ -264,6 +264,16 @@ log:
 	if !strings.Contains(rds.String(), "coffeebar/v1 GET /menu") {
 		t.Errorf("the route table lacks coffeebar's routes: %.300s", rds.String())
 	}
+	// Service discovery from the command line: the key's addresses reach the control plane.
+	if o := tollgate(t, "endpoints", "set", "searchItem_etcd_key", "http://10.1.1.1:80", "http://10.1.1.2:80", "--config", cfg, "--etcd", etcdC); o.code != 0 {
+		t.Fatalf("endpoints set: %s %s", o.stdout, o.stderr)
+	}
+	if o := tollgate(t, "endpoints", "get", "searchItem_etcd_key", "--config", cfg, "--etcd", etcdC); !strings.Contains(o.stdout, "10.1.1.2") {
+		t.Errorf("endpoints get: %s %s", o.stdout, o.stderr)
+	}
+	if o := tollgate(t, "endpoints", "set", "k", "not a url", "--config", cfg, "--etcd", etcdC); o.code == 0 {
+		t.Error("a bad address was stored")
+	}
 	if o := tollgate(t, "bootstrap", "--config", cfg, "--node-id", "e1"); o.code != 0 || !strings.Contains(o.stdout, "ads_config") {
 		t.Errorf("bootstrap: %s %s", o.stdout, o.stderr)
 	}

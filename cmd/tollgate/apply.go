@@ -89,10 +89,11 @@ func validateCmd(args []string) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	var fl files
 	fs.Var(&fl, "f", "API definition file (OpenAPI 3.x, YAML or JSON); repeatable")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
 		return errReported
 	}
-	fl = append(fl, fs.Args()...)
+	fl = append(fl, rest...)
 	if len(fl) == 0 {
 		return fmt.Errorf("no definition given (-f FILE)")
 	}
@@ -116,10 +117,11 @@ func applyCmd(ctx context.Context, args []string) error {
 	c.register(fs)
 	var fl files
 	fs.Var(&fl, "f", "API definition file; repeatable")
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
 		return errReported
 	}
-	fl = append(fl, fs.Args()...)
+	fl = append(fl, rest...)
 	if len(fl) == 0 {
 		return fmt.Errorf("no definition given (-f FILE)")
 	}

@@ -30,6 +30,7 @@ Commands:
   xds        the xDS control plane alone, against an etcd cluster
   authz      the ext_authz enforcer alone, against an etcd cluster
   bootstrap  print the Envoy bootstrap that connects an Envoy to the control plane
+  endpoints  service discovery: tollgate endpoints set KEY URL [URL...] | get KEY | delete KEY
   revoke     revoke a token (--jti/--token) or every token of a subject or client issued
              before a time (--subject/--client-id with --issued-before)
   hash       print a bcrypt (or --argon2id) hash of a password read from standard input
@@ -62,6 +63,8 @@ func main() {
 		err = serveCmd(ctx, args, roleXDS)
 	case "bootstrap":
 		err = bootstrapCmd(args)
+	case "endpoints":
+		err = endpointsCmd(ctx, args)
 	case "revoke":
 		err = revokeCmd(ctx, args)
 	case "hash":
