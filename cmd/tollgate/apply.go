@@ -85,17 +85,27 @@ func loadDefinitions(paths []string) ([]loaded, bool) {
 	return out, ok
 }
 
-func validateCmd(args []string) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+// definitionArgs parses a command's flags with repeatable -f, and returns the definition
+// files: those given with -f and those given as arguments.
+func definitionArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var fl files
-	fs.Var(&fl, "f", "API definition file (OpenAPI 3.x, YAML or JSON); repeatable")
+	fs.Var(&fl, "f", "API definition or throttling policy file (YAML or JSON); repeatable")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
-		return errReported
+		return nil, errReported
 	}
 	fl = append(fl, rest...)
 	if len(fl) == 0 {
-		return fmt.Errorf("no definition given (-f FILE)")
+		return nil, fmt.Errorf("no definition given (-f FILE)")
+	}
+	return fl, nil
+}
+
+func validateCmd(args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fl, err := definitionArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	defs, ok := loadDefinitions(fl)
 	for _, d := range defs {
@@ -115,15 +125,9 @@ func applyCmd(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	var fl files
-	fs.Var(&fl, "f", "API definition file; repeatable")
-	rest, err := parseInterleaved(fs, args)
+	fl, err := definitionArgs(fs, args)
 	if err != nil {
-		return errReported
-	}
-	fl = append(fl, rest...)
-	if len(fl) == 0 {
-		return fmt.Errorf("no definition given (-f FILE)")
+		return err
 	}
 	cfg, err := c.load()
 	if err != nil {
