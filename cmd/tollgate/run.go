@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -276,6 +277,7 @@ func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, lo
 		r, err := ratelimit.NewRedis(ratelimit.RedisConfig{
 			Addrs: t.Redis.Addrs, MasterName: t.Redis.MasterName, Username: t.Redis.Username, Password: password, DB: t.Redis.DB,
 			Timeout: time.Duration(t.Redis.Timeout), Fallback: ratelimit.Fallback(t.Redis.Fallback), Retry: time.Duration(t.Redis.Retry),
+			Lease: cmp.Or(time.Duration(t.Redis.Lease), -1), // 0 in the config: no leases
 		}, log.Named("redis"), adm.Registry())
 		if err != nil {
 			return nil, err

@@ -51,6 +51,9 @@ type Redis struct {
 	Timeout      Duration `json:"timeout"`  // every Redis call
 	Fallback     string   `json:"fallback"` // local | allow | deny, while Redis is unreachable
 	Retry        Duration `json:"retry"`    // how long Redis is left alone after a failure
+	// Lease: how long an enforcer may hand out units of a busy counter it took from Redis
+	// ahead of time (0 turns leases off: one Redis step per request).
+	Lease Duration `json:"lease"`
 }
 
 // Etcd says where etcd is. No endpoints: `tollgate run` starts an embedded etcd.
@@ -197,7 +200,7 @@ func Default() Config {
 		Admin: Admin{Listen: "127.0.0.1:9902"},
 		Log:   Log{Level: "info", Format: "console"},
 		Throttling: Throttling{Backend: "local", Headers: true, ApplicationTierClaim: "application_tier", SubscriptionTierClaim: "subscription_tier",
-			Redis: Redis{Timeout: Duration(50 * time.Millisecond), Fallback: "local", Retry: Duration(time.Second)}},
+			Redis: Redis{Timeout: Duration(50 * time.Millisecond), Fallback: "local", Retry: Duration(time.Second), Lease: Duration(100 * time.Millisecond)}},
 	}
 }
 
@@ -254,6 +257,9 @@ func (c *Config) Validate() error {
 	case "local", "allow", "deny":
 	default:
 		return fmt.Errorf("throttling.redis.fallback %q must be local, allow or deny", c.Throttling.Redis.Fallback)
+	}
+	if c.Throttling.Redis.Lease < 0 || c.Throttling.Redis.Lease > Duration(10*time.Second) {
+		return fmt.Errorf("throttling.redis.lease %v must be between 0 (off) and 10s", time.Duration(c.Throttling.Redis.Lease))
 	}
 	switch c.XDS.TLS.ClientCertificates {
 	case "", "optional", "require":

@@ -15,23 +15,38 @@ import (
 )
 
 // gcraScript is GCRA in one atomic step on Redis, on Redis's own clock (so replicas need not
-// agree on time), in microseconds. KEYS[1] the counter; ARGV emission and tolerance (µs).
-// Returns {allowed, remaining, reset µs, retry-after µs}.
+// agree on time), in microseconds. KEYS[1] the counter; ARGV emission and tolerance (µs),
+// the units wanted (1 for one request, more for a lease, 0 to only give back) and the
+// units given back (a lease's unused rest). It grants as many of the wanted units as the
+// counter allows. Returns {granted, remaining, reset µs, retry-after µs}.
 var gcraScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local emission = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local back = tonumber(ARGV[4])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if back > 0 then tat = tat - back * emission end
 if tat < now then tat = now end
-if now < tat - tolerance then
+local avail = math.floor((tolerance - (tat - now)) / emission) + 1
+if want == 0 or avail < 1 then
+  if back > 0 then
+    if tat > now then
+      redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+    else
+      redis.call('DEL', KEYS[1])
+    end
+  end
+  if want == 0 then return {0, 0, 0, 0} end
   return {0, 0, tat - now, tat - tolerance - now}
 end
-local nxt = tat + emission
+local n = math.min(want, avail)
+local nxt = tat + n * emission
 redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', math.ceil((nxt - now) / 1000) + 1)
 local remaining = math.floor((tolerance + emission - (nxt - now)) / emission)
 if remaining < 0 then remaining = 0 end
-return {1, remaining, nxt - now, 0}
+return {n, remaining, nxt - now, 0}
 `)
 
 // Fallback is what Redis mode does while Redis cannot be reached.
@@ -60,6 +75,12 @@ type RedisConfig struct {
 	// (default 1s); meanwhile the fallback decides without waiting.
 	Retry  time.Duration
 	Prefix string // key prefix (default "tollgate:rl:")
+	// Lease lets an enforcer take several of a busy counter's units from Redis at once and
+	// hand them out itself for at most this long; what it has not used by then goes back.
+	// A lease never holds more than Lease's worth of the policy's rate nor more than a
+	// quarter of its burst, so a counter with a small rate or burst is asked per request.
+	// 0 means the default (100ms); negative turns leases off (one Redis step per request).
+	Lease time.Duration
 }
 
 // Redis counts in Redis, shared by every enforcer; when Redis is away it falls back.
@@ -77,9 +98,12 @@ type Redis struct {
 	// only moves forward.
 	over         [64]overShard
 	seed         maphash.Seed
+	leases       [64]leaseShard
 	fallbacks    *prometheus.CounterVec
 	state        prometheus.Gauge
 	localDenials prometheus.Counter
+	leased       prometheus.Counter
+	returned     prometheus.Counter
 }
 
 // NewRedis connects (lazily) to Redis; reg (may be nil) gets its metrics.
@@ -95,6 +119,9 @@ func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Red
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "tollgate:rl:"
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 100 * time.Millisecond
 	}
 	switch cfg.Fallback {
 	case "":
@@ -113,11 +140,18 @@ func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Red
 		state:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_ratelimit_redis_up", Help: "1 while Redis answers, 0 while the fallback decides."}),
 		localDenials: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ratelimit_redis_remembered_denials_total",
 			Help: "Requests against a counter Redis had said no to, refused here until its retry time without asking Redis."}),
+		leased: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ratelimit_redis_leased_decisions_total",
+			Help: "Requests admitted from units this enforcer had leased from Redis, without a round trip."}),
+		returned: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_ratelimit_redis_returned_units_total",
+			Help: "Leased units given back to Redis unused when their lease ended."}),
 		seed: maphash.MakeSeed(),
+	}
+	for i := range r.leases {
+		r.leases[i].m = map[string]*lease{}
 	}
 	r.state.Set(1)
 	if reg != nil {
-		reg.MustRegister(r.fallbacks, r.state, r.localDenials)
+		reg.MustRegister(r.fallbacks, r.state, r.localDenials, r.leased, r.returned)
 	}
 	return r, nil
 }
@@ -132,34 +166,44 @@ func (r *Redis) Up() bool { return !r.down.Load() }
 func (r *Redis) Local() *Local { return r.local }
 
 // Take counts one request against key in Redis, or in the fallback while Redis is away.
-// While Run is running, concurrent calls are sent together in one pipeline: a burst of
-// decisions costs one round trip, and a lone one is sent at once.
+// A busy counter is served from a lease (see RedisConfig.Lease). While Run is running,
+// concurrent Redis calls are sent together in one pipeline: a burst of decisions costs one
+// round trip, and a lone one is sent at once.
 func (r *Redis) Take(ctx context.Context, key string, lim Limit) (Result, error) {
 	now := time.Now()
 	if now.UnixNano() < r.downUntil.Load() {
 		return r.fallback(key, lim, now), nil
 	}
+	if r.leaseCap(lim) > 1 {
+		return r.takeLeased(ctx, key, lim), nil
+	}
 	if wait, over := r.overLimit(key, now.UnixNano()); over {
 		r.localDenials.Inc()
 		return Result{RetryAfter: wait, Reset: wait}, nil
 	}
+	res, _, err := r.call(ctx, key, lim, 1, 0)
+	return r.settle(res, err, key, lim, now), nil
+}
+
+// call runs the script for key: want units, back units given back. It returns the answer
+// and the units granted.
+func (r *Redis) call(ctx context.Context, key string, lim Limit, want, back int) (Result, int, error) {
 	if r.running.Load() {
 		p := pendingPool.Get().(*pending)
-		p.key, p.lim = key, lim
+		p.key, p.lim, p.want, p.back = key, lim, want, back
 		select {
 		case r.queue <- p:
 			<-p.done // the batch always answers, within its deadline
-			res, err := p.res, p.err
+			res, granted, err := p.res, p.granted, p.err
 			pendingPool.Put(p)
-			return r.settle(res, err, key, lim, now), nil
+			return res, granted, err
 		default:
-			pendingPool.Put(p) // the queue is full: decide on our own
+			pendingPool.Put(p) // the queue is full: call on our own
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	res, err := parse(gcraScript.Run(ctx, r.client, []string{r.cfg.Prefix + key}, args(lim)...))
-	return r.settle(res, err, key, lim, now), nil
+	return parse(gcraScript.Run(ctx, r.client, []string{r.cfg.Prefix + key}, args(lim, want, back)...))
 }
 
 // settle turns a Redis answer into a decision, falling back on an error.
@@ -182,20 +226,20 @@ func (r *Redis) settle(res Result, err error, key string, lim Limit, now time.Ti
 	return res
 }
 
-func args(lim Limit) []any {
-	return []any{max(lim.emission().Microseconds(), 1), lim.tolerance().Microseconds()}
+func args(lim Limit, want, back int) []any {
+	return []any{max(lim.emission().Microseconds(), 1), lim.tolerance().Microseconds(), want, back}
 }
 
-func parse(c *redis.Cmd) (Result, error) {
+func parse(c *redis.Cmd) (Result, int, error) {
 	v, err := c.Int64Slice()
 	if err == nil && len(v) != 4 {
 		err = fmt.Errorf("unexpected script answer %v", v)
 	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, 0, err
 	}
-	return Result{Allowed: v[0] == 1, Remaining: int(v[1]), Reset: time.Duration(v[2]) * time.Microsecond,
-		RetryAfter: time.Duration(v[3]) * time.Microsecond}, nil
+	return Result{Allowed: v[0] > 0, Remaining: int(v[1]), Reset: time.Duration(v[2]) * time.Microsecond,
+		RetryAfter: time.Duration(v[3]) * time.Microsecond}, int(v[0]), nil
 }
 
 type overShard struct {
@@ -231,17 +275,20 @@ func (r *Redis) rememberOver(key string, until int64) {
 
 // pending is one decision waiting for its batch.
 type pending struct {
-	key  string
-	lim  Limit
-	res  Result
-	err  error
-	done chan struct{}
+	key        string
+	lim        Limit
+	want, back int
+	res        Result
+	granted    int
+	err        error
+	done       chan struct{}
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
-// Run batches concurrent decisions into pipelines until ctx ends. Several batchers work at
-// once, so one pipeline's round trip does not hold up the next.
+// Run batches concurrent decisions into pipelines until ctx ends, and gives back the
+// unused units of ended leases. Several batchers work at once, so one pipeline's round
+// trip does not hold up the next.
 func (r *Redis) Run(ctx context.Context) {
 	r.running.Store(true)
 	defer r.running.Store(false)
@@ -249,6 +296,7 @@ func (r *Redis) Run(ctx context.Context) {
 	for range batchers {
 		wg.Go(func() { r.batch(ctx) })
 	}
+	wg.Go(func() { r.runLeases(ctx) })
 	wg.Wait()
 }
 
@@ -294,7 +342,7 @@ func (r *Redis) exec(ctx context.Context, batch []*pending) {
 		pipe := r.client.Pipeline()
 		cmds := make([]*redis.Cmd, len(batch))
 		for i, p := range batch {
-			cmds[i] = gcraScript.EvalSha(tctx, pipe, []string{r.cfg.Prefix + p.key}, args(p.lim)...)
+			cmds[i] = gcraScript.EvalSha(tctx, pipe, []string{r.cfg.Prefix + p.key}, args(p.lim, p.want, p.back)...)
 		}
 		_, err := pipe.Exec(tctx)
 		cancel()
@@ -307,7 +355,7 @@ func (r *Redis) exec(ctx context.Context, batch []*pending) {
 			}
 		}
 		for i, p := range batch {
-			p.res, p.err = parse(cmds[i])
+			p.res, p.granted, p.err = parse(cmds[i])
 			if p.err == nil && err != nil && cmds[i].Err() == nil {
 				p.err = err
 			}

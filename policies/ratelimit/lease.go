@@ -1,0 +1,177 @@
+package ratelimit
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// A lease is units of one Redis counter taken ahead of the requests that use them: a busy
+// counter costs one round trip per lease instead of one per request. Every admitted request
+// was counted in Redis before it was admitted, so replicas together never admit more than
+// the policy allows; units a lease has not used when it ends go back to Redis.
+type lease struct {
+	units     int           // left to hand out
+	size      int           // units the next lease asks for
+	expires   int64         // unix ns: from then the units go back to Redis
+	remaining int           // Redis's remaining when it granted the lease
+	resetAt   int64         // unix ns: when the counter is back to a full burst
+	lim       Limit         // the limit the units were taken under, to give them back
+	fetching  chan struct{} // while one caller asks Redis for the next lease; closed after
+}
+
+type leaseShard struct {
+	mu sync.Mutex
+	m  map[string]*lease
+}
+
+// leaseCap is the most units one lease may hold for lim: the rate's worth of one lease
+// period and a quarter of the burst. 1 or less means no leases for lim.
+func (r *Redis) leaseCap(lim Limit) int {
+	if r.cfg.Lease <= 0 {
+		return 1
+	}
+	return int(min(int64(r.cfg.Lease/lim.emission()), int64(max(lim.Burst, 1)/4)))
+}
+
+// leaseWaits is how many leases a request waits for before it asks Redis for itself.
+const leaseWaits = 2
+
+// takeLeased decides from key's lease, asking Redis for the next lease when it is used up
+// or over. One caller per counter asks; the others wait for its answer.
+func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
+	s := &r.leases[maphash.String(r.seed, key)%uint64(len(r.leases))]
+	for waits := 0; ; waits++ {
+		now := time.Now()
+		ns := now.UnixNano()
+		if ns < r.downUntil.Load() {
+			return r.fallback(key, lim, now)
+		}
+		if wait, over := r.overLimit(key, ns); over {
+			r.localDenials.Inc()
+			return Result{RetryAfter: wait, Reset: wait}
+		}
+		if waits > leaseWaits {
+			res, _, err := r.call(ctx, key, lim, 1, 0)
+			return r.settle(res, err, key, lim, now)
+		}
+		s.mu.Lock()
+		l := s.m[key]
+		if l == nil {
+			l = &lease{size: 1}
+			s.m[key] = l
+		}
+		if l.units > 0 && ns < l.expires {
+			l.units--
+			res := Result{Allowed: true, Remaining: l.remaining + l.units, Reset: time.Duration(max(l.resetAt-ns, 0))}
+			s.mu.Unlock()
+			r.leased.Inc()
+			return res
+		}
+		if wait := l.fetching; wait != nil {
+			s.mu.Unlock()
+			<-wait // answered within Redis's deadline
+			continue
+		}
+		back := l.units // an expired lease's rest goes back with this call
+		l.units = 0
+		l.size = l.nextSize(ns, back, r.leaseCap(lim), r.cfg.Lease)
+		want := l.size
+		done := make(chan struct{})
+		l.fetching = done
+		s.mu.Unlock()
+
+		res, granted, err := r.call(ctx, key, lim, want, back)
+		now = time.Now()
+		ns = now.UnixNano()
+		s.mu.Lock()
+		l.fetching = nil
+		if err == nil && granted > 0 {
+			l.units, l.lim = granted-1, lim // one is this request's
+			l.expires = ns + int64(r.cfg.Lease)
+			l.remaining, l.resetAt = res.Remaining, ns+int64(res.Reset)
+			res.Remaining += l.units
+		}
+		s.mu.Unlock()
+		close(done)
+		if err == nil && back > 0 {
+			r.returned.Add(float64(back))
+		}
+		return r.settle(res, err, key, lim, now)
+	}
+}
+
+// nextSize adapts a counter's lease to its traffic: twice as large when the last one was
+// used up before it ended, as large as what was used when some came back, smaller after
+// a quiet spell.
+func (l *lease) nextSize(now int64, back, most int, period time.Duration) int {
+	size := l.size
+	switch {
+	case l.expires == 0:
+	case now < l.expires:
+		size *= 2
+	case back > 0:
+		size -= back
+	case now-l.expires > int64(period):
+		size /= 2
+	}
+	return max(min(size, most), 1)
+}
+
+// returnLeases gives back the unused units of ended leases (all leases when all is set)
+// and forgets counters idle for a while. Run calls it every lease period.
+func (r *Redis) returnLeases(ctx context.Context, all bool) {
+	now := time.Now().UnixNano()
+	idle := now - 10*int64(r.cfg.Lease)
+	var batch []*pending
+	for i := range r.leases {
+		s := &r.leases[i]
+		s.mu.Lock()
+		for key, l := range s.m {
+			if l.fetching != nil || (!all && now < l.expires) {
+				continue
+			}
+			if l.units > 0 {
+				p := &pending{key: key, lim: l.lim, back: l.units, done: make(chan struct{}, 1)}
+				batch = append(batch, p)
+				l.size = max(l.size-l.units, 1)
+				l.units = 0
+			} else if l.expires < idle {
+				delete(s.m, key)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for len(batch) > 0 {
+		n := min(len(batch), maxBatch)
+		r.exec(ctx, batch[:n])
+		for _, p := range batch[:n] {
+			if p.err == nil {
+				r.returned.Add(float64(p.back))
+			}
+		}
+		batch = batch[n:]
+	}
+}
+
+// runLeases returns ended leases every period until ctx ends, then returns every lease:
+// an enforcer that stops holds nothing back.
+func (r *Redis) runLeases(ctx context.Context) {
+	if r.cfg.Lease <= 0 {
+		return
+	}
+	t := time.NewTicker(r.cfg.Lease)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout*4)
+			r.returnLeases(final, true)
+			cancel()
+			return
+		case <-t.C:
+			r.returnLeases(ctx, false)
+		}
+	}
+}
