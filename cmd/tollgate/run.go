@@ -187,7 +187,7 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		if err != nil {
 			return fmt.Errorf("authz listen: %w", err)
 		}
-		gs := newGRPCServer()
+		gs := newGRPCServer(extauthz.ServerOptions()...)
 		enf.Register(gs)
 		// The same policies over Envoy's rate limit service protocol, on the same port.
 		rls.New(engine, log.Named("rls")).Register(gs)
@@ -241,12 +241,12 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 	return err
 }
 
-func newGRPCServer() *grpc.Server {
-	return grpc.NewServer(
-		grpc.MaxRecvMsgSize(4<<20),
+func newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}, opts...)...)
 }
 
 func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {

@@ -89,11 +89,12 @@ func (s *Server) ShouldRateLimit(ctx context.Context, req *rlsv3.RateLimitReques
 	return resp, nil
 }
 
+var units = map[time.Duration]rlsv3.RateLimitResponse_RateLimit_Unit{
+	time.Second: rlsv3.RateLimitResponse_RateLimit_SECOND, time.Minute: rlsv3.RateLimitResponse_RateLimit_MINUTE,
+	time.Hour: rlsv3.RateLimitResponse_RateLimit_HOUR, 24 * time.Hour: rlsv3.RateLimitResponse_RateLimit_DAY,
+}
+
 func limitOf(l ratelimit.Limit) *rlsv3.RateLimitResponse_RateLimit {
-	units := map[time.Duration]rlsv3.RateLimitResponse_RateLimit_Unit{
-		time.Second: rlsv3.RateLimitResponse_RateLimit_SECOND, time.Minute: rlsv3.RateLimitResponse_RateLimit_MINUTE,
-		time.Hour: rlsv3.RateLimitResponse_RateLimit_HOUR, 24 * time.Hour: rlsv3.RateLimitResponse_RateLimit_DAY,
-	}
 	if u, ok := units[l.Period]; ok {
 		return &rlsv3.RateLimitResponse_RateLimit{RequestsPerUnit: uint32(l.Count), Unit: u}
 	}

@@ -1,10 +1,16 @@
-// Command ratelimit measures throttling decisions: in-process (the engine alone) and over the
-// Check gRPC path, with the local backend and with a real redis-server on loopback, at 16
-// concurrent callers. It prints its numbers; it is a measurement, not a test.
+// Command ratelimit measures throttling decisions: in the engine alone, over the Check gRPC
+// path (what Envoy's ext_authz filter calls), and over Envoy's rate limit service protocol
+// (the load envoyproxy/ratelimit is measured with) — with local counters and with a real
+// redis-server on loopback. The gRPC load comes from one HTTP/2 connection driven with
+// pre-encoded frames (test/bench/internal/grpcload), as a proxy would send it; a
+// do-nothing Check server gives the machine's floor. Each row is the median of -runs runs.
+// It prints its numbers; it is a measurement, not a test.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -16,11 +22,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	commonrl "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -28,6 +38,8 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit/rls"
+	"github.com/tollgate-gw/tollgate/test/bench/internal/grpcload"
 )
 
 const api = `openapi: 3.0.3
@@ -38,9 +50,21 @@ paths:
   /ping: {get: {security: [{}], responses: {"200": {description: ok}}}}
 `
 
+// The policy never denies here: what is measured is the cost of counting.
 const policy = "kind: ThrottlingPolicy\nname: bench\nrate: 1000000/second\nburst: 100000\nkey: ip\n"
 
+const (
+	checkMethod = "/envoy.service.auth.v3.Authorization/Check"
+	rlsMethod   = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
+)
+
+var (
+	dur  = flag.Duration("duration", 3*time.Second, "length of each timed run")
+	runs = flag.Int("runs", 3, "runs per row; the median is shown")
+)
+
 func main() {
+	flag.Parse()
 	if p := os.Getenv("TOLLGATE_BENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
 		check(err)
@@ -49,67 +73,99 @@ func main() {
 	}
 	addr, stop := startRedis()
 	defer stop()
-	redis, err := ratelimit.NewRedis(ratelimit.RedisConfig{Addrs: []string{addr}, Timeout: 100 * time.Millisecond}, zap.NewNop(), nil)
-	check(err)
-	defer redis.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go redis.Run(ctx)
-	// The same Redis without leases: every decision is a round trip (the cost of counters
-	// too small or too quiet to lease).
-	perRequest, err := ratelimit.NewRedis(ratelimit.RedisConfig{Addrs: []string{addr}, Timeout: 100 * time.Millisecond, Lease: -1, Prefix: "unleased:"}, zap.NewNop(), nil)
-	check(err)
-	defer perRequest.Close()
-	go perRequest.Run(ctx)
-
-	fmt.Printf("throttling decisions, 16 concurrent callers, 3 s each\n\n%-52s %12s %10s %10s\n", "", "decisions/s", "p50", "p99")
-	for _, b := range []struct {
+	leased := newRedis(ctx, addr, ratelimit.RedisConfig{})
+	// The same Redis without leases: every decision is a round trip — the cost of a counter
+	// too small or too quiet to lease, and of a key seen for the first time.
+	perRequest := newRedis(ctx, addr, ratelimit.RedisConfig{Lease: -1, Prefix: "unleased:"})
+	backends := []struct {
 		name    string
 		backend ratelimit.Backend
-	}{{"local, in-process (engine.Decide)", ratelimit.NewLocal()}, {"redis leased, in-process (engine.Decide)", redis},
-		{"redis per request, in-process (engine.Decide)", perRequest}} {
-		if !selected(b.name) {
+	}{{"local", ratelimit.NewLocal()}, {"redis, leased (default)", leased}, {"redis, a round trip each", perRequest}}
+
+	fmt.Printf("throttling decisions, %v per run, median of %d runs\n", *dur, *runs)
+	header("engine.Decide in-process, 16 goroutines")
+	for _, b := range backends {
+		if !selected("engine " + b.name) {
 			continue
 		}
 		e := engine(b.backend)
 		var n atomic.Int64
-		report(b.name, run(16, 3*time.Second, func(i int) {
-			d := e.Decide(context.Background(), ratelimit.Request{API: "bench/v1", APIPolicy: "bench", IP: fmt.Sprintf("10.0.0.%d", n.Add(1)%200)})
-			if !d.Allowed {
-				panic(fmt.Sprintf("denied: %+v", d))
-			}
-		}))
+		row(b.name, func() (grpcload.Stats, error) {
+			return inProcess(16, *dur, func() {
+				d := e.Decide(context.Background(), ratelimit.Request{API: "bench/v1", APIPolicy: "bench", IP: fmt.Sprintf("10.0.0.%d", n.Add(1)%200)})
+				if !d.Allowed {
+					panic(fmt.Sprintf("denied: %+v", d))
+				}
+			}), nil
+		})
 	}
-	for _, b := range []struct {
-		name    string
-		backend ratelimit.Backend
-	}{{"local, Check over gRPC", ratelimit.NewLocal()}, {"redis leased, Check over gRPC", redis},
-		{"redis per request, Check over gRPC", perRequest}} {
-		if !selected(b.name) {
+
+	checks := make([][]byte, 200) // 200 client addresses: 200 counters
+	for i := range checks {
+		checks[i] = marshal(extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/bench/v1/ping", Peer: fmt.Sprintf("10.0.1.%d:4000", i)}))
+	}
+	header("Check over gRPC (Envoy's ext_authz), one HTTP/2 connection, 200 counters")
+	servers := []struct {
+		name     string
+		register func(*grpc.Server)
+	}{{"do-nothing server (the floor)", func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, nothing{}) }}}
+	for _, b := range backends {
+		servers = append(servers, struct {
+			name     string
+			register func(*grpc.Server)
+		}{b.name, func(s *grpc.Server) { enforcer(engine(b.backend)).Register(s) }})
+	}
+	for _, s := range servers {
+		if !selected("check " + s.name) {
 			continue
 		}
-		client := serve(engine(b.backend))
-		reqs := make([]*authv3.CheckRequest, 200)
-		for i := range reqs {
-			reqs[i] = extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/bench/v1/ping", Peer: fmt.Sprintf("10.0.1.%d:4000", i)})
-		}
-		var n atomic.Int64
-		check := func() {
-			resp, err := client.Check(context.Background(), reqs[n.Add(1)%200])
-			if err != nil || resp.GetOkResponse() == nil {
-				panic(fmt.Sprint("check failed: ", err, resp))
+		addr, stop := serve(s.register)
+		load := grpcload.Load{Addr: addr, Method: checkMethod, Msgs: checks, Check: grpcload.Allowed}
+		row(s.name+", 16 in flight", func() (grpcload.Stats, error) { return load.Closed(16, *dur) })
+		row(s.name+", 20k/s offered", func() (grpcload.Stats, error) { return load.Paced(20000, *dur) })
+		stop()
+	}
+
+	header("ShouldRateLimit (Envoy's rate limit service protocol) through Redis, 100 in flight")
+	fixed := [][]byte{marshal(rlsRequest("user-1"))}
+	variable := make([][]byte, 400000) // more than a run sends: every request a new counter
+	for i := range variable {
+		variable[i] = marshal(rlsRequest(fmt.Sprintf("user-%d", i)))
+	}
+	for _, b := range backends[1:] {
+		for _, keys := range []struct {
+			name string
+			msgs [][]byte
+		}{{"one counter", fixed}, {"a new counter each request", variable}} {
+			name := b.name + ", " + keys.name
+			if !selected("rls " + name) {
+				continue
 			}
+			e := engine(b.backend)
+			addr, stop := serve(func(s *grpc.Server) { rls.New(e, zap.NewNop()).Register(s) })
+			load := grpcload.Load{Addr: addr, Method: rlsMethod, Msgs: keys.msgs, Check: rlsOK}
+			row(name, func() (grpcload.Stats, error) { return load.Closed(100, *dur) })
+			stop()
 		}
-		report(b.name, run(16, 3*time.Second, func(int) { check() }))
-		report(b.name+", 20k/s offered", paced(20000, 64, 3*time.Second, check))
 	}
 	fmt.Println("\n(`go test -bench LocalDecision ./policies/ratelimit` shows one local step: ns and allocations)")
 }
 
-// selected: TOLLGATE_BENCH_ONLY, when set, picks the runs whose names contain it (to profile one).
+// selected: TOLLGATE_BENCH_ONLY, when set, picks the rows whose section and name contain
+// it (to profile one).
 func selected(name string) bool {
 	only := os.Getenv("TOLLGATE_BENCH_ONLY")
 	return only == "" || strings.Contains(name, only)
+}
+
+func newRedis(ctx context.Context, addr string, cfg ratelimit.RedisConfig) *ratelimit.Redis {
+	cfg.Addrs, cfg.Timeout = []string{addr}, 100*time.Millisecond
+	r, err := ratelimit.NewRedis(cfg, zap.NewNop(), nil)
+	check(err)
+	go r.Run(ctx)
+	return r
 }
 
 func engine(b ratelimit.Backend) *ratelimit.Engine {
@@ -118,28 +174,67 @@ func engine(b ratelimit.Backend) *ratelimit.Engine {
 	return e
 }
 
-func serve(e *ratelimit.Engine) authv3.AuthorizationClient {
+func enforcer(e *ratelimit.Engine) *extauthz.Enforcer {
 	res, err := openapi.Parse("bench.yaml", []byte(api))
 	check(err)
 	reg := catalog.New(zap.NewNop(), nil)
 	reg.Set([]*apimodel.API{res.API})
-	enf := extauthz.New(extauthz.Config{Throttle: e, RateLimitHeaders: true}, reg, nil, zap.NewNop(), prometheus.NewRegistry())
+	return extauthz.New(extauthz.Config{Throttle: e, RateLimitHeaders: true}, reg, nil, zap.NewNop(), prometheus.NewRegistry())
+}
+
+// nothing is the do-nothing Check server.
+type nothing struct {
+	authv3.UnimplementedAuthorizationServer
+}
+
+func (nothing) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
+}
+
+func serve(register func(*grpc.Server)) (string, func()) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
-	s := grpc.NewServer()
-	enf.Register(s)
+	s := grpc.NewServer(extauthz.ServerOptions()...) // as tollgate's enforcer port
+	register(s)
 	go s.Serve(lis)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return lis.Addr().String(), s.Stop
+}
+
+func rlsRequest(user string) *rlsv3.RateLimitRequest {
+	return &rlsv3.RateLimitRequest{Domain: "bench", Descriptors: []*commonrl.RateLimitDescriptor{{Entries: []*commonrl.RateLimitDescriptor_Entry{
+		{Key: "policy", Value: "bench"}, {Key: "user", Value: user}}}}}
+}
+
+// rlsOK checks a RateLimitResponse for overall_code (field 1) OK (1).
+func rlsOK(msg []byte) error {
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		msg = msg[n:]
+		if num == 1 && typ == protowire.VarintType {
+			if v, _ := protowire.ConsumeVarint(msg); v != uint64(rlsv3.RateLimitResponse_OK) {
+				return errors.New("over the limit")
+			}
+			return nil
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, msg); n < 0 {
+			return protowire.ParseError(n)
+		}
+		msg = msg[n:]
+	}
+	return errors.New("no overall code")
+}
+
+func marshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
 	check(err)
-	return authv3.NewAuthorizationClient(conn)
+	return b
 }
 
-type stats struct {
-	rate     float64
-	p50, p99 time.Duration
-}
-
-func run(callers int, d time.Duration, f func(int)) stats {
+// inProcess runs f from callers goroutines for d.
+func inProcess(callers int, d time.Duration, f func()) grpcload.Stats {
 	var stop atomic.Bool
 	lat := make([][]time.Duration, callers)
 	var wg sync.WaitGroup
@@ -148,7 +243,7 @@ func run(callers int, d time.Duration, f func(int)) stats {
 		wg.Go(func() {
 			for !stop.Load() {
 				t := time.Now()
-				f(i)
+				f()
 				lat[i] = append(lat[i], time.Since(t))
 			}
 		})
@@ -161,46 +256,27 @@ func run(callers int, d time.Duration, f func(int)) stats {
 		all = append(all, l...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return stats{rate: float64(len(all)) / time.Since(start).Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+	return grpcload.Stats{Calls: len(all), Rate: float64(len(all)) / time.Since(start).Seconds(), P50: all[len(all)/2], P99: all[len(all)*99/100]}
 }
 
-// paced offers f at a fixed rate from up to callers at once, for d, and measures each
-// latency from the moment its request was due — a late start counts against the system
-// (no coordinated omission).
-func paced(rate float64, callers int, d time.Duration, f func()) stats {
-	var next atomic.Int64
-	lat := make([][]time.Duration, callers)
-	interval := time.Duration(float64(time.Second) / rate)
-	total := int64(d / interval)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for i := range callers {
-		wg.Go(func() {
-			for {
-				n := next.Add(1) - 1
-				if n >= total {
-					return
-				}
-				due := start.Add(time.Duration(n) * interval)
-				if wait := time.Until(due); wait > 0 {
-					time.Sleep(wait)
-				}
-				f()
-				lat[i] = append(lat[i], time.Since(due))
-			}
-		})
-	}
-	wg.Wait()
-	var all []time.Duration
-	for _, l := range lat {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return stats{rate: float64(len(all)) / time.Since(start).Seconds(), p50: all[len(all)/2], p99: all[len(all)*99/100]}
+func header(title string) {
+	fmt.Printf("\n%s\n  %-56s %10s %10s %10s\n", title, "", "calls/s", "p50", "p99")
 }
 
-func report(name string, s stats) {
-	fmt.Printf("%-52s %12.0f %10s %10s\n", name, s.rate, s.p50.Round(time.Microsecond), s.p99.Round(time.Microsecond))
+// row runs one measurement -runs times and prints the median of each figure.
+func row(name string, measure func() (grpcload.Stats, error)) {
+	var rates []float64
+	var p50s, p99s []time.Duration
+	for range *runs {
+		s, err := measure()
+		check(err)
+		rates, p50s, p99s = append(rates, s.Rate), append(p50s, s.P50), append(p99s, s.P99)
+	}
+	sort.Float64s(rates)
+	sort.Slice(p50s, func(i, j int) bool { return p50s[i] < p50s[j] })
+	sort.Slice(p99s, func(i, j int) bool { return p99s[i] < p99s[j] })
+	m := len(rates) / 2
+	fmt.Printf("  %-56s %10.0f %10s %10s\n", name, rates[m], p50s[m].Round(time.Microsecond), p99s[m].Round(time.Microsecond))
 }
 
 func startRedis() (string, func()) {
