@@ -26,13 +26,17 @@ type leaseShard struct {
 	m  map[string]*lease
 }
 
-// leaseCap is the most units one lease may hold for lim: the rate's worth of one lease
-// period and a quarter of the burst. 1 or less means no leases for lim.
+// leaseCap is the most units an enforcer may hold for lim: the rate's worth of one lease
+// period and a tenth of the burst. 1 or less means no leases for lim.
+//
+// Units are counted in Redis when they are leased, so over any stretch of time replicas
+// admit no more than the policy allows plus what they held when it began: a short burst
+// can exceed the policy's burst by at most leaseCap per replica.
 func (r *Redis) leaseCap(lim Limit) int {
 	if r.cfg.Lease <= 0 {
 		return 1
 	}
-	return int(min(int64(r.cfg.Lease/lim.emission()), int64(max(lim.Burst, 1)/4)))
+	return int(min(int64(r.cfg.Lease/lim.emission()), int64(max(lim.Burst, 1)/10)))
 }
 
 // leaseWaits is how many leases a request waits for before it asks Redis for itself.
@@ -65,6 +69,17 @@ func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
 		if l.units > 0 && ns < l.expires {
 			l.units--
 			res := Result{Allowed: true, Remaining: l.remaining + l.units, Reset: time.Duration(max(l.resetAt-ns, 0))}
+			if l.fetching == nil && l.units <= l.size/4 {
+				// Three quarters used before the lease ended: fetch a lease twice as large
+				// now, so the requests after this one need not wait for it.
+				most := r.leaseCap(lim)
+				l.size = max(min(l.size*2, most), 1)
+				if want := min(l.size, most-l.units); want > 0 {
+					done := make(chan struct{})
+					l.fetching = done
+					go r.refill(s, l, key, lim, want, done)
+				}
+			}
 			s.mu.Unlock()
 			r.leased.Inc()
 			return res
@@ -100,6 +115,23 @@ func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
 		}
 		return r.settle(res, err, key, lim, now)
 	}
+}
+
+// refill adds a lease fetched ahead of need to l's units.
+func (r *Redis) refill(s *leaseShard, l *lease, key string, lim Limit, want int, done chan struct{}) {
+	res, granted, err := r.call(context.Background(), key, lim, want, 0)
+	now := time.Now()
+	ns := now.UnixNano()
+	s.mu.Lock()
+	l.fetching = nil
+	if err == nil && granted > 0 {
+		l.units += granted
+		l.lim, l.expires = lim, ns+int64(r.cfg.Lease)
+		l.remaining, l.resetAt = res.Remaining, ns+int64(res.Reset)
+	}
+	s.mu.Unlock()
+	close(done)
+	r.note(res, err, key, now) // a refusal is remembered; an error means Redis is away
 }
 
 // nextSize adapts a counter's lease to its traffic: twice as large when the last one was

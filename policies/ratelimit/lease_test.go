@@ -159,8 +159,8 @@ func TestRedisLeaseCap(t *testing.T) {
 		want int
 	}{
 		{Limit{Count: 10, Period: time.Second, Burst: 100}, 1},         // 1 per 100ms lease
-		{Limit{Count: 10000, Period: time.Second, Burst: 4}, 1},        // a burst of 4
-		{Limit{Count: 10000, Period: time.Second, Burst: 100}, 25},     // a quarter of the burst
+		{Limit{Count: 10000, Period: time.Second, Burst: 10}, 1},       // a burst of 10
+		{Limit{Count: 10000, Period: time.Second, Burst: 100}, 10},     // a tenth of the burst
 		{Limit{Count: 10000, Period: time.Second, Burst: 10000}, 1000}, // 100ms of the rate
 	} {
 		if got := r.leaseCap(c.lim); got != c.want {
@@ -170,5 +170,43 @@ func TestRedisLeaseCap(t *testing.T) {
 	off, _ := NewRedis(RedisConfig{Addrs: []string{"127.0.0.1:1"}, Lease: -1}, zap.NewNop(), nil)
 	if got := off.leaseCap(Limit{Count: 10000, Period: time.Second, Burst: 10000}); got > 1 {
 		t.Errorf("leases off: cap %d", got)
+	}
+}
+
+// The documented bound: units a replica holds were counted when leased, so a burst right
+// after a quiet spell exceeds the policy's burst by at most what the replicas held.
+func TestRedisLeasesBoundTheBurst(t *testing.T) {
+	rd := tu.StartRedis(t)
+	a, _ := newLeasing(t, rd.Addr, time.Second)
+	b, _ := newLeasing(t, rd.Addr, time.Second)
+	lim := Limit{Count: 1000, Period: time.Second, Burst: 200} // cap: a tenth of the burst, 20
+	for range 40 {
+		a.Take(context.Background(), "burst", lim)
+	}
+	time.Sleep(50 * time.Millisecond) // a prefetched lease lands
+	held := a.held("burst")
+	if held == 0 || held > a.leaseCap(lim) {
+		t.Fatalf("replica a holds %d units, want 1..%d", held, a.leaseCap(lim))
+	}
+	time.Sleep(250 * time.Millisecond) // the counter refills to its full burst
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range 8 {
+		r := []*Redis{a, b}[i%2]
+		wg.Go(func() {
+			for time.Since(start) < 50*time.Millisecond {
+				if res, _ := r.Take(context.Background(), "burst", lim); res.Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	refill := int64(time.Since(start).Milliseconds()) + 1 // one unit a millisecond
+	most := int64(lim.Burst+2*a.leaseCap(lim)) + refill
+	t.Logf("admitted %d in a 50ms burst (burst %d, a held %d, at most %d)", admitted.Load(), lim.Burst, held, most)
+	if n := admitted.Load(); n < int64(lim.Burst) || n > most {
+		t.Errorf("admitted %d, want between the burst %d and %d", n, lim.Burst, most)
 	}
 }

@@ -208,13 +208,25 @@ func (r *Redis) call(ctx context.Context, key string, lim Limit, want, back int)
 
 // settle turns a Redis answer into a decision, falling back on an error.
 func (r *Redis) settle(res Result, err error, key string, lim Limit, now time.Time) Result {
+	if !r.note(res, err, key, now) {
+		return r.fallback(key, lim, now)
+	}
+	return res
+}
+
+// note keeps track of Redis's health and remembers a refusal; it reports whether there
+// was an answer. A request that was itself cancelled says nothing about Redis.
+func (r *Redis) note(res Result, err error, key string, now time.Time) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
 	if err != nil {
 		r.downUntil.Store(now.Add(r.cfg.Retry).UnixNano())
 		if !r.down.Swap(true) {
 			r.state.Set(0)
 			r.log.Error("Redis unreachable: throttling falls back", zap.String("fallback", string(r.cfg.Fallback)), zap.Error(err))
 		}
-		return r.fallback(key, lim, now)
+		return false
 	}
 	if r.down.Swap(false) {
 		r.state.Set(1)
@@ -223,7 +235,7 @@ func (r *Redis) settle(res Result, err error, key string, lim Limit, now time.Ti
 	if !res.Allowed && res.RetryAfter > 0 {
 		r.rememberOver(key, now.Add(res.RetryAfter).UnixNano())
 	}
-	return res
+	return true
 }
 
 func args(lim Limit, want, back int) []any {
