@@ -23,6 +23,9 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	if c.Authz.Listen != "127.0.0.1:7000" || c.Admin.Listen != "127.0.0.1:9902" || c.Prefix != "/tollgate/" || c.Authz.FaultFormat != "wso2" {
 		t.Errorf("got %+v", c)
 	}
+	if c.Throttling.Redis.Lease != Duration(100*time.Millisecond) {
+		t.Errorf("default lease %v", time.Duration(c.Throttling.Redis.Lease))
+	}
 	j, err := c.Issuers[0].JWT()
 	if err != nil || j.ClockSkew != 45*time.Second || j.Audiences[0] != "api" {
 		t.Errorf("issuer %+v %v", j, err)
@@ -36,6 +39,9 @@ func TestRejects(t *testing.T) {
 		"log:\n  level: loud\n":                 "log.level",
 		"issuers:\n  - clockSkew: 30\n":         "duration",
 		"issuers:\n  - hmacSecretFile: /nope\n": "no such file",
+		"throttling:\n  redis: {lease: -1s}\n":  "throttling.redis.lease",
+		"throttling:\n  redis: {lease: 1m}\n":   "throttling.redis.lease",
+		"throttling:\n  backend: redis\n":       "needs throttling.redis.addrs",
 	} {
 		if _, err := load(t, doc); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err %v, want %q", doc, err, want)
