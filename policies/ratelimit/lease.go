@@ -22,8 +22,9 @@ type lease struct {
 }
 
 type leaseShard struct {
-	mu sync.Mutex
-	m  map[string]*lease
+	mu      sync.Mutex
+	m       map[string]*lease
+	holding map[string]*lease // the leases with units left: what may have to go back
 }
 
 // leaseCap is the most units an enforcer may hold for lim: the rate's worth of one lease
@@ -104,6 +105,9 @@ func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
 		l.fetching = nil
 		if err == nil && granted > 0 {
 			l.units, l.lim = granted-1, lim // one is this request's
+			if l.units > 0 {
+				s.holding[key] = l
+			}
 			l.expires = ns + int64(r.cfg.Lease)
 			l.remaining, l.resetAt = res.Remaining, ns+int64(res.Reset)
 			res.Remaining += l.units
@@ -126,6 +130,7 @@ func (r *Redis) refill(s *leaseShard, l *lease, key string, lim Limit, want int,
 	l.fetching = nil
 	if err == nil && granted > 0 {
 		l.units += granted
+		s.holding[key] = l
 		l.lim, l.expires = lim, ns+int64(r.cfg.Lease)
 		l.remaining, l.resetAt = res.Remaining, ns+int64(res.Reset)
 	}
@@ -151,26 +156,32 @@ func (l *lease) nextSize(now int64, back, most int, period time.Duration) int {
 	return max(min(size, most), 1)
 }
 
-// returnLeases gives back the unused units of ended leases (all leases when all is set)
-// and forgets counters idle for a while. Run calls it every lease period.
-func (r *Redis) returnLeases(ctx context.Context, all bool) {
+// returnLeases gives back the unused units of ended leases (of all leases when all is
+// set); with forget, it also forgets counters idle for a while. Only leases holding units
+// are looked at for the first, so a flood of one-off counters costs nothing here.
+func (r *Redis) returnLeases(ctx context.Context, all, forget bool) {
 	now := time.Now().UnixNano()
 	idle := now - 10*int64(r.cfg.Lease)
 	var batch []*pending
 	for i := range r.leases {
 		s := &r.leases[i]
 		s.mu.Lock()
-		for key, l := range s.m {
-			if l.fetching != nil || (!all && now < l.expires) {
+		for key, l := range s.holding {
+			if l.fetching != nil || (!all && now < l.expires && l.units > 0) {
 				continue
 			}
+			delete(s.holding, key)
 			if l.units > 0 {
-				p := &pending{key: key, lim: l.lim, back: l.units, done: make(chan struct{}, 1)}
-				batch = append(batch, p)
+				batch = append(batch, &pending{key: key, lim: l.lim, back: l.units, done: make(chan struct{}, 1)})
 				l.size = max(l.size-l.units, 1)
 				l.units = 0
-			} else if l.expires < idle {
-				delete(s.m, key)
+			}
+		}
+		if forget {
+			for key, l := range s.m {
+				if l.fetching == nil && l.units == 0 && l.expires < idle {
+					delete(s.m, key)
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -195,15 +206,15 @@ func (r *Redis) runLeases(ctx context.Context) {
 	}
 	t := time.NewTicker(r.cfg.Lease)
 	defer t.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.Background(), r.cfg.Timeout*4)
-			r.returnLeases(final, true)
+			r.returnLeases(final, true, false)
 			cancel()
 			return
 		case <-t.C:
-			r.returnLeases(ctx, false)
+			r.returnLeases(ctx, false, tick%10 == 0)
 		}
 	}
 }

@@ -147,7 +147,7 @@ func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Red
 		seed: maphash.MakeSeed(),
 	}
 	for i := range r.leases {
-		r.leases[i].m = map[string]*lease{}
+		r.leases[i].m, r.leases[i].holding = map[string]*lease{}, map[string]*lease{}
 	}
 	r.state.Set(1)
 	if reg != nil {

@@ -123,6 +123,7 @@ func main() {
 		}
 		addr, stop := serve(s.register)
 		load := grpcload.Load{Addr: addr, Method: checkMethod, Msgs: checks, Check: grpcload.Allowed}
+		row(s.name+", 4 in flight", func() (grpcload.Stats, error) { return load.Closed(4, *dur) })
 		row(s.name+", 16 in flight", func() (grpcload.Stats, error) { return load.Closed(16, *dur) })
 		row(s.name+", 20k/s offered", func() (grpcload.Stats, error) { return load.Paced(20000, *dur) })
 		stop()
