@@ -40,8 +40,9 @@ func (r *Redis) leaseCap(lim Limit) int {
 	return int(min(int64(r.cfg.Lease/lim.emission()), int64(max(lim.Burst, 1)/10)))
 }
 
-// leaseWaits is how many leases a request waits for before it asks Redis for itself.
-const leaseWaits = 2
+// leaseWaits is how many lease fetches a request waits for before it asks Redis for
+// itself: a request waits for at most two Redis calls, each within the timeout.
+const leaseWaits = 1
 
 // takeLeased decides from key's lease, asking Redis for the next lease when it is used up
 // or over. One caller per counter asks; the others wait for its answer.
