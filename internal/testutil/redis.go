@@ -3,6 +3,7 @@ package testutil
 import (
 	"net"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,3 +64,10 @@ func (r *Redis) Stop() {
 		r.cmd = nil
 	}
 }
+
+// Pause freezes the server (SIGSTOP): connections stay open and calls hang, as behind a
+// network partition. Resume undoes it.
+func (r *Redis) Pause() { r.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on.
+func (r *Redis) Resume() { r.cmd.Process.Signal(syscall.SIGCONT) }

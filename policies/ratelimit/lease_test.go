@@ -210,3 +210,46 @@ func TestRedisLeasesBoundTheBurst(t *testing.T) {
 		t.Errorf("admitted %d, want between the burst %d and %d", n, lim.Burst, most)
 	}
 }
+
+// A Redis that hangs (connections open, no answers) holds no request longer than two
+// Redis calls' timeout, leased counters or not; the fallback decides meanwhile, and shared
+// counting resumes when Redis answers again.
+func TestRedisHangingNeverHoldsARequest(t *testing.T) {
+	rd := tu.StartRedis(t)
+	r, _ := newLeasing(t, rd.Addr, 0) // timeout 50ms
+	lim := Limit{Count: 10000, Period: time.Second, Burst: 1000}
+	for range 200 { // leases grow on the busy counter
+		r.Take(context.Background(), "busy", lim)
+	}
+	rd.Pause()
+	var slowest atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				key := "busy"
+				if i%2 == 1 {
+					key = "other-" + strconv.Itoa(j)
+				}
+				start := time.Now()
+				r.Take(context.Background(), key, lim)
+				if d := int64(time.Since(start)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("slowest request while Redis hung: %v", time.Duration(slowest.Load()))
+	if r.Up() {
+		t.Error("a hanging Redis was reported up")
+	}
+	if d := time.Duration(slowest.Load()); d > 150*time.Millisecond {
+		t.Errorf("a request waited %v on a hanging Redis (timeout 50ms)", d)
+	}
+	rd.Resume()
+	tu.Eventually(t, "shared counting resumes", func() bool {
+		r.Take(context.Background(), "after", lim)
+		return r.Up()
+	})
+}
