@@ -13,10 +13,16 @@ import (
 )
 
 // BenchmarkRedisDecision is one decision through a real redis-server on loopback, from
-// parallel callers, with the pipelining batcher running.
-func BenchmarkRedisDecision(b *testing.B) {
+// parallel callers over 200 busy counters, with the pipelining batcher running: served
+// from leases, as by default.
+func BenchmarkRedisDecision(b *testing.B) { benchRedis(b, 0) }
+
+// BenchmarkRedisDecisionRoundTrip is the same with leases off: a Redis step per decision.
+func BenchmarkRedisDecisionRoundTrip(b *testing.B) { benchRedis(b, -1) }
+
+func benchRedis(b *testing.B, lease time.Duration) {
 	rd := tu.StartRedis(b)
-	r, err := NewRedis(RedisConfig{Addrs: []string{rd.Addr}, Timeout: 100 * time.Millisecond}, zap.NewNop(), nil)
+	r, err := NewRedis(RedisConfig{Addrs: []string{rd.Addr}, Timeout: 100 * time.Millisecond, Lease: lease}, zap.NewNop(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
