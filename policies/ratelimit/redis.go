@@ -106,8 +106,19 @@ type Redis struct {
 	returned     prometheus.Counter
 }
 
+// clientLog routes go-redis's own messages (Sentinel failovers, pool trouble) into the
+// structured log, once per process: go-redis has one logger for all its clients.
+var clientLog sync.Once
+
+type zapPrintf struct{ log *zap.Logger }
+
+func (z zapPrintf) Printf(_ context.Context, format string, v ...any) {
+	z.log.Info(fmt.Sprintf(format, v...))
+}
+
 // NewRedis connects (lazily) to Redis; reg (may be nil) gets its metrics.
 func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Redis, error) {
+	clientLog.Do(func() { redis.SetLogger(zapPrintf{log.Named("go-redis")}) })
 	if len(cfg.Addrs) == 0 {
 		return nil, errors.New("redis: no address")
 	}

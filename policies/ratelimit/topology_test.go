@@ -1,0 +1,91 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+)
+
+// Counters shared through a real Redis Cluster (three masters; counters spread over their
+// slots, the script loaded on each) and through a Sentinel-watched master: two replicas
+// together admit each counter's burst once, and a leased busy counter stays accurate.
+func TestRedisClusterAndSentinel(t *testing.T) {
+	cluster := tu.StartRedisCluster(t, 3)
+	sentinel, _ := tu.StartRedisSentinel(t, "tollgate")
+	for _, topo := range []struct {
+		name string
+		cfg  RedisConfig
+	}{
+		{"cluster", RedisConfig{Addrs: cluster}},
+		{"sentinel", RedisConfig{Addrs: []string{sentinel}, MasterName: "tollgate"}},
+	} {
+		t.Run(topo.name, func(t *testing.T) {
+			replicas := []*Redis{startReplica(t, topo.cfg), startReplica(t, topo.cfg)}
+			lim := Limit{Count: 100, Period: time.Minute, Burst: 20}
+			admitted := make([]int, 20)
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			start := time.Now()
+			for i := range 8 {
+				wg.Go(func() {
+					for j := range 200 {
+						res, _ := replicas[(i+j)%2].Take(context.Background(), fmt.Sprintf("%s-%d", topo.name, j%20), lim)
+						if res.Allowed {
+							mu.Lock()
+							admitted[j%20]++
+							mu.Unlock()
+						}
+					}
+				})
+			}
+			wg.Wait()
+			most := 20 + int(time.Since(start).Seconds()*100/60) + 1
+			for k, n := range admitted {
+				if n < 20 || n > most {
+					t.Errorf("counter %d: two replicas admitted %d of 80, want the shared burst of 20 (at most %d)", k, n, most)
+				}
+			}
+			for _, r := range replicas {
+				if !r.Up() {
+					t.Error("a replica fell back: Redis was not reached")
+				}
+			}
+			accuracy(t, func(key string, lim Limit) bool {
+				res, _ := replicas[time.Now().Nanosecond()%2].Take(context.Background(), topo.name+"-"+key, lim)
+				return res.Allowed
+			}, Limit{Count: 5000, Period: time.Second, Burst: 500}, 8, 2*time.Second)
+		})
+	}
+	// The cluster's counters really are spread over its masters.
+	used := 0
+	for _, a := range cluster {
+		c := goredis.NewClient(&goredis.Options{Addr: a})
+		if n, _ := c.DBSize(context.Background()).Result(); n > 0 {
+			used++
+		}
+		c.Close()
+	}
+	if used < 2 {
+		t.Errorf("counters landed on %d of 3 cluster masters", used)
+	}
+}
+
+func startReplica(t *testing.T, cfg RedisConfig) *Redis {
+	cfg.Retry = 200 * time.Millisecond
+	r, err := NewRedis(cfg, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; r.Close() })
+	return r
+}
