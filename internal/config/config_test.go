@@ -48,3 +48,20 @@ func TestRejects(t *testing.T) {
 		}
 	}
 }
+
+// The container image's config loads and listens beyond loopback (a container's port is
+// unreachable from outside otherwise), with the admin port allowed to.
+func TestContainerConfig(t *testing.T) {
+	c, err := Load("../../cmd/tollgate/container.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{c.Authz.Listen, c.XDS.Listen, c.Admin.Listen} {
+		if !strings.HasPrefix(a, "0.0.0.0:") {
+			t.Errorf("%s listens on loopback only", a)
+		}
+	}
+	if !c.Admin.AllowRemote || c.DataDir == "" {
+		t.Errorf("admin.allowRemote %v, dataDir %q", c.Admin.AllowRemote, c.DataDir)
+	}
+}
