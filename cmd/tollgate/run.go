@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
@@ -274,8 +276,15 @@ func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, lo
 			}
 			password = string(trimNewline(b))
 		}
+		var tlsc *tls.Config
+		if rt := t.Redis.TLS; rt.Enabled {
+			var err error
+			if tlsc, err = tlsfiles.Client(rt.CAFile, rt.CertFile, rt.KeyFile, rt.ServerName); err != nil {
+				return nil, fmt.Errorf("redis TLS %w", err)
+			}
+		}
 		r, err := ratelimit.NewRedis(ratelimit.RedisConfig{
-			Addrs: t.Redis.Addrs, MasterName: t.Redis.MasterName, Username: t.Redis.Username, Password: password, DB: t.Redis.DB,
+			Addrs: t.Redis.Addrs, MasterName: t.Redis.MasterName, Username: t.Redis.Username, Password: password, DB: t.Redis.DB, TLS: tlsc,
 			Timeout: time.Duration(t.Redis.Timeout), Fallback: ratelimit.Fallback(t.Redis.Fallback), Retry: time.Duration(t.Redis.Retry),
 			Lease: cmp.Or(time.Duration(t.Redis.Lease), -1), // 0 in the config: no leases
 		}, log.Named("redis"), adm.Registry())

@@ -54,6 +54,17 @@ type Redis struct {
 	// Lease: how long an enforcer may hand out units of a busy counter it took from Redis
 	// ahead of time (0 turns leases off: one Redis step per request).
 	Lease Duration `json:"lease"`
+	TLS   RedisTLS `json:"tls"`
+}
+
+// RedisTLS is TLS to Redis (managed Redis services usually require it). The server's
+// certificate is always verified.
+type RedisTLS struct {
+	Enabled    bool   `json:"enabled"`
+	CAFile     string `json:"caFile"`   // trust store (the system's roots when empty)
+	CertFile   string `json:"certFile"` // client certificate, when Redis asks for one
+	KeyFile    string `json:"keyFile"`
+	ServerName string `json:"serverName"` // name in the server's certificate (the address's host by default)
 }
 
 // Etcd says where etcd is. No endpoints: `tollgate run` starts an embedded etcd.
@@ -257,6 +268,9 @@ func (c *Config) Validate() error {
 	case "local", "allow", "deny":
 	default:
 		return fmt.Errorf("throttling.redis.fallback %q must be local, allow or deny", c.Throttling.Redis.Fallback)
+	}
+	if rt := c.Throttling.Redis.TLS; !rt.Enabled && (rt.CAFile != "" || rt.CertFile != "" || rt.KeyFile != "" || rt.ServerName != "") {
+		return fmt.Errorf("throttling.redis.tls has files or a server name but enabled is false")
 	}
 	if c.Throttling.Redis.Lease < 0 || c.Throttling.Redis.Lease > Duration(10*time.Second) {
 		return fmt.Errorf("throttling.redis.lease %v must be between 0 (off) and 10s", time.Duration(c.Throttling.Redis.Lease))

@@ -34,14 +34,15 @@ func TestDefaultsAndOverrides(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	for doc, want := range map[string]string{
-		"authz:\n  lisen: x\n":                  "unknown field",
-		"authz:\n  faultFormat: xml\n":          "faultFormat",
-		"log:\n  level: loud\n":                 "log.level",
-		"issuers:\n  - clockSkew: 30\n":         "duration",
-		"issuers:\n  - hmacSecretFile: /nope\n": "no such file",
-		"throttling:\n  redis: {lease: -1s}\n":  "throttling.redis.lease",
-		"throttling:\n  redis: {lease: 1m}\n":   "throttling.redis.lease",
-		"throttling:\n  backend: redis\n":       "needs throttling.redis.addrs",
+		"authz:\n  lisen: x\n":                             "unknown field",
+		"authz:\n  faultFormat: xml\n":                     "faultFormat",
+		"log:\n  level: loud\n":                            "log.level",
+		"issuers:\n  - clockSkew: 30\n":                    "duration",
+		"issuers:\n  - hmacSecretFile: /nope\n":            "no such file",
+		"throttling:\n  redis: {lease: -1s}\n":             "throttling.redis.lease",
+		"throttling:\n  redis: {lease: 1m}\n":              "throttling.redis.lease",
+		"throttling:\n  redis: {tls: {caFile: /ca.pem}}\n": "enabled is false",
+		"throttling:\n  backend: redis\n":                  "needs throttling.redis.addrs",
 	} {
 		if _, err := load(t, doc); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err %v, want %q", doc, err, want)

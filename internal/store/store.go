@@ -7,15 +7,15 @@ package store
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 )
 
 // Key ranges under the prefix.
@@ -89,24 +89,9 @@ func Connect(cfg Config, log *zap.Logger) (*Store, error) {
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {
-	t := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("etcd CA %s: no certificate found", cfg.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd client certificate: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
+	t, err := tlsfiles.Client(cfg.CAFile, cfg.CertFile, cfg.KeyFile, "")
+	if err != nil {
+		return nil, fmt.Errorf("etcd %w", err)
 	}
 	return t, nil
 }

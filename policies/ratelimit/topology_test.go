@@ -8,9 +8,9 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"go.uber.org/zap"
 
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 )
 
 // Counters shared through a real Redis Cluster (three masters; counters spread over their
@@ -79,7 +79,7 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 
 func startReplica(t *testing.T, cfg RedisConfig) *Redis {
 	cfg.Retry = 200 * time.Millisecond
-	r, err := NewRedis(cfg, zap.NewNop(), nil)
+	r, err := NewRedis(cfg, tu.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +88,40 @@ func startReplica(t *testing.T, cfg RedisConfig) *Redis {
 	go func() { r.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; r.Close() })
 	return r
+}
+
+// Redis over TLS: with the server's CA the counters are shared; a server the enforcer
+// cannot verify (or plain TCP to a TLS port) is never used — the fallback decides.
+func TestRedisTLS(t *testing.T) {
+	addr, caFile := tu.StartRedisTLS(t)
+	trusted, err := tlsfiles.Client(caFile, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := Limit{Count: 100, Period: time.Minute, Burst: 2}
+	// A fresh TLS connection's first exchanges with Debian's redis-server sometimes take
+	// ~50 ms (the default timeout) here; the README advises a longer timeout with TLS.
+	cfg := RedisConfig{Addrs: []string{addr}, TLS: trusted, Timeout: 250 * time.Millisecond}
+	a, b := startReplica(t, cfg), startReplica(t, cfg)
+	for i, r := range []*Redis{a, b, a} {
+		res, _ := r.Take(context.Background(), "tls", lim)
+		if res.Allowed != (i < 2) || !r.Up() {
+			t.Fatalf("take %d over TLS: %+v, up %v", i+1, res, r.Up())
+		}
+	}
+	systemRoots, _ := tlsfiles.Client("", "", "", "")
+	for name, cfg := range map[string]RedisConfig{
+		"unknown CA": {Addrs: []string{addr}, TLS: systemRoots, Fallback: FallbackDeny},
+		"plain TCP":  {Addrs: []string{addr}, Fallback: FallbackDeny},
+	} {
+		r := startReplica(t, cfg)
+		start := time.Now()
+		res, _ := r.Take(context.Background(), "tls-"+name, lim)
+		if res.Allowed || r.Up() {
+			t.Errorf("%s: allowed %v, up %v: an unverified Redis was used", name, res.Allowed, r.Up())
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Errorf("%s: the decision took %v", name, d)
+		}
+	}
 }
