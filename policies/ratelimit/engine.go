@@ -66,6 +66,20 @@ type Engine struct {
 	decisions *prometheus.CounterVec
 	shadowed  *prometheus.CounterVec
 	rejected  prometheus.Counter
+	counters  sync.Map // policy name → *policyCounters
+}
+
+// policyCounters are one policy's series, looked up once rather than by label per decision.
+type policyCounters struct{ allow, deny, shadowed prometheus.Counter }
+
+func (e *Engine) countersOf(name string) *policyCounters {
+	if c, ok := e.counters.Load(name); ok {
+		return c.(*policyCounters)
+	}
+	c, _ := e.counters.LoadOrStore(name, &policyCounters{
+		allow: e.decisions.WithLabelValues(name, "allow"), deny: e.decisions.WithLabelValues(name, "deny"),
+		shadowed: e.shadowed.WithLabelValues(name)})
+	return c.(*policyCounters)
 }
 
 // NewEngine makes an engine over a backend; reg (may be nil) gets its metrics.
@@ -177,13 +191,13 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 		}
 		if !res.Allowed {
 			if p.Shadow {
-				e.shadowed.WithLabelValues(p.Name).Inc()
+				e.countersOf(p.Name).shadowed.Inc()
 				continue
 			}
-			e.decisions.WithLabelValues(p.Name, "deny").Inc()
+			e.countersOf(p.Name).deny.Inc()
 			return Decision{Level: level, Policy: p.Name, Limit: p.Limit, Result: res, Counted: true}
 		}
-		e.decisions.WithLabelValues(p.Name, "allow").Inc()
+		e.countersOf(p.Name).allow.Inc()
 		if !d.Counted || res.Remaining < d.Result.Remaining {
 			d.Limit, d.Result, d.Policy, d.Level = p.Limit, res, p.Name, level
 		}
@@ -201,7 +215,7 @@ func (e *Engine) Take(ctx context.Context, policy, key string) (p Policy, r Resu
 	}
 	r, err = e.backend.Take(ctx, p.Name+"|"+key, p.Limit)
 	if err == nil && !r.Allowed && p.Shadow {
-		e.shadowed.WithLabelValues(p.Name).Inc()
+		e.countersOf(p.Name).shadowed.Inc()
 		r.Allowed = true
 	}
 	return p, r, true, err

@@ -287,3 +287,24 @@ func TestRedisRemembersDenials(t *testing.T) {
 		t.Errorf("after the retry time Redis decides again: %+v", res)
 	}
 }
+
+// BenchmarkEngineDecide is one request against an API policy and a resource policy with
+// local counters: the engine's whole decision (counter keys, metrics, both steps).
+func BenchmarkEngineDecide(b *testing.B) {
+	e := NewEngine(NewLocal(), zap.NewNop(), nil)
+	for _, doc := range []string{"kind: ThrottlingPolicy\nname: api\nrate: 1000000000/second\nburst: 1000000\n",
+		"kind: ThrottlingPolicy\nname: op\nrate: 1000000000/second\nburst: 1000000\n"} {
+		p, err := ParsePolicy([]byte(doc))
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Update(store.Event{KV: store.KV{Key: p.Name, Value: []byte(doc)}})
+	}
+	r := Request{API: "shop/v1", Operation: "GET /items", APIPolicy: "api", OpPolicy: "op", ClientID: "app"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !e.Decide(context.Background(), r).Allowed {
+			b.Fatal("denied")
+		}
+	}
+}
