@@ -31,7 +31,7 @@ func freeAddr(t testing.TB) string {
 
 // startProcess starts redis-server with args and waits until addr accepts connections; it
 // is killed when the test ends.
-func startProcess(t testing.TB, addr string, args ...string) {
+func startProcess(t testing.TB, addr string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
@@ -43,7 +43,7 @@ func startProcess(t testing.TB, addr string, args ...string) {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return cmd
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("redis-server on %s did not start: %v", addr, err)
@@ -90,26 +90,45 @@ func StartRedisCluster(t testing.TB, n int) []string {
 	return addrs
 }
 
-// StartRedisSentinel starts a Redis master and one Sentinel watching it as master; it
-// returns the Sentinel's address.
-func StartRedisSentinel(t testing.TB, master string) (sentinel, masterAddr string) {
+// Sentinel is a Redis master with a replica, watched by one Sentinel.
+type Sentinel struct {
+	Addr, Master string // the Sentinel's address and the master's name
+	master       *exec.Cmd
+	t            testing.TB
+}
+
+// StartRedisSentinel starts a master, its replica and a Sentinel that fails over to the
+// replica a second after the master stops answering.
+func StartRedisSentinel(t testing.TB, name string) *Sentinel {
 	t.Helper()
 	dir := t.TempDir()
-	masterAddr = freeAddr(t)
+	masterAddr, replicaAddr := freeAddr(t), freeAddr(t)
 	_, mport, _ := net.SplitHostPort(masterAddr)
-	startProcess(t, masterAddr, "--port", mport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	sentinel = freeAddr(t)
-	_, sport, _ := net.SplitHostPort(sentinel)
+	_, rport, _ := net.SplitHostPort(replicaAddr)
+	s := &Sentinel{Master: name, t: t}
+	s.master = startProcess(t, masterAddr, "--port", mport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	startProcess(t, replicaAddr, "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+		"--replicaof", "127.0.0.1", mport)
+	s.Addr = freeAddr(t)
+	_, sport, _ := net.SplitHostPort(s.Addr)
 	conf := filepath.Join(dir, "sentinel.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\nsentinel monitor %s 127.0.0.1 %s 1\nsentinel down-after-milliseconds %s 1000\n",
-		sport, dir, master, mport, master)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\n"+
+		"sentinel monitor %s 127.0.0.1 %s 1\nsentinel down-after-milliseconds %s 1000\nsentinel failover-timeout %s 3000\n",
+		sport, dir, name, mport, name, name)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, sentinel, conf, "--sentinel")
-	Eventually(t, "the sentinel knows the master", func() bool {
-		return strings.Contains(cli(t, sentinel, "sentinel", "get-master-addr-by-name", master), mport)
+	startProcess(t, s.Addr, conf, "--sentinel")
+	Eventually(t, "the sentinel knows the master and its replica", func() bool {
+		return strings.Contains(cli(t, s.Addr, "sentinel", "get-master-addr-by-name", name), mport) &&
+			strings.Contains(cli(t, s.Addr, "sentinel", "replicas", name), rport)
 	})
-	return sentinel, masterAddr
+	return s
+}
+
+// KillMaster kills the master; the Sentinel promotes the replica.
+func (s *Sentinel) KillMaster() {
+	s.master.Process.Kill()
+	s.master.Wait()
 }
 
 // StartRedisTLS starts a redis-server that speaks only TLS, with a certificate for

@@ -18,13 +18,13 @@ import (
 // together admit each counter's burst once, and a leased busy counter stays accurate.
 func TestRedisClusterAndSentinel(t *testing.T) {
 	cluster := tu.StartRedisCluster(t, 3)
-	sentinel, _ := tu.StartRedisSentinel(t, "tollgate")
+	sentinel := tu.StartRedisSentinel(t, "tollgate")
 	for _, topo := range []struct {
 		name string
 		cfg  RedisConfig
 	}{
 		{"cluster", RedisConfig{Addrs: cluster}},
-		{"sentinel", RedisConfig{Addrs: []string{sentinel}, MasterName: "tollgate"}},
+		{"sentinel", RedisConfig{Addrs: []string{sentinel.Addr}, MasterName: "tollgate"}},
 	} {
 		t.Run(topo.name, func(t *testing.T) {
 			replicas := []*Redis{startReplica(t, topo.cfg), startReplica(t, topo.cfg)}
@@ -124,4 +124,29 @@ func TestRedisTLS(t *testing.T) {
 			t.Errorf("%s: the decision took %v", name, d)
 		}
 	}
+}
+
+// When the master dies the Sentinel promotes its replica: requests fall back meanwhile,
+// none waits past the timeout, and shared counting resumes on the new master.
+func TestRedisSentinelFailover(t *testing.T) {
+	sentinel := tu.StartRedisSentinel(t, "failover")
+	r := startReplica(t, RedisConfig{Addrs: []string{sentinel.Addr}, MasterName: "failover"})
+	lim := Limit{Count: 1000, Period: time.Second, Burst: 100}
+	if res, _ := r.Take(context.Background(), "k", lim); !res.Allowed || !r.Up() {
+		t.Fatal("before the failover")
+	}
+	sentinel.KillMaster()
+	var slowest time.Duration
+	sawDown := false
+	tu.Eventually(t, "counting resumes on the promoted replica", func() bool {
+		start := time.Now()
+		r.Take(context.Background(), "k", lim)
+		slowest = max(slowest, time.Since(start))
+		sawDown = sawDown || !r.Up()
+		return sawDown && r.Up()
+	})
+	if slowest > 250*time.Millisecond {
+		t.Errorf("a request waited %v during the failover (timeout 50ms)", slowest)
+	}
+	t.Logf("slowest request during the failover: %v", slowest)
 }
