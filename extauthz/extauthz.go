@@ -210,6 +210,12 @@ func (e *Enforcer) throttle(ctx context.Context, attrs *authv3.AttributeContext,
 		r.ClientID, r.Subject, r.Claims = id.ClientID, id.Subject, id.Claims
 		r.AppPolicy, _ = id.Claims[e.cfg.ApplicationTierClaim].(string)
 		r.SubPolicy, _ = id.Claims[e.cfg.SubscriptionTierClaim].(string)
+		if r.AppPolicy == "" {
+			r.AppPolicy = wso2ApplicationTier(id.Claims)
+		}
+		if r.SubPolicy == "" {
+			r.SubPolicy = wso2SubscriptionTier(id.Claims, o.api)
+		}
 	}
 	d := e.cfg.Throttle.Decide(ctx, r)
 	o.limit = d
@@ -225,6 +231,35 @@ func (e *Enforcer) throttle(ctx context.Context, attrs *authv3.AttributeContext,
 	if f := throttleFaults[d.Level]; f != nil {
 		o.fault = f
 	}
+}
+
+// wso2ApplicationTier reads the application's tier from a WSO2 API Manager token:
+// "application": {"tier": "10PerMin", ...}.
+func wso2ApplicationTier(claims map[string]any) string {
+	app, _ := claims["application"].(map[string]any)
+	tier, _ := app["tier"].(string)
+	return tier
+}
+
+// wso2SubscriptionTier reads the subscription tier of api from a WSO2 API Manager token:
+// the "subscribedAPIs" entry with the API's version and its name (title) or context.
+func wso2SubscriptionTier(claims map[string]any, api *apimodel.API) string {
+	subs, _ := claims["subscribedAPIs"].([]any)
+	for _, s := range subs {
+		sub, _ := s.(map[string]any)
+		name, _ := sub["name"].(string)
+		context, _ := sub["context"].(string)
+		version, _ := sub["version"].(string)
+		if version != api.Version {
+			continue
+		}
+		if strings.EqualFold(name, api.Title) || strings.EqualFold(name, api.Name) ||
+			strings.TrimSuffix(context, "/") == strings.TrimSuffix(api.BasePath, "/") {
+			tier, _ := sub["subscriptionTier"].(string)
+			return tier
+		}
+	}
+	return ""
 }
 
 // throttleFaults is the fault of a throttling deny by level.

@@ -489,6 +489,35 @@ func TestThrottling(t *testing.T) {
 	if got := r.check(t, "GET", "/coffeebar/v1/order/2", appTok, nil); got.status != 429 || !strings.Contains(got.body, "900803") {
 		t.Errorf("application tier: %d %s", got.status, got.body)
 	}
+	// WSO2 API Manager's tokens carry the tiers in their own claims: "application.tier",
+	// and the subscription's in the "subscribedAPIs" entry for this API (name and version).
+	w := r.idp.Claims(aud, "read:order")
+	w["azp"] = "wso2-app"
+	w["application"] = map[string]any{"name": "DefaultApplication", "tier": "app-one"}
+	wsoTok := "Bearer " + r.idp.Sign("rsa", "RS256", w)
+	r.check(t, "GET", "/coffeebar/v1/order/1", wsoTok, nil)
+	if got := r.check(t, "GET", "/coffeebar/v1/order/2", wsoTok, nil); got.status != 429 || !strings.Contains(got.body, "900803") {
+		t.Errorf("WSO2 application.tier: %d %s", got.status, got.body)
+	}
+	w = r.idp.Claims(aud, "read:order")
+	w["azp"] = "wso2-subscriber"
+	w["subscribedAPIs"] = []any{
+		map[string]any{"name": "PizzaShack", "context": "/pizzashack/v1", "version": "v1", "subscriptionTier": "Unlimited"},
+		map[string]any{"name": "Coffeebar", "context": "/coffeebar/v1", "version": "v1", "subscriptionTier": "app-one"},
+	}
+	subTok := "Bearer " + r.idp.Sign("rsa", "RS256", w)
+	r.check(t, "GET", "/coffeebar/v1/order/1", subTok, nil)
+	if got := r.check(t, "GET", "/coffeebar/v1/order/2", subTok, nil); got.status != 429 || !strings.Contains(got.body, "900804") {
+		t.Errorf("WSO2 subscribedAPIs tier: %d %s", got.status, got.body)
+	}
+	w["subscribedAPIs"] = []any{map[string]any{"name": "Coffeebar", "context": "/coffeebar/v2", "version": "v2", "subscriptionTier": "app-one"}}
+	w["azp"] = "wso2-other-version"
+	otherTok := "Bearer " + r.idp.Sign("rsa", "RS256", w)
+	for i := range 2 {
+		if got := r.check(t, "GET", "/coffeebar/v1/order/1", otherTok, nil); got.status != 200 {
+			t.Errorf("a subscription to another version limited request %d: %d %s", i, got.status, got.body)
+		}
+	}
 	// A policy the definition names but nobody defined: 900809.
 	c["application_tier"] = "no-such-policy"
 	if got := r.check(t, "GET", "/coffeebar/v1/order/1", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil); got.status != 500 || !strings.Contains(got.body, "900809") {
