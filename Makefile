@@ -3,12 +3,13 @@ GO      ?= go
 BIN     := bin/tollgate
 EXAMPLES := $(wildcard examples/*/*.yaml)
 
-.PHONY: build run test bench fuzz clean deps
+.PHONY: build run test race bench fuzz clean deps
 
-# Tests and benchmarks run against a real redis-server; install it when it is missing.
+# Tests and benchmarks run against a real redis-server (and redis-cli, to form a Cluster);
+# install them when they are missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 deps:
-	@command -v redis-server >/dev/null 2>&1 || { \
+	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { \
 		echo "installing redis-server (Debian package)"; \
 		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
 
@@ -24,6 +25,10 @@ test: deps
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+
+# The whole suite under the race detector (needs cgo, so a C compiler; about 3 minutes).
+race: deps
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 # Benchmarks print their numbers; they are not pass/fail tests.
 bench: deps
