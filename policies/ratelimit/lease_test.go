@@ -15,17 +15,8 @@ import (
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
-func newLeasing(t *testing.T, addr string, lease time.Duration) (*Redis, context.CancelFunc) {
-	r, err := NewRedis(RedisConfig{Addrs: []string{addr}, Lease: lease, Retry: 200 * time.Millisecond}, zap.NewNop(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	stop := func() { cancel(); <-done }
-	t.Cleanup(func() { stop(); r.Close() })
-	return r, stop
+func newLeasing(t *testing.T, addr string, lease time.Duration) (*Redis, func()) {
+	return runRedis(t, RedisConfig{Addrs: []string{addr}, Lease: lease})
 }
 
 // A flood from many callers through two leasing replicas: the limit holds within 1%. (At

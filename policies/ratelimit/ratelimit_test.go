@@ -167,15 +167,26 @@ func TestRedisKilledFallsBackWithoutHangingAndComesBack(t *testing.T) {
 }
 
 func newRedis(t *testing.T, addr string, fb Fallback) *Redis {
-	r, err := NewRedis(RedisConfig{Addrs: []string{addr}, Fallback: fb, Retry: 200 * time.Millisecond}, zap.NewNop(), nil)
+	r, _ := runRedis(t, RedisConfig{Addrs: []string{addr}, Fallback: fb})
+	return r
+}
+
+// runRedis makes a Redis backend with Run going (Retry 200ms unless cfg says); stop ends
+// Run, as the end of the test does too.
+func runRedis(t *testing.T, cfg RedisConfig) (r *Redis, stop func()) {
+	if cfg.Retry == 0 {
+		cfg.Retry = 200 * time.Millisecond
+	}
+	r, err := NewRedis(cfg, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; r.Close() })
-	return r
+	stop = func() { cancel(); <-done }
+	t.Cleanup(func() { stop(); r.Close() })
+	return r, stop
 }
 
 func TestEngineLevelsShadowAndCustomKeys(t *testing.T) {

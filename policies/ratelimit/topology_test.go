@@ -78,15 +78,7 @@ func TestRedisClusterAndSentinel(t *testing.T) {
 }
 
 func startReplica(t *testing.T, cfg RedisConfig) *Redis {
-	cfg.Retry = 200 * time.Millisecond
-	r, err := NewRedis(cfg, tu.Logger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; r.Close() })
+	r, _ := runRedis(t, cfg)
 	return r
 }
 
