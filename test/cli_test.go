@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -112,21 +111,11 @@ func TestValidateReportsEveryProblemWithFileAndPath(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // The README tour, end to end: run --dev with the examples, mint a token, check, change a
 // definition live, and see a broken apply refused with the good one still in force.
 func TestTour(t *testing.T) {
 	dir := t.TempDir()
-	authz, adm, etcdC, xdsAddr := freePort(t), freePort(t), freePort(t), freePort(t)
+	authz, adm, etcdC, xdsAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 	cfg := write(t, dir, "tollgate.yaml", fmt.Sprintf(`dataDir: %s
 etcd:
   embeddedClientAddr: %s
@@ -140,7 +129,7 @@ admin:
   listen: %s
 log:
   level: warn
-`, filepath.Join(dir, "data"), etcdC, freePort(t), authz, xdsAddr, adm))
+`, filepath.Join(dir, "data"), etcdC, testutil.FreeAddr(t), authz, xdsAddr, adm))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -18,7 +18,7 @@ import (
 func TestTwoEnforcersShareRedisCounters(t *testing.T) {
 	rd := testutil.StartRedis(t)
 	dir := t.TempDir()
-	etcdC := freePort(t)
+	etcdC := testutil.FreeAddr(t)
 	config := func(name, authz, admin, etcd string) string {
 		return write(t, dir, name, fmt.Sprintf(`dataDir: %s
 etcd: %s
@@ -29,11 +29,11 @@ log: {level: warn}
 throttling:
   backend: redis
   redis: {addrs: [%s], lease: 100ms, timeout: 50ms}
-`, filepath.Join(dir, "data"), etcd, authz, freePort(t), admin, rd.Addr))
+`, filepath.Join(dir, "data"), etcd, authz, testutil.FreeAddr(t), admin, rd.Addr))
 	}
-	admA, admB := freePort(t), freePort(t)
-	cfgA := config("a.yaml", freePort(t), admA, fmt.Sprintf("{embeddedClientAddr: %s, embeddedPeerAddr: %s}", etcdC, freePort(t)))
-	cfgB := config("b.yaml", freePort(t), admB, fmt.Sprintf("{endpoints: [%s]}", etcdC))
+	admA, admB := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	cfgA := config("a.yaml", testutil.FreeAddr(t), admA, fmt.Sprintf("{embeddedClientAddr: %s, embeddedPeerAddr: %s}", etcdC, testutil.FreeAddr(t)))
+	cfgB := config("b.yaml", testutil.FreeAddr(t), admB, fmt.Sprintf("{endpoints: [%s]}", etcdC))
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

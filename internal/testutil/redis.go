@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // Redis is a real redis-server on a random loopback port, for one test.
@@ -22,13 +21,7 @@ func StartRedis(t testing.TB) *Redis {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found: run `make test`, which installs it (apt-get install redis-server)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	r := &Redis{t: t, Addr: addr}
+	r := &Redis{t: t, Addr: FreeAddr(t)}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -38,22 +31,7 @@ func StartRedis(t testing.TB) *Redis {
 func (r *Redis) Start() {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", r.Addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s did not start: %v", r.Addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.cmd = startProcess(r.t, r.Addr, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 }
 
 // Stop kills the server.

@@ -18,8 +18,8 @@ import (
 	"time"
 )
 
-// freeAddr is a loopback address nobody listens on (yet).
-func freeAddr(t testing.TB) string {
+// FreeAddr is a loopback address nobody listens on (yet).
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,7 +30,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // startProcess starts redis-server with args and waits until addr accepts connections; it
-// is killed when the test ends.
+// is killed when the test ends (if nothing killed it before).
 func startProcess(t testing.TB, addr string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("redis-server", args...)
@@ -72,7 +72,7 @@ func StartRedisCluster(t testing.TB, n int) []string {
 	dir := t.TempDir()
 	var addrs []string
 	for range n {
-		addr := freeAddr(t)
+		addr := FreeAddr(t)
 		_, port, _ := net.SplitHostPort(addr)
 		startProcess(t, addr, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+port+".conf"), "--dir", dir)
@@ -102,14 +102,14 @@ type Sentinel struct {
 func StartRedisSentinel(t testing.TB, name string) *Sentinel {
 	t.Helper()
 	dir := t.TempDir()
-	masterAddr, replicaAddr := freeAddr(t), freeAddr(t)
+	masterAddr, replicaAddr := FreeAddr(t), FreeAddr(t)
 	_, mport, _ := net.SplitHostPort(masterAddr)
 	_, rport, _ := net.SplitHostPort(replicaAddr)
 	s := &Sentinel{Master: name, t: t}
 	s.master = startProcess(t, masterAddr, "--port", mport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
 	startProcess(t, replicaAddr, "--port", rport, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
 		"--replicaof", "127.0.0.1", mport)
-	s.Addr = freeAddr(t)
+	s.Addr = FreeAddr(t)
 	_, sport, _ := net.SplitHostPort(s.Addr)
 	conf := filepath.Join(dir, "sentinel.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %s\nbind 127.0.0.1\ndir %s\n"+
@@ -170,7 +170,7 @@ func StartRedisTLS(t testing.TB) (addr, caFile string) {
 	}
 	caFile = write("ca.pem", "CERTIFICATE", caDER)
 	cert, keyFile := write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", keyDER)
-	addr = freeAddr(t)
+	addr = FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	startProcess(t, addr, "--port", "0", "--tls-port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--tls-cert-file", cert, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "no", "--dir", dir)
