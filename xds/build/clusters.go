@@ -245,14 +245,7 @@ func dnsAssignment(name string, s EndpointSet) *endpointv3.ClusterLoadAssignment
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
 	for i, ep := range s.Endpoints {
 		u, _ := url.Parse(ep.URL)
-		port := u.Port()
-		if port == "" {
-			port = "80"
-			if u.Scheme == "https" {
-				port = "443"
-			}
-		}
-		p, _ := strconv.ParseUint(port, 10, 16)
+		p, _ := strconv.ParseUint(portOf(u), 10, 16)
 		lb := lbEndpoint(u.Hostname(), uint32(p), 1)
 		if s.Type == "failover" || i == 0 {
 			cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
@@ -264,6 +257,17 @@ func dnsAssignment(name string, s EndpointSet) *endpointv3.ClusterLoadAssignment
 		cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lb)
 	}
 	return cla
+}
+
+// portOf is a URL's port, or its scheme's (443 for https, else 80).
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 func lbEndpoint(host string, port uint32, weight uint32) *endpointv3.LbEndpoint {
@@ -292,14 +296,7 @@ func targetOf(raw string, weight uint32) (Target, error) {
 	if net.ParseIP(host) == nil {
 		return Target{}, fmt.Errorf("endpoint %q: EDS needs an IP address, not the host name %q", raw, host)
 	}
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
+	p, err := strconv.ParseUint(portOf(u), 10, 16)
 	if err != nil || p == 0 {
 		return Target{}, fmt.Errorf("endpoint %q: bad port", raw)
 	}
