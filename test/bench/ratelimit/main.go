@@ -208,24 +208,14 @@ func rlsRequest(user string) *rlsv3.RateLimitRequest {
 
 // rlsOK checks a RateLimitResponse for overall_code (field 1) OK (1).
 func rlsOK(msg []byte) error {
-	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		msg = msg[n:]
-		if num == 1 && typ == protowire.VarintType {
-			if v, _ := protowire.ConsumeVarint(msg); v != uint64(rlsv3.RateLimitResponse_OK) {
-				return errors.New("over the limit")
-			}
-			return nil
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, msg); n < 0 {
-			return protowire.ParseError(n)
-		}
-		msg = msg[n:]
+	typ, v, found, err := grpcload.Field(msg, 1)
+	if err != nil || !found || typ != protowire.VarintType {
+		return fmt.Errorf("no overall code (%v)", err)
 	}
-	return errors.New("no overall code")
+	if code, _ := protowire.ConsumeVarint(v); code != uint64(rlsv3.RateLimitResponse_OK) {
+		return errors.New("over the limit")
+	}
+	return nil
 }
 
 func marshal(m proto.Message) []byte {
@@ -252,12 +242,12 @@ func inProcess(callers int, d time.Duration, f func()) grpcload.Stats {
 	time.Sleep(d)
 	stop.Store(true)
 	wg.Wait()
+	elapsed := time.Since(start)
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return grpcload.Stats{Calls: len(all), Rate: float64(len(all)) / time.Since(start).Seconds(), P50: all[len(all)/2], P99: all[len(all)*99/100]}
+	return grpcload.Summarize(all, elapsed)
 }
 
 func header(title string) {

@@ -189,10 +189,14 @@ send:
 	}
 	nc.Close()
 	<-readErr
-	lat := c.lat
+	return Summarize(c.lat, elapsed), nil
+}
+
+// Summarize is the Stats of calls that took lat (sorted in place) over elapsed.
+func Summarize(lat []time.Duration, elapsed time.Duration) Stats {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	return Stats{Calls: len(lat), Rate: float64(len(lat)) / elapsed.Seconds(),
-		P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], Max: lat[len(lat)-1]}, nil
+		P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], Max: lat[len(lat)-1]}
 }
 
 // write queues call n's frames (the writer lock held), waiting for connection window.
@@ -317,22 +321,28 @@ var ErrDenied = errors.New("unexpected answer")
 // Allowed checks an envoy.service.auth.v3.CheckResponse message for an ok_response
 // (field 3) without decoding the rest.
 func Allowed(msg []byte) error {
-	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		msg = msg[n:]
-		switch num {
-		case 3:
-			return nil
-		case 2:
-			return ErrDenied
-		}
-		if n = protowire.ConsumeFieldValue(num, typ, msg); n < 0 {
-			return protowire.ParseError(n)
-		}
-		msg = msg[n:]
+	if _, _, ok, err := Field(msg, 3); err != nil || ok {
+		return err
 	}
 	return ErrDenied
+}
+
+// Field finds top-level field num of a serialized message without decoding the rest: its
+// wire type and encoded value.
+func Field(msg []byte, num protowire.Number) (typ protowire.Type, value []byte, found bool, err error) {
+	for len(msg) > 0 {
+		n, t, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return 0, nil, false, protowire.ParseError(l)
+		}
+		msg = msg[l:]
+		if l = protowire.ConsumeFieldValue(n, t, msg); l < 0 {
+			return 0, nil, false, protowire.ParseError(l)
+		}
+		if n == num {
+			return t, msg[:l], true, nil
+		}
+		msg = msg[l:]
+	}
+	return 0, nil, false, nil
 }
