@@ -51,12 +51,8 @@ func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
 	for waits := 0; ; waits++ {
 		now := time.Now()
 		ns := now.UnixNano()
-		if ns < r.downUntil.Load() {
-			return r.fallback(key, lim, now)
-		}
-		if wait, over := r.overLimit(key, ns); over {
-			r.localDenials.Inc()
-			return Result{RetryAfter: wait, Reset: wait}
+		if res, ok := r.early(key, lim, now); ok {
+			return res
 		}
 		if waits > leaseWaits {
 			res, _, err := r.call(ctx, key, lim, 1, 0)
@@ -79,7 +75,10 @@ func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
 				if want := min(l.size, most-l.units); want > 0 {
 					done := make(chan struct{})
 					l.fetching = done
-					go r.refill(s, l, key, lim, want, done)
+					go func() {
+						res, now, err := r.fetch(context.Background(), s, l, key, lim, want, 0, 0, done)
+						r.note(res, err, key, now) // a refusal is remembered; an error means Redis is away
+					}()
 				}
 			}
 			s.mu.Unlock()
@@ -99,45 +98,35 @@ func (r *Redis) takeLeased(ctx context.Context, key string, lim Limit) Result {
 		l.fetching = done
 		s.mu.Unlock()
 
-		res, granted, err := r.call(ctx, key, lim, want, back)
-		now = time.Now()
-		ns = now.UnixNano()
-		s.mu.Lock()
-		l.fetching = nil
-		if err == nil && granted > 0 {
-			l.units, l.lim = granted-1, lim // one is this request's
-			if l.units > 0 {
-				s.holding[key] = l
-			}
-			l.expires = ns + int64(r.cfg.Lease)
-			l.remaining, l.resetAt = res.Remaining, ns+int64(res.Reset)
-			res.Remaining += l.units
-		}
-		s.mu.Unlock()
-		close(done)
-		if err == nil && back > 0 {
-			r.returned.Add(float64(back))
-		}
+		res, now, err := r.fetch(ctx, s, l, key, lim, want, back, 1, done) // one is this request's
 		return r.settle(res, err, key, lim, now)
 	}
 }
 
-// refill adds a lease fetched ahead of need to l's units.
-func (r *Redis) refill(s *leaseShard, l *lease, key string, lim Limit, want int, done chan struct{}) {
-	res, granted, err := r.call(context.Background(), key, lim, want, 0)
+// fetch asks Redis for want units of key's counter, giving back back, adds what it grants
+// to l but the use units the caller keeps, and ends l's fetch. The answer's Remaining
+// counts the units l now holds.
+func (r *Redis) fetch(ctx context.Context, s *leaseShard, l *lease, key string, lim Limit, want, back, use int, done chan struct{}) (Result, time.Time, error) {
+	res, granted, err := r.call(ctx, key, lim, want, back)
 	now := time.Now()
 	ns := now.UnixNano()
 	s.mu.Lock()
 	l.fetching = nil
 	if err == nil && granted > 0 {
-		l.units += granted
-		s.holding[key] = l
+		l.units += granted - use
+		if l.units > 0 {
+			s.holding[key] = l
+		}
 		l.lim, l.expires = lim, ns+int64(r.cfg.Lease)
 		l.remaining, l.resetAt = res.Remaining, ns+int64(res.Reset)
+		res.Remaining += l.units
 	}
 	s.mu.Unlock()
 	close(done)
-	r.note(res, err, key, now) // a refusal is remembered; an error means Redis is away
+	if err == nil && back > 0 {
+		r.returned.Add(float64(back))
+	}
+	return res, now, err
 }
 
 // nextSize adapts a counter's lease to its traffic: twice as large when the last one was

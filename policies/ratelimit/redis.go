@@ -185,19 +185,29 @@ func (r *Redis) Local() *Local { return r.local }
 // concurrent Redis calls are sent together in one pipeline: a burst of decisions costs one
 // round trip, and a lone one is sent at once.
 func (r *Redis) Take(ctx context.Context, key string, lim Limit) (Result, error) {
-	now := time.Now()
-	if now.UnixNano() < r.downUntil.Load() {
-		return r.fallback(key, lim, now), nil
-	}
 	if r.leaseCap(lim) > 1 {
 		return r.takeLeased(ctx, key, lim), nil
 	}
-	if wait, over := r.overLimit(key, now.UnixNano()); over {
-		r.localDenials.Inc()
-		return Result{RetryAfter: wait, Reset: wait}, nil
+	now := time.Now()
+	if res, ok := r.early(key, lim, now); ok {
+		return res, nil
 	}
 	res, _, err := r.call(ctx, key, lim, 1, 0)
 	return r.settle(res, err, key, lim, now), nil
+}
+
+// early answers without asking Redis when it can: the fallback while Redis is away, and a
+// refusal Redis gave for the counter until its retry time.
+func (r *Redis) early(key string, lim Limit, now time.Time) (Result, bool) {
+	ns := now.UnixNano()
+	if ns < r.downUntil.Load() {
+		return r.fallback(key, lim, now), true
+	}
+	if wait, over := r.overLimit(key, ns); over {
+		r.localDenials.Inc()
+		return Result{RetryAfter: wait, Reset: wait}, true
+	}
+	return Result{}, false
 }
 
 // call runs the script for key: want units, back units given back. It returns the answer
