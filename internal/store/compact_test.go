@@ -36,7 +36,7 @@ func TestWatchFromCompactedRevisionAsksForReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &countSink{}
-	_, compacted := st.watch(ctx, "/t/endpoints/", old, sink, func(bool) {}, zap.NewNop())
+	_, compacted, _ := st.follower("endpoints/").watch(ctx, "/t/endpoints/", old, 0, sink, nil)
 	if !compacted || sink.updates != 0 {
 		t.Fatalf("compacted=%v updates=%d, want true and 0", compacted, sink.updates)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -22,9 +23,9 @@ type Event struct {
 	Deleted bool
 }
 
-// Sink receives a followed range. Reset gets the whole range (at start, and after a
-// compaction made the watch lose its place); Update gets each change after that. Calls come
-// from one goroutine, in revision order.
+// Sink receives a followed range. Reset gets the whole range (at start, from etcd or from
+// the local copy, and after a compaction made the watch lose its place); Update gets each
+// change after that. Calls come from one goroutine, in revision order.
 type Sink interface {
 	Reset(kvs []KV)
 	Update(ev Event)
@@ -33,48 +34,102 @@ type Sink interface {
 // SyncState is reported by Follow as it gains or loses its place in etcd.
 type SyncState func(synced bool)
 
+// Back-off between attempts to read or watch a range: doubled each time, capped so that a
+// range is back in step within about a second of etcd's return, and jittered so that the
+// ranges and replicas do not retry in lockstep.
+const (
+	backoffMin = 100 * time.Millisecond
+	backoffMax = time.Second
+)
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1) // uniform in [d/2, d]
+}
+
 // Follow keeps sink in step with the key range rel (relative to the prefix) until ctx ends:
 // it reads the range, then watches from the revision of that read so nothing is missed in
 // between. When etcd goes away the sink keeps what it has; Follow reconnects and resumes
 // from the last revision it saw, and reads the range again only if that revision was
-// compacted. state (may be nil) hears when the sink is in step and when it may be stale.
+// compacted (or etcd is not the cluster the revision came from). When the first read fails
+// and a local copy of the range exists (Config.CacheDir), the sink starts from the copy.
+// A quiet watch is checked with etcd's progress requests, so the range's state says
+// truthfully whether it is in step. state (may be nil) hears each change of that.
 func (s *Store) Follow(ctx context.Context, rel string, sink Sink, state SyncState) {
-	if state == nil {
-		state = func(bool) {}
+	f := s.follower(rel)
+	if state != nil {
+		f.listen(state)
 	}
-	full := s.prefix + rel
-	log := s.log.With(zap.String("range", full))
-	backoff := 100 * time.Millisecond
-	var rev int64 // last revision applied; 0 = need a full read
+	f.run(ctx, sink)
+}
+
+func (f *follower) run(ctx context.Context, sink Sink) {
+	s := f.s
+	full := s.prefix + f.name
+	lc := f.copy
+	if !f.running.CompareAndSwap(false, true) {
+		lc = nil // a second Follow of the range: the first one keeps the copy
+	} else {
+		defer f.running.Store(false)
+	}
+	if lc != nil {
+		go lc.run(ctx, f.log)
+	}
+	backoff := backoffMin
+	var rev int64      // last revision applied; 0 = need a full read
+	var cluster uint64 // the cluster rev came from, when it came from the local copy
+	first := true
 	for ctx.Err() == nil {
 		if rev == 0 {
 			r, err := s.readAll(ctx, full)
 			if err != nil {
-				state(false)
-				log.Warn("etcd read failed; keeping last state", zap.Error(err))
-				if !sleep(ctx, backoff) {
+				if ctx.Err() != nil {
 					return
 				}
-				backoff = min(backoff*2, 5*time.Second)
-				continue
+				f.lost(err)
+				if first && lc != nil {
+					if c, ok := lc.load(f.log); ok {
+						f.fromCopy(c)
+						sink.Reset(c.kvs())
+						rev, cluster = c.Revision, c.ClusterID
+					}
+				}
+				first = false
+				if rev == 0 {
+					if !sleep(ctx, jitter(backoff)) {
+						return
+					}
+					backoff = min(backoff*2, backoffMax)
+					continue
+				}
+			} else {
+				first = false
+				kvs := make([]KV, len(r.Kvs))
+				for i, kv := range r.Kvs {
+					kvs[i] = KV{Key: string(kv.Key[len(full):]), Value: kv.Value}
+				}
+				sink.Reset(kvs)
+				if lc != nil {
+					lc.reset(kvs, r.Header.Revision, r.Header.ClusterId)
+				}
+				rev, cluster = r.Header.Revision, 0
+				f.inStep(rev)
 			}
-			kvs := make([]KV, len(r.Kvs))
-			for i, kv := range r.Kvs {
-				kvs[i] = KV{Key: string(kv.Key[len(full):]), Value: kv.Value}
-			}
-			sink.Reset(kvs)
-			rev = r.Header.Revision
-			state(true)
 		}
-		backoff = 100 * time.Millisecond
-		var compacted bool
-		rev, compacted = s.watch(ctx, full, rev, sink, state, log)
-		if compacted {
-			log.Warn("watch revision compacted; reading the range again")
+		var healthy bool
+		var reload bool
+		rev, reload, healthy = f.watch(ctx, full, rev, cluster, sink, lc)
+		cluster = 0
+		if reload {
 			rev = 0
 		}
-		if ctx.Err() == nil && !sleep(ctx, backoff) {
-			return
+		if healthy {
+			backoff = backoffMin
+		}
+		if ctx.Err() == nil {
+			if !sleep(ctx, jitter(backoff)) {
+				return
+			}
+			backoff = min(backoff*2, backoffMax)
 		}
 	}
 }
@@ -85,42 +140,102 @@ func (s *Store) readAll(ctx context.Context, full string) (*clientv3.GetResponse
 	return s.cli.Get(ctx, full, clientv3.WithPrefix())
 }
 
-// watch applies changes after rev until the watch ends; it returns the last revision applied
-// and whether the watch failed because rev was compacted.
-func (s *Store) watch(ctx context.Context, full string, rev int64, sink Sink, state SyncState, log *zap.Logger) (int64, bool) {
+// watch applies changes after rev until the watch ends. It returns the last revision
+// applied, whether the range must be read again (rev was compacted, or the state came from
+// a local copy of another cluster or of a revision this etcd has not reached), and whether
+// the watch was in step at some point (the back-off starts again from its minimum).
+// cluster, when not 0, is the cluster id of a local copy that rev came from.
+func (f *follower) watch(ctx context.Context, full string, rev int64, cluster uint64, sink Sink, lc *localCopy) (int64, bool, bool) {
+	s := f.s
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
-	ch := s.cli.Watch(wctx, full, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithProgressNotify())
-	for resp := range ch {
-		if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
-			return rev, true
-		}
-		if err := resp.Err(); err != nil {
-			state(false)
-			log.Warn("etcd watch ended; resuming", zap.Int64("revision", rev), zap.Error(err))
-			return rev, false
-		}
-		for _, ev := range resp.Events {
-			e := Event{KV: KV{Key: string(ev.Kv.Key[len(full):])}}
-			if ev.Type == clientv3.EventTypeDelete {
-				e.Deleted = true
-			} else {
-				e.Value = ev.Kv.Value
+	// From rev, not rev+1: etcd answers progress requests only for watches that start at or
+	// below its current revision, and a quiet range's rev+1 is in the future. An event at
+	// rev itself was applied already and is skipped.
+	ch := s.cli.Watch(wctx, full, clientv3.WithPrefix(), clientv3.WithRev(rev), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
+	// Heartbeat: a watch on a quiet range gets nothing, also while etcd is away. Ask for
+	// progress every interval; no answer for a few intervals means we may be stale.
+	tick := time.NewTicker(s.progressEvery)
+	defer tick.Stop()
+	requestProgress := func() {
+		pctx, pcancel := context.WithTimeout(wctx, s.progressEvery)
+		defer pcancel()
+		_ = s.cli.RequestProgress(pctx) // an answer, or none, is read from the watch
+	}
+	lastHeard := time.Now()
+	healthy := false
+	for {
+		select {
+		case <-ctx.Done():
+			return rev, false, healthy
+		case <-tick.C:
+			if time.Since(lastHeard) > 3*s.progressEvery {
+				// Start a new watch rather than wait for this one: the client resumes a
+				// broken watch from the revision after the last it saw, where etcd would
+				// not answer progress requests on a quiet range.
+				f.lost(errors.New("etcd does not answer the watch"))
+				return rev, false, healthy
 			}
-			sink.Update(e)
-			rev = ev.Kv.ModRevision
+			go requestProgress()
+		case resp, ok := <-ch:
+			if !ok {
+				if ctx.Err() == nil {
+					f.lost(errors.New("etcd watch closed"))
+				}
+				return rev, false, healthy
+			}
+			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
+				f.log.Warn("watch revision compacted; reading the range again", zap.Int64("revision", rev))
+				return rev, true, healthy
+			}
+			if err := resp.Err(); err != nil {
+				f.lost(err)
+				return rev, false, healthy
+			}
+			lastHeard = time.Now()
+			if cluster != 0 {
+				// The first answer after starting from a local copy: is this the etcd, and
+				// the history, that the copy came from?
+				if resp.Header.ClusterId != cluster || resp.Header.Revision < rev {
+					f.log.Warn("local copy is from another etcd cluster or a later revision; reading the range again",
+						zap.Int64("copy_revision", rev), zap.Int64("etcd_revision", resp.Header.Revision))
+					return rev, true, healthy
+				}
+				cluster = 0
+			}
+			for _, ev := range resp.Events {
+				if ev.Kv.ModRevision <= rev {
+					continue
+				}
+				e := Event{KV: KV{Key: string(ev.Kv.Key[len(full):])}}
+				if ev.Type == clientv3.EventTypeDelete {
+					e.Deleted = true
+				} else {
+					e.Value = ev.Kv.Value
+				}
+				sink.Update(e)
+				if lc != nil {
+					lc.update(e, ev.Kv.ModRevision)
+				}
+				rev = ev.Kv.ModRevision
+			}
+			if resp.Created {
+				// The watch is (re)established; events up to now follow. Ask at once
+				// whether it has caught up, rather than at the next tick.
+				go requestProgress()
+				continue
+			}
+			if resp.IsProgressNotify() && resp.Header.Revision > rev {
+				// Nothing in our range changed up to here.
+				rev = resp.Header.Revision
+				if lc != nil {
+					lc.advance(rev, resp.Header.ClusterId)
+				}
+			}
+			healthy = true
+			f.inStep(rev)
 		}
-		if resp.Header.Revision > rev && len(resp.Events) == 0 {
-			// A progress notification: nothing in our range changed up to here.
-			rev = resp.Header.Revision
-		}
-		state(true)
 	}
-	if ctx.Err() == nil {
-		state(false)
-		log.Warn("etcd watch closed; resuming", zap.Int64("revision", rev))
-	}
-	return rev, false
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

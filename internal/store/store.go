@@ -10,7 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -40,14 +45,27 @@ type Config struct {
 	CAFile         string
 	CertFile       string
 	KeyFile        string
+	// CacheDir keeps a local copy of each followed range (empty: no copy); see Follow.
+	CacheDir string
+	// ProgressInterval is how often a quiet watch asks etcd whether it is still in step
+	// (default 1s); three unanswered intervals mark the range stale.
+	ProgressInterval time.Duration
+	// Registerer (may be nil) gets the store's metrics.
+	Registerer prometheus.Registerer
 }
 
 // Store reads and writes Tollgate's keys.
 type Store struct {
-	cli     *clientv3.Client
-	prefix  string
-	timeout time.Duration
-	log     *zap.Logger
+	cli           *clientv3.Client
+	prefix        string
+	timeout       time.Duration
+	log           *zap.Logger
+	cacheDir      string
+	progressEvery time.Duration
+	m             *metrics
+
+	mu        sync.Mutex
+	followers map[string]*follower
 }
 
 // Connect opens a client. It does not wait for etcd: calls fail or retry as etcd comes and goes.
@@ -67,12 +85,21 @@ func Connect(cfg Config, log *zap.Logger) (*Store, error) {
 	if cfg.RequestTimeout == 0 {
 		cfg.RequestTimeout = 5 * time.Second
 	}
+	if cfg.ProgressInterval == 0 {
+		cfg.ProgressInterval = time.Second
+	}
 	cc := clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
 		Username:    cfg.Username,
 		Password:    cfg.Password,
 		Logger:      log.Named("etcd-client").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
+		// gRPC's reconnect back-off grows to two minutes by default: after an outage the
+		// client would take that long to notice etcd is back. Cap it at a second.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: cfg.DialTimeout,
+		})},
 	}
 	if cfg.CAFile != "" || cfg.CertFile != "" {
 		t, err := tlsConfig(cfg)
@@ -85,7 +112,10 @@ func Connect(cfg Config, log *zap.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %v: %w", cfg.Endpoints, err)
 	}
-	return &Store{cli: cli, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, log: log}, nil
+	s := &Store{cli: cli, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, log: log, cacheDir: cfg.CacheDir,
+		progressEvery: cfg.ProgressInterval, followers: map[string]*follower{}}
+	s.m = newMetrics(s, cfg.Registerer)
+	return s, nil
 }
 
 func tlsConfig(cfg Config) (*tls.Config, error) {
