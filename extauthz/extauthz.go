@@ -43,6 +43,11 @@ type RevocationList interface {
 
 // Config configures the enforcer.
 type Config struct {
+	// Loaded, if set, reports whether the state needed to decide (the APIs, the revoked
+	// tokens) has been loaded, from etcd or from the local copy. Until it has, every
+	// request is denied 503 (FaultNotReady): an enforcer that knows nothing must not say
+	// "no such resource", nor let a revoked token through.
+	Loaded func() bool
 	// Format of deny bodies: "wso2" (default) or "problem".
 	Format Format
 	// RemoveAuthorization strips the credential header before the request goes to the backend.
@@ -117,7 +122,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
-		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal} {
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -158,6 +163,9 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 	h := attrs.GetRequest().GetHttp()
 	if h == nil {
 		return outcome{fault: &FaultNoResource, reason: "no HTTP attributes in the CheckRequest"}
+	}
+	if e.cfg.Loaded != nil && !e.cfg.Loaded() {
+		return outcome{fault: &FaultNotReady, reason: "APIs or revocations not loaded yet"}
 	}
 	cat := e.apis.Load()
 	var api *apimodel.API

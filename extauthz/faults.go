@@ -34,6 +34,9 @@ var (
 	FaultThrottledCustom       = Fault{900806, 429, "Message throttled out", "You have exceeded your quota"}
 	FaultPolicyNotFound        = Fault{900809, 500, "Policy not found", "The throttling policy named by the API is not defined"}
 	FaultInternal              = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure"}
+	// FaultNotReady is Tollgate's own: the enforcer has not loaded its state (etcd
+	// unreachable since it started, and no local copy). Clients may retry.
+	FaultNotReady = Fault{900950, 503, "Gateway not ready", "The gateway has not loaded its configuration yet. Try again later"}
 )
 
 // Format is how deny bodies are written.

@@ -24,7 +24,8 @@ const MetadataNamespace = "envoy.filters.http.ext_authz"
 // Response messages shared by every response. gRPC only reads them when it marshals, so
 // sharing is safe, and it keeps the allow path to a handful of allocations.
 var (
-	okStatus = &rpcstatus.Status{Code: int32(codes.OK)}
+	okStatus           = &rpcstatus.Status{Code: int32(codes.OK)}
+	retryAfterNotReady = setHeader("retry-after", "5")
 )
 
 // identityView is an identity rendered once for every response that carries it.
@@ -139,8 +140,11 @@ type denyTemplate struct {
 func newDenyTemplate(f Fault, format Format) *denyTemplate {
 	body, ctype := f.body(format)
 	code := codes.PermissionDenied
-	if f.Status == 401 {
+	switch f.Status {
+	case 401:
 		code = codes.Unauthenticated
+	case 503:
+		code = codes.Unavailable
 	}
 	return &denyTemplate{fault: f, body: string(body), ctype: setHeader("content-type", ctype),
 		status: &rpcstatus.Status{Code: int32(code), Message: f.Message}}
@@ -160,6 +164,9 @@ func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
 		if e.cfg.RateLimitHeaders {
 			headers = append(headers, rateLimitHeaders(o.limit)...)
 		}
+	}
+	if t.fault.Status == 503 {
+		headers = append(headers, retryAfterNotReady)
 	}
 	return &authv3.CheckResponse{
 		Status: t.status,

@@ -84,6 +84,11 @@ type Server struct {
 	// secrets are the TLS secrets stored in etcd, by name.
 	secrets map[string]build.Secret
 	kick    chan struct{}
+	// Nothing is published before the catalogue and every sink handed out (Endpoints,
+	// Secrets) have had their first Reset: a snapshot built from part of the state would
+	// tell Envoy to drop what it has. With nothing published, xDS requests wait.
+	haveCatalog bool
+	pending     map[string]bool
 }
 
 // group is what was last published for one gateway group.
@@ -110,7 +115,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 		cfg.Debounce = 2 * time.Millisecond
 	}
 	s := &Server{cfg: cfg, log: log, m: newMetrics(reg), discovery: map[string]string{},
-		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil)}
+		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil), pending: map[string]bool{}}
 	s.envoyCache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
 	s.grpcCache = cachev3.NewSnapshotCache(false, nodeGroup{}, log.Sugar().Named("grpc-cache"))
 	s.edsCaches = map[string]*edsCache{}
@@ -147,13 +152,45 @@ func (s *Server) Register(ctx context.Context, g *grpc.Server) {
 // SetCatalog takes a new API catalogue (from internal/catalog's OnChange).
 func (s *Server) SetCatalog(c *apimodel.Catalog) {
 	s.mu.Lock()
-	s.catalog, s.dirtyConfig = c, true
+	s.catalog, s.dirtyConfig, s.haveCatalog = c, true, true
 	s.mu.Unlock()
 	s.poke()
 }
 
+// expect notes that a sink was handed out: nothing is published before its first Reset.
+func (s *Server) expect(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, seen := s.pending[what]; !seen {
+		s.pending[what] = true
+	}
+}
+
+// loaded notes a sink's first Reset; it is called with s.mu held.
+func (s *Server) loaded(what string) { s.pending[what] = false }
+
+// primed reports whether everything expected has been loaded; s.mu is held.
+func (s *Server) primed() bool {
+	if !s.haveCatalog {
+		return false
+	}
+	for _, p := range s.pending {
+		if p {
+			return false
+		}
+	}
+	return true
+}
+
+// Primed reports whether the control plane has what it needs to publish (readiness).
+func (s *Server) Primed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.primed()
+}
+
 // Endpoints is the store.Sink for the endpoints/ range.
-func (s *Server) Endpoints() store.Sink { return endpointSink{s} }
+func (s *Server) Endpoints() store.Sink { s.expect("endpoints"); return endpointSink{s} }
 
 type endpointSink struct{ s *Server }
 
@@ -165,6 +202,7 @@ func (e endpointSink) Reset(kvs []store.KV) {
 	}
 	e.s.dirtyEndpoints = true
 	e.s.changedKeys = nil
+	e.s.loaded("endpoints")
 	e.s.mu.Unlock()
 	e.s.poke()
 }
@@ -188,7 +226,7 @@ func (e endpointSink) Update(ev store.Event) {
 }
 
 // Secrets is the store.Sink for the secrets/ range.
-func (s *Server) Secrets() store.Sink { return secretSink{s} }
+func (s *Server) Secrets() store.Sink { s.expect("secrets"); return secretSink{s} }
 
 type secretSink struct{ s *Server }
 
@@ -231,6 +269,7 @@ func (k secretSink) Reset(kvs []store.KV) {
 	}
 	k.s.mu.Lock()
 	k.s.secrets, k.s.dirtyConfig = m, true
+	k.s.loaded("secrets")
 	k.s.mu.Unlock()
 	k.s.poke()
 }
@@ -314,6 +353,10 @@ func (s *Server) Run(ctx context.Context) {
 // publish rebuilds what changed for every group and hands valid snapshots to the cache.
 func (s *Server) publish(ctx context.Context) {
 	s.mu.Lock()
+	if !s.primed() {
+		s.mu.Unlock()
+		return // what changed stays marked; the first Reset still to come pokes again
+	}
 	full, eds, keys := s.dirtyConfig, s.dirtyEndpoints, s.changedKeys
 	s.dirtyConfig, s.dirtyEndpoints, s.changedKeys = false, false, nil
 	cat := s.catalog

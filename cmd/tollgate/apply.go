@@ -162,6 +162,11 @@ func applyCmd(ctx context.Context, args []string) error {
 
 // connect opens the store that cfg names; without endpoints it is the embedded default's.
 func connect(cfg config.Config, log *zap.Logger) (*store.Store, error) {
+	return connectStore(cfg, log, func(*store.Config) {})
+}
+
+// connectStore connects with the configured etcd; more adds what a server needs.
+func connectStore(cfg config.Config, log *zap.Logger, more func(*store.Config)) (*store.Store, error) {
 	eps := cfg.Etcd.Endpoints
 	if len(eps) == 0 {
 		eps = []string{cfg.Etcd.EmbeddedClientAddr}
@@ -178,6 +183,7 @@ func connect(cfg config.Config, log *zap.Logger) (*store.Store, error) {
 		}
 		sc.Password = string(trimNewline(b))
 	}
+	more(&sc)
 	return store.Connect(sc, log)
 }
 

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,7 +97,10 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		cfg.Etcd.Endpoints = []string{emb.Endpoint}
 		log.Info("embedded etcd started", zap.String("dir", dir), zap.String("endpoint", emb.Endpoint))
 	}
-	st, err := connect(cfg, log)
+	adm := admin.New()
+	st, err := connectStore(cfg, log, func(sc *store.Config) {
+		sc.CacheDir, sc.Registerer = cfg.CacheDir(), adm.Registry()
+	})
 	if err != nil {
 		return err
 	}
@@ -110,15 +112,19 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		log.Info("applied definitions", zap.Int("count", len(fl)))
 	}
 
-	adm := admin.New()
+	// Every consumer is wired before the first range is followed, so none misses the state
+	// that is loaded at start; each followed range is a readiness check.
+	type followed struct {
+		rel  string
+		sink store.Sink
+	}
+	var follows []followed
+	follow := func(rel string, sink store.Sink) {
+		follows = append(follows, followed{rel, sink})
+		adm.Ready("etcd "+rel, func() error { return st.Ready(rel) })
+	}
 	reg := catalog.New(log.Named("catalog"), adm.Registry())
-	var apisSynced atomic.Bool
-	adm.Ready("etcd", func() error {
-		if !apisSynced.Load() {
-			return errors.New("not in step with etcd (API definitions may be stale)")
-		}
-		return nil
-	})
+	follow(store.APIs, reg)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
@@ -136,19 +142,11 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 			t.Stop()
 		}()
 	}
-	wg.Go(func() { st.Follow(ctx, store.APIs, reg, apisSynced.Store) })
 
 	var authzAddr, xdsAddr string
 	if r.authz {
 		revoked := revocation.New(log.Named("revocation"), adm.Registry())
-		var revSynced atomic.Bool
-		adm.Ready("revocations", func() error {
-			if !revSynced.Load() {
-				return errors.New("revocation list not in step with etcd (it may be stale)")
-			}
-			return nil
-		})
-		wg.Go(func() { st.Follow(ctx, store.Revoked, revoked, revSynced.Store) })
+		follow(store.Revoked, revoked)
 		if cfg.Admin.TokenFile != "" {
 			tok, err := os.ReadFile(cfg.Admin.TokenFile)
 			if err != nil {
@@ -162,7 +160,7 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		if err != nil {
 			return err
 		}
-		wg.Go(func() { st.Follow(ctx, store.Policies, engine, nil) })
+		follow(store.Policies, engine)
 		creds, err := newCredentials(cfg)
 		if err != nil {
 			return err
@@ -176,9 +174,12 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 				log.Error("stored credential ignored", zap.String("kind", kind), zap.String("key", key), zap.Error(err))
 			})
 		}
-		wg.Go(func() { st.Follow(ctx, store.Users, creds.users, nil) })
-		wg.Go(func() { st.Follow(ctx, store.APIKeys, creds.keys, nil) })
-		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, engine, creds, adm, log)
+		follow(store.Users, creds.users)
+		follow(store.APIKeys, creds.keys)
+		// Until the APIs and the revocations are loaded (from etcd or the local copy) the
+		// enforcer cannot decide: it answers 503, not "no such resource".
+		loaded := func() bool { return reg.Loaded() && revoked.Loaded() }
+		enf, ver, err := newEnforcer(cfg, *dev, reg, revoked, loaded, engine, creds, adm, log)
 		if err != nil {
 			return err
 		}
@@ -202,15 +203,8 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 			return err
 		}
 		reg.OnChange(cp.SetCatalog)
-		var endpointsSynced atomic.Bool
-		adm.Ready("endpoints", func() error {
-			if !endpointsSynced.Load() {
-				return errors.New("endpoints not in step with etcd")
-			}
-			return nil
-		})
-		wg.Go(func() { st.Follow(ctx, store.Endpoints, cp.Endpoints(), endpointsSynced.Store) })
-		wg.Go(func() { st.Follow(ctx, store.Secrets, cp.Secrets(), nil) })
+		follow(store.Endpoints, cp.Endpoints())
+		follow(store.Secrets, cp.Secrets())
 		wg.Go(func() { cp.Run(ctx) })
 		lis, err := net.Listen("tcp", cfg.XDS.Listen)
 		if err != nil {
@@ -220,6 +214,9 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		cp.Register(ctx, gs)
 		serve("xds", gs, lis)
 		xdsAddr = lis.Addr().String()
+	}
+	for _, f := range follows {
+		wg.Go(func() { st.Follow(ctx, f.rel, f.sink, nil) })
 	}
 	adminLis, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
@@ -325,7 +322,7 @@ func newCredentials(cfg config.Config) (credentialStores, error) {
 	return c, nil
 }
 
-func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, engine *ratelimit.Engine, creds credentialStores, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
+func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, loaded func() bool, engine *ratelimit.Engine, creds credentialStores, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
 	var opaque extauthz.TokenVerifier
 	for _, is := range cfg.Issuers {
@@ -381,7 +378,7 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 	} else if opaque == nil {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
 	}
-	ecfg := extauthz.Config{Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque,
+	ecfg := extauthz.Config{Loaded: loaded, Format: extauthz.Format(cfg.Authz.FaultFormat), RemoveAuthorization: cfg.Authz.RemoveAuthorization, Revocations: revoked, Opaque: opaque,
 		Throttle: engine, RateLimitHeaders: cfg.Throttling.Headers,
 		Users: creds.users, APIKeys: creds.keys, ForwardAPIKey: cfg.Authz.ForwardAPIKey,
 		ApplicationTierClaim: cfg.Throttling.ApplicationTierClaim, SubscriptionTierClaim: cfg.Throttling.SubscriptionTierClaim}

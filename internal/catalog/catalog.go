@@ -23,7 +23,12 @@ type Registry struct {
 	cur atomic.Pointer[apimodel.Catalog]
 	log *zap.Logger
 
-	mu       sync.Mutex
+	loaded atomic.Bool
+
+	mu sync.Mutex
+	// notify is held while listeners run, so each sees the catalogues in the order they
+	// were published, also the one OnChange replays.
+	notify   sync.Mutex
 	good     map[string]*apimodel.API // etcd key → last good model
 	raw      map[string]string        // etcd key → last value seen (good or not)
 	onChange []func(*apimodel.Catalog)
@@ -50,12 +55,23 @@ func New(log *zap.Logger, reg prometheus.Registerer) *Registry {
 // Load is the catalogue in force now.
 func (r *Registry) Load() *apimodel.Catalog { return r.cur.Load() }
 
+// Loaded reports whether a catalogue has been published (from etcd, the local copy, or
+// Set): before that, the registry knows nothing, which is not the same as "no APIs".
+func (r *Registry) Loaded() bool { return r.loaded.Load() }
+
 // OnChange registers f to run after each new catalogue is published (from the goroutine
-// that follows etcd).
+// that follows etcd). If one has been published already, f gets it at once: a subscriber
+// never misses the state that was loaded before it subscribed.
 func (r *Registry) OnChange(f func(*apimodel.Catalog)) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.onChange = append(r.onChange, f)
+	loaded, cur := r.loaded.Load(), r.cur.Load()
+	r.notify.Lock()
+	r.mu.Unlock()
+	defer r.notify.Unlock()
+	if loaded {
+		f(cur)
+	}
 }
 
 // Reset replaces everything with the full contents of the apis/ range.
@@ -127,9 +143,12 @@ func (r *Registry) publish() {
 	}
 	c := apimodel.NewCatalog(list)
 	r.cur.Store(c)
+	r.loaded.Store(true)
 	r.apis.Set(float64(c.Len()))
 	listeners := append([]func(*apimodel.Catalog){}, r.onChange...)
+	r.notify.Lock()
 	r.mu.Unlock()
+	defer r.notify.Unlock()
 	for _, f := range listeners {
 		f(c)
 	}

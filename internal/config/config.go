@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,6 +28,28 @@ type Config struct {
 	Log        Log        `json:"log"`
 	Issuers    []Issuer   `json:"issuers"`
 	Throttling Throttling `json:"throttling"`
+	Cache      Cache      `json:"cache"`
+}
+
+// Cache is the local copy each server keeps of what it follows in etcd, served when it
+// starts while etcd cannot be read.
+type Cache struct {
+	// Dir holds the copy (default <dataDir>/cache); files are private (0600).
+	Dir string `json:"dir"`
+	// Disabled turns the copy off: a server started while etcd is away then has nothing
+	// to serve until etcd is back.
+	Disabled bool `json:"disabled"`
+}
+
+// CacheDir is where the local copy lives, or "" when it is off.
+func (c Config) CacheDir() string {
+	if c.Cache.Disabled {
+		return ""
+	}
+	if c.Cache.Dir != "" {
+		return c.Cache.Dir
+	}
+	return filepath.Join(c.DataDir, "cache")
 }
 
 // Throttling configures how often requests may pass.

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -163,7 +165,7 @@ func (s *Store) PutDefinitions(ctx context.Context, docs, policies []Doc) (int64
 	}
 	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
 	if err != nil {
-		return 0, fmt.Errorf("storing %d definitions: %w", len(docs), err)
+		return 0, fmt.Errorf("storing %d definitions: %w", len(docs), s.Explain(err))
 	}
 	return resp.Header.Revision, nil
 }
@@ -174,7 +176,7 @@ func (s *Store) DeleteAPI(ctx context.Context, name, version string) (bool, erro
 	defer cancel()
 	resp, err := s.cli.Delete(ctx, s.APIKey(name, version))
 	if err != nil {
-		return false, fmt.Errorf("deleting %s/%s: %w", name, version, err)
+		return false, fmt.Errorf("deleting %s/%s: %w", name, version, s.Explain(err))
 	}
 	return resp.Deleted > 0, nil
 }
@@ -184,7 +186,18 @@ func (s *Store) Put(ctx context.Context, rel, value string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	if _, err := s.cli.Put(ctx, s.prefix+rel, value); err != nil {
-		return fmt.Errorf("writing %s: %w", rel, err)
+		return fmt.Errorf("writing %s: %w", rel, s.Explain(err))
 	}
 	return nil
+}
+
+// Explain adds to an error from etcd where it was asked and what to check when etcd did
+// not answer: the first thing a user needs when a command fails with etcd away.
+func (s *Store) Explain(err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) && status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+		return err
+	}
+	return fmt.Errorf("etcd at %s did not answer within %v (%w): check that it is running and reachable from here "+
+		"(etcd.endpoints in the config, or --etcd; for `tollgate run`'s embedded etcd, that run is up)",
+		strings.Join(s.cli.Endpoints(), ","), s.timeout, err)
 }

@@ -1,14 +1,12 @@
 package revocation
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -90,6 +88,9 @@ func hashOf(token string) string {
 	return hex.EncodeToString(h[:])
 }
 
+// maxBody bounds a revocation request's body.
+const maxBody = 64 << 10
+
 // Handler serves POST requests carrying a Request as JSON, for operators and for key
 // manager notifications. A caller must present adminToken as a bearer token.
 func Handler(st *store.Store, adminToken []byte) http.Handler {
@@ -106,9 +107,13 @@ func Handler(st *store.Store, adminToken []byte) http.Handler {
 			return
 		}
 		var r Request
-		dec := json.NewDecoder(io.LimitReader(req.Body, 64<<10))
+		dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&r); err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				http.Error(w, fmt.Sprintf("a revocation is at most %d bytes", maxBody), http.StatusRequestEntityTooLarge)
+				return
+			}
 			http.Error(w, "bad revocation: "+err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -117,11 +122,16 @@ func Handler(st *store.Store, adminToken []byte) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		ctx, cancel := context.WithTimeout(req.Context(), 10*time.Second)
-		defer cancel()
-		key, err := Revoke(ctx, st, kind, id, rec)
-		if err != nil {
+		key, err := Revoke(req.Context(), st, kind, id, rec)
+		if _, bad := errors.AsType[*InvalidError](err); bad {
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err != nil {
+			// etcd cannot take a write now (no quorum, unreachable): the caller must retry,
+			// so this is not a 4xx.
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

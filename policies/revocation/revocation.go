@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,8 @@ type Set struct {
 	hashes   map[string]struct{} // hex SHA-256 of tokens without a jti
 	subjects map[string]int64    // subject → issued-before, unix nanoseconds
 	clients  map[string]int64
+
+	loaded atomic.Bool
 
 	size  prometheus.Gauge
 	bad   prometheus.Counter
@@ -121,7 +124,12 @@ func (s *Set) Reset(kvs []store.KV) {
 	s.mu.Unlock()
 	s.reset.Inc()
 	s.size.Set(float64(s.Len()))
+	s.loaded.Store(true)
 }
+
+// Loaded reports whether the set has been given the range once (from etcd or the local
+// copy); before that it cannot say that a token is not revoked.
+func (s *Set) Loaded() bool { return s.loaded.Load() }
 
 // Update applies one change.
 func (s *Set) Update(ev store.Event) {
@@ -187,28 +195,38 @@ func Revoke(ctx context.Context, st *store.Store, kind, id string, r Record) (st
 	case KindJTI, KindHash:
 	case KindSubject, KindClient:
 		if r.IssuedBefore.IsZero() {
-			return "", fmt.Errorf("a %s revocation needs an issued-before time", kind)
+			return "", invalid("a %s revocation needs an issued-before time", kind)
 		}
 	default:
-		return "", fmt.Errorf("unknown revocation kind %q", kind)
+		return "", invalid("unknown revocation kind %q", kind)
 	}
 	if id == "" {
-		return "", fmt.Errorf("empty %s", kind)
+		return "", invalid("empty %s", kind)
 	}
 	ttl := int64(time.Until(r.Until).Seconds()) + 1
 	if ttl < 2 {
-		return "", fmt.Errorf("until %s has passed: the token is expired already", r.Until.Format(time.RFC3339))
+		return "", invalid("until %s has passed: the token is expired already", r.Until.Format(time.RFC3339))
 	}
 	value, _ := json.Marshal(r)
 	key := st.Prefix() + store.Revoked + kind + "/" + url.PathEscape(id)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	lease, err := st.Client().Grant(ctx, ttl)
 	if err != nil {
-		return "", fmt.Errorf("lease: %w", err)
+		return "", fmt.Errorf("etcd cannot take the revocation (lease): %w", st.Explain(err))
 	}
 	if _, err := st.Client().Put(ctx, key, string(value), clientv3.WithLease(lease.ID)); err != nil {
-		return "", err
+		return "", fmt.Errorf("etcd cannot take the revocation: %w", st.Explain(err))
 	}
 	return key, nil
+}
+
+// InvalidError is a revocation that can never be stored as given (as opposed to etcd
+// being unable to take it now).
+type InvalidError struct{ msg string }
+
+func (e *InvalidError) Error() string { return e.msg }
+
+func invalid(format string, args ...any) error {
+	return &InvalidError{fmt.Sprintf(format, args...)}
 }
