@@ -292,12 +292,21 @@ func get(t *testing.T, url string) string {
 
 func waitReady(t *testing.T, url string) {
 	t.Helper()
-	testutil.Eventually(t, "readyz", func() bool {
+	var last string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		resp, err := http.Get(url)
-		if err != nil {
-			return false
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+			last = string(b)
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready: %s", url, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -126,7 +126,9 @@ func (c *edsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, c
 			}
 		}
 	}
-	if len(send) > 0 || !ok {
+	// A client with another cache's version gets what we have at once — unless nothing
+	// has been published yet: an empty answer would tell it to drop what it has.
+	if len(send) > 0 || (!ok && c.version > 0) {
 		ch <- c.response(w, send)
 		return func() {}, nil
 	}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 )
 
 // KV is one key below a followed range; Key is relative to the range.
@@ -41,6 +44,12 @@ const (
 	backoffMin = 100 * time.Millisecond
 	backoffMax = time.Second
 )
+
+// watchAttempts numbers watch attempts, to give each its own gRPC stream.
+var watchAttempts atomic.Uint64
+
+// firstReadTimeout bounds the first read of a range that has a local copy.
+const firstReadTimeout = 2 * time.Second
 
 func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1) // uniform in [d/2, d]
@@ -80,7 +89,13 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 	first := true
 	for ctx.Err() == nil {
 		if rev == 0 {
-			r, err := s.readAll(ctx, full)
+			timeout := s.timeout
+			if first && lc != nil {
+				// With a copy to fall back on, do not keep a starting process waiting
+				// long for an etcd that is away.
+				timeout = min(timeout, firstReadTimeout)
+			}
+			r, err := s.readAll(ctx, full, timeout)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -134,8 +149,8 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 	}
 }
 
-func (s *Store) readAll(ctx context.Context, full string) (*clientv3.GetResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (s *Store) readAll(ctx context.Context, full string, timeout time.Duration) (*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return s.cli.Get(ctx, full, clientv3.WithPrefix())
 }
@@ -147,7 +162,12 @@ func (s *Store) readAll(ctx context.Context, full string) (*clientv3.GetResponse
 // cluster, when not 0, is the cluster id of a local copy that rev came from.
 func (f *follower) watch(ctx context.Context, full string, rev int64, cluster uint64, sink Sink, lc *localCopy) (int64, bool, bool) {
 	s := f.s
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	// A gRPC watch stream of its own for each attempt (the client shares one stream among
+	// contexts with the same metadata): etcd answers a progress request only when every
+	// watch on the stream has caught up, and a watch the client resumed at a future
+	// revision — another range's, or this range's previous attempt — would hold ours.
+	attempt := strconv.FormatUint(watchAttempts.Add(1), 10)
+	wctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "tollgate-watch", f.name+"#"+attempt))
 	defer cancel()
 	// From rev, not rev+1: etcd answers progress requests only for watches that start at or
 	// below its current revision, and a quiet range's rev+1 is in the future. An event at
@@ -220,9 +240,13 @@ func (f *follower) watch(ctx context.Context, full string, rev int64, cluster ui
 				rev = ev.Kv.ModRevision
 			}
 			if resp.Created {
-				// The watch is (re)established; events up to now follow. Ask at once
-				// whether it has caught up, rather than at the next tick.
-				go requestProgress()
+				// The watch is (re)established; events up to now follow. Ask soon whether
+				// it has caught up, rather than at the next tick (etcd ignores the question
+				// until the new watch is synced, which takes it up to 100ms).
+				for _, d := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond} {
+					t := time.AfterFunc(d, requestProgress)
+					defer t.Stop()
+				}
 				continue
 			}
 			if resp.IsProgressNotify() && resp.Header.Revision > rev {
