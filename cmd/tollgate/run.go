@@ -400,6 +400,7 @@ func newControlPlane(cfg config.Config, adm *admin.Server, log *zap.Logger) (*xd
 		ClientCertificates: cfg.XDS.TLS.ClientCertificates,
 		RouteTimeout:       time.Duration(cfg.XDS.RouteTimeout), ConnectTimeout: time.Duration(cfg.XDS.ConnectTimeout),
 		UpstreamCAFile: cfg.XDS.UpstreamCAFile,
+		Edge:           cfg.XDS.Edge.Build(cfg.XDS.AccessLog),
 	}
 	var secrets []build.Secret
 	if t := cfg.XDS.TLS; t.CertFile != "" {

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
 // Config is tollgate.yaml.
@@ -147,6 +148,61 @@ type XDS struct {
 	ConnectTimeout Duration `json:"connectTimeout"`
 	// UpstreamCAFile is the trust store on the Envoy host for https backends without a CA.
 	UpstreamCAFile string `json:"upstreamCAFile"`
+	// Edge is how Envoy's listeners face clients; AccessLog is where it logs requests.
+	Edge      Edge      `json:"edge"`
+	AccessLog AccessLog `json:"accessLog"`
+}
+
+// Edge is Envoy's client-facing hardening (see xds/build.Edge for each field's meaning).
+type Edge struct {
+	TrustedHops                 uint32   `json:"trustedHops"`
+	MaxRequestHeadersKB         uint32   `json:"maxRequestHeadersKB"`
+	RequestHeadersTimeout       Duration `json:"requestHeadersTimeout"`
+	StreamIdleTimeout           Duration `json:"streamIdleTimeout"`
+	RequestTimeout              Duration `json:"requestTimeout"`
+	IdleTimeout                 Duration `json:"idleTimeout"`
+	BufferLimitBytes            uint32   `json:"bufferLimitBytes"`
+	MaxConcurrentStreams        uint32   `json:"maxConcurrentStreams"`
+	InitialStreamWindowSize     uint32   `json:"initialStreamWindowSize"`
+	InitialConnectionWindowSize uint32   `json:"initialConnectionWindowSize"`
+	HeadersWithUnderscores      string   `json:"headersWithUnderscores"`
+	EscapedSlashes              string   `json:"escapedSlashes"`
+	TLSMinVersion               string   `json:"tlsMinVersion"`
+	TLSMaxVersion               string   `json:"tlsMaxVersion"`
+	CipherSuites                []string `json:"cipherSuites"`
+}
+
+// AccessLog is Envoy's access log: JSON lines to its standard output, or to Path.
+type AccessLog struct {
+	Path     string `json:"path"`
+	Disabled bool   `json:"disabled"`
+}
+
+// Build is the edge settings in the control plane's form.
+func (e Edge) Build(l AccessLog) build.Edge {
+	return build.Edge{
+		TrustedHops: e.TrustedHops, MaxRequestHeadersKB: e.MaxRequestHeadersKB,
+		RequestHeadersTimeout: time.Duration(e.RequestHeadersTimeout), StreamIdleTimeout: time.Duration(e.StreamIdleTimeout),
+		RequestTimeout: time.Duration(e.RequestTimeout), IdleTimeout: time.Duration(e.IdleTimeout),
+		BufferLimitBytes: e.BufferLimitBytes, MaxConcurrentStreams: e.MaxConcurrentStreams,
+		InitialStreamWindowSize: e.InitialStreamWindowSize, InitialConnectionWindow: e.InitialConnectionWindowSize,
+		HeadersWithUnderscores: e.HeadersWithUnderscores, EscapedSlashes: e.EscapedSlashes,
+		TLSMinVersion: e.TLSMinVersion, TLSMaxVersion: e.TLSMaxVersion, CipherSuites: e.CipherSuites,
+		AccessLog: build.AccessLog{Path: l.Path, Disabled: l.Disabled},
+	}
+}
+
+func edgeDefaults() Edge {
+	d := build.DefaultEdge()
+	return Edge{
+		TrustedHops: d.TrustedHops, MaxRequestHeadersKB: d.MaxRequestHeadersKB,
+		RequestHeadersTimeout: Duration(d.RequestHeadersTimeout), StreamIdleTimeout: Duration(d.StreamIdleTimeout),
+		RequestTimeout: Duration(d.RequestTimeout), IdleTimeout: Duration(d.IdleTimeout),
+		BufferLimitBytes: d.BufferLimitBytes, MaxConcurrentStreams: d.MaxConcurrentStreams,
+		InitialStreamWindowSize: d.InitialStreamWindowSize, InitialConnectionWindowSize: d.InitialConnectionWindow,
+		HeadersWithUnderscores: d.HeadersWithUnderscores, EscapedSlashes: d.EscapedSlashes,
+		TLSMinVersion: d.TLSMinVersion, TLSMaxVersion: d.TLSMaxVersion,
+	}
 }
 
 // TLS is the certificate Envoy's HTTPS listener serves, served to Envoy over SDS.
@@ -230,7 +286,7 @@ func Default() Config {
 		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192},
 		XDS: XDS{Listen: "127.0.0.1:18000", HTTPPort: 8080, Groups: []string{"default"},
 			RouteTimeout: Duration(15 * time.Second), ConnectTimeout: Duration(5 * time.Second),
-			UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt"},
+			UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt", Edge: edgeDefaults()},
 		Admin: Admin{Listen: "127.0.0.1:9902"},
 		Log:   Log{Level: "info", Format: "console"},
 		Throttling: Throttling{Backend: "local", Headers: true, ApplicationTierClaim: "application_tier", SubscriptionTierClaim: "subscription_tier",
@@ -302,6 +358,9 @@ func (c *Config) Validate() error {
 	case "", "optional", "require":
 	default:
 		return fmt.Errorf("xds.tls.clientCertificates %q must be optional or require", c.XDS.TLS.ClientCertificates)
+	}
+	if err := c.XDS.Edge.Build(c.XDS.AccessLog).Check(); err != nil {
+		return fmt.Errorf("xds.edge: %w", err)
 	}
 	if (c.XDS.TLS.CertFile == "") != (c.XDS.TLS.KeyFile == "") {
 		return fmt.Errorf("xds.tls.certFile and xds.tls.keyFile go together")

@@ -37,6 +37,8 @@ type Options struct {
 	// UpstreamCAFile is the trust store, on the Envoy host, that verifies https backends
 	// without a CA of their own (default /etc/ssl/certs/ca-certificates.crt).
 	UpstreamCAFile string
+	// Edge is how the gateway's listeners face clients (edge.go).
+	Edge Edge
 }
 
 // Names of fixed resources.
@@ -49,6 +51,7 @@ const (
 )
 
 func (o *Options) defaults() {
+	o.Edge.defaults()
 	if o.AuthzCluster == "" {
 		o.AuthzCluster = "tollgate_authz"
 	}

@@ -1,8 +1,6 @@
 package build
 
 import (
-	"time"
-
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
@@ -21,15 +19,17 @@ import (
 func listeners(apis []apiRoutes, opt Options) (out, grpc []types.Resource) {
 	if opt.HTTPPort != 0 {
 		out = append(out, &listenerv3.Listener{
-			Name:         ListenerHTTP,
-			Address:      socket("0.0.0.0", opt.HTTPPort),
-			FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter("http", opt)}}},
+			Name:                          ListenerHTTP,
+			Address:                       socket("0.0.0.0", opt.HTTPPort),
+			PerConnectionBufferLimitBytes: wrapperspb.UInt32(opt.Edge.BufferLimitBytes),
+			FilterChains:                  []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter("http", opt)}}},
 		})
 	}
 	if opt.HTTPSPort != 0 {
 		common := &tlsv3.CommonTlsContext{
 			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: ServerCertSecret, SdsConfig: ADS()}},
 			AlpnProtocols:                  []string{"h2", "http/1.1"},
+			TlsParams:                      opt.Edge.tlsParams(),
 		}
 		down := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 		if opt.ClientCertificates != "" {
@@ -39,8 +39,9 @@ func listeners(apis []apiRoutes, opt Options) (out, grpc []types.Resource) {
 			down.RequireClientCertificate = wrapperspb.Bool(opt.ClientCertificates == "require")
 		}
 		out = append(out, &listenerv3.Listener{
-			Name:    ListenerHTTPS,
-			Address: socket("0.0.0.0", opt.HTTPSPort),
+			Name:                          ListenerHTTPS,
+			Address:                       socket("0.0.0.0", opt.HTTPSPort),
+			PerConnectionBufferLimitBytes: wrapperspb.UInt32(opt.Edge.BufferLimitBytes),
 			FilterChains: []*listenerv3.FilterChain{{
 				Filters: []*listenerv3.Filter{hcmFilter("https", opt)},
 				TransportSocket: &corev3.TransportSocket{
@@ -81,6 +82,9 @@ func hcmFilter(prefix string, opt Options) *listenerv3.Filter {
 		StatusOnError:          &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
 		// The enforcer may set the environment header: pick the route again after it.
 		ClearRouteCache: true,
+		// Header values as bytes: a value that is not UTF-8 reaches the enforcer, which
+		// denies it, instead of failing the CheckRequest's decoding.
+		EncodeRawHeaders: true,
 	}
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: prefix,
@@ -94,10 +98,8 @@ func hcmFilter(prefix string, opt Options) *listenerv3.Filter {
 			{Name: extAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
 			routerFilter(),
 		},
-		RequestTimeout:    durationpb.New(5 * time.Minute),
-		StreamIdleTimeout: durationpb.New(5 * time.Minute),
-		UseRemoteAddress:  wrapperspb.Bool(true),
 	}
+	opt.Edge.harden(hcm)
 	return &listenerv3.Filter{
 		Name:       "envoy.filters.network.http_connection_manager",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
