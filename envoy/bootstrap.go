@@ -22,6 +22,10 @@ type Bootstrap struct {
 	Cluster   string // the gateway group
 	XDS       string // host:port of tollgate xds
 	AdminPort int
+	// MaxHeapBytes (default 2 GiB) and MaxConnections (default 50,000) feed the overload
+	// manager.
+	MaxHeapBytes   uint64
+	MaxConnections uint64
 }
 
 // Render writes the bootstrap YAML.
@@ -40,6 +44,12 @@ func (b Bootstrap) Render() ([]byte, error) {
 	if b.AdminPort == 0 {
 		b.AdminPort = 9901
 	}
+	if b.MaxHeapBytes == 0 {
+		b.MaxHeapBytes = 2 << 30
+	}
+	if b.MaxConnections == 0 {
+		b.MaxConnections = 50000
+	}
 	kind := "STATIC"
 	if net.ParseIP(host) == nil {
 		kind = "STRICT_DNS"
@@ -48,6 +58,7 @@ func (b Bootstrap) Render() ([]byte, error) {
 	err = bootstrap.Execute(&out, map[string]any{
 		"NodeID": strconv.Quote(b.NodeID), "Cluster": strconv.Quote(b.Cluster),
 		"XDSHost": host, "XDSPort": p, "XDSType": kind, "AdminPort": b.AdminPort,
+		"MaxHeapBytes": b.MaxHeapBytes, "MaxConnections": b.MaxConnections,
 	})
 	return out.Bytes(), err
 }

@@ -88,6 +88,21 @@ func TestRenderedBootstrapIsValid(t *testing.T) {
 		if b.GetNode().GetId() != "envoy-1" || b.GetNode().GetCluster() != "edge" || b.GetDynamicResources().GetAdsConfig() == nil {
 			t.Errorf("bootstrap %v", b)
 		}
+		om := b.GetOverloadManager()
+		var monitors, actions []string
+		for _, m := range om.GetResourceMonitors() {
+			monitors = append(monitors, m.GetName())
+		}
+		for _, a := range om.GetActions() {
+			actions = append(actions, a.GetName())
+		}
+		if strings.Join(monitors, ",") != "envoy.resource_monitors.fixed_heap,envoy.resource_monitors.global_downstream_max_connections" ||
+			strings.Join(actions, ",") != "envoy.overload_actions.shrink_heap,envoy.overload_actions.stop_accepting_requests" {
+			t.Errorf("overload manager: monitors %v, actions %v", monitors, actions)
+		}
+		if !strings.Contains(string(out), "max_heap_size_bytes: 2147483648") || !strings.Contains(string(out), "max_active_downstream_connections: 50000") {
+			t.Errorf("overload limits:\n%s", out)
+		}
 	}
 	if _, err := (Bootstrap{NodeID: "x", Cluster: "y", XDS: "no-port"}).Render(); err == nil {
 		t.Error("bad address accepted")
