@@ -122,7 +122,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
-		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady} {
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -167,6 +167,12 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 	if e.cfg.Loaded != nil && !e.cfg.Loaded() {
 		return outcome{fault: &FaultNotReady, reason: "APIs or revocations not loaded yet"}
 	}
+	if hadInvalidUTF8(req) {
+		return outcome{fault: &FaultBadBytes, reason: "bytes that are not UTF-8 in a string field"}
+	}
+	if f, why := readRawHeaders(h); f != nil {
+		return outcome{fault: f, reason: why}
+	}
 	cat := e.apis.Load()
 	var api *apimodel.API
 	var op *apimodel.Operation
@@ -179,6 +185,10 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 		return outcome{fault: &FaultNoResource, api: api, reason: "no operation matches"}
 	}
 	o := outcome{api: api, op: op}
+	if twoCredentials(h, api) {
+		o.fault, o.reason = &FaultTwoCredentials, "more than one credential in the authorization header"
+		return o
+	}
 	if ctx.Err() != nil {
 		o.fault, o.reason = &FaultInternal, "request cancelled"
 		return o

@@ -34,6 +34,11 @@ var (
 	FaultThrottledCustom       = Fault{900806, 429, "Message throttled out", "You have exceeded your quota"}
 	FaultPolicyNotFound        = Fault{900809, 500, "Policy not found", "The throttling policy named by the API is not defined"}
 	FaultInternal              = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure"}
+	// FaultBadBytes and FaultTwoCredentials are 400s in MGW's request-validation shape: a
+	// path, header or credential with bytes that are not UTF-8; more than one credential
+	// (RFC 6750 §2: one method, one credential).
+	FaultBadBytes       = Fault{400, 400, "Bad Request", "The request's path, a header or the credential holds bytes that are not UTF-8"}
+	FaultTwoCredentials = Fault{400, 400, "Bad Request", "More than one credential: send one Authorization header with one credential"}
 	// FaultNotReady is Tollgate's own: the enforcer has not loaded its state (etcd
 	// unreachable since it started, and no local copy). Clients may retry.
 	FaultNotReady = Fault{900950, 503, "Gateway not ready", "The gateway has not loaded its configuration yet. Try again later"}

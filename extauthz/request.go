@@ -16,13 +16,14 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
-// ServerOptions tune a gRPC server for many short calls such as Check: a pool of stream
+// ServerOptions tune a gRPC server for Check. A CheckRequest with bytes that are not UTF-8
+// is decoded and denied rather than failed (codec.go). For many short calls a pool of stream
 // workers (16 per CPU, enough for the calls a proxy keeps in flight) runs them, so a call
 // does not start a fresh goroutine whose stack then grows through protobuf decoding (about
 // 6% of the CPU of a Check; with the pool, 15–20% more Checks a second on 2 cores). When
 // every worker is busy a call gets its own goroutine as before.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.NumStreamWorkers(uint32(16 * runtime.GOMAXPROCS(0)))}
+	return []grpc.ServerOption{grpc.NumStreamWorkers(uint32(16 * runtime.GOMAXPROCS(0))), grpc.ForceServerCodecV2(newLenientCodec())}
 }
 
 // Register adds the enforcer and a gRPC health service to s.
