@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -592,11 +593,30 @@ func lower(s string) string {
 	return s
 }
 
-// requestPath is the request's path without the query string.
+// requestPath is the request's path without the query string, normalized the way the
+// generated Envoy configuration normalizes it before routing (normalize_path: dot segments
+// removed; merge_slashes; %2F and %5C unescaped), so that matching by path — for an Envoy
+// configured by hand — decides the resource Envoy would route to.
 func requestPath(h *authv3.AttributeContext_HttpRequest) string {
 	p := h.GetPath()
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
+	}
+	return normalizePath(p)
+}
+
+func normalizePath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") && !strings.Contains(p, "%") && !strings.Contains(p, "\\") {
+		return p // the common case: nothing to do, no allocation
+	}
+	for _, esc := range []string{"%2F", "%2f", "%5C", "%5c"} {
+		p = strings.ReplaceAll(p, esc, "/")
+	}
+	p = strings.ReplaceAll(p, "\\", "/")
+	trailing := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..")
+	p = path.Clean("/" + p) // dot segments and repeated slashes; never above the root
+	if trailing && p != "/" {
+		p += "/"
 	}
 	return p
 }
