@@ -363,7 +363,7 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 		var err error
 		ver, err = jwt.New(jwt.Config{
 			Issuers: issuers, CacheSize: cfg.Authz.TokenCacheSize, MaxTokenBytes: cfg.Authz.MaxTokenBytes,
-			ClaimHeaders: cfg.Authz.ClaimHeaders, Attach: extauthz.Attach,
+			ClaimHeaders: cfg.Authz.ClaimHeaders, Attach: extauthz.Attach, CacheDir: cfg.CacheDir(),
 		}, log.Named("jwt"), adm.Registry())
 		if err != nil {
 			return nil, nil, err

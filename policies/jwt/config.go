@@ -54,6 +54,9 @@ type Config struct {
 	ClaimHeaders map[string]string
 	// Attach, if set, runs once per verified token; its result is Identity.Attachment.
 	Attach func(*Identity) any
+	// CacheDir keeps each JWKS URL's last fetched document, loaded at start so that an
+	// enforcer started while the IdP is away still verifies tokens ("" turns it off).
+	CacheDir string
 }
 
 var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}

@@ -128,7 +128,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, err
 		if _, dup := v.issuers[c.Issuer]; dup {
 			return nil, fmt.Errorf("issuer %q is configured twice", c.Issuer)
 		}
-		src, err := newSource(c, client, log, m)
+		src, err := newSource(c, client, log, m, cfg.CacheDir)
 		if err != nil {
 			return nil, fmt.Errorf("loading keys of issuer %q: %w", c.Name, err)
 		}
@@ -141,6 +141,16 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, err
 			is.audSet[a] = true
 		}
 		v.issuers[c.Issuer] = is
+		if src.remote() && reg != nil {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "tollgate_jwks_age_seconds",
+				Help:        "Seconds since the issuer's keys were last fetched (for keys from the local copy, since the copy was written); absent until there are keys.",
+				ConstLabels: prometheus.Labels{"issuer": c.Name}}, func() float64 {
+				if t := src.fetched.Load(); t != 0 {
+					return time.Since(time.Unix(0, t)).Seconds()
+				}
+				return -1
+			}))
+		}
 	}
 	valid := make([]string, 0, len(methods))
 	for a := range methods {

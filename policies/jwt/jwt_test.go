@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"context"
 	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/base64"
@@ -303,4 +304,52 @@ func tamper(tok string) string {
 	p = []byte(strings.Replace(string(p), `"alice"`, `"admin"`, 1))
 	parts[1] = base64.RawURLEncoding.EncodeToString(p)
 	return strings.Join(parts, ".")
+}
+
+// An enforcer that starts while the IdP is away verifies tokens with the JWKS it last
+// fetched (kept in the cache directory); the copy is replaced by each good fetch.
+func TestStartWithIdPDownUsesTheLastFetchedJWKS(t *testing.T) {
+	idp := tu.NewIdP(t, "https://idp.test")
+	dir := t.TempDir()
+	cfg := IssuerConfig{Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}
+	first, err := New(Config{Issuers: []IssuerConfig{cfg}, CacheDir: dir}, zap.NewNop(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Ready() {
+		t.Fatal("keys before any fetch and with no copy")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	go first.Run(ctx)
+	tu.Eventually(t, "first fetch", first.Ready)
+	files, _ := filepath.Glob(filepath.Join(dir, "jwks-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("copies: %v", files)
+	}
+	if fi, _ := os.Stat(files[0]); fi.Mode().Perm() != 0o600 {
+		t.Errorf("copy mode %v", fi.Mode().Perm())
+	}
+	cancel()
+
+	idp.SetDown(true)
+	reg := prometheus.NewRegistry()
+	second, err := New(Config{Issuers: []IssuerConfig{cfg}, CacheDir: dir}, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go second.Run(t.Context())
+	if !second.Ready() {
+		t.Fatal("no keys from the copy")
+	}
+	if _, err := second.Verify(t.Context(), idp.Sign("rsa", "RS256", idp.Claims(aud, ""))); err != nil {
+		t.Fatalf("IdP down at start, token refused: %v", err)
+	}
+	if n, _ := testutil.GatherAndCount(reg, "tollgate_jwks_age_seconds"); n != 1 {
+		t.Errorf("jwks age metric: %d series", n)
+	}
+	// Without a copy, the same start refuses: nothing was kept.
+	none, _ := New(Config{Issuers: []IssuerConfig{cfg}, CacheDir: t.TempDir()}, zap.NewNop(), nil)
+	if _, err := none.Verify(t.Context(), idp.Sign("rsa", "RS256", idp.Claims(aud, ""))); err == nil {
+		t.Error("a token verified with no keys at all")
+	}
 }

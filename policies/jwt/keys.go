@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -14,12 +16,15 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"go.uber.org/zap"
+
+	"github.com/tollgate-gw/tollgate/internal/atomicfile"
 )
 
 // key is one verification key.
@@ -182,18 +187,28 @@ type source struct {
 	m       *metrics
 	issuer  string
 
+	// copyPath keeps the last JWKS fetched, so a restart while the IdP is away still has
+	// keys ("" when off). fetched is when keys were last fetched (or the copy written).
+	copyPath string
+	fetched  atomic.Int64
+
 	mu        sync.Mutex
 	lastFetch time.Time
 	waiting   chan struct{} // closed when the fetch asked for by refresh ends
 	kick      chan struct{}
 }
 
-func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics) (*source, error) {
+func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics, cacheDir string) (*source, error) {
 	s := &source{url: c.JWKSURL, client: client, every: c.RefreshInterval, minGap: c.MinRefreshInterval,
 		timeout: c.FetchTimeout, log: log, m: m, issuer: c.Name, kick: make(chan struct{}, 1)}
 	switch {
 	case c.JWKSURL != "":
-		// Keys arrive when Run fetches them.
+		// Keys arrive when Run fetches them; until then, from the last fetch's copy.
+		if cacheDir != "" {
+			h := sha256.Sum256([]byte(c.JWKSURL))
+			s.copyPath = filepath.Join(cacheDir, "jwks-"+hex.EncodeToString(h[:8])+".json")
+			s.loadCopy()
+		}
 	case c.JWKSFile != "":
 		data, err := os.ReadFile(c.JWKSFile)
 		if err != nil {
@@ -251,7 +266,12 @@ func (s *source) Run(ctx context.Context) {
 			s.m.jwksFetch.WithLabelValues(s.issuer, "error").Inc()
 			s.log.Warn("JWKS fetch failed; keeping the keys we have", zap.String("issuer", s.issuer), zap.String("url", s.url), zap.Error(err))
 			wait = min(retry, s.every)
-			retry = min(retry*2, time.Minute)
+			// Without any keys every token is refused: retry often until the first fetch.
+			ceiling := time.Minute
+			if !s.ready() {
+				ceiling = 5 * time.Second
+			}
+			retry = min(retry*2, ceiling)
 		} else {
 			s.m.jwksFetch.WithLabelValues(s.issuer, "ok").Inc()
 			retry = time.Second
@@ -303,7 +323,31 @@ func (s *source) fetch(ctx context.Context) error {
 		return errors.New("JWKS holds no usable signing key")
 	}
 	s.keys.Store(newKeyMap(keys))
+	s.fetched.Store(time.Now().UnixNano())
+	if s.copyPath != "" {
+		if err := atomicfile.Write(s.copyPath, data); err != nil {
+			s.log.Warn("writing the JWKS copy failed", zap.String("issuer", s.issuer), zap.String("file", s.copyPath), zap.Error(err))
+		}
+	}
 	return nil
+}
+
+// loadCopy takes the keys of the last JWKS fetched in an earlier run.
+func (s *source) loadCopy() {
+	data, err := os.ReadFile(s.copyPath)
+	if err != nil {
+		return
+	}
+	keys, err := parseJWKS(data)
+	if err != nil || len(keys) == 0 {
+		s.log.Warn("JWKS copy unusable; ignored", zap.String("issuer", s.issuer), zap.String("file", s.copyPath), zap.Error(err))
+		return
+	}
+	s.keys.Store(newKeyMap(keys))
+	if fi, err := os.Stat(s.copyPath); err == nil {
+		s.fetched.Store(fi.ModTime().UnixNano())
+	}
+	s.log.Info("JWKS from the local copy until the first fetch", zap.String("issuer", s.issuer), zap.Int("keys", len(keys)))
 }
 
 // refresh asks Run for a fetch because a token named a key we do not have. It returns a
