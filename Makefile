@@ -37,6 +37,7 @@ bench: deps
 	$(GO) run ./test/bench/xds
 	$(GO) run ./test/bench/revocation
 	$(GO) run ./test/bench/ratelimit
+	$(GO) run ./test/bench/startup
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/

@@ -1,0 +1,214 @@
+// Command startup measures how long the built binary takes, with 1,000 APIs, from process
+// start to the first full snapshot an Envoy receives (`tollgate xds`) and to the first
+// allowed Check (`tollgate authz`): once with etcd reachable, once with etcd away so that
+// both serve their local copy. It prints its numbers; it is a measurement, not a test.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/store"
+)
+
+func main() {
+	nAPIs := flag.Int("apis", 1000, "APIs (three operations each)")
+	runs := flag.Int("runs", 3, "starts of each kind (the median is printed)")
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "tollgate-bench-startup")
+	check(err)
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	check(build.Run())
+
+	etcdAddr, peer := freeAddr(), freeAddr()
+	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), ClientAddr: etcdAddr, PeerAddr: peer, NoFsync: true}, zap.NewNop())
+	check(err)
+	st, err := store.Connect(store.Config{Endpoints: []string{emb.Endpoint}}, zap.NewNop())
+	check(err)
+	ctx := context.Background()
+	docs := make([]store.Doc, *nAPIs)
+	for i := range docs {
+		docs[i] = store.Doc{Name: fmt.Sprintf("svc%d", i), Version: "v1", Data: []byte(fmt.Sprintf(`openapi: 3.0.3
+info: {title: svc%d, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:%d]
+paths:
+  /items/{id}: {get: {security: [{}], responses: {"200": {description: ok}}}}
+  /items: {get: {security: [{}], responses: {"200": {description: ok}}}, post: {responses: {"201": {description: ok}}}}
+`, i, 10000+i%20000))}
+	}
+	for i := 0; i < len(docs); i += 100 {
+		_, err := st.PutAPIs(ctx, docs[i:min(i+100, len(docs))])
+		check(err)
+	}
+	st.Close()
+
+	xdsAddr, authzAddr := freeAddr(), freeAddr()
+	cfg := func(name, listen string) string {
+		p := filepath.Join(dir, name+".yaml")
+		check(os.WriteFile(p, []byte(fmt.Sprintf(`dataDir: %s
+etcd: {endpoints: [%s], dialTimeout: 1s}
+xds: {listen: %s}
+authz: {listen: %s}
+admin: {listen: %s}
+log: {level: warn}
+`, filepath.Join(dir, "data-"+name), emb.Endpoint, xdsAddr, authzAddr, freeAddr())), 0o644))
+		return p
+	}
+	xdsCfg, authzCfg := cfg("xds", xdsAddr), cfg("authz", authzAddr)
+	want := 3 * *nAPIs
+
+	// Each server alone, so neither's start-up takes CPU from the other's on 2 cores.
+	measureApart := func() (time.Duration, time.Duration) {
+		x := start(bin, "xds", "--config", xdsCfg)
+		t0 := time.Now()
+		firstSnapshot(xdsAddr, want)
+		snap := time.Since(t0)
+		stop(x)
+		a := start(bin, "authz", "--config", authzCfg)
+		t0 = time.Now()
+		firstAllowed(authzAddr, fmt.Sprintf("/svc%d/v1/items/7", *nAPIs-1))
+		ok := time.Since(t0)
+		stop(a)
+		return snap, ok
+	}
+	var fromEtcd, fromCopy [2][]time.Duration
+	for range *runs {
+		s, a := measureApart()
+		fromEtcd[0], fromEtcd[1] = append(fromEtcd[0], s), append(fromEtcd[1], a)
+	}
+	emb.Close() // etcd away: both start from their local copy
+	for range *runs {
+		s, a := measureApart()
+		fromCopy[0], fromCopy[1] = append(fromCopy[0], s), append(fromCopy[1], a)
+	}
+	fmt.Printf("\nstart-up with %d APIs (%d operations), process start to (median of %d):\n", *nAPIs, want, *runs)
+	fmt.Printf("  %-34s %12s %18s\n", "", "full snapshot", "first allowed Check")
+	fmt.Printf("  %-34s %12v %18v\n", "from etcd", median(fromEtcd[0]), median(fromEtcd[1]))
+	fmt.Printf("  %-34s %12v %18v\n", "from the local copy (etcd away)", median(fromCopy[0]), median(fromCopy[1]))
+	fmt.Println("  (from the copy includes the 2 s a starting process gives etcd to answer before using it)")
+}
+
+func start(bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	check(cmd.Start())
+	return cmd
+}
+
+func stop(cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// firstSnapshot waits, as an Envoy would, for the route table and returns once it holds
+// want routes (the first one the control plane sends must already be complete).
+func firstSnapshot(addr string, want int) {
+	for {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		check(err)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
+		if err == nil {
+			node := &corev3.Node{Id: "bench", Cluster: "default"}
+			stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes"}})
+			for {
+				resp, err := stream.Recv()
+				if err != nil {
+					break
+				}
+				rc := &routev3.RouteConfiguration{}
+				if len(resp.Resources) > 0 && resp.Resources[0].UnmarshalTo(rc) == nil {
+					n := 0
+					for _, vh := range rc.VirtualHosts {
+						for _, r := range vh.Routes {
+							if strings.HasPrefix(r.Name, "svc") {
+								n++
+							}
+						}
+					}
+					if n >= want {
+						cancel()
+						conn.Close()
+						return
+					}
+					fmt.Fprintf(os.Stderr, "a route table with %d of %d routes was sent\n", n, want)
+				}
+				stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes"}, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
+			}
+		}
+		cancel()
+		conn.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// firstAllowed sends a Check for an open operation of the last API until it is allowed.
+func firstAllowed(addr, path string) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	check(err)
+	defer conn.Close()
+	cli := authv3.NewAuthorizationClient(conn)
+	req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: path})
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := cli.Check(ctx, req, grpc.WaitForReady(true))
+		cancel()
+		if err == nil && resp.GetOkResponse() != nil {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2].Round(time.Millisecond)
+}
+
+// freeAddr is a free loopback port below 32768 (above it the kernel picks client ports).
+func freeAddr() string {
+	for {
+		addr := "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(22000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
