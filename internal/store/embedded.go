@@ -29,6 +29,11 @@ type EmbeddedConfig struct {
 	PeerAddr   string // default 127.0.0.1:2380
 	// NoFsync trades durability for speed; for tests only.
 	NoFsync bool
+	// Name and InitialCluster ("name=http://peer,...") make the server one member of a
+	// cluster (default: a cluster of one named tollgate). Members of a new cluster must be
+	// started together: none is ready before a quorum has formed.
+	Name           string
+	InitialCluster string
 }
 
 // StartEmbedded starts the server and waits until it serves.
@@ -49,12 +54,18 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	}
 	ec := embed.NewConfig()
 	ec.Name = "tollgate"
+	if cfg.Name != "" {
+		ec.Name = cfg.Name
+	}
 	ec.Dir = cfg.Dir
 	cu := url.URL{Scheme: "http", Host: client}
 	pu := url.URL{Scheme: "http", Host: peer}
 	ec.ListenClientUrls, ec.AdvertiseClientUrls = []url.URL{cu}, []url.URL{cu}
 	ec.ListenPeerUrls, ec.AdvertisePeerUrls = []url.URL{pu}, []url.URL{pu}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
+	if cfg.InitialCluster != "" {
+		ec.InitialCluster = cfg.InitialCluster
+	}
 	ec.UnsafeNoFsync = cfg.NoFsync
 	// etcd logs a lot at info level, and error-level noise on Close: keep warnings and up,
 	// named so they can be told from Tollgate's own.
