@@ -322,13 +322,13 @@ func (s *source) fetch(ctx context.Context) error {
 	if len(keys) == 0 {
 		return errors.New("JWKS holds no usable signing key")
 	}
-	s.keys.Store(newKeyMap(keys))
-	s.fetched.Store(time.Now().UnixNano())
 	if s.copyPath != "" {
 		if err := atomicfile.Write(s.copyPath, data); err != nil {
 			s.log.Warn("writing the JWKS copy failed", zap.String("issuer", s.issuer), zap.String("file", s.copyPath), zap.Error(err))
 		}
 	}
+	s.keys.Store(newKeyMap(keys))
+	s.fetched.Store(time.Now().UnixNano())
 	return nil
 }
 
