@@ -190,17 +190,8 @@ func TestNothingEmptyIsServedWithoutEtcdOrCopy(t *testing.T) {
 	if !strings.Contains(o.stdout, "DENIED 503") || !strings.Contains(o.stdout, "900950") || !strings.Contains(o.stdout, "retry-after") {
 		t.Errorf("an enforcer with nothing loaded: %s", o.stdout)
 	}
-	post := func(body []byte) *http.Response {
-		req, _ := http.NewRequest("POST", "http://"+pa.admin+"/revoke", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer s3cret-admin")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	if r := post([]byte(`{"jti":"j1","until":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`)); r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
+	post := func(body []byte) *http.Response { return postRevoke(t, pa.admin, "s3cret-admin", body) }
+	if r := post(revocationFor("j1")); r.StatusCode != 503 || r.Header.Get("Retry-After") == "" {
 		t.Errorf("revoke while etcd is away: %d (Retry-After %q), want 503 with Retry-After", r.StatusCode, r.Header.Get("Retry-After"))
 	}
 	if r := post(bytes.Repeat([]byte(" "), 10<<20)); r.StatusCode != 413 {
@@ -229,9 +220,27 @@ func TestNothingEmptyIsServedWithoutEtcdOrCopy(t *testing.T) {
 	testutil.Eventually(t, "enforcer loaded", func() bool {
 		return strings.Contains(tollgate(t, "check", "--config", authzCfg, "--path", "/coffeebar/v1/menu", "-H", bearer).stdout, "ALLOWED 200")
 	})
-	if r := post([]byte(`{"jti":"j1","until":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`)); r.StatusCode != 200 {
+	if r := post(revocationFor("j1")); r.StatusCode != 200 {
 		t.Errorf("revoke with etcd back: %d", r.StatusCode)
 	}
+}
+
+// postRevoke POSTs a revocation to an admin port with the admin token.
+func postRevoke(t *testing.T, admin, token string, body []byte) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+admin+"/revoke", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// revocationFor is a revocation request body for a jti, valid for an hour.
+func revocationFor(jti string) []byte {
+	return []byte(`{"jti":"` + jti + `","until":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`)
 }
 
 func flagEach(flag string, vals []string) []string {

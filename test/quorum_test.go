@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,17 +33,7 @@ func TestEtcdWithoutQuorum(t *testing.T) {
 	if o := check(); !strings.Contains(o, "ALLOWED 200") {
 		t.Fatalf("before: %s", o)
 	}
-	revoke := func() *http.Response {
-		body := `{"jti":"drill","until":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`
-		req, _ := http.NewRequest("POST", "http://"+p.admin+"/revoke", bytes.NewReader([]byte(body)))
-		req.Header.Set("Authorization", "Bearer drill-token")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	revoke := func() *http.Response { return postRevoke(t, p.admin, "drill-token", revocationFor("drill")) }
 
 	c.Stop(1, 2)
 	lost := time.Now()
