@@ -81,7 +81,11 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 		defer f.running.Store(false)
 	}
 	if lc != nil {
-		go lc.run(ctx, f.log)
+		// Follow returns only after the copy's last write, so a process that stops keeps
+		// its newest state.
+		done := make(chan struct{})
+		go func() { lc.run(ctx, f.log); close(done) }()
+		defer func() { <-done }()
 	}
 	backoff := backoffMin
 	var rev int64      // last revision applied; 0 = need a full read

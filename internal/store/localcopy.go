@@ -19,7 +19,7 @@ import (
 
 // localCopy keeps a followed range on disk, so a process that starts while etcd is away
 // serves the last state it was in step with instead of an empty one. The file is replaced
-// atomically (write, fsync, rename) at most every flushEvery while changes arrive, holds
+// atomically (write, fsync, rename) at most every flushInterval while changes arrive, holds
 // the etcd revision and cluster it reflects, and is private (0600: the ranges hold password
 // hashes and TLS keys).
 type localCopy struct {
@@ -35,6 +35,13 @@ type localCopy struct {
 }
 
 const flushEvery = 500 * time.Millisecond
+
+// flushInterval is the least time between two writes of a copy of n keys: a large range
+// (100,000 revocations) is rewritten less often, so that a steady stream of changes does
+// not cost a full rewrite twice a second; an older copy only resumes from further back.
+func flushInterval(n int) time.Duration {
+	return min(flushEvery+time.Duration(n/10000)*time.Second, 30*time.Second)
+}
 
 // copyFile is the file's format.
 type copyFile struct {
@@ -148,19 +155,20 @@ func (c *localCopy) run(ctx context.Context, log *zap.Logger) {
 			return
 		case <-c.kick:
 		}
-		c.flush(log, &failed)
-		if !sleep(ctx, flushEvery) {
+		n := c.flush(log, &failed)
+		if !sleep(ctx, flushInterval(n)) {
 			c.flush(log, &failed)
 			return
 		}
 	}
 }
 
-func (c *localCopy) flush(log *zap.Logger, failed *bool) {
+// flush writes the copy if it changed; it returns the number of keys written.
+func (c *localCopy) flush(log *zap.Logger, failed *bool) int {
 	c.mu.Lock()
 	if !c.dirty {
 		c.mu.Unlock()
-		return
+		return 0
 	}
 	f := copyFile{Range: c.name, Revision: c.rev, ClusterID: c.cluster, Written: time.Now().UTC(), KVs: make([]copyKV, 0, len(c.kvs))}
 	for k, v := range c.kvs {
@@ -176,9 +184,10 @@ func (c *localCopy) flush(log *zap.Logger, failed *bool) {
 		c.mu.Lock()
 		c.dirty = true // try again with the next change
 		c.mu.Unlock()
-		return
+		return len(f.KVs)
 	}
 	*failed = false
+	return len(f.KVs)
 }
 
 func writeAtomic(path string, v any) error {
