@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -99,7 +100,13 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 				// long for an etcd that is away.
 				timeout = min(timeout, firstReadTimeout)
 			}
-			r, err := s.readAll(ctx, full, timeout)
+			var r *clientv3.GetResponse
+			var err error
+			if first && lc != nil {
+				r, err = s.readOrGiveUp(ctx, full, timeout)
+			} else {
+				r, err = s.readAll(ctx, full, timeout)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -151,6 +158,32 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 			backoff = min(backoff*2, backoffMax)
 		}
 	}
+}
+
+// readOrGiveUp is the first read of a range that has a local copy: it stops waiting as
+// soon as no etcd endpoint can be connected to (a refused connection says so in
+// milliseconds), instead of waiting out the whole deadline.
+func (s *Store) readOrGiveUp(ctx context.Context, full string, timeout time.Duration) (*clientv3.GetResponse, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		conn := s.cli.ActiveConnection()
+		for ctx.Err() == nil {
+			st := conn.GetState()
+			if st == connectivity.TransientFailure {
+				cancel(errors.New("no etcd endpoint accepts a connection"))
+				return
+			}
+			if !conn.WaitForStateChange(ctx, st) {
+				return
+			}
+		}
+	}()
+	r, err := s.readAll(ctx, full, timeout)
+	if err != nil && context.Cause(ctx) != nil && ctx.Err() != nil {
+		err = context.Cause(ctx)
+	}
+	return r, err
 }
 
 func (s *Store) readAll(ctx context.Context, full string, timeout time.Duration) (*clientv3.GetResponse, error) {

@@ -109,7 +109,7 @@ log: {level: warn}
 	fmt.Printf("  %-34s %12s %18s\n", "", "full snapshot", "first allowed Check")
 	fmt.Printf("  %-34s %12v %18v\n", "from etcd", median(fromEtcd[0]), median(fromEtcd[1]))
 	fmt.Printf("  %-34s %12v %18v\n", "from the local copy (etcd away)", median(fromCopy[0]), median(fromCopy[1]))
-	fmt.Println("  (from the copy includes the 2 s a starting process gives etcd to answer before using it)")
+	fmt.Println("  (etcd away: connections refused; an etcd that accepts connections but does not answer gets 2 s before the copy is used)")
 }
 
 func start(bin string, args ...string) *exec.Cmd {
