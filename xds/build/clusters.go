@@ -48,6 +48,8 @@ func clusters(sets map[string]EndpointSet, opt Options) []types.Resource {
 			EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ADS()},
 			ConnectTimeout:       durationpb.New(opt.ConnectTimeout),
 			LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+			// Envoy's edge guidance: bounded buffers toward backends too.
+			PerConnectionBufferLimitBytes: wrapperspb.UInt32(opt.Edge.BufferLimitBytes),
 		}
 		if s.DNS {
 			// Host names: Envoy resolves them and follows DNS changes itself.

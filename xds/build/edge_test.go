@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	filev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
@@ -24,13 +25,23 @@ func edgeListeners(t *testing.T, o Options) map[string]*hcmv3.HttpConnectionMana
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
+	buffer := o.Edge.BufferLimitBytes
+	if buffer == 0 {
+		buffer = 32 << 10
+	}
+	for _, r := range c.Clusters {
+		cl := r.(*clusterv3.Cluster)
+		if got := cl.GetPerConnectionBufferLimitBytes().GetValue(); cl.Name != "tollgate_authz" && got != buffer {
+			t.Errorf("cluster %s: buffer limit %d", cl.Name, got)
+		}
+	}
 	out := map[string]*hcmv3.HttpConnectionManager{}
 	for _, r := range c.Listeners {
 		l := r.(*listenerv3.Listener)
 		if err := validate.Message(l); err != nil {
 			t.Fatalf("listener %s: %v", l.Name, err)
 		}
-		if got := l.GetPerConnectionBufferLimitBytes().GetValue(); got != o.Edge.BufferLimitBytes && !(o.Edge.BufferLimitBytes == 0 && got == 32<<10) {
+		if got := l.GetPerConnectionBufferLimitBytes().GetValue(); got != buffer {
 			t.Errorf("%s: buffer limit %d", l.Name, got)
 		}
 		h := &hcmv3.HttpConnectionManager{}
