@@ -4,9 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,7 +86,7 @@ func newEnforcer(t testing.TB, cfg extauthz.Config, cacheSize int, defs ...strin
 // serveRig puts an enforcer behind a real gRPC socket.
 func serveRig(t *testing.T, e *extauthz.Enforcer, idp *tu.IdP, reg *catalog.Registry) *rig {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := tu.ListenLow()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +409,7 @@ func TestRevokedTokenIsDeniedEvenWhenCached(t *testing.T) {
 
 // Opaque tokens are introspected (RFC 7662) and revocable by their hash.
 func TestOpaqueTokens(t *testing.T) {
-	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	idp := tu.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.FormValue("token") {
 		case "opaque-good", "opaque-revoked":
 			w.Write([]byte(`{"active":true,"scope":"read:menu","sub":"carol","client_id":"app-9"}`))

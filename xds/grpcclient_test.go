@@ -3,7 +3,6 @@ package xds_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -12,13 +11,15 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	grpcxds "google.golang.org/grpc/xds" // registers the xDS resolver and balancers
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // backend is a real gRPC server; its health service reports SERVING for its own name only,
 // so a call tells which backend answered.
 func backend(t *testing.T, name string) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := testutil.ListenLow()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package xds_test
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,7 +46,7 @@ func startPlane(t testing.TB) *plane {
 	go st.Follow(ctx, store.APIs, reg, nil)
 	go st.Follow(ctx, store.Endpoints, srv.Endpoints(), nil)
 	go srv.Run(ctx)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := tu.ListenLow()
 	if err != nil {
 		t.Fatal(err)
 	}

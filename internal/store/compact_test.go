@@ -1,6 +1,9 @@
 package store
 
 import (
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"testing"
 
 	"go.uber.org/zap"
@@ -14,7 +17,7 @@ func (c *countSink) Update(Event) { c.updates++ }
 // A watch resuming from a compacted revision must say so, so that Follow reads the range
 // again instead of silently missing what was compacted away.
 func TestWatchFromCompactedRevisionAsksForReload(t *testing.T) {
-	srv, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", NoFsync: true}, zap.NewNop())
+	srv, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir(), ClientAddr: lowAddr(t), PeerAddr: lowAddr(t), NoFsync: true}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,4 +43,18 @@ func TestWatchFromCompactedRevisionAsksForReload(t *testing.T) {
 	if !compacted || sink.updates != 0 {
 		t.Fatalf("compacted=%v updates=%d, want true and 0", compacted, sink.updates)
 	}
+}
+
+// lowAddr is a free loopback address below 32768 (this package cannot use testutil, which
+// imports it).
+func lowAddr(t *testing.T) string {
+	for range 200 {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000)))
+		if err == nil {
+			defer l.Close()
+			return l.Addr().String()
+		}
+	}
+	t.Fatal("no free port below 32768")
+	return ""
 }

@@ -23,7 +23,7 @@ type Etcd struct {
 // StartEtcd starts an embedded etcd on random loopback ports; it stops when the test ends.
 func StartEtcd(t testing.TB) *Etcd {
 	t.Helper()
-	e := &Etcd{t: t, cfg: store.EmbeddedConfig{Dir: t.TempDir(), ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0", NoFsync: true}}
+	e := &Etcd{t: t, cfg: store.EmbeddedConfig{Dir: t.TempDir(), ClientAddr: FreeAddr(t), PeerAddr: FreeAddr(t), NoFsync: true}}
 	e.Start()
 	t.Cleanup(e.Stop)
 	return e

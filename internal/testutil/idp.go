@@ -41,7 +41,7 @@ func NewIdP(t testing.TB, issuer string) *IdP {
 	p.AddKey("rsa", RSAKey(t))
 	p.AddKey("ec", ECKey(t, elliptic.P256()))
 	p.AddKey("ed", EdKey(t))
-	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
+	p.srv = NewHTTPServer(t, http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
 	return p
 }

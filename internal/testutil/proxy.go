@@ -21,7 +21,7 @@ type Proxy struct {
 
 // NewProxy forwards a random loopback port to target; it closes when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := ListenLow()
 	if err != nil {
 		t.Fatal(err)
 	}

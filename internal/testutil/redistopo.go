@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,18 +25,52 @@ import (
 // FreeAddr is a loopback address nobody listens on (yet).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	// Below 32768: the range above is where the kernel picks client ports, so a port
-	// found free there may be taken by an outgoing connection before the server binds it.
-	for range 100 {
-		addr := "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(22000))
-		l, err := net.Listen("tcp", addr)
-		if err == nil {
-			l.Close()
-			return addr
+	l, err := ListenLow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// NewHTTPServer is httptest.NewServer on a port below 32768 (see ListenLow); it closes
+// when the test ends.
+func NewHTTPServer(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	l, err := ListenLow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// LowAddr is a free loopback address below 32768 (see ListenLow).
+func LowAddr() (string, error) {
+	l, err := ListenLow()
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// ListenLow listens on a free loopback port below 32768: the range above is where the
+// kernel picks client ports, so a port found free there may be taken by an outgoing
+// connection before a server binds it. Tests and benchmarks listen here.
+func ListenLow() (net.Listener, error) {
+	var err error
+	for range 200 {
+		var l net.Listener
+		if l, err = net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(10000+rand.IntN(22000))); err == nil {
+			return l, nil
 		}
 	}
-	t.Fatal("no free port below 32768")
-	return ""
+	return nil, fmt.Errorf("no free port below 32768: %w", err)
 }
 
 // startProcess starts redis-server with args and waits until addr accepts connections; it

@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // idp is a real local RFC 7662 endpoint with a table of tokens.
@@ -26,7 +28,7 @@ type idp struct {
 
 func newIdP(t *testing.T) *idp {
 	p := &idp{table: map[string]map[string]any{}}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p.srv = testutil.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.calls.Add(1)
 		time.Sleep(time.Duration(p.delay.Load()))
 		if id, secret, ok := r.BasicAuth(); !ok || id != "gateway" || secret != "gw-secret" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -179,7 +178,7 @@ func TestAdminEndpoint(t *testing.T) {
 	e := tu.StartEtcd(t)
 	st := e.Store("/tollgate/")
 	r := follow(t, st)
-	srv := httptest.NewServer(Handler(st, []byte("s3cret-admin-token")))
+	srv := tu.NewHTTPServer(t, Handler(st, []byte("s3cret-admin-token")))
 	defer srv.Close()
 	post := func(auth, body string) int {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(body))
@@ -210,7 +209,7 @@ func TestAdminEndpoint(t *testing.T) {
 		t.Fatalf("good request: %d", c)
 	}
 	tu.Eventually(t, "revoked through the endpoint", func() bool { return r.set.Revoked(Token{ID: "x"}) })
-	if off := httptest.NewServer(Handler(st, nil)); true {
+	if off := tu.NewHTTPServer(t, Handler(st, nil)); true {
 		defer off.Close()
 		resp, _ := http.Post(off.URL, "application/json", strings.NewReader(`{}`))
 		if resp.StatusCode != 401 {

@@ -1,7 +1,6 @@
 package rls
 
 import (
-	"net"
 	"testing"
 
 	commonrl "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
@@ -12,13 +11,15 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // Envoy's ratelimit filter, as a gRPC client, gets Tollgate's policies.
 func TestShouldRateLimitOverGRPC(t *testing.T) {
 	e := ratelimit.NewEngine(ratelimit.NewLocal(), zap.NewNop(), nil)
 	e.Update(store.Event{KV: store.KV{Key: "two", Value: []byte("kind: ThrottlingPolicy\nname: two\nrate: 2/minute\nburst: 2\n")}})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := testutil.ListenLow()
 	if err != nil {
 		t.Fatal(err)
 	}

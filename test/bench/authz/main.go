@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,6 +38,8 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/test/bench/internal/grpcload"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 const (
@@ -218,7 +219,7 @@ func cpuTime() time.Duration {
 }
 
 func serve(register func(*grpc.Server)) (authv3.AuthorizationClient, string) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := testutil.ListenLow()
 	check(err)
 	s := grpc.NewServer(extauthz.ServerOptions()...) // as tollgate's enforcer port
 	register(s)
@@ -252,7 +253,13 @@ func serveJWKS(key *rsa.PrivateKey) *httptest.Server {
 	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1"}})
 	check(err)
 	body, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
-	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	l, err := testutil.ListenLow()
+	check(err)
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	return srv
 }
 
 func check(err error) {

@@ -40,6 +40,8 @@ import (
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit/rls"
 	"github.com/tollgate-gw/tollgate/test/bench/internal/grpcload"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 const api = `openapi: 3.0.3
@@ -193,7 +195,7 @@ func (nothing) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRespon
 }
 
 func serve(register func(*grpc.Server)) (string, func()) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := testutil.ListenLow()
 	check(err)
 	s := grpc.NewServer(extauthz.ServerOptions()...) // as tollgate's enforcer port
 	register(s)
@@ -271,7 +273,7 @@ func row(name string, measure func() (grpcload.Stats, error)) {
 }
 
 func startRedis() (string, func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := testutil.ListenLow()
 	check(err)
 	addr := l.Addr().String()
 	l.Close()

@@ -17,6 +17,8 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // timedSink records when each revocation reached the enforcer's set.
@@ -44,7 +46,7 @@ func main() {
 	dir, err := os.MkdirTemp("", "tollgate-bench-revocation")
 	check(err)
 	defer os.RemoveAll(dir)
-	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"}, zap.NewNop())
+	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientAddr: lowAddr(), PeerAddr: lowAddr()}, zap.NewNop())
 	check(err)
 	defer emb.Close()
 	st, err := store.Connect(store.Config{Endpoints: []string{emb.Endpoint}}, zap.NewNop())
@@ -125,4 +127,10 @@ func check(err error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+func lowAddr() string {
+	a, err := testutil.LowAddr()
+	check(err)
+	return a
 }

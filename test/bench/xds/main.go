@@ -8,7 +8,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -31,6 +30,8 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds"
 	"github.com/tollgate-gw/tollgate/xds/build"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 func main() {
@@ -46,7 +47,7 @@ func main() {
 	dir, err := os.MkdirTemp("", "tollgate-bench-xds")
 	check(err)
 	defer os.RemoveAll(dir)
-	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientAddr: "127.0.0.1:0", PeerAddr: "127.0.0.1:0"}, zap.NewNop())
+	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientAddr: lowAddr(), PeerAddr: lowAddr()}, zap.NewNop())
 	check(err)
 	defer emb.Close()
 	st, err := store.Connect(store.Config{Endpoints: []string{emb.Endpoint}}, zap.NewNop())
@@ -104,7 +105,7 @@ paths:
 	go st.Follow(ctx, store.APIs, reg, nil)
 	go st.Follow(ctx, store.Endpoints, srv.Endpoints(), nil)
 	go srv.Run(ctx)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := testutil.ListenLow()
 	check(err)
 	gs := grpc.NewServer()
 	srv.Register(ctx, gs)
@@ -268,4 +269,10 @@ func check(err error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+func lowAddr() string {
+	a, err := testutil.LowAddr()
+	check(err)
+	return a
 }

@@ -3,7 +3,6 @@ package grpcload
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // server allows a Check whose path is /ok and denies the rest.
@@ -26,7 +27,7 @@ func (server) Check(_ context.Context, r *authv3.CheckRequest) (*authv3.CheckRes
 }
 
 func start(t *testing.T) string {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := testutil.ListenLow()
 	if err != nil {
 		t.Fatal(err)
 	}
