@@ -3,15 +3,16 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"testing"
+
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 func TestReadyzReportsFailingChecks(t *testing.T) {
 	s := New()
 	var err error = errors.New("not yet")
 	s.Ready("etcd", func() error { return err })
-	srv := httptest.NewServer(s.Handler())
+	srv := testutil.NewHTTPServer(t, s.Handler())
 	defer srv.Close()
 	resp, _ := http.Get(srv.URL + "/readyz")
 	if resp.StatusCode != 503 {
