@@ -94,19 +94,13 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 	first := true
 	for ctx.Err() == nil {
 		if rev == 0 {
-			timeout := s.timeout
+			read, timeout := s.readAll, s.timeout
 			if first && lc != nil {
 				// With a copy to fall back on, do not keep a starting process waiting
 				// long for an etcd that is away.
-				timeout = min(timeout, firstReadTimeout)
+				read, timeout = s.readOrGiveUp, min(timeout, firstReadTimeout)
 			}
-			var r *clientv3.GetResponse
-			var err error
-			if first && lc != nil {
-				r, err = s.readOrGiveUp(ctx, full, timeout)
-			} else {
-				r, err = s.readAll(ctx, full, timeout)
-			}
+			r, err := read(ctx, full, timeout)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
