@@ -10,6 +10,12 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
@@ -177,6 +183,7 @@ func TestNothingEmptyIsServedWithoutEtcdOrCopy(t *testing.T) {
 	x.waitUp()
 	a.waitUp()
 	env := connectEnvoy(t, t.Context(), px.xds, "envoy-cold")
+	delta := connectDelta(t, px.xds, "envoy-cold-delta")
 	for _, adm := range []string{px.admin, pa.admin} {
 		testutil.Eventually(t, "nothing loaded", func() bool {
 			code, body := readyz(t, adm)
@@ -207,6 +214,11 @@ func TestNothingEmptyIsServedWithoutEtcdOrCopy(t *testing.T) {
 	if n := env.received(); n != 0 {
 		t.Fatalf("the control plane answered %d times with nothing loaded; it must not answer", n)
 	}
+	select {
+	case r := <-delta:
+		t.Fatalf("the control plane answered a delta stream with nothing loaded: %d %s resources", len(r.Resources), r.TypeUrl)
+	default:
+	}
 
 	files := filesOf(makeRunArgs(t))
 	if o := tollgate(t, append([]string{"apply", "--config", xdsCfg, "--etcd", e.Endpoint()}, flagEach("-f", files)...)...); o.code != 0 {
@@ -216,6 +228,14 @@ func TestNothingEmptyIsServedWithoutEtcdOrCopy(t *testing.T) {
 	got := env.waitFor("the configuration once etcd is back", 15*time.Second, func(config) bool { return true })
 	if diff := sameConfig(got, expected(t, files)); diff != nil {
 		t.Errorf("once etcd is back:\n%s", strings.Join(diff, "\n"))
+	}
+	select {
+	case r := <-delta:
+		if len(r.Resources) == 0 {
+			t.Errorf("the first delta answer is empty (%s)", r.TypeUrl)
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("no delta answer once etcd is back")
 	}
 	testutil.Eventually(t, "enforcer loaded", func() bool {
 		return strings.Contains(tollgate(t, "check", "--config", authzCfg, "--path", "/coffeebar/v1/menu", "-H", bearer).stdout, "ALLOWED 200")
@@ -241,6 +261,42 @@ func postRevoke(t *testing.T, admin, token string, body []byte) *http.Response {
 // revocationFor is a revocation request body for a jti, valid for an hour.
 func revocationFor(jti string) []byte {
 	return []byte(`{"jti":"` + jti + `","until":"` + time.Now().Add(time.Hour).UTC().Format(time.RFC3339) + `"}`)
+}
+
+// connectDelta opens a delta ADS stream that subscribes to every cluster and listener, as
+// an Envoy with delta xDS does, and hands over each response it gets.
+func connectDelta(t *testing.T, addr, id string) <-chan *discoveryv3.DeltaDiscoveryResponse {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(t.Context(), grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: id, Cluster: "default", UserAgentName: "envoy"}
+	for _, typ := range []string{resourcev3.ClusterType, resourcev3.ListenerType} {
+		if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := make(chan *discoveryv3.DeltaDiscoveryResponse, 16)
+	go func() {
+		for {
+			r, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: r.TypeUrl, ResponseNonce: r.Nonce})
+			select {
+			case out <- r:
+			default:
+			}
+		}
+	}()
+	return out
 }
 
 func flagEach(flag string, vals []string) []string {
