@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/store"
@@ -97,4 +99,28 @@ func BenchmarkCheckBasicCached(b *testing.B) {
 func BenchmarkCheckAPIKey(b *testing.B) {
 	e, _, _ := credentialBench(b)
 	benchRequest(b, e, "/vault/v1/hkey", "", map[string]string{"x-api-key": "bench-key"})
+}
+
+// Cached RS256 token with the headers as the generated filter sends them (encode_raw_headers:
+// a header_map of raw values), ten headers as a browser or SDK sends them.
+func BenchmarkCheckCachedTokenRawHeaders(b *testing.B) {
+	e, idp := benchEnforcer(b, 0)
+	tok := idp.Sign("rsa", "RS256", idp.Claims(aud, "read:menu"))
+	req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/coffeebar/v1/menu",
+		Headers:           map[string]string{"authorization": "Bearer " + tok, "user-agent": "bench/1.0", "accept": "application/json", "accept-encoding": "gzip"},
+		ContextExtensions: map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "GET /menu"}})
+	h := req.Attributes.Request.Http
+	h.HeaderMap = &corev3.HeaderMap{}
+	for k, v := range h.Headers {
+		h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
+	}
+	h.Headers = nil
+	if resp, _ := e.Check(b.Context(), req); resp.GetOkResponse() == nil {
+		b.Fatalf("not allowed: %v", resp)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		e.Check(b.Context(), req)
+	}
 }

@@ -171,7 +171,7 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 	if hadInvalidUTF8(req) {
 		return outcome{fault: &FaultBadBytes, reason: "bytes that are not UTF-8 in a string field"}
 	}
-	if f, why := readRawHeaders(h); f != nil {
+	if f, why := checkRawHeaders(h); f != nil {
 		return outcome{fault: f, reason: why}
 	}
 	cat := e.apis.Load()
@@ -224,7 +224,7 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 // throttle asks the throttling policies that apply to the request.
 func (e *Enforcer) throttle(ctx context.Context, attrs *authv3.AttributeContext, h *authv3.AttributeContext_HttpRequest, o *outcome) {
 	r := ratelimit.Request{API: o.api.ID(), Operation: o.op.Key(), APIPolicy: o.api.Throttling, OpPolicy: o.op.Throttling,
-		Headers: h.GetHeaders(), IP: attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()}
+		IP: attrs.GetSource().GetAddress().GetSocketAddress().GetAddress()}
 	if id := o.id; id != nil {
 		r.ClientID, r.Subject, r.Claims = id.ClientID, id.Subject, id.Claims
 		r.AppPolicy, _ = id.Claims[e.cfg.ApplicationTierClaim].(string)
@@ -236,6 +236,10 @@ func (e *Enforcer) throttle(ctx context.Context, attrs *authv3.AttributeContext,
 			r.SubPolicy = wso2SubscriptionTier(id.Claims, o.api)
 		}
 	}
+	if r.APIPolicy == "" && r.OpPolicy == "" && r.AppPolicy == "" && r.SubPolicy == "" {
+		return // no policy applies: nothing to count
+	}
+	r.Headers = headerMap(h) // for policies counted by a header
 	d := e.cfg.Throttle.Decide(ctx, r)
 	o.limit = d
 	if d.Allowed {
@@ -570,14 +574,9 @@ func header(h *authv3.AttributeContext_HttpRequest, name string) (string, bool) 
 			return v, true
 		}
 	}
-	if hm := h.GetHeaderMap(); hm != nil {
-		for _, hv := range hm.GetHeaders() {
-			if strings.EqualFold(hv.GetKey(), name) {
-				if hv.GetValue() != "" {
-					return hv.GetValue(), true
-				}
-				return string(hv.GetRawValue()), true
-			}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		if strings.EqualFold(hv.GetKey(), name) {
+			return rawValue(hv), true
 		}
 	}
 	return "", false
