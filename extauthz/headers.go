@@ -71,8 +71,8 @@ func headerMap(h *authv3.AttributeContext_HttpRequest) map[string]string {
 // bearer token nor basic credentials contain one.
 func twoCredentials(h *authv3.AttributeContext_HttpRequest, api *apimodel.API) bool {
 	name := "authorization"
-	if api != nil && api.AuthHeader != "" {
-		name = lower(api.AuthHeader)
+	if api != nil && api.AuthHeader != "" && !strings.EqualFold(api.AuthHeader, name) {
+		name = api.AuthHeader
 	}
 	v, ok := header(h, name)
 	return ok && strings.IndexByte(v, ',') >= 0
