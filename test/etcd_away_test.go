@@ -136,6 +136,11 @@ paths:
 	if o := check("/coffeebar/v1/nothing"); !strings.Contains(o, "DENIED 404") {
 		t.Errorf("an unknown resource from the copy: %s", o)
 	}
+	for _, p := range []*proc{x, a} {
+		if n := len(p.log(`"range":"/tollgate/apis/"`)); n != 1 || len(p.log("serving the local copy")) == 0 {
+			t.Errorf("%s started from the copy: %d lines about apis/, want one:\n%s", p.cmd.Args[1], n, strings.Join(p.log("apis/"), "\n"))
+		}
+	}
 	if m := get(t, "http://"+pa.admin+"/metrics"); !strings.Contains(m, `tollgate_state_age_seconds{range="apis/"}`) || !strings.Contains(m, `tollgate_etcd_in_step{range="apis/"} 0`) {
 		t.Errorf("metrics lack the state's age: %.2000s", m)
 	}

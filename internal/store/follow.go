@@ -105,13 +105,15 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 				if ctx.Err() != nil {
 					return
 				}
-				f.lost(err)
 				if first && lc != nil {
 					if c, ok := lc.load(f.log); ok {
-						f.fromCopy(c)
+						f.fromCopy(c, err)
 						sink.Reset(c.kvs())
 						rev, cluster = c.Revision, c.ClusterID
 					}
+				}
+				if rev == 0 {
+					f.lost(err)
 				}
 				first = false
 				if rev == 0 {

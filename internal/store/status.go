@@ -97,11 +97,16 @@ func (f *follower) lost(err error) {
 	f.set(false, func(st *Status) { st.Err = err.Error() })
 }
 
-// fromCopy records that the consumer starts from the local copy.
-func (f *follower) fromCopy(c *copyFile) {
-	f.log.Warn("serving the local copy until etcd is back", zap.Int64("revision", c.Revision), zap.Time("written", c.Written))
+// fromCopy records that the consumer starts from the local copy because etcd could not be
+// read (err): one line says both.
+func (f *follower) fromCopy(c *copyFile, err error) {
+	f.retries.Inc()
+	f.mu.Lock()
+	f.reported = true
+	f.mu.Unlock()
+	f.log.Warn("etcd cannot be read; serving the local copy until it is back", zap.Int64("revision", c.Revision), zap.Time("written", c.Written), zap.Error(err))
 	f.set(false, func(st *Status) {
-		st.Loaded, st.FromCopy, st.Revision, st.LastInStep = true, true, c.Revision, c.Written
+		st.Loaded, st.FromCopy, st.Revision, st.LastInStep, st.Err = true, true, c.Revision, c.Written, err.Error()
 	})
 }
 
