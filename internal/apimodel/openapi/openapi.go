@@ -187,13 +187,18 @@ func (p *parser) api() *apimodel.API {
 			o.Production = ext.endpoints("production-endpoints")
 			o.Sandbox = ext.endpoints("sandbox-endpoints")
 			o.Throttling, _ = ext.str("throttling")
-			opOpen, _ := ext.boolean("disable-security")
+			// The operation's own x-wso2-disable-security wins over the API's, either way:
+			// false under an API-level true secures the operation again (as in WSO2).
+			open := apiOpen
+			if v, set := ext.boolean("disable-security"); set {
+				open = v
+			}
 			// WSO2 API Manager exports an open resource as x-auth-type: None.
 			if at, _ := op.Extensions["x-auth-type"].(string); strings.EqualFold(at, "none") {
-				opOpen = true
+				open = true
 			}
 			switch {
-			case apiOpen || opOpen:
+			case open:
 				o.Security = []apimodel.Requirement{{}}
 			case op.Security != nil:
 				o.Security = p.requirements(*op.Security)
@@ -205,10 +210,10 @@ func (p *parser) api() *apimodel.API {
 			}
 			// WSO2's older spelling of a resource's scope: x-scope on the operation adds the
 			// scope to every bearer scheme of its requirements.
-			if scope, _ := op.Extensions["x-scope"].(string); scope != "" && !(apiOpen || opOpen) {
+			if scope, _ := op.Extensions["x-scope"].(string); scope != "" && !open {
 				o.Security = withScope(o.Security, api.Schemes, scope)
 			}
-			if !(apiOpen || opOpen) {
+			if !open {
 				appSec := doc.Extensions["x-wso2-application-security"]
 				if v, ok := op.Extensions["x-wso2-application-security"]; ok {
 					appSec = v

@@ -287,3 +287,28 @@ paths:
 		t.Errorf("API keys only: %+v", keys.Security)
 	}
 }
+
+// An operation's x-wso2-disable-security overrides the API's either way: false under an
+// API-level true secures that operation (WSO2 answers 401 900902 there, not 200).
+func TestOperationDisableSecurityOverridesTheAPIs(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: Locks, version: v1}
+x-wso2-disable-security: true
+x-wso2-production-endpoints: [http://127.0.0.1:9000]
+paths:
+  /open: {get: {responses: {"200": {description: ok}}}}
+  /secured: {get: {x-wso2-disable-security: false, responses: {"200": {description: ok}}}}
+`
+	res, err := Parse("locks.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{res.API})
+	if _, op := cat.Operation("locks/v1", "GET /open"); op == nil || !op.Open() {
+		t.Errorf("/open should be open under the API's true: %+v", op)
+	}
+	_, op := cat.Operation("locks/v1", "GET /secured")
+	if op == nil || op.Open() || len(op.Security) == 0 {
+		t.Fatalf("/secured must need a credential: %+v", op)
+	}
+}

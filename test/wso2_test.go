@@ -1,0 +1,42 @@
+package test
+
+import (
+	"strings"
+	"testing"
+)
+
+// WSO2 definitions decide as they do in WSO2's gateways, through the built binary.
+func TestWSO2DefinitionsDecideAsInWSO2(t *testing.T) {
+	dir := t.TempDir()
+	p := newPorts(t)
+	cfg := serverConfig(t, dir, "run.yaml", p, "")
+	locks := write(t, dir, "locks.yaml", `openapi: 3.0.3
+info: {title: Locks, version: v1}
+x-wso2-basePath: /locks/v1
+x-wso2-disable-security: true
+x-wso2-production-endpoints: {urls: [http://127.0.0.1:9000]}
+paths:
+  /open: {get: {responses: {"200": {description: ok}}}}
+  /secured: {get: {x-wso2-disable-security: false, responses: {"200": {description: ok}}}}
+`)
+	srv := startTollgate(t, "run", "--dev", "--config", cfg, "-f", locks)
+	srv.waitUp()
+	waitReady(t, "http://"+p.admin+"/readyz")
+	check := func(path string, headers ...string) string {
+		args := []string{"check", "--config", cfg, "--path", path}
+		for _, h := range headers {
+			args = append(args, "-H", h)
+		}
+		return tollgate(t, args...).stdout
+	}
+	if o := check("/locks/v1/open"); !strings.Contains(o, "ALLOWED 200") {
+		t.Errorf("an operation open by the API's x-wso2-disable-security: %s", o)
+	}
+	if o := check("/locks/v1/secured"); !strings.Contains(o, "DENIED 401") || !strings.Contains(o, "900902") {
+		t.Errorf("x-wso2-disable-security: false under the API's true must need a credential (401 900902): %s", o)
+	}
+	tok := strings.TrimSpace(tollgate(t, "token", "--config", cfg).stdout)
+	if o := check("/locks/v1/secured", "Authorization: Bearer "+tok); !strings.Contains(o, "ALLOWED 200") {
+		t.Errorf("with a token: %s", o)
+	}
+}
