@@ -336,7 +336,7 @@ func (e *Enforcer) authenticate(c *credentials, o *outcome) {
 				ok = false
 				break
 			}
-			if missing := missingScope(r.id, use.Scopes); missing != "" {
+			if missing := missingScope(r.id, use); missing != "" {
 				fail(credResult{fault: &FaultScope, reason: "token lacks scope " + missing}, missing)
 				o.id = r.id
 				ok = false
@@ -550,8 +550,19 @@ func bearerToken(v string) (string, bool) {
 	return t, t != ""
 }
 
-func missingScope(id *jwt.Identity, need []string) string {
-	for _, s := range need {
+// missingScope says what the identity lacks of use's scopes: the first missing one when it
+// needs them all, or (space-separated, as WWW-Authenticate's scope lists them) all of them
+// when any one would do and it has none.
+func missingScope(id *jwt.Identity, use apimodel.SchemeUse) string {
+	if use.AnyScope {
+		for _, s := range use.Scopes {
+			if id.HasScope(s) {
+				return ""
+			}
+		}
+		return strings.Join(use.Scopes, " ")
+	}
+	for _, s := range use.Scopes {
 		if !id.HasScope(s) {
 			return s
 		}

@@ -15,9 +15,13 @@ info: {title: Locks, version: v1}
 x-wso2-basePath: /locks/v1
 x-wso2-disable-security: true
 x-wso2-production-endpoints: {urls: [http://127.0.0.1:9000]}
+components:
+  securitySchemes:
+    oauth: {type: oauth2, flows: {clientCredentials: {tokenUrl: https://idp.test/token, scopes: {}}}}
 paths:
   /open: {get: {responses: {"200": {description: ok}}}}
   /secured: {get: {x-wso2-disable-security: false, responses: {"200": {description: ok}}}}
+  /scoped: {get: {x-wso2-disable-security: false, security: [{oauth: [write:locks, read:locks]}], responses: {"200": {description: ok}}}}
 `)
 	srv := startTollgate(t, "run", "--dev", "--config", cfg, "-f", locks)
 	srv.waitUp()
@@ -38,5 +42,13 @@ paths:
 	tok := strings.TrimSpace(tollgate(t, "token", "--config", cfg).stdout)
 	if o := check("/locks/v1/secured", "Authorization: Bearer "+tok); !strings.Contains(o, "ALLOWED 200") {
 		t.Errorf("with a token: %s", o)
+	}
+	// WSO2's reading of [write:locks, read:locks]: either scope will do.
+	reader := strings.TrimSpace(tollgate(t, "token", "--config", cfg, "--scope", "read:locks").stdout)
+	if o := check("/locks/v1/scoped", "Authorization: Bearer "+reader); !strings.Contains(o, "ALLOWED 200") {
+		t.Errorf("one of the two scopes in a WSO2 document: %s", o)
+	}
+	if o := check("/locks/v1/scoped", "Authorization: Bearer "+tok); !strings.Contains(o, "DENIED 403") || !strings.Contains(o, "900910") {
+		t.Errorf("neither scope: %s", o)
 	}
 }

@@ -99,6 +99,9 @@ type Requirement []SchemeUse
 type SchemeUse struct {
 	Scheme string
 	Scopes []string
+	// AnyScope: a token with any one of Scopes will do (WSO2's reading); otherwise it needs
+	// them all (OpenAPI's).
+	AnyScope bool
 }
 
 // SchemeType is what kind of credential a scheme takes.

@@ -24,8 +24,8 @@ var wso2Alias = map[string]string{
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints"}
-	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints", "scopes"}
+	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "scopes"}
 )
 
 const prefix = "x-tollgate-"

@@ -161,6 +161,10 @@ func (p *parser) api() *apimodel.API {
 		api.AuthHeader = "Authorization"
 	}
 	apiOpen, _ := root.boolean("disable-security")
+	// How the scopes of one scheme in a requirement combine: OpenAPI says all of them, WSO2's
+	// gateways any one. A document written for WSO2 (any x-wso2-* extension) gets WSO2's
+	// reading; x-tollgate-scopes: any|all says it explicitly, on the document or an operation.
+	anyScopes := scopeMode(root, usesWSO2(doc))
 
 	p.schemes(api)
 	declared := doc.Security != nil
@@ -214,6 +218,7 @@ func (p *parser) api() *apimodel.API {
 				o.Security = withScope(o.Security, api.Schemes, scope)
 			}
 			if !open {
+				o.Security = withScopeMode(o.Security, scopeMode(ext, anyScopes))
 				appSec := doc.Extensions["x-wso2-application-security"]
 				if v, ok := op.Extensions["x-wso2-application-security"]; ok {
 					appSec = v
@@ -224,6 +229,62 @@ func (p *parser) api() *apimodel.API {
 		}
 	}
 	return api
+}
+
+// scopeMode reads x-tollgate-scopes (any or all) at one level; def is the level above's.
+func scopeMode(e extensions, def bool) bool {
+	v, ok := e.str("scopes")
+	if !ok {
+		return def
+	}
+	switch strings.ToLower(v) {
+	case "any":
+		return true
+	case "all":
+		return false
+	}
+	e.p.fail(e.path+"."+prefix+"scopes", "must be any or all, got %q", v)
+	return def
+}
+
+// usesWSO2 reports whether a document is written for WSO2's gateways: an x-wso2-*
+// extension on the document, a path or an operation.
+func usesWSO2(doc *openapi3.T) bool {
+	has := func(m map[string]any) bool {
+		for k := range m {
+			if strings.HasPrefix(k, "x-wso2-") {
+				return true
+			}
+		}
+		return false
+	}
+	if has(doc.Extensions) {
+		return true
+	}
+	for _, item := range doc.Paths.Map() {
+		if has(item.Extensions) {
+			return true
+		}
+		for _, op := range item.Operations() {
+			if has(op.Extensions) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withScopeMode marks every scheme use's scopes as any-of (or all-of).
+func withScopeMode(reqs []apimodel.Requirement, anyOf bool) []apimodel.Requirement {
+	out := make([]apimodel.Requirement, len(reqs))
+	for i, r := range reqs {
+		out[i] = make(apimodel.Requirement, len(r))
+		for j, use := range r {
+			use.AnyScope = anyOf && len(use.Scopes) > 0
+			out[i][j] = use
+		}
+	}
+	return out
 }
 
 // WSO2 API Manager's API key and basic-auth schemes, as its gateways read them.

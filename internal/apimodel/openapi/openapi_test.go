@@ -312,3 +312,37 @@ paths:
 		t.Fatalf("/secured must need a credential: %+v", op)
 	}
 }
+
+// x-tollgate-scopes takes any or all; the default follows the document's dialect.
+func TestScopeModeFollowsTheDialect(t *testing.T) {
+	doc := func(ext, opExt string) string {
+		return `openapi: 3.0.3
+info: {title: S, version: v1}
+` + ext + `
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+components: {securitySchemes: {o: {type: http, scheme: bearer}}}
+paths:
+  /a: {get: {` + opExt + `security: [{o: [x, y]}], responses: {"200": {description: ok}}}}
+`
+	}
+	for _, c := range []struct {
+		name, ext, opExt string
+		anyOf            bool
+	}{
+		{"plain OpenAPI: all", "", "", false},
+		{"a WSO2 extension: any", "x-wso2-auth-header: Authorization", "", true},
+		{"document says any", "x-tollgate-scopes: any", "", true},
+		{"operation says all under a WSO2 document", "x-wso2-auth-header: Authorization", "x-tollgate-scopes: all, ", false},
+	} {
+		res, err := Parse("s.yaml", []byte(doc(c.ext, c.opExt)))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := res.API.Operations[0].Security[0][0].AnyScope; got != c.anyOf {
+			t.Errorf("%s: any-of %v, want %v", c.name, got, c.anyOf)
+		}
+	}
+	if _, err := Parse("s.yaml", []byte(doc("x-tollgate-scopes: some", ""))); err == nil || !strings.Contains(err.Error(), "$.x-tollgate-scopes: must be any or all") {
+		t.Errorf("a bad mode: %v", err)
+	}
+}
