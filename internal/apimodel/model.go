@@ -294,16 +294,6 @@ func (a *API) Validate() Problems {
 			}
 		}
 	}
-	ids := make(map[string]string)
-	for _, op := range a.Operations {
-		if op.OperationID == "" {
-			continue
-		}
-		if prev, dup := ids[op.OperationID]; dup {
-			add(OpPath(op.Path, op.Method)+".operationId", "duplicate operationId %q (also on %s)", op.OperationID, prev)
-		}
-		ids[op.OperationID] = op.Key()
-	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
 	return ps
 }

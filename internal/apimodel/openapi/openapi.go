@@ -228,7 +228,40 @@ func (p *parser) api() *apimodel.API {
 			api.Operations = append(api.Operations, o)
 		}
 	}
+	p.lenientChecks(api, usesWSO2(doc))
 	return api
+}
+
+// lenientChecks turn spec problems that change neither routing nor security into
+// warnings, as WSO2's gateways accepted them: a duplicate operationId (operations are told
+// apart by method and path), and — in a WSO2 document — a requirement naming a scheme that
+// is not declared, which WSO2 reads as OAuth2 (a bearer token).
+func (p *parser) lenientChecks(api *apimodel.API, wso2 bool) {
+	ids := make(map[string]string)
+	for _, op := range api.Operations {
+		if op.OperationID == "" {
+			continue
+		}
+		if prev, dup := ids[op.OperationID]; dup {
+			p.warn(apimodel.OpPath(op.Path, op.Method)+".operationId", "duplicate operationId %q (also on %s); ignored", op.OperationID, prev)
+			continue
+		}
+		ids[op.OperationID] = op.Key()
+	}
+	if !wso2 {
+		return // an undeclared scheme stays an error (the model's validation says so)
+	}
+	for _, op := range api.Operations {
+		for j, r := range op.Security {
+			for _, use := range r {
+				if _, ok := api.Schemes[use.Scheme]; !ok {
+					api.Schemes[use.Scheme] = apimodel.Scheme{Name: use.Scheme, Type: apimodel.SchemeBearer}
+					p.warn(fmt.Sprintf("%s.security[%d]", apimodel.OpPath(op.Path, op.Method), j),
+						"security scheme %q is not declared; read as OAuth2 (a bearer token), as WSO2 does", use.Scheme)
+				}
+			}
+		}
+	}
 }
 
 // scopeMode reads x-tollgate-scopes (any or all) at one level; def is the level above's.

@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,8 +139,6 @@ paths: {/a: {get: ` + ok200 + `}}
 			"$.paths['/pets/{petId}'].get", "duplicate operation"},
 		{"duplicate path key", head + "paths:\n  /a:\n    get: " + ok200 + "\n  /a:\n    post: " + ok200 + "\n",
 			"$", "already defined"},
-		{"duplicate operationId", head + "paths:\n  /a: {get: {operationId: x, responses: {\"200\": {description: ok}}}}\n  /b: {get: {operationId: x, responses: {\"200\": {description: ok}}}}\n",
-			".operationId", "duplicate operationId"},
 		{"bad path template", head + "paths:\n  /a/{id: {get: " + ok200 + "}\n", "$.paths['/a/{id']", "well-formed"},
 		{"empty template parameter", head + "paths:\n  /a/{}: {get: " + ok200 + "}\n", "$.paths['/a/{}']", "empty or invalid"},
 		{"unknown scheme in requirement", head + "paths:\n  /a: {get: {security: [{nope: []}], responses: {\"200\": {description: ok}}}}\n",
@@ -344,5 +343,41 @@ paths:
 	}
 	if _, err := Parse("s.yaml", []byte(doc("x-tollgate-scopes: some", ""))); err == nil || !strings.Contains(err.Error(), "$.x-tollgate-scopes: must be any or all") {
 		t.Errorf("a bad mode: %v", err)
+	}
+}
+
+// Spec problems that change neither routing nor security are warnings, as WSO2 accepted
+// them: a duplicate operationId; in a WSO2 document, a requirement naming an undeclared
+// scheme, read as OAuth2 (in a plain OpenAPI document that stays an error).
+func TestLenientSpecProblemsAreWarnings(t *testing.T) {
+	const dup = `openapi: 3.0.3
+info: {title: Dup, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+paths:
+  /a: {get: {operationId: x, responses: {"200": {description: ok}}}}
+  /b: {get: {operationId: x, responses: {"200": {description: ok}}}}
+`
+	res, err := Parse("dup.yaml", []byte(dup))
+	if err != nil {
+		t.Fatalf("a duplicate operationId refused: %v", err)
+	}
+	if !strings.Contains(res.Warnings.Error(), "$.paths['/b'].get.operationId: duplicate operationId") {
+		t.Errorf("warnings: %v", res.Warnings)
+	}
+	const undeclared = `openapi: 3.0.3
+info: {title: Und, version: v1}
+%s
+paths:
+  /a: {get: {security: [{petstore_auth: [read:pets]}], responses: {"200": {description: ok}}}}
+`
+	res, err = Parse("wso2.yaml", []byte(fmt.Sprintf(undeclared, "x-wso2-production-endpoints: {urls: [http://127.0.0.1:9000]}")))
+	if err != nil {
+		t.Fatalf("WSO2 document with an undeclared scheme refused: %v", err)
+	}
+	if s := res.API.Schemes["petstore_auth"]; s.Type != apimodel.SchemeBearer || !strings.Contains(res.Warnings.Error(), "read as OAuth2") {
+		t.Errorf("scheme %+v, warnings %v", s, res.Warnings)
+	}
+	if _, err := Parse("plain.yaml", []byte(fmt.Sprintf(undeclared, "x-tollgate-production-endpoints: [http://127.0.0.1:9000]"))); err == nil || !strings.Contains(err.Error(), "unknown security scheme") {
+		t.Errorf("plain OpenAPI with an undeclared scheme: %v", err)
 	}
 }
