@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -34,7 +35,7 @@ type Result struct {
 // Parse reads one definition. file names it in problems. A definition with problems returns
 // them all as apimodel.Problems and no API.
 func Parse(file string, data []byte) (*Result, error) {
-	doc, converted, err := load(data)
+	doc, converted, fixes, err := load(data)
 	if err != nil {
 		return nil, apimodel.Problems{{File: file, Path: "$", Reason: err.Error()}}
 	}
@@ -42,6 +43,9 @@ func Parse(file string, data []byte) (*Result, error) {
 		return nil, apimodel.Problems{{File: file, Path: "$.openapi", Reason: fmt.Sprintf("want an OpenAPI 3.x or Swagger 2.0 document, got openapi %q", doc.OpenAPI)}}
 	}
 	p := &parser{file: file, doc: doc}
+	for _, f := range fixes {
+		p.warn(f.path, "%s", f.reason)
+	}
 	if converted {
 		p.warn("$.swagger", "Swagger 2.0 document converted to OpenAPI 3; JSON paths below refer to the converted document")
 	}
@@ -65,31 +69,185 @@ func Parse(file string, data []byte) (*Result, error) {
 }
 
 // load parses OpenAPI 3.x, or Swagger 2.0 converted to OpenAPI 3 (WSO2 gateways took both).
-func load(data []byte) (*openapi3.T, bool, error) {
+func load(data []byte) (*openapi3.T, bool, []fix, error) {
 	var probe struct {
 		Swagger string `json:"swagger"`
 	}
 	if j, err := yaml.YAMLToJSON(data); err == nil && json.Unmarshal(j, &probe) == nil && probe.Swagger != "" {
 		if !strings.HasPrefix(probe.Swagger, "2.") {
-			return nil, false, fmt.Errorf("swagger %q: only Swagger 2.0 and OpenAPI 3.x are supported", probe.Swagger)
+			return nil, false, nil, fmt.Errorf("swagger %q: only Swagger 2.0 and OpenAPI 3.x are supported", probe.Swagger)
 		}
+		fixed, fixes := fixLoose(j)
 		var doc2 openapi2.T
-		if err := json.Unmarshal(j, &doc2); err != nil {
-			return nil, false, fmt.Errorf("Swagger 2.0: %v", err)
+		if err := json.Unmarshal(fixed, &doc2); err != nil {
+			return nil, false, nil, fmt.Errorf("Swagger 2.0: %v", err)
 		}
 		doc, err := openapi2conv.ToV3(&doc2)
 		if err != nil {
-			return nil, false, fmt.Errorf("converting Swagger 2.0: %v", err)
+			return nil, false, nil, fmt.Errorf("converting Swagger 2.0: %v", err)
 		}
-		return doc, true, nil
+		return doc, true, fixes, nil
 	}
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = false
 	doc, err := loader.LoadFromData(data)
 	if err != nil {
-		return nil, false, errors.New(cleanLoadError(err))
+		// WSO2's gateways read security requirements written loosely; read them the same
+		// way (with a warning each) before giving up.
+		if j, jerr := yaml.YAMLToJSON(data); jerr == nil {
+			if fixed, fixes := fixLoose(j); len(fixes) > 0 {
+				if doc, err2 := openapi3.NewLoader().LoadFromData(fixed); err2 == nil {
+					return doc, false, fixes, nil
+				}
+			}
+		}
+		return nil, false, nil, errors.New(cleanLoadError(err))
 	}
-	return doc, false, nil
+	return doc, false, nil, nil
+}
+
+// fixLoose applies every repair WSO2's gateways would have made without a word.
+func fixLoose(j []byte) ([]byte, []fix) {
+	j, fixes := fixSecurity(j)
+	j, more := fixDanglingRefs(j)
+	return j, append(fixes, more...)
+}
+
+// fixDanglingRefs replaces a local $ref that points at nothing (a response schema naming a
+// component the document does not define, say) with an empty object. A gateway does not
+// read schemas to route or to decide; a $ref that matters (a security scheme) then fails
+// where it is used, with its own error.
+func fixDanglingRefs(j []byte) ([]byte, []fix) {
+	var doc any
+	if json.Unmarshal(j, &doc) != nil {
+		return j, nil
+	}
+	var fixes []fix
+	var walk func(v any, at string) any
+	walk = func(v any, at string) any {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok && strings.HasPrefix(ref, "#/") && resolve(doc, ref) == nil {
+				fixes = append(fixes, fix{at, fmt.Sprintf("$ref %q points at nothing in the document; ignored", ref)})
+				return map[string]any{}
+			}
+			for k, e := range x {
+				x[k] = walk(e, at+member(k))
+			}
+		case []any:
+			for i, e := range x {
+				x[i] = walk(e, fmt.Sprintf("%s[%d]", at, i))
+			}
+		}
+		return v
+	}
+	doc = walk(doc, "$")
+	if len(fixes) == 0 {
+		return j, nil
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return j, nil
+	}
+	sort.Slice(fixes, func(a, b int) bool { return fixes[a].path < fixes[b].path })
+	return out, fixes
+}
+
+// member is a key's step in a JSON path: .name, or ['/a/{b}'] for anything else.
+func member(k string) string {
+	if identifier.MatchString(k) {
+		return "." + k
+	}
+	return "['" + k + "']"
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// resolve follows a local JSON pointer ("#/components/schemas/Pet") in doc.
+func resolve(doc any, ref string) any {
+	cur := doc
+	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		if cur, ok = m[part]; !ok {
+			return nil
+		}
+	}
+	return cur
+}
+
+// fix is a repair made to a document while loading it, reported as a warning.
+type fix struct{ path, reason string }
+
+// fixSecurity rewrites security requirements the way WSO2's gateways read them: a
+// requirement written as a string ("petstore_auth:[]", "petstore_auth") becomes
+// {petstore_auth: []}, and scopes written as one string ({default: "admin"}) a list.
+func fixSecurity(j []byte) ([]byte, []fix) {
+	var doc map[string]any
+	if json.Unmarshal(j, &doc) != nil {
+		return j, nil
+	}
+	var fixes []fix
+	fixList := func(at string, v any) {
+		list, ok := v.([]any)
+		if !ok {
+			return
+		}
+		for i, r := range list {
+			here := fmt.Sprintf("%s.security[%d]", at, i)
+			switch req := r.(type) {
+			case string:
+				name, scopes := parseLooseRequirement(req)
+				list[i] = map[string]any{name: scopes}
+				fixes = append(fixes, fix{here, fmt.Sprintf("requirement written as the string %q; read as {%s: %v}, as WSO2 does", req, name, scopes)})
+			case map[string]any:
+				for name, sc := range req {
+					switch v := sc.(type) {
+					case string:
+						req[name] = []any{v}
+						fixes = append(fixes, fix{here + "." + name, fmt.Sprintf("scopes written as the string %q; read as [%s], as WSO2 does", v, v)})
+					case nil:
+						req[name] = []any{}
+					}
+				}
+			}
+		}
+	}
+	fixList("$", doc["security"])
+	paths, _ := doc["paths"].(map[string]any)
+	for path, item := range paths {
+		ops, _ := item.(map[string]any)
+		for method, op := range ops {
+			if o, ok := op.(map[string]any); ok {
+				fixList(apimodel.OpPath(path, method), o["security"])
+			}
+		}
+	}
+	if len(fixes) == 0 {
+		return j, nil
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return j, nil
+	}
+	sort.Slice(fixes, func(a, b int) bool { return fixes[a].path < fixes[b].path })
+	return out, fixes
+}
+
+// parseLooseRequirement reads "name", "name:[]" or "name:[a, b]".
+func parseLooseRequirement(s string) (string, []any) {
+	name, rest, _ := strings.Cut(s, ":")
+	scopes := []any{}
+	rest = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(rest), "["), "]"))
+	for _, sc := range strings.Split(rest, ",") {
+		if sc = strings.Trim(strings.TrimSpace(sc), `"'`); sc != "" {
+			scopes = append(scopes, sc)
+		}
+	}
+	return strings.TrimSpace(name), scopes
 }
 
 func cleanLoadError(err error) string {

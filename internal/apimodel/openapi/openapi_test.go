@@ -381,3 +381,53 @@ paths:
 		t.Errorf("plain OpenAPI with an undeclared scheme: %v", err)
 	}
 }
+
+// What WSO2's gateways read without a word is read here too, with a warning naming it:
+// requirements written as strings, scopes as one string, and $refs that point at nothing
+// in a response schema.
+func TestLooseWSO2DocumentsAreReadWithWarnings(t *testing.T) {
+	const doc = `openapi: 3.0.3
+info: {title: Loose, version: v1}
+x-wso2-production-endpoints: {urls: [http://127.0.0.1:9000]}
+components:
+  securitySchemes:
+    petstore_auth: {type: oauth2, flows: {clientCredentials: {tokenUrl: https://idp.test/t, scopes: {}}}}
+paths:
+  /a:
+    get:
+      security:
+        - petstore_auth:[]
+      responses: {"200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/Missing"}}}}}
+  /b:
+    get:
+      security:
+        - petstore_auth: "admin"
+      responses: {"200": {description: ok}}
+  /c:
+    get:
+      security:
+        - "petstore_auth:[read, write]"
+      responses: {"200": {description: ok}}
+`
+	res, err := Parse("loose.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{res.API})
+	for path, want := range map[string][]string{"GET /a": {}, "GET /b": {"admin"}, "GET /c": {"read", "write"}} {
+		_, op := cat.Operation("loose/v1", path)
+		if op == nil || len(op.Security) != 1 || op.Security[0][0].Scheme != "petstore_auth" || strings.Join(op.Security[0][0].Scopes, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: %+v, want petstore_auth with %v", path, op, want)
+		}
+	}
+	w := res.Warnings.Error()
+	for _, want := range []string{
+		`$.paths['/a'].get.security[0]: requirement written as the string "petstore_auth:[]"`,
+		`$.paths['/b'].get.security[0].petstore_auth: scopes written as the string "admin"`,
+		`$.paths['/a'].get.responses['200'].content['application/json'].schema: $ref "#/components/schemas/Missing" points at nothing`,
+	} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+}
