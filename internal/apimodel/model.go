@@ -142,8 +142,14 @@ type Policy struct {
 	// (none: 5xx, connection failures and resets).
 	Retries int
 	RetryOn []int
+	// RetryInterval is the first wait before a retry (Envoy backs off exponentially from
+	// it, with jitter, to ten times it); 0: Envoy's 25 ms.
+	RetryInterval time.Duration
 	// CircuitBreaker caps what the gateway sends to the set at once (0: Envoy's default).
 	CircuitBreaker CircuitBreaker
+	// Ejection takes a backend out for a while when too many of its requests fail (MGW
+	// 3.x's failure-ratio circuit breaker); zero: off.
+	Ejection Ejection
 	// HealthCheck, when Path is set, probes each backend and takes failing ones out.
 	HealthCheck HealthCheck
 	// Protocol to the backend: "" or "http1", "h2" (h2c for http:// URLs), "auto" (ALPN).
@@ -166,6 +172,16 @@ type CORS struct {
 // CircuitBreaker thresholds.
 type CircuitBreaker struct {
 	MaxConnections, MaxPendingRequests, MaxRequests, MaxRetries uint32
+}
+
+// Ejection is outlier detection by failure ratio: over each Interval, a backend that
+// answered at least RequestVolume requests with at least FailurePercent of them failing
+// (5xx or no answer) is taken out for EjectionTime.
+type Ejection struct {
+	FailurePercent uint32
+	RequestVolume  uint32
+	Interval       time.Duration
+	EjectionTime   time.Duration
 }
 
 // HealthCheck is an active HTTP health check.

@@ -83,6 +83,22 @@ func applyPolicy(c *clusterv3.Cluster, s EndpointSet, opt Options) {
 		t.MaxConnections, t.MaxPendingRequests, t.MaxRequests, t.MaxRetries = set(cb.MaxConnections), set(cb.MaxPendingRequests), set(cb.MaxRequests), set(cb.MaxRetries)
 		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
 	}
+	if ej := p.Ejection; ej.FailurePercent > 0 {
+		// Failure-ratio ejection only (consecutive-error ejection off): what MGW 3.x's
+		// circuit breaker does, for any number of backends.
+		c.OutlierDetection = &clusterv3.OutlierDetection{
+			Interval:                           durationpb.New(ej.Interval),
+			BaseEjectionTime:                   durationpb.New(ej.EjectionTime),
+			MaxEjectionPercent:                 wrapperspb.UInt32(100),
+			FailurePercentageThreshold:         wrapperspb.UInt32(ej.FailurePercent),
+			EnforcingFailurePercentage:         wrapperspb.UInt32(100),
+			FailurePercentageMinimumHosts:      wrapperspb.UInt32(1),
+			FailurePercentageRequestVolume:     wrapperspb.UInt32(ej.RequestVolume),
+			EnforcingConsecutive_5Xx:           wrapperspb.UInt32(0),
+			EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(0),
+			EnforcingSuccessRate:               wrapperspb.UInt32(0),
+		}
+	}
 	if hc := p.HealthCheck; hc.Path != "" {
 		interval, timeout := hc.Interval, hc.Timeout
 		if interval == 0 {

@@ -135,6 +135,9 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 				rp.RetriableStatusCodes = append(rp.RetriableStatusCodes, uint32(c))
 			}
 		}
+		if p.RetryInterval > 0 {
+			rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(p.RetryInterval), MaxInterval: durationpb.New(10 * p.RetryInterval)}
+		}
 		action.RetryPolicy = rp
 	}
 	return &routev3.Route{

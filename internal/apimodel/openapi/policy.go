@@ -18,13 +18,36 @@ type policyFields struct {
 	HealthCheck    *healthFields   `json:"healthCheck"`
 	Protocol       string          `json:"protocol"`
 	TLS            *tlsFields      `json:"tls"`
-	Advance        *advanceFields  `json:"advanceEndpointConfig"` // WSO2
+	Advance        json.RawMessage `json:"advanceEndpointConfig"` // WSO2: read on its own (advanceFields)
 	Security       json.RawMessage `json:"securityConfig"`        // WSO2 backend basic auth: not supported
 }
 
 type retryFields struct {
 	Count       int   `json:"count"`
 	StatusCodes []int `json:"statusCodes"`
+	// Interval is the first wait before a retry ("200ms").
+	Interval string `json:"interval"`
+}
+
+// wso2RetryFields is WSO2's retryConfig.
+type wso2RetryFields struct {
+	Count                   int     `json:"count"`
+	StatusCodes             []int   `json:"statusCodes"`
+	IntervalInMillis        int     `json:"intervalInMillis"`
+	BackOffFactor           float64 `json:"backOffFactor"`
+	MaxWaitIntervalInMillis int     `json:"maxWaitIntervalInMillis"`
+}
+
+// mgwBreakerFields is MGW 3.x's failure-ratio circuit breaker.
+type mgwBreakerFields struct {
+	RollingWindow struct {
+		RequestVolumeThreshold uint32 `json:"requestVolumeThreshold"`
+		TimeWindowInMillis     int    `json:"timeWindowInMillis"`
+		BucketSizeInMillis     int    `json:"bucketSizeInMillis"`
+	} `json:"rollingWindow"`
+	FailureThreshold  float64 `json:"failureThreshold"`
+	ResetTimeInMillis int     `json:"resetTimeInMillis"`
+	StatusCodes       []int   `json:"statusCodes"`
 }
 
 type breakerFields struct {
@@ -49,11 +72,13 @@ type tlsFields struct {
 	SNI               string `json:"sni"`
 }
 
-// advanceFields is WSO2 Choreo Connect's advanceEndpointConfig.
+// advanceFields is WSO2's advanceEndpointConfig: Choreo Connect's (circuitBreakers, by
+// counts) and MGW 3.x's (circuitBreaker, by failure ratio).
 type advanceFields struct {
-	TimeoutInMillis int            `json:"timeoutInMillis"`
-	RetryConfig     *retryFields   `json:"retryConfig"`
-	CircuitBreakers *breakerFields `json:"circuitBreakers"`
+	TimeoutInMillis int               `json:"timeoutInMillis"`
+	RetryConfig     *wso2RetryFields  `json:"retryConfig"`
+	CircuitBreakers *breakerFields    `json:"circuitBreakers"`
+	CircuitBreaker  *mgwBreakerFields `json:"circuitBreaker"`
 }
 
 // policy reads the policy fields of an endpoint object, refusing unknown fields.
@@ -76,6 +101,7 @@ func (e extensions) policy(at string, obj map[string]any) apimodel.Policy {
 	p.Timeout = e.duration(at+".timeout", f.Timeout)
 	if f.Retries != nil {
 		p.Retries, p.RetryOn = f.Retries.Count, f.Retries.StatusCodes
+		p.RetryInterval = e.duration(at+".retries.interval", f.Retries.Interval)
 	}
 	if f.CircuitBreaker != nil {
 		p.CircuitBreaker = breaker(f.CircuitBreaker)
@@ -90,24 +116,73 @@ func (e extensions) policy(at string, obj map[string]any) apimodel.Policy {
 	if f.TLS != nil {
 		p.TLS = apimodel.BackendTLS{CA: f.TLS.CA, ClientCert: f.TLS.ClientCertificate, SNI: f.TLS.SNI}
 	}
-	if a := f.Advance; a != nil {
-		if a.TimeoutInMillis < 0 {
-			e.p.fail(at+".advanceEndpointConfig.timeoutInMillis", "must not be negative")
-		}
-		if p.Timeout == 0 {
-			p.Timeout = time.Duration(a.TimeoutInMillis) * time.Millisecond
-		}
-		if a.RetryConfig != nil && p.Retries == 0 {
-			p.Retries, p.RetryOn = a.RetryConfig.Count, a.RetryConfig.StatusCodes
-		}
-		if a.CircuitBreakers != nil && p.CircuitBreaker == (apimodel.CircuitBreaker{}) {
-			p.CircuitBreaker = breaker(a.CircuitBreakers)
-		}
+	if len(f.Advance) > 0 {
+		e.advance(at+".advanceEndpointConfig", f.Advance, &p)
 	}
 	if len(f.Security) > 0 {
 		e.p.warn(at+".securityConfig", "backend credentials (securityConfig) are not supported and are ignored")
 	}
 	return p
+}
+
+// advance reads WSO2's advanceEndpointConfig into p, where p does not say otherwise.
+func (e extensions) advance(at string, raw json.RawMessage, p *apimodel.Policy) {
+	var a advanceFields
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		e.p.fail(at, "%s (known fields: timeoutInMillis, retryConfig {count, statusCodes, intervalInMillis, backOffFactor, maxWaitIntervalInMillis}, "+
+			"circuitBreakers {maxConnections, maxPendingRequests, maxRequests, maxRetries, maxConnectionPools}, "+
+			"circuitBreaker {rollingWindow, failureThreshold, resetTimeInMillis, statusCodes})", strings.TrimPrefix(err.Error(), "json: "))
+		return
+	}
+	if a.TimeoutInMillis < 0 {
+		e.p.fail(at+".timeoutInMillis", "must not be negative")
+	}
+	if p.Timeout == 0 {
+		p.Timeout = time.Duration(a.TimeoutInMillis) * time.Millisecond
+	}
+	if r := a.RetryConfig; r != nil && p.Retries == 0 {
+		p.Retries, p.RetryOn = r.Count, r.StatusCodes
+		if r.IntervalInMillis < 0 || r.MaxWaitIntervalInMillis < 0 {
+			e.p.fail(at+".retryConfig", "intervals must not be negative")
+		}
+		p.RetryInterval = time.Duration(r.IntervalInMillis) * time.Millisecond
+		if r.BackOffFactor != 0 && r.BackOffFactor != 2 {
+			e.p.warn(at+".retryConfig.backOffFactor", "Envoy backs off exponentially by 2 (with jitter) from intervalInMillis up to ten times it; a factor of %v is not expressible", r.BackOffFactor)
+		}
+		if r.MaxWaitIntervalInMillis != 0 {
+			e.p.warn(at+".retryConfig.maxWaitIntervalInMillis", "ignored: Envoy waits at most ten times intervalInMillis between retries")
+		}
+	}
+	if a.CircuitBreakers != nil && p.CircuitBreaker == (apimodel.CircuitBreaker{}) {
+		p.CircuitBreaker = breaker(a.CircuitBreakers)
+	}
+	if b := a.CircuitBreaker; b != nil {
+		// MGW 3.x opens the circuit when the failure ratio over a rolling window passes the
+		// threshold, for resetTime; Envoy's outlier detection ejects the backend the same way.
+		if b.FailureThreshold <= 0 || b.FailureThreshold > 1 {
+			e.p.fail(at+".circuitBreaker.failureThreshold", "must be a ratio above 0 and at most 1, got %v", b.FailureThreshold)
+		}
+		window := time.Duration(b.RollingWindow.TimeWindowInMillis) * time.Millisecond
+		if window <= 0 {
+			window = 10 * time.Second
+		}
+		reset := time.Duration(b.ResetTimeInMillis) * time.Millisecond
+		if reset <= 0 {
+			reset = 30 * time.Second
+		}
+		p.Ejection = apimodel.Ejection{FailurePercent: uint32(b.FailureThreshold*100 + 0.5), RequestVolume: max(b.RollingWindow.RequestVolumeThreshold, 1),
+			Interval: window, EjectionTime: reset}
+		for _, c := range b.StatusCodes {
+			if c < 500 || c > 599 {
+				e.p.warn(at+".circuitBreaker.statusCodes", "Envoy counts 5xx answers and connection failures as failures; %d does not count", c)
+			}
+		}
+		if b.RollingWindow.BucketSizeInMillis != 0 {
+			e.p.warn(at+".circuitBreaker.rollingWindow.bucketSizeInMillis", "ignored: Envoy looks at each whole window (timeWindowInMillis)")
+		}
+	}
 }
 
 func breaker(b *breakerFields) apimodel.CircuitBreaker {
