@@ -79,7 +79,7 @@ func (c *Catalog) Match(host, method, path string) (*API, *Operation) {
 			if op.Method != method || !op.template.Match(rel) {
 				continue
 			}
-			if best == nil || op.template.Literals() > best.template.Literals() {
+			if best == nil || op.template.Specificity() > best.template.Specificity() {
 				best = op
 			}
 		}

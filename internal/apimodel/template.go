@@ -11,6 +11,9 @@ import (
 // optional literal prefix and suffix.
 type Template struct {
 	segs []segment
+	// wild: the template ends in "/*" (WSO2's wildcard resource), matching any rest of
+	// the path, none included.
+	wild bool
 }
 
 type segment struct {
@@ -31,7 +34,17 @@ func ParseTemplate(path string) (Template, error) {
 	var t Template
 	names := map[string]bool{}
 	parts := strings.Split(path[1:], "/")
+	if parts[len(parts)-1] == "*" {
+		t.wild = true
+		parts = parts[:len(parts)-1]
+		if len(parts) == 1 && parts[0] == "" {
+			parts = nil // "/*": every path
+		}
+	}
 	for i, p := range parts {
+		if strings.Contains(p, "*") {
+			return Template{}, fmt.Errorf("path template %q: '*' may only be the whole last segment (\"/*\": any rest of the path)", path)
+		}
 		if p == "" && i != len(parts)-1 {
 			return Template{}, fmt.Errorf("path template %q has an empty segment", path)
 		}
@@ -69,7 +82,23 @@ func (t Template) Shape() string {
 			b.WriteString(s.prefix + "{}" + s.suffix)
 		}
 	}
+	if t.wild {
+		b.WriteString("/*")
+	}
 	return b.String()
+}
+
+// Wild reports whether the template ends in "/*".
+func (t Template) Wild() bool { return t.wild }
+
+// Specificity orders overlapping templates: more literal segments first, and of two with
+// as many, the one that is not a wildcard.
+func (t Template) Specificity() int {
+	n := 2 * t.Literals()
+	if !t.wild {
+		n++
+	}
+	return n
 }
 
 // Literals counts literal segments; a match with more literals is more specific.
@@ -93,15 +122,16 @@ func (t Template) Match(path string) bool {
 		return false
 	}
 	rest := path[1:]
-	for i, s := range t.segs {
+	ended := false
+	for _, s := range t.segs {
+		if ended {
+			return false // the path ended before the template
+		}
 		var seg string
 		if j := strings.IndexByte(rest, '/'); j >= 0 {
 			seg, rest = rest[:j], rest[j+1:]
 		} else {
-			seg, rest = rest, ""
-			if i != len(t.segs)-1 {
-				return false
-			}
+			seg, rest, ended = rest, "", true
 		}
 		if s.param == "" {
 			if seg != s.literal {
@@ -113,7 +143,7 @@ func (t Template) Match(path string) bool {
 			return false
 		}
 	}
-	return rest == ""
+	return rest == "" || t.wild
 }
 
 // CheckURL accepts an absolute http or https URL with a host.

@@ -38,9 +38,10 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 	for i := range a.Operations {
 		ops[i] = &a.Operations[i]
 	}
-	// Overlapping templates: the one with more literal segments goes first.
+	// Overlapping templates: the one with more literal segments goes first, a wildcard
+	// after the templates with as many.
 	sort.SliceStable(ops, func(i, j int) bool {
-		li, lj := ops[i].Template().Literals(), ops[j].Template().Literals()
+		li, lj := ops[i].Template().Specificity(), ops[j].Template().Specificity()
 		if li != lj {
 			return li > lj
 		}
@@ -164,6 +165,14 @@ func PathRegex(base, template string) string {
 	var b strings.Builder
 	b.WriteString("^")
 	b.WriteString(regexp.QuoteMeta(basePrefix(base)))
+	if rest, wild := strings.CutSuffix(template, "/*"); wild {
+		// WSO2's wildcard resource: the segments before it, then any rest of the path.
+		if rest != "" {
+			b.WriteString(strings.TrimSuffix(strings.TrimPrefix(PathRegex("/", rest), "^"), "/?$"))
+		}
+		b.WriteString(wildSuffix)
+		return b.String()
+	}
 	for _, seg := range strings.Split(strings.TrimPrefix(template, "/"), "/") {
 		b.WriteString("/")
 		open, close := strings.IndexByte(seg, '{'), strings.IndexByte(seg, '}')
@@ -229,12 +238,38 @@ func routeConfigs(apis []apiRoutes, opt Options) (gateway, grpc []types.Resource
 	rc := &routev3.RouteConfiguration{Name: RouteConfigName}
 	for _, h := range hosts {
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
-			Name: "host_" + h, Domains: []string{h, h + ":*"}, Routes: append(byHost[h], any...),
+			Name: "host_" + h, Domains: []string{h, h + ":*"}, Routes: wildcardsLast(append(byHost[h], any...)),
 		})
 	}
-	rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: "any_host", Domains: []string{"*"}, Routes: any})
+	rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: "any_host", Domains: []string{"*"}, Routes: wildcardsLast(any)})
 	return []types.Resource{rc}, grpc
 }
+
+// wildcardsLast moves the routes of wildcard resources ("/*", which match any rest of the
+// path) after every other route of the virtual host, the longest prefix first, so that a
+// wildcard never hides an API's or another API's more specific resources.
+func wildcardsLast(routes []*routev3.Route) []*routev3.Route {
+	prefixLen := func(r *routev3.Route) int {
+		re := r.GetMatch().GetSafeRegex().GetRegex()
+		if p, ok := strings.CutSuffix(re, wildSuffix); ok {
+			return len(p)
+		}
+		return -1
+	}
+	out := make([]*routev3.Route, 0, len(routes))
+	var wild []*routev3.Route
+	for _, r := range routes {
+		if prefixLen(r) >= 0 {
+			wild = append(wild, r)
+		} else {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(wild, func(i, j int) bool { return prefixLen(wild[i]) > prefixLen(wild[j]) })
+	return append(out, wild...)
+}
+
+const wildSuffix = "(/.*)?$"
 
 // GRPCRouteName is the route table of a gRPC API listener.
 func GRPCRouteName(api string) string { return "grpc_" + api }

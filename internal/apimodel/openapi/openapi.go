@@ -290,8 +290,12 @@ func (p *parser) api() *apimodel.API {
 	}
 	api.BasePath = "/" + api.Name + "/" + api.Version
 	if bp, ok := root.str("basePath"); ok {
-		// WSO2 definitions write the version into the base path as a placeholder.
+		// WSO2 definitions write the version into the base path as a placeholder, and
+		// "/*" for an API at the root.
 		api.BasePath = strings.ReplaceAll(bp, "{version}", api.Version)
+		if api.BasePath == "/*" {
+			api.BasePath = "/"
+		}
 	}
 	if len(api.BasePath) > 1 {
 		api.BasePath = strings.TrimRight(api.BasePath, "/")

@@ -1,0 +1,103 @@
+package build
+
+import (
+	"regexp"
+	"testing"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+)
+
+// WSO2's "/*" resource matches every sub-path, in Envoy's route (RE2) and in the
+// enforcer's own matching alike; "x-wso2-basePath: /*" is an API at the root; a wildcard
+// route never hides a more specific one, of its API or of another.
+func TestWildcardResources(t *testing.T) {
+	for _, c := range []struct {
+		base, tmpl string
+		match, miss []string
+	}{
+		{"/shop", "/*", []string{"/shop", "/shop/", "/shop/a", "/shop/a/b/c"}, []string{"/shopping", "/other"}},
+		{"/shop", "/items/*", []string{"/shop/items", "/shop/items/1", "/shop/items/1/x"}, []string{"/shop/itemsX", "/shop/other"}},
+		{"/", "/*", []string{"/", "/anything/at/all"}, nil},
+		{"/shop", "/{id}/*", []string{"/shop/7", "/shop/7/a/b"}, []string{"/shop"}},
+	} {
+		re := regexp.MustCompile(PathRegex(c.base, c.tmpl))
+		tmpl, err := apimodel.ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel := func(p string) string {
+			if c.base == "/" {
+				return p
+			}
+			return p[len(c.base):]
+		}
+		for _, p := range c.match {
+			if !re.MatchString(p) || !tmpl.Match(rel(p)) {
+				t.Errorf("%s%s should match %s (route %v, enforcer %v)", c.base, c.tmpl, p, re.MatchString(p), tmpl.Match(rel(p)))
+			}
+		}
+		for _, p := range c.miss {
+			if re.MatchString(p) {
+				t.Errorf("%s%s route should not match %s", c.base, c.tmpl, p)
+			}
+		}
+	}
+	if _, err := apimodel.ParseTemplate("/a/*/b"); err == nil {
+		t.Error("a '*' before the last segment was accepted")
+	}
+
+	parse := func(doc string) *apimodel.API {
+		res, err := openapi.Parse("w.yaml", []byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.API
+	}
+	root := parse(`openapi: 3.0.3
+info: {title: Root, version: v1}
+x-wso2-basePath: /*
+x-wso2-production-endpoints: {urls: [http://10.0.0.1:80]}
+paths:
+  /*: {get: {responses: {"200": {description: ok}}}, post: {responses: {"200": {description: ok}}}}
+`)
+	if root.BasePath != "/" {
+		t.Errorf("base path %q, want /", root.BasePath)
+	}
+	shop := parse(`openapi: 3.0.3
+info: {title: Shop, version: v1}
+x-wso2-basePath: /shop
+x-wso2-production-endpoints: {urls: [http://10.0.0.2:80]}
+paths:
+  /*: {get: {responses: {"200": {description: ok}}}}
+  /items/{id}: {get: {responses: {"200": {description: ok}}}}
+`)
+	c, errs := Build([]*apimodel.API{root, shop}, nil, Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var names []string
+	for _, vh := range c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts {
+		for _, r := range vh.Routes {
+			names = append(names, r.Name)
+		}
+	}
+	want := []string{"shop/v1 GET /items/{id}", "shop/v1 GET /*", "root/v1 GET /*", "root/v1 POST /*"}
+	if len(names) != len(want) {
+		t.Fatalf("routes %q, want %q", names, want)
+	}
+	for i := range want {
+		if names[i] != want[i] {
+			t.Fatalf("routes in order %q, want %q", names, want)
+		}
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{root, shop})
+	for path, want := range map[string]string{"/shop/items/3": "GET /items/{id}", "/shop/x/y": "GET /*", "/elsewhere": "GET /*"} {
+		_, op := cat.Match("gw", "GET", path)
+		if op == nil || op.Key() != want {
+			t.Errorf("enforcer: %s → %v, want %s", path, op, want)
+		}
+	}
+}
