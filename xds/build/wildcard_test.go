@@ -15,7 +15,7 @@ import (
 // route never hides a more specific one, of its API or of another.
 func TestWildcardResources(t *testing.T) {
 	for _, c := range []struct {
-		base, tmpl string
+		base, tmpl  string
 		match, miss []string
 	}{
 		{"/shop", "/*", []string{"/shop", "/shop/", "/shop/a", "/shop/a/b/c"}, []string{"/shopping", "/other"}},
