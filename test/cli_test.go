@@ -260,6 +260,10 @@ log:
 	if o := tollgate(t, "endpoints", "get", "searchItem_etcd_key", "--config", cfg, "--etcd", etcdC); !strings.Contains(o.stdout, "10.1.1.2") {
 		t.Errorf("endpoints get: %s %s", o.stdout, o.stderr)
 	}
+	// Flags before the key work too.
+	if o := tollgate(t, "endpoints", "set", "--config", cfg, "--etcd", etcdC, "flags_first_key", "http://10.1.1.3:80"); o.code != 0 || !strings.Contains(o.stdout, "endpoints/flags_first_key") {
+		t.Errorf("endpoints set with flags first: %s %s", o.stdout, o.stderr)
+	}
 	if o := tollgate(t, "endpoints", "set", "k", "not a url", "--config", cfg, "--etcd", etcdC); o.code == 0 {
 		t.Error("a bad address was stored")
 	}

@@ -15,16 +15,24 @@ import (
 // endpointsCmd sets, shows or removes the addresses behind a service discovery key — what a
 // service's deploy tooling does when the service moves.
 func endpointsCmd(ctx context.Context, args []string) error {
-	if len(args) < 2 || (args[0] != "set" && args[0] != "get" && args[0] != "delete") {
-		return errors.New("usage: tollgate endpoints set KEY URL [URL...] | get KEY | delete KEY")
+	usage := errors.New("usage: tollgate endpoints set KEY URL [URL...] | get KEY | delete KEY (flags anywhere)")
+	if len(args) < 1 || (args[0] != "set" && args[0] != "get" && args[0] != "delete") {
+		return usage
 	}
-	verb, key := args[0], args[1]
+	verb := args[0]
 	fs := flag.NewFlagSet("endpoints", flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	urls, err := parseInterleaved(fs, args[2:])
+	positional, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return errReported
+	}
+	if len(positional) == 0 {
+		return usage
+	}
+	key, urls := positional[0], positional[1:]
+	if verb != "set" && len(urls) > 0 {
+		return usage
 	}
 	_, st, err := c.open()
 	if err != nil {
