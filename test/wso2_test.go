@@ -52,3 +52,47 @@ paths:
 		t.Errorf("neither scope: %s", o)
 	}
 }
+
+// A file with several YAML documents (as Kubernetes users write them) is read whole:
+// validate reports each, a broken one refuses the file, and apply stores every one.
+func TestMultiDocumentDefinitionFiles(t *testing.T) {
+	dir := t.TempDir()
+	multi := write(t, dir, "multi.yaml", `# a policy and two APIs
+kind: ThrottlingPolicy
+name: ten-a-minute
+rate: 10/minute
+---
+openapi: 3.0.3
+info: {title: First, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+paths:
+  /a: {get: {security: [{}], responses: {"200": {description: ok}}}}
+---
+openapi: 3.0.3
+info: {title: Second, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+paths:
+  /b: {get: {security: [{}], responses: {"200": {description: ok}}}}
+`)
+	o := tollgate(t, "validate", multi)
+	for _, want := range []string{"(document 1): ok: throttling policy ten-a-minute", "(document 2): ok: first/v1", "(document 3): ok: second/v1"} {
+		if o.code != 0 || !strings.Contains(o.stdout, want) {
+			t.Errorf("validate lacks %q: exit %d\n%s%s", want, o.code, o.stdout, o.stderr)
+		}
+	}
+	broken := write(t, dir, "broken.yaml", "openapi: 3.0.3\ninfo: {title: Fine, version: v1}\nx-tollgate-production-endpoints: [http://127.0.0.1:9000]\npaths: {/a: {get: {responses: {\"200\": {description: ok}}}}}\n---\nopenapi: 3.0.3\ninfo: [\n")
+	if o := tollgate(t, "validate", broken); o.code != 1 || !strings.Contains(o.stderr, "broken.yaml (document 2): $:") {
+		t.Errorf("a broken second document: exit %d %s", o.code, o.stderr)
+	}
+
+	p := newPorts(t)
+	cfg := serverConfig(t, dir, "run.yaml", p, "")
+	srv := startTollgate(t, "run", "--config", cfg, "-f", multi)
+	srv.waitUp()
+	waitReady(t, "http://"+p.admin+"/readyz")
+	for _, path := range []string{"/first/v1/a", "/second/v1/b"} {
+		if o := tollgate(t, "check", "--config", cfg, "--path", path); !strings.Contains(o.stdout, "ALLOWED 200") {
+			t.Errorf("%s from a multi-document file: %s", path, o.stdout)
+		}
+	}
+}

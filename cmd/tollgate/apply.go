@@ -12,6 +12,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/internal/definitions"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
@@ -42,47 +43,55 @@ func loadDefinitions(paths []string) ([]loaded, bool) {
 	var out []loaded
 	ok := true
 	seen := map[string]string{}
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: $: %v\n", p, err)
+			fmt.Fprintf(os.Stderr, "%s: $: %v\n", path, err)
 			ok = false
 			continue
 		}
-		if ratelimit.IsPolicy(data) {
-			pol, err := ratelimit.ParsePolicy(data)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
-				ok = false
-				continue
+		for _, doc := range definitions.Split(path, data) {
+			d, good := loadDocument(doc, seen)
+			if good {
+				out = append(out, d)
 			}
-			if prev, dup := seen["policy "+pol.Name]; dup {
-				fmt.Fprintf(os.Stderr, "%s: $.name: policy %s is also defined in %s\n", p, pol.Name, prev)
-				ok = false
-				continue
-			}
-			seen["policy "+pol.Name] = p
-			out = append(out, loaded{file: p, policy: &pol, data: data})
-			continue
+			ok = ok && good
 		}
-		res, err := openapi.Parse(p, data)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err.Error())
-			ok = false
-			continue
-		}
-		for _, w := range res.Warnings {
-			fmt.Fprintln(os.Stderr, "warning: "+w.String())
-		}
-		if prev, dup := seen[res.API.ID()]; dup {
-			fmt.Fprintf(os.Stderr, "%s: $.info: API %s is also defined in %s\n", p, res.API.ID(), prev)
-			ok = false
-			continue
-		}
-		seen[res.API.ID()] = p
-		out = append(out, loaded{file: p, api: res.API, data: data})
 	}
 	return out, ok
+}
+
+// loadDocument validates one document of a definition file; seen holds what earlier
+// documents defined, to refuse a second definition of the same API or policy.
+func loadDocument(doc definitions.Document, seen map[string]string) (loaded, bool) {
+	p, data := doc.Name, doc.Data
+	if ratelimit.IsPolicy(data) {
+		pol, err := ratelimit.ParsePolicy(data)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
+			return loaded{}, false
+		}
+		if prev, dup := seen["policy "+pol.Name]; dup {
+			fmt.Fprintf(os.Stderr, "%s: $.name: policy %s is also defined in %s\n", p, pol.Name, prev)
+			return loaded{}, false
+		}
+		seen["policy "+pol.Name] = p
+		return loaded{file: p, policy: &pol, data: data}, true
+	}
+	res, err := openapi.Parse(p, data)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err.Error())
+		return loaded{}, false
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintln(os.Stderr, "warning: "+w.String())
+	}
+	if prev, dup := seen[res.API.ID()]; dup {
+		fmt.Fprintf(os.Stderr, "%s: $.info: API %s is also defined in %s\n", p, res.API.ID(), prev)
+		return loaded{}, false
+	}
+	seen[res.API.ID()] = p
+	return loaded{file: p, api: res.API, data: data}, true
 }
 
 // definitionArgs parses a command's flags with repeatable -f, and returns the definition
