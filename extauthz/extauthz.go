@@ -123,7 +123,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
-		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials} {
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -142,8 +142,9 @@ type outcome struct {
 	api      *apimodel.API
 	op       *apimodel.Operation
 	id       *jwt.Identity
-	scope    string // the first missing scope, for WWW-Authenticate
-	reason   string // for the debug log and never for the client
+	scope    string   // the first missing scope, for WWW-Authenticate
+	allow    []string // for a 405: the methods the path takes
+	reason   string   // for the debug log and never for the client
 }
 
 // Check implements the ext_authz service. It always answers with a CheckResponse: a
@@ -183,6 +184,11 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 		api, op = cat.Match(h.GetHost(), h.GetMethod(), requestPath(h))
 	}
 	if op == nil {
+		if api != nil && attrs.GetContextExtensions()[apimodel.RouteKeyAPI] == "" {
+			if allow := cat.Methods(api, requestPath(h)); len(allow) > 0 {
+				return outcome{fault: &FaultMethodNotAllowed, api: api, allow: allow, reason: "the path takes " + strings.Join(allow, ", ")}
+			}
+		}
 		return outcome{fault: &FaultNoResource, api: api, reason: "no operation matches"}
 	}
 	o := outcome{api: api, op: op}

@@ -164,8 +164,9 @@ func TestCoffeebarScopeTable(t *testing.T) {
 		{"GET", "/coffeebar/v1/order/42", "read:order", 200},
 		{"GET", "/coffeebar/v1/order/42?expand=items", "read:order", 200},
 		{"GET", "/coffeebar/v1/order/42", "write:order", 403},
-		{"GET", "/coffeebar/v1/order", "read:order", 404},
-		{"DELETE", "/coffeebar/v1/menu", "admin", 404},
+		{"GET", "/coffeebar/v1/order", "read:order", 405}, // a known path, another method (as MGW 3.x)
+		{"DELETE", "/coffeebar/v1/menu", "admin", 405},
+		{"GET", "/coffeebar/v1/nowhere", "read:order", 404},
 		{"GET", "/coffeebar/v2/menu", "read:menu", 404},
 	}
 	for _, c := range cases {
@@ -518,7 +519,21 @@ func TestThrottling(t *testing.T) {
 	}
 	// A policy the definition names but nobody defined: 900809.
 	c["application_tier"] = "no-such-policy"
-	if got := r.check(t, "GET", "/coffeebar/v1/order/1", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil); got.status != 500 || !strings.Contains(got.body, "900809") {
+	if got := r.check(t, "GET", "/coffeebar/v1/order/1", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil); got.status != 500 || got.body != `{"fault":{"code":900809,"message":"Internal server error occured","description":"POLICY ENFORCEMENT ERROR"}}` {
 		t.Errorf("unknown policy: %d %s", got.status, got.body)
+	}
+}
+
+// A known path with another method is 405 with Allow and MGW 3.x's body; an unknown path
+// stays 404 900906 (TestThrottling pins 900809's MGW 3.x words).
+func TestMGW3FaultBodies(t *testing.T) {
+	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
+	got := r.check(t, "DELETE", "/coffeebar/v1/menu", r.token("admin"), nil)
+	if got.status != 405 || got.headers["allow"] != "GET, POST" ||
+		got.body != `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}` {
+		t.Errorf("405: %d allow=%q %s", got.status, got.headers["allow"], got.body)
+	}
+	if got := r.check(t, "GET", "/coffeebar/v1/nowhere", r.token("admin"), nil); got.status != 404 || !strings.Contains(got.body, `"code":900906`) {
+		t.Errorf("unknown path: %d %s", got.status, got.body)
 	}
 }

@@ -12,36 +12,42 @@ type Fault struct {
 	Status      int
 	Message     string
 	Description string
+	// WSO2Body, when set, is the body in the wso2 format as MGW 3.x writes it for this
+	// event (its 405 is not in the fault wrapper).
+	WSO2Body string
 }
 
 // The faults the enforcer answers with (see README "Fault codes"). Descriptions follow the
 // WSO2 gateways' wording so that clients written for them keep working.
 var (
-	FaultInvalid               = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials"}
-	FaultRevoked               = Fault{900901, 401, "Invalid Credentials", "Token revoked"}
-	FaultMissing               = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}
-	FaultBasicInvalid          = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password"}
-	FaultInactive              = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again"}
-	FaultExpired               = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again"}
-	FaultNoResource            = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}
-	FaultScope                 = Fault{900910, 403, "The access token does not allow you to access the requested resource", "The access token does not allow you to access the requested resource"}
-	FaultMalformed             = Fault{900918, 401, "Malformed token", "Malformed token. Make sure you have provided a well-formed access token"}
-	FaultUnsupported           = Fault{900917, 401, "Invalid authentication scheme", "Invalid authentication scheme. The credentials given are not of a scheme this resource accepts"}
-	FaultThrottledAPI          = Fault{900800, 429, "Message throttled out", "You have exceeded your quota"}
-	FaultThrottledResource     = Fault{900802, 429, "Message throttled out", "You have exceeded your quota"}
-	FaultThrottledApplication  = Fault{900803, 429, "Message throttled out", "You have exceeded your quota"}
-	FaultThrottledSubscription = Fault{900804, 429, "Message throttled out", "You have exceeded your quota"}
-	FaultThrottledCustom       = Fault{900806, 429, "Message throttled out", "You have exceeded your quota"}
-	FaultPolicyNotFound        = Fault{900809, 500, "Policy not found", "The throttling policy named by the API is not defined"}
-	FaultInternal              = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure"}
+	FaultInvalid               = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials", ""}
+	FaultRevoked               = Fault{900901, 401, "Invalid Credentials", "Token revoked", ""}
+	FaultMissing               = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'", ""}
+	FaultBasicInvalid          = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
+	FaultInactive              = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
+	FaultExpired               = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}
+	FaultNoResource            = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL", ""}
+	FaultScope                 = Fault{900910, 403, "The access token does not allow you to access the requested resource", "The access token does not allow you to access the requested resource", ""}
+	FaultMalformed             = Fault{900918, 401, "Malformed token", "Malformed token. Make sure you have provided a well-formed access token", ""}
+	FaultUnsupported           = Fault{900917, 401, "Invalid authentication scheme", "Invalid authentication scheme. The credentials given are not of a scheme this resource accepts", ""}
+	FaultThrottledAPI          = Fault{900800, 429, "Message throttled out", "You have exceeded your quota", ""}
+	FaultThrottledResource     = Fault{900802, 429, "Message throttled out", "You have exceeded your quota", ""}
+	FaultThrottledApplication  = Fault{900803, 429, "Message throttled out", "You have exceeded your quota", ""}
+	FaultThrottledSubscription = Fault{900804, 429, "Message throttled out", "You have exceeded your quota", ""}
+	FaultThrottledCustom       = Fault{900806, 429, "Message throttled out", "You have exceeded your quota", ""}
+	FaultPolicyNotFound        = Fault{900809, 500, "Internal server error occured", "POLICY ENFORCEMENT ERROR", ""} // MGW 3.x's words
+	FaultInternal              = Fault{900900, 500, "Unclassified Authentication Failure", "Unclassified Authentication Failure", ""}
 	// FaultBadBytes and FaultTwoCredentials are 400s in MGW's request-validation shape: a
 	// path, header or credential with bytes that are not UTF-8; more than one credential
 	// (RFC 6750 §2: one method, one credential).
-	FaultBadBytes       = Fault{400, 400, "Bad Request", "The request's path, a header or the credential holds bytes that are not UTF-8"}
-	FaultTwoCredentials = Fault{400, 400, "Bad Request", "More than one credential: send one Authorization header with one credential"}
+	FaultBadBytes       = Fault{400, 400, "Bad Request", "The request's path, a header or the credential holds bytes that are not UTF-8", ""}
+	FaultTwoCredentials = Fault{400, 400, "Bad Request", "More than one credential: send one Authorization header with one credential", ""}
+	// FaultMethodNotAllowed: a known path with another method (Allow lists the methods).
+	FaultMethodNotAllowed = Fault{405, 405, "Runtime Error", "Method not allowed for given API resource",
+		`{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}`}
 	// FaultNotReady is Tollgate's own: the enforcer has not loaded its state (etcd
 	// unreachable since it started, and no local copy). Clients may retry.
-	FaultNotReady = Fault{900950, 503, "Gateway not ready", "The gateway has not loaded its configuration yet. Try again later"}
+	FaultNotReady = Fault{900950, 503, "Gateway not ready", "The gateway has not loaded its configuration yet. Try again later", ""}
 )
 
 // Format is how deny bodies are written.
@@ -77,6 +83,9 @@ func (f Fault) body(format Format) ([]byte, string) {
 			Status: f.Status, Detail: f.Description, Code: f.Code,
 		})
 		return b, "application/problem+json"
+	}
+	if f.WSO2Body != "" {
+		return []byte(f.WSO2Body), "application/json"
 	}
 	var w wso2Body
 	w.Fault.Code, w.Fault.Message, w.Fault.Description = f.Code, f.Message, f.Description

@@ -170,6 +170,9 @@ func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
 	if t.fault.Status == 503 {
 		headers = append(headers, retryAfterNotReady)
 	}
+	if len(o.allow) > 0 {
+		headers = append(headers, setHeader("allow", strings.Join(o.allow, ", ")))
+	}
 	return &authv3.CheckResponse{
 		Status: t.status,
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{

@@ -401,6 +401,7 @@ func newControlPlane(cfg config.Config, adm *admin.Server, log *zap.Logger) (*xd
 		RouteTimeout:       time.Duration(cfg.XDS.RouteTimeout), ConnectTimeout: time.Duration(cfg.XDS.ConnectTimeout),
 		UpstreamCAFile: cfg.XDS.UpstreamCAFile,
 		Edge:           cfg.XDS.Edge.Build(cfg.XDS.AccessLog),
+		FaultFormat:    cfg.Authz.FaultFormat,
 	}
 	var secrets []build.Secret
 	if t := cfg.XDS.TLS; t.CertFile != "" {

@@ -1,6 +1,7 @@
 package apimodel
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -118,4 +119,21 @@ func (a *API) servesHost(host string) bool {
 		}
 	}
 	return false
+}
+
+// Methods lists the methods a's operations take on path (a request path, base path
+// included): empty when no operation's template matches it.
+func (c *Catalog) Methods(a *API, path string) []string {
+	rel, ok := trimBase(path, a.BasePath)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for i := range a.Operations {
+		if op := &a.Operations[i]; op.template.Match(rel) && !slices.Contains(out, op.Method) {
+			out = append(out, op.Method)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

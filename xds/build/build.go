@@ -39,6 +39,9 @@ type Options struct {
 	UpstreamCAFile string
 	// Edge is how the gateway's listeners face clients (edge.go).
 	Edge Edge
+	// FaultFormat of the bodies Envoy answers itself (405): "wso2" (default) or "problem",
+	// as the enforcer's authz.faultFormat.
+	FaultFormat string
 }
 
 // Names of fixed resources.
@@ -139,7 +142,7 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 		have[sec.Name] = true
 	}
 	for _, a := range apis {
-		ar, err := routesFor(a, c.Sets, have)
+		ar, err := routesFor(a, c.Sets, have, opt)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("API %s: %w", a.ID(), err))
 			continue

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
@@ -32,7 +33,7 @@ type apiRoutes struct {
 
 // routesFor makes a route per operation (a sandbox route before it when the operation has
 // sandbox endpoints) and records the endpoint sets it uses.
-func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]bool) (apiRoutes, error) {
+func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]bool, opt Options) (apiRoutes, error) {
 	out := apiRoutes{api: a}
 	ops := make([]*apimodel.Operation, len(a.Operations))
 	for i := range a.Operations {
@@ -91,6 +92,7 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 			out.routes = append(out.routes, route(a, op, name, s))
 		}
 	}
+	out.routes = append(out.routes, methodNotAllowed(a, ops, opt)...)
 	if a.CORS != nil {
 		out.routes = append(preflights(a, ops, sets, use), out.routes...)
 		policy := mustAny(corsPolicy(a.CORS))
@@ -206,8 +208,8 @@ func routeConfigs(apis []apiRoutes, opt Options) (gateway, grpc []types.Resource
 	var any []*routev3.Route
 	for _, ar := range apis {
 		for _, r := range ar.routes {
-			if r.GetRoute().GetTimeout().AsDuration() == 0 {
-				r.GetRoute().Timeout = durationpb.New(opt.RouteTimeout)
+			if ra := r.GetRoute(); ra != nil && ra.GetTimeout().AsDuration() == 0 {
+				ra.Timeout = durationpb.New(opt.RouteTimeout)
 			}
 		}
 		if len(ar.api.Hosts) == 0 {
@@ -288,6 +290,45 @@ func mustAny(m proto.Message) *anypb.Any {
 }
 
 const corsFilter = "envoy.filters.http.cors"
+
+// methodNotAllowed makes, for each path of the API, a route after the API's method routes
+// that answers any other method 405 with an Allow header, as WSO2's gateways do (Envoy
+// would answer 404 with no body). Envoy answers it itself: the enforcer is off there.
+func methodNotAllowed(a *apimodel.API, ops []*apimodel.Operation, opt Options) []*routev3.Route {
+	methods := map[string][]string{}
+	var paths []string
+	for _, op := range ops {
+		shape := op.Template().Shape()
+		if _, ok := methods[shape]; !ok {
+			paths = append(paths, op.Path)
+		}
+		methods[shape] = append(methods[shape], op.Method)
+	}
+	body, ctype := `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}`, "application/json"
+	if opt.FaultFormat == "problem" {
+		body, ctype = `{"type":"https://tollgate.dev/faults/405","title":"Method Not Allowed","status":405,"detail":"Method not allowed for given API resource","code":405}`, "application/problem+json"
+	}
+	off := mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}})
+	out := make([]*routev3.Route, 0, len(paths))
+	for _, p := range paths {
+		t, _ := apimodel.ParseTemplate(p)
+		allow := append([]string(nil), methods[t.Shape()]...)
+		sort.Strings(allow)
+		out = append(out, &routev3.Route{
+			Name:  a.ID() + " " + p + " (405)",
+			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: PathRegex(a.BasePath, p)}}},
+			Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+				Status: 405, Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}},
+			}},
+			ResponseHeadersToAdd: []*corev3.HeaderValueOption{
+				{Header: &corev3.HeaderValue{Key: "allow", Value: strings.Join(allow, ", ")}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+				{Header: &corev3.HeaderValue{Key: "content-type", Value: ctype}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+			},
+			TypedPerFilterConfig: map[string]*anypb.Any{extAuthzFilter: off},
+		})
+	}
+	return out
+}
 
 // preflights makes, for an API with a CORS policy, one OPTIONS route per path template:
 // the CORS filter answers a browser's preflight there before ext_authz would refuse it

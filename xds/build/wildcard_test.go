@@ -8,6 +8,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/xds/validate"
 )
 
 // WSO2's "/*" resource matches every sub-path, in Envoy's route (RE2) and in the
@@ -84,7 +85,7 @@ paths:
 			names = append(names, r.Name)
 		}
 	}
-	want := []string{"shop/v1 GET /items/{id}", "shop/v1 GET /*", "root/v1 GET /*", "root/v1 POST /*"}
+	want := []string{"shop/v1 GET /items/{id}", "shop/v1 /items/{id} (405)", "shop/v1 GET /*", "shop/v1 /* (405)", "root/v1 GET /*", "root/v1 POST /*", "root/v1 /* (405)"}
 	if len(names) != len(want) {
 		t.Fatalf("routes %q, want %q", names, want)
 	}
@@ -99,5 +100,46 @@ paths:
 		if op == nil || op.Key() != want {
 			t.Errorf("enforcer: %s → %v, want %s", path, op, want)
 		}
+	}
+}
+
+// A known path with another method gets 405 with an Allow header and MGW 3.x's body, from
+// Envoy itself, after every method route of the API.
+func TestWrongMethodOnAKnownPathIs405(t *testing.T) {
+	res, err := openapi.Parse("m.yaml", []byte(`openapi: 3.0.3
+info: {title: M, version: v1}
+x-tollgate-production-endpoints: [http://10.0.0.1:80]
+paths:
+  /pets: {get: {responses: {"200": {description: ok}}}, post: {responses: {"200": {description: ok}}}}
+  /pets/{id}: {get: {responses: {"200": {description: ok}}}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, errs := Build([]*apimodel.API{res.API}, nil, Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	routes := c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes
+	var names []string
+	for _, r := range routes {
+		names = append(names, r.Name)
+		if err := validate.Message(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := routes[len(routes)-2:]
+	if len(routes) != 5 || last[0].Name != "m/v1 /pets (405)" || last[1].Name != "m/v1 /pets/{id} (405)" {
+		t.Fatalf("routes %q", names)
+	}
+	d := last[0].GetDirectResponse()
+	if d.GetStatus() != 405 || d.GetBody().GetInlineString() != `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}` {
+		t.Errorf("405 response %v", d)
+	}
+	if h := last[0].ResponseHeadersToAdd[0].GetHeader(); h.Key != "allow" || h.Value != "GET, POST" {
+		t.Errorf("allow header %v", h)
+	}
+	if re := regexp.MustCompile(last[1].GetMatch().GetSafeRegex().GetRegex()); !re.MatchString("/m/v1/pets/7") || last[1].GetMatch().GetHeaders() != nil {
+		t.Errorf("405 route match %v", last[1].GetMatch())
 	}
 }
