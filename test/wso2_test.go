@@ -96,3 +96,35 @@ paths:
 		}
 	}
 }
+
+// WSO2's throttling policies file is applied as it is: a resource naming one of its tiers
+// is throttled by it (not 500 900809), with WSO2's whole count at once.
+func TestWSO2PoliciesFileThrottles(t *testing.T) {
+	dir := t.TempDir()
+	policies := write(t, dir, "policies.yaml", `resourcePolicies:
+  - 3PerMin:
+      count: 3
+      unitTime: 1
+      timeUnit: min
+`)
+	api := write(t, dir, "tiered.yaml", `openapi: 3.0.3
+info: {title: Tiered, version: v1}
+x-wso2-basePath: /tiered/v1
+x-wso2-production-endpoints: {urls: [http://127.0.0.1:9000]}
+paths:
+  /limited: {get: {x-wso2-throttling-tier: 3PerMin, x-wso2-disable-security: true, responses: {"200": {description: ok}}}}
+`)
+	p := newPorts(t)
+	cfg := serverConfig(t, dir, "run.yaml", p, "")
+	srv := startTollgate(t, "run", "--config", cfg, "-f", policies, "-f", api)
+	srv.waitUp()
+	waitReady(t, "http://"+p.admin+"/readyz")
+	for i := range 3 {
+		if o := tollgate(t, "check", "--config", cfg, "--path", "/tiered/v1/limited"); !strings.Contains(o.stdout, "ALLOWED 200") {
+			t.Fatalf("request %d: %s", i+1, o.stdout)
+		}
+	}
+	if o := tollgate(t, "check", "--config", cfg, "--path", "/tiered/v1/limited"); !strings.Contains(o.stdout, "DENIED 429") || !strings.Contains(o.stdout, "900802") {
+		t.Errorf("the fourth request in a minute: %s", o.stdout)
+	}
+}

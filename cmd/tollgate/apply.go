@@ -51,12 +51,42 @@ func loadDefinitions(paths []string) ([]loaded, bool) {
 			continue
 		}
 		for _, doc := range definitions.Split(path, data) {
+			if ratelimit.IsWSO2Policies(doc.Data) {
+				ds, good := loadWSO2Policies(doc, seen)
+				out, ok = append(out, ds...), ok && good
+				continue
+			}
 			d, good := loadDocument(doc, seen)
 			if good {
 				out = append(out, d)
 			}
 			ok = ok && good
 		}
+	}
+	return out, ok
+}
+
+// loadWSO2Policies reads WSO2's policies file as Tollgate policies, stored in Tollgate's
+// form.
+func loadWSO2Policies(doc definitions.Document, seen map[string]string) ([]loaded, bool) {
+	pols, warnings, err := ratelimit.ParseWSO2Policies(doc.Data)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", doc.Name, err)
+		return nil, false
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "warning: %s: %s\n", doc.Name, w)
+	}
+	var out []loaded
+	ok := true
+	for _, pol := range pols {
+		if prev, dup := seen["policy "+pol.Name]; dup {
+			fmt.Fprintf(os.Stderr, "%s: policy %s is also defined in %s\n", doc.Name, pol.Name, prev)
+			ok = false
+			continue
+		}
+		seen["policy "+pol.Name] = doc.Name
+		out = append(out, loaded{file: doc.Name, policy: &pol, data: pol.Document()})
 	}
 	return out, ok
 }

@@ -118,7 +118,12 @@ func ParseRate(s string) (Limit, error) {
 	case "d", "day":
 		period = 24 * time.Hour
 	default:
-		return Limit{}, fmt.Errorf("%q: unit must be second, minute, hour or day", s)
+		// A duration ("2m", "500ms") for periods that are not one unit.
+		d, err := time.ParseDuration(unit)
+		if err != nil || d < time.Millisecond {
+			return Limit{}, fmt.Errorf("%q: unit must be second, minute, hour or day, or a duration like 2m", s)
+		}
+		period = d
 	}
 	return Limit{Count: n, Period: period, Burst: max(1, n/10)}, nil
 }
