@@ -42,9 +42,9 @@ subscriptionPolicies:
 		t.Errorf("unlimited/shadow: %+v %+v %v", got["Everything"], got["Lenient"], warnings)
 	}
 	for bad, want := range map[string]string{
-		"resourcePolicies:\n  - X: {count: 1, unitTime: 1, timeUnit: fortnight}\n": "timeUnit",
-		"resourcePolicies:\n  - X: {count: 0, unitTime: 1, timeUnit: min}\n":         "positive",
-		"resourcePolicies:\n  - X: {count: 1, unitTime: 1, timeUnit: min, burst: 2}\n": "unknown field",
+		"resourcePolicies:\n  - X: {count: 1, unitTime: 1, timeUnit: fortnight}\n":                                                                "timeUnit",
+		"resourcePolicies:\n  - X: {count: 0, unitTime: 1, timeUnit: min}\n":                                                                      "positive",
+		"resourcePolicies:\n  - X: {count: 1, unitTime: 1, timeUnit: min, burst: 2}\n":                                                            "unknown field",
 		"resourcePolicies:\n  - X: {count: 1, unitTime: 1, timeUnit: min}\napplicationPolicies:\n  - X: {count: 2, unitTime: 1, timeUnit: min}\n": "defined again",
 	} {
 		if _, _, err := ParseWSO2Policies([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
