@@ -202,6 +202,7 @@ func (e endpointSink) Reset(kvs []store.KV) {
 	}
 	e.s.dirtyEndpoints = true
 	e.s.changedKeys = nil
+	e.s.dirtyConfig = true // routes follow the stored URLs' paths
 	e.s.loaded("endpoints")
 	e.s.mu.Unlock()
 	e.s.poke()
@@ -209,6 +210,12 @@ func (e endpointSink) Reset(kvs []store.KV) {
 
 func (e endpointSink) Update(ev store.Event) {
 	e.s.mu.Lock()
+	// A new scheme or path is a change of routes and clusters, not only of addresses.
+	prevScheme, prevPath, _ := build.DiscoveryShape(e.s.discovery[ev.Key])
+	nextScheme, nextPath, _ := build.DiscoveryShape(string(ev.Value))
+	if prevScheme != nextScheme || prevPath != nextPath {
+		e.s.dirtyConfig = true
+	}
 	if ev.Deleted {
 		delete(e.s.discovery, ev.Key)
 	} else {
@@ -530,7 +537,9 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, secret
 				apis = append(apis, a)
 			}
 		}
-		cfg, errs := build.Build(apis, secrets, s.cfg.Build)
+		opt := s.cfg.Build
+		opt.Discovery = discovery
+		cfg, errs := build.Build(apis, secrets, opt)
 		for _, err := range errs {
 			s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
 		}

@@ -219,7 +219,7 @@ func TestADSServesResourcesAndSendsOnlyEDSOnEndpointChange(t *testing.T) {
 
 	// The search service moves: one etcd write.
 	start := time.Now()
-	if err := p.st.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.9.8.7:7777"); err != nil {
+	if err := p.st.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.9.8.7:7777/search"); err != nil {
 		t.Fatal(err)
 	}
 	ep = c.recv(resourcev3.EndpointType)

@@ -39,6 +39,10 @@ type Options struct {
 	UpstreamCAFile string
 	// Edge is how the gateway's listeners face clients (edge.go).
 	Edge Edge
+	// Discovery holds the stored endpoints/<key> values: a set found by a key follows the
+	// scheme and path of the stored URLs (its route rewrites to that path), not its
+	// default URL's.
+	Discovery map[string]string
 	// FaultFormat of the bodies Envoy answers itself (405): "wso2" (default) or "problem",
 	// as the enforcer's authz.faultFormat.
 	FaultFormat string
@@ -175,7 +179,7 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 }
 
 // endpointSet makes the set for endpoints, checking that its URLs agree on scheme and path.
-func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
+func endpointSet(e apimodel.Endpoints, discovery map[string]string) (EndpointSet, error) {
 	s := EndpointSet{Type: e.Type, Endpoints: e.URLs, Policy: e.Policy}
 	if s.Type == "" {
 		s.Type = "load_balance"
@@ -186,7 +190,14 @@ func endpointSet(e apimodel.Endpoints) (EndpointSet, error) {
 			return s, err
 		}
 		path := strings.TrimRight(u.Path, "/")
-		tls := u.Scheme == "https"
+		scheme := u.Scheme
+		if raw, ok := discovery[ep.Discovery]; ok && ep.Discovery != "" {
+			// The service moved: its stored URLs say where, path included.
+			if sc, p, ok := DiscoveryShape(raw); ok {
+				scheme, path = sc, p
+			}
+		}
+		tls := scheme == "https"
 		if ep.Discovery == "" && u.Hostname() != "localhost" && net.ParseIP(u.Hostname()) == nil {
 			s.DNS = true
 		}

@@ -197,6 +197,24 @@ type Target struct {
 	Host   string
 	Port   uint32
 	Weight uint32
+	// Scheme and Path of the stored URL: the route follows them (DiscoveryShape).
+	Scheme, Path string
+}
+
+// DiscoveryShape is the scheme and path that every URL of a stored endpoints/<key> value
+// shares; ok is false when the value is unusable or its URLs disagree (the definition's
+// default URL then decides).
+func DiscoveryShape(raw string) (scheme, path string, ok bool) {
+	ts, err := ParseDiscovery(raw)
+	if err != nil || len(ts) == 0 {
+		return "", "", false
+	}
+	for _, t := range ts[1:] {
+		if t.Scheme != ts[0].Scheme || t.Path != ts[0].Path {
+			return "", "", false
+		}
+	}
+	return ts[0].Scheme, ts[0].Path, true
 }
 
 // Endpoints builds the ClusterLoadAssignment of every EDS cluster. discovery holds the raw
@@ -318,7 +336,7 @@ func targetOf(raw string, weight uint32) (Target, error) {
 	if err != nil || p == 0 {
 		return Target{}, fmt.Errorf("endpoint %q: bad port", raw)
 	}
-	return Target{Host: host, Port: uint32(p), Weight: max(weight, 1)}, nil
+	return Target{Host: host, Port: uint32(p), Weight: max(weight, 1), Scheme: u.Scheme, Path: strings.TrimRight(u.Path, "/")}, nil
 }
 
 // ParseDiscovery reads the value of endpoints/<key>: one URL, or a JSON list of URLs or of

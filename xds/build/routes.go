@@ -50,7 +50,7 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 	})
 	mine := map[string]EndpointSet{}
 	use := func(e apimodel.Endpoints) (string, EndpointSet, error) {
-		s, err := endpointSet(e)
+		s, err := endpointSet(e, opt.Discovery)
 		if err != nil {
 			return "", s, err
 		}
@@ -281,9 +281,12 @@ func shortHash(s string) string {
 	return hex.EncodeToString(h[:5])
 }
 
+// mustAny packs m deterministically: a map inside (the access log's JSON format, a
+// route's context extensions) must give the same bytes every build, or the resource's
+// content-hash version changes and Envoys get it again for nothing.
 func mustAny(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
+	a := &anypb.Any{}
+	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
 		panic(err) // only for messages of registered types, which marshal
 	}
 	return a
