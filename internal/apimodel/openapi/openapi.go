@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -337,8 +338,16 @@ func (p *parser) api() *apimodel.API {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	p.unsupportedWSO2("$", doc.Extensions)
 	for _, path := range keys {
 		ops := paths[path].Operations()
+		// Choreo Connect writes endpoints on the path item, beside the operations: they are
+		// the endpoints of every operation of the path that has none of its own.
+		pathAt := "$.paths['" + path + "']"
+		itemExt := extensions{p: p, path: pathAt, m: paths[path].Extensions}
+		itemExt.checkKnown([]string{"production-endpoints", "sandbox-endpoints"})
+		itemProd, itemSand := itemExt.endpoints("production-endpoints"), itemExt.endpoints("sandbox-endpoints")
+		p.unsupportedWSO2(pathAt, paths[path].Extensions, "x-wso2-production-endpoints", "x-wso2-sandbox-endpoints")
 		methods := make([]string, 0, len(ops))
 		for m := range ops {
 			methods = append(methods, m)
@@ -352,6 +361,13 @@ func (p *parser) api() *apimodel.API {
 			o := apimodel.Operation{Method: strings.ToUpper(m), Path: path, OperationID: op.OperationID}
 			o.Production = ext.endpoints("production-endpoints")
 			o.Sandbox = ext.endpoints("sandbox-endpoints")
+			if o.Production.Empty() {
+				o.Production = itemProd
+			}
+			if o.Sandbox.Empty() {
+				o.Sandbox = itemSand
+			}
+			p.unsupportedWSO2(at, op.Extensions)
 			o.Throttling, _ = ext.str("throttling")
 			// The operation's own x-wso2-disable-security wins over the API's, either way:
 			// false under an API-level true secures the operation again (as in WSO2).
@@ -440,6 +456,42 @@ func scopeMode(e extensions, def bool) bool {
 	}
 	e.p.fail(e.path+"."+prefix+"scopes", "must be any or all, got %q", v)
 	return def
+}
+
+// honouredWSO2 are the x-wso2-* extensions Tollgate reads (at the level they are allowed).
+var honouredWSO2 = func() map[string]bool {
+	m := map[string]bool{"x-wso2-application-security": true}
+	for _, v := range wso2Alias {
+		m[v] = true
+	}
+	return m
+}()
+
+// unsupportedWSO2 warns about each x-wso2-* extension of one object that Tollgate does
+// not do, naming what is not done: a definition that relies on it must not pass in silence.
+// honoured lists what this object may carry; nil means the document's and operations' set.
+func (p *parser) unsupportedWSO2(at string, m map[string]any, honoured ...string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "x-wso2-") {
+			continue
+		}
+		if honoured == nil && honouredWSO2[k] || slices.Contains(honoured, k) {
+			continue
+		}
+		switch {
+		case strings.Contains(k, "interceptor"):
+			p.warn(at+"."+k, "request and response interceptors are not run: the request reaches the backend unchanged")
+		case honouredWSO2[k]:
+			p.warn(at+"."+k, "not read here (on a path item only endpoints are); put it on the operations")
+		default:
+			p.warn(at+"."+k, "not supported; ignored")
+		}
+	}
 }
 
 // usesWSO2 reports whether a document is written for WSO2's gateways: an x-wso2-*

@@ -431,3 +431,47 @@ paths:
 		}
 	}
 }
+
+// Choreo Connect's endpoints on the path item serve the path's operations that name none of
+// their own; x-wso2-* extensions that are not done are warnings that say so.
+func TestPathItemEndpointsAndUnsupportedWSO2Extensions(t *testing.T) {
+	const doc = `openapi: 3.0.3
+info: {title: Items, version: v1}
+x-wso2-production-endpoints: {urls: [http://10.0.0.1:80]}
+x-wso2-request-interceptor: checkHeaders
+x-wso2-something-new: 1
+paths:
+  /a:
+    x-wso2-production-endpoints:
+      urls: [http://10.0.0.2:80/a]
+      advanceEndpointConfig: {timeoutInMillis: 2000}
+    x-wso2-throttling-tier: Gold
+    get: {responses: {"200": {description: ok}}}
+    post: {x-wso2-production-endpoints: {urls: [http://10.0.0.3:80]}, responses: {"200": {description: ok}}}
+  /b: {get: {responses: {"200": {description: ok}}}}
+`
+	res, err := Parse("items.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := apimodel.NewCatalog([]*apimodel.API{res.API})
+	if _, op := cat.Operation("items/v1", "GET /a"); op == nil || op.Production.URLs[0].URL != "http://10.0.0.2:80/a" || op.Production.Policy.Timeout.Seconds() != 2 {
+		t.Errorf("GET /a should take the path item's endpoints and their timeout: %+v", op)
+	}
+	if _, op := cat.Operation("items/v1", "POST /a"); op == nil || op.Production.URLs[0].URL != "http://10.0.0.3:80" {
+		t.Errorf("POST /a keeps its own endpoints: %+v", op)
+	}
+	if _, op := cat.Operation("items/v1", "GET /b"); op == nil || !op.Production.Empty() {
+		t.Errorf("GET /b uses the API's endpoints: %+v", op)
+	}
+	w := res.Warnings.Error()
+	for _, want := range []string{
+		"$.x-wso2-request-interceptor: request and response interceptors are not run",
+		"$.x-wso2-something-new: not supported; ignored",
+		"$.paths['/a'].x-wso2-throttling-tier: not read here",
+	} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings lack %q:\n%s", want, w)
+		}
+	}
+}
