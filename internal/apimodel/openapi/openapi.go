@@ -143,6 +143,12 @@ func fixDanglingRefs(j []byte) ([]byte, []fix) {
 		return v
 	}
 	doc = walk(doc, "$")
+	return fixed(j, doc, fixes)
+}
+
+// fixed is the document re-encoded after repairs, with the repairs in path order; the
+// original bytes when there were none (or the document does not encode).
+func fixed(j []byte, doc any, fixes []fix) ([]byte, []fix) {
 	if len(fixes) == 0 {
 		return j, nil
 	}
@@ -227,15 +233,7 @@ func fixSecurity(j []byte) ([]byte, []fix) {
 			}
 		}
 	}
-	if len(fixes) == 0 {
-		return j, nil
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return j, nil
-	}
-	sort.Slice(fixes, func(a, b int) bool { return fixes[a].path < fixes[b].path })
-	return out, fixes
+	return fixed(j, doc, fixes)
 }
 
 // parseLooseRequirement reads "name", "name:[]" or "name:[a, b]".
