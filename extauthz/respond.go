@@ -53,7 +53,7 @@ func newIdentityView(id *jwt.Identity) *identityView {
 	// The same rule as for backend headers: these values end up in access logs, where a
 	// control character could forge a line.
 	put := func(k, s string) {
-		if s != "" && printable(s) {
+		if s != "" && jwt.Printable(s) {
 			v.fields[k] = structpb.NewStringValue(s)
 		}
 	}
@@ -208,18 +208,4 @@ func wwwAuthenticate(o *outcome) string {
 		return base + `, error="insufficient_scope", scope=` + strconv.Quote(o.scope)
 	}
 	return ""
-}
-
-// printable reports whether s has no control characters (tab aside) and is of a size that
-// belongs in a log line.
-func printable(s string) bool {
-	if len(s) > 4096 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }

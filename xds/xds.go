@@ -182,13 +182,6 @@ func (s *Server) primed() bool {
 	return true
 }
 
-// Primed reports whether the control plane has what it needs to publish (readiness).
-func (s *Server) Primed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.primed()
-}
-
 // Endpoints is the store.Sink for the endpoints/ range.
 func (s *Server) Endpoints() store.Sink { s.expect("endpoints"); return endpointSink{s} }
 

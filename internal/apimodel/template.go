@@ -88,9 +88,6 @@ func (t Template) Shape() string {
 	return b.String()
 }
 
-// Wild reports whether the template ends in "/*".
-func (t Template) Wild() bool { return t.wild }
-
 // Specificity orders overlapping templates: more literal segments first, and of two with
 // as many, the one that is not a wildcard.
 func (t Template) Specificity() int {

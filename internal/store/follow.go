@@ -112,11 +112,9 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 						rev, cluster = c.Revision, c.ClusterID
 					}
 				}
-				if rev == 0 {
-					f.lost(err)
-				}
 				first = false
 				if rev == 0 {
+					f.lost(err)
 					if !sleep(ctx, jitter(backoff)) {
 						return
 					}
@@ -176,8 +174,8 @@ func (s *Store) readOrGiveUp(ctx context.Context, full string, timeout time.Dura
 		}
 	}()
 	r, err := s.readAll(ctx, full, timeout)
-	if err != nil && context.Cause(ctx) != nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
+	if cause := context.Cause(ctx); err != nil && cause != nil {
+		err = cause
 	}
 	return r, err
 }

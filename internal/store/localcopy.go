@@ -85,12 +85,17 @@ func (c *localCopy) changed() {
 func (c *localCopy) reset(kvs []KV, rev int64, cluster uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.replace(kvs, rev, cluster)
+	c.changed()
+}
+
+// replace makes kvs at rev the base that later changes apply to; c.mu is held.
+func (c *localCopy) replace(kvs []KV, rev int64, cluster uint64) {
 	c.kvs = make(map[string][]byte, len(kvs))
 	for _, kv := range kvs {
 		c.kvs[kv.Key] = kv.Value
 	}
 	c.rev, c.cluster = rev, cluster
-	c.changed()
 }
 
 func (c *localCopy) update(ev Event, rev int64) {
@@ -136,11 +141,7 @@ func (c *localCopy) load(log *zap.Logger) (*copyFile, bool) {
 		return nil, false
 	}
 	c.mu.Lock()
-	c.kvs = make(map[string][]byte, len(f.KVs))
-	for _, kv := range f.KVs {
-		c.kvs[kv.Key] = kv.Value
-	}
-	c.rev, c.cluster = f.Revision, f.ClusterID
+	c.replace(f.kvs(), f.Revision, f.ClusterID)
 	c.mu.Unlock()
 	return &f, true
 }

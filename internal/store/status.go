@@ -155,9 +155,6 @@ func (s *Store) Ready(rel string) error {
 	}
 }
 
-// Loaded reports whether the range rel has given its consumer a state.
-func (s *Store) Loaded(rel string) bool { return s.Status(rel).Loaded }
-
 // metrics are the store's Prometheus metrics; in-step and age are read when scraped.
 type metrics struct {
 	retries *prometheus.CounterVec

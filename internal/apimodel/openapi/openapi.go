@@ -109,20 +109,19 @@ func load(data []byte) (*openapi3.T, bool, []fix, error) {
 
 // fixLoose applies every repair WSO2's gateways would have made without a word.
 func fixLoose(j []byte) ([]byte, []fix) {
-	j, fixes := fixSecurity(j)
-	j, more := fixDanglingRefs(j)
-	return j, append(fixes, more...)
+	var doc map[string]any
+	if json.Unmarshal(j, &doc) != nil {
+		return j, nil
+	}
+	fixes := append(fixSecurity(doc), fixDanglingRefs(doc)...)
+	return fixed(j, doc, fixes)
 }
 
 // fixDanglingRefs replaces a local $ref that points at nothing (a response schema naming a
 // component the document does not define, say) with an empty object. A gateway does not
 // read schemas to route or to decide; a $ref that matters (a security scheme) then fails
 // where it is used, with its own error.
-func fixDanglingRefs(j []byte) ([]byte, []fix) {
-	var doc any
-	if json.Unmarshal(j, &doc) != nil {
-		return j, nil
-	}
+func fixDanglingRefs(doc map[string]any) []fix {
 	var fixes []fix
 	var walk func(v any, at string) any
 	walk = func(v any, at string) any {
@@ -142,8 +141,8 @@ func fixDanglingRefs(j []byte) ([]byte, []fix) {
 		}
 		return v
 	}
-	doc = walk(doc, "$")
-	return fixed(j, doc, fixes)
+	walk(doc, "$") // the document is a map: walk replaces below it, in place
+	return fixes
 }
 
 // fixed is the document re-encoded after repairs, with the repairs in path order; the
@@ -192,11 +191,7 @@ type fix struct{ path, reason string }
 // fixSecurity rewrites security requirements the way WSO2's gateways read them: a
 // requirement written as a string ("petstore_auth:[]", "petstore_auth") becomes
 // {petstore_auth: []}, and scopes written as one string ({default: "admin"}) a list.
-func fixSecurity(j []byte) ([]byte, []fix) {
-	var doc map[string]any
-	if json.Unmarshal(j, &doc) != nil {
-		return j, nil
-	}
+func fixSecurity(doc map[string]any) []fix {
 	var fixes []fix
 	fixList := func(at string, v any) {
 		list, ok := v.([]any)
@@ -233,7 +228,7 @@ func fixSecurity(j []byte) ([]byte, []fix) {
 			}
 		}
 	}
-	return fixed(j, doc, fixes)
+	return fixes
 }
 
 // parseLooseRequirement reads "name", "name:[]" or "name:[a, b]".

@@ -8,13 +8,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +27,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 func main() {
@@ -195,15 +193,11 @@ func median(ds []time.Duration) time.Duration {
 	return ds[len(ds)/2].Round(time.Millisecond)
 }
 
-// freeAddr is a free loopback port below 32768 (above it the kernel picks client ports).
+// freeAddr is a free loopback address below 32768 (above it the kernel picks client ports).
 func freeAddr() string {
-	for {
-		addr := "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(22000))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			return addr
-		}
-	}
+	a, err := testutil.LowAddr()
+	check(err)
+	return a
 }
 
 func check(err error) {
