@@ -88,6 +88,10 @@ func TestRenderedBootstrapIsValid(t *testing.T) {
 		if b.GetNode().GetId() != "envoy-1" || b.GetNode().GetCluster() != "edge" || b.GetDynamicResources().GetAdsConfig() == nil {
 			t.Errorf("bootstrap %v", b)
 		}
+		// Fronts (endpoint sets across paths) reach their parts through internal listeners.
+		if ext := b.GetBootstrapExtensions(); len(ext) != 1 || ext[0].GetName() != "envoy.bootstrap.internal_listener" {
+			t.Errorf("bootstrap extensions %v", ext)
+		}
 		om := b.GetOverloadManager()
 		var monitors, actions []string
 		for _, m := range om.GetResourceMonitors() {

@@ -542,9 +542,8 @@ func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, secret
 		next.snap[forEnvoy].res[types.Secret] = cfg.Secrets
 		next.snap[forGRPC].res[types.Listener] = cfg.GRPCListeners
 		next.snap[forGRPC].res[types.Route] = cfg.GRPCRoutes
-		for i := range next.snap {
-			next.snap[i].res[types.Cluster] = cfg.Clusters
-		}
+		next.snap[forEnvoy].res[types.Cluster] = cfg.Clusters
+		next.snap[forGRPC].res[types.Cluster] = cfg.GRPCClusters
 	}
 	if !full && keys != nil {
 		// Only some discovery keys changed: rebuild the assignments that use them.

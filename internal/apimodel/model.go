@@ -6,6 +6,8 @@ package apimodel
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -343,15 +345,45 @@ func (e Endpoints) validate(file, path string) Problems {
 	if hc := p.HealthCheck; hc.Path != "" && (hc.Path[0] != '/' || hc.Interval < 0 || hc.Timeout < 0) {
 		ps = append(ps, Problem{file, path + ".healthCheck", "path must start with '/' and durations must not be negative"})
 	}
+	bad := false
 	for i, u := range e.URLs {
 		if err := CheckURL(u.URL); err != nil {
 			ps = append(ps, Problem{file, fmt.Sprintf("%s.urls[%d]", path, i), err.Error()})
+			bad = true
 		}
 		if u.Discovery != "" && !validKey(u.Discovery) {
 			ps = append(ps, Problem{file, fmt.Sprintf("%s.urls[%d]", path, i), fmt.Sprintf("discovery key %q must be letters, digits, '-', '_', '.' or '/'", u.Discovery)})
 		}
 	}
+	if !bad {
+		if err := e.Conflicts(); err != nil {
+			ps = append(ps, Problem{file, path + ".urls", err.Error()})
+		}
+	}
 	return ps
+}
+
+// Conflicts reports what cannot be served in one set of endpoints: host names (which Envoy
+// resolves itself) beside discovery keys (whose addresses come over EDS), and backend TLS
+// settings on a plain http URL. The build asks the same, so what Validate accepts is
+// never dropped when Envoy's configuration is made. URLs must have passed CheckURL.
+func (e Endpoints) Conflicts() error {
+	var named, keyed string
+	for _, ep := range e.URLs {
+		u, _ := url.Parse(ep.URL)
+		if ep.Discovery != "" {
+			keyed = ep.Discovery
+		} else if h := u.Hostname(); h != "localhost" && net.ParseIP(h) == nil {
+			named = ep.URL
+		}
+		if (e.Policy.TLS.CA != "" || e.Policy.TLS.ClientCert != "") && u.Scheme != "https" {
+			return fmt.Errorf("backend TLS settings (CA or client certificate) on the plain http endpoint %s", ep.URL)
+		}
+	}
+	if named != "" && keyed != "" {
+		return fmt.Errorf("endpoints by host name (%s) and by discovery key (%s) cannot share a set: Envoy resolves the one and gets the other over EDS", named, keyed)
+	}
+	return nil
 }
 
 func validName(s string) bool {

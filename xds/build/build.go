@@ -84,18 +84,23 @@ type Secret struct {
 	CA      []byte
 }
 
-// Config is everything but endpoints, for one gateway group. Envoys get Listeners and
-// Routes; proxyless gRPC clients get GRPCListeners (an API listener per gRPC API) and
-// GRPCRoutes. Both get Clusters and the endpoints.
+// Config is everything but endpoints, for one gateway group. Envoys get Listeners, Routes
+// and Clusters; proxyless gRPC clients get GRPCListeners (an API listener per gRPC API),
+// GRPCRoutes and GRPCClusters (the clusters without the fronts, which send to Envoy's
+// internal listeners). Both get the endpoints.
 type Config struct {
 	Listeners     []types.Resource
 	Routes        []types.Resource
 	GRPCListeners []types.Resource
 	GRPCRoutes    []types.Resource
 	Clusters      []types.Resource
+	GRPCClusters  []types.Resource
 	Secrets       []types.Resource
 	// Sets are the endpoint sets behind the EDS clusters, by cluster name.
 	Sets map[string]EndpointSet
+	// fronts are the sets whose URLs differ in scheme or path, by cluster name; their
+	// parts are in Sets.
+	fronts map[string]EndpointSet
 }
 
 // EndpointSet is a distinct set of backends with how to reach them; it becomes one cluster.
@@ -109,6 +114,9 @@ type EndpointSet struct {
 	DNS  bool
 	SNI  string // host for TLS and the Host header
 	Path string // backend path prefix that replaces the base path
+	// Parts, when the URLs differ in scheme or path: the set is then a front (a cluster
+	// over Envoy internal listeners, one per part) and each part a cluster of its own.
+	Parts []EndpointSet
 }
 
 // key identifies the set's content; equal sets share a cluster.
@@ -138,7 +146,7 @@ func ForGroup(a *apimodel.API, group string) bool {
 func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []error) {
 	opt.defaults()
 	sort.Slice(apis, func(i, j int) bool { return apis[i].ID() < apis[j].ID() })
-	c := &Config{Sets: map[string]EndpointSet{}}
+	c := &Config{Sets: map[string]EndpointSet{}, fronts: map[string]EndpointSet{}}
 	var errs []error
 	var routed []apiRoutes
 	have := map[string]bool{}
@@ -146,7 +154,7 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 		have[sec.Name] = true
 	}
 	for _, a := range apis {
-		ar, err := routesFor(a, c.Sets, have, opt)
+		ar, err := routesFor(a, c, have, opt)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("API %s: %w", a.ID(), err))
 			continue
@@ -154,8 +162,13 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 		routed = append(routed, ar)
 	}
 	c.Routes, c.GRPCRoutes = routeConfigs(routed, opt)
-	c.Clusters = clusters(c.Sets, opt)
+	c.Clusters = clusters(c.Sets, c.fronts, opt)
+	c.GRPCClusters = c.Clusters
+	if len(c.fronts) > 0 {
+		c.GRPCClusters = clusters(c.Sets, nil, opt)
+	}
 	c.Listeners, c.GRPCListeners = listeners(routed, opt)
+	c.Listeners = append(c.Listeners, internalListeners(c.fronts, opt)...)
 	// Serve only the secrets something refers to: Envoy asks for exactly those.
 	used := map[string]bool{}
 	if opt.HTTPSPort != 0 {
@@ -178,46 +191,47 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 	return c, errs
 }
 
-// endpointSet makes the set for endpoints, checking that its URLs agree on scheme and path.
+// endpointSet makes the set for endpoints. URLs that differ in scheme or path cannot share
+// one cluster (Envoy rewrites the path per route, not per backend): such a set becomes a
+// front over parts, one per scheme and path (fronts.go).
 func endpointSet(e apimodel.Endpoints, discovery map[string]string) (EndpointSet, error) {
 	s := EndpointSet{Type: e.Type, Endpoints: e.URLs, Policy: e.Policy}
 	if s.Type == "" {
 		s.Type = "load_balance"
 	}
+	if err := e.Conflicts(); err != nil {
+		return s, err
+	}
+	shapes := make([]EndpointSet, len(e.URLs))
 	for i, ep := range e.URLs {
 		u, err := url.Parse(ep.URL)
 		if err != nil {
 			return s, err
 		}
-		path := strings.TrimRight(u.Path, "/")
+		sh := EndpointSet{Path: strings.TrimRight(u.Path, "/"), SNI: u.Hostname()}
 		scheme := u.Scheme
 		if raw, ok := discovery[ep.Discovery]; ok && ep.Discovery != "" {
 			// The service moved: its stored URLs say where, path included.
 			if sc, p, ok := DiscoveryShape(raw); ok {
-				scheme, path = sc, p
+				scheme, sh.Path = sc, p
 			}
 		}
-		tls := scheme == "https"
-		if ep.Discovery == "" && u.Hostname() != "localhost" && net.ParseIP(u.Hostname()) == nil {
-			s.DNS = true
+		sh.TLS = scheme == "https"
+		sh.DNS = ep.Discovery == "" && u.Hostname() != "localhost" && net.ParseIP(u.Hostname()) == nil
+		if e.Policy.TLS.SNI != "" {
+			sh.SNI = e.Policy.TLS.SNI
 		}
-		if i == 0 {
-			s.TLS, s.Path, s.SNI = tls, path, u.Hostname()
-			if e.Policy.TLS.SNI != "" {
-				s.SNI = e.Policy.TLS.SNI
-			}
-			continue
-		}
-		if tls != s.TLS || path != s.Path {
-			return s, fmt.Errorf("endpoints %s and %s differ in scheme or path; one set must share both", e.URLs[0].URL, ep.URL)
-		}
+		shapes[i] = sh
 	}
-	if s.DNS {
-		for _, ep := range e.URLs {
-			if ep.Discovery != "" {
-				return s, fmt.Errorf("endpoints by host name and by discovery key (%s) cannot share a set", ep.Discovery)
-			}
-		}
+	if parts := partsOf(s, shapes); len(parts) > 1 {
+		s.Parts = parts
+		return s, nil
+	}
+	if len(shapes) > 0 {
+		s.TLS, s.Path, s.SNI = shapes[0].TLS, shapes[0].Path, shapes[0].SNI
+	}
+	for _, sh := range shapes {
+		s.DNS = s.DNS || sh.DNS
 	}
 	return s, nil
 }
@@ -238,5 +252,8 @@ func clusterName(s EndpointSet) string {
 		}
 		return '_'
 	}, host)
+	if len(s.Parts) > 0 {
+		return "front_" + clean + "_" + shortHash(s.key())
+	}
 	return "ep_" + clean + "_" + shortHash(s.key()+fmt.Sprint(s.TLS))
 }

@@ -32,14 +32,11 @@ func ADS() *corev3.ConfigSource {
 	}
 }
 
-// clusters makes an EDS cluster per endpoint set, and the enforcer's cluster.
-func clusters(sets map[string]EndpointSet, opt Options) []types.Resource {
-	names := make([]string, 0, len(sets))
-	for n := range sets {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]types.Resource, 0, len(names)+1)
+// clusters makes an EDS cluster per endpoint set, the fronts' clusters, and the
+// enforcer's cluster.
+func clusters(sets, fronts map[string]EndpointSet, opt Options) []types.Resource {
+	names := sortedNames(sets)
+	out := make([]types.Resource, 0, len(names)+len(fronts)+1)
 	for _, n := range names {
 		s := sets[n]
 		c := &clusterv3.Cluster{
@@ -61,6 +58,7 @@ func clusters(sets map[string]EndpointSet, opt Options) []types.Resource {
 		applyPolicy(c, s, opt)
 		out = append(out, c)
 	}
+	out = append(out, frontClusters(fronts, opt)...)
 	return append(out, authzCluster(opt))
 }
 

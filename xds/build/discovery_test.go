@@ -45,11 +45,11 @@ paths:
 		discovery map[string]string
 		want      string
 	}{
-		{"absent: the default's path", nil, "/echo/prod"},
-		{"moved to another path", map[string]string{"echoprod": "http://10.0.0.9:9443/echo/newprod"}, "/echo/newprod"},
-		{"a list sharing a path", map[string]string{"echoprod": `["http://10.0.0.9:1/v2", {"url": "http://10.0.0.8:1/v2", "weight": 2}]`}, "/v2"},
-		{"a list that disagrees: the default's", map[string]string{"echoprod": `["http://10.0.0.9:1/a", "http://10.0.0.8:1/b"]`}, "/echo/prod"},
-		{"unusable: the default's", map[string]string{"echoprod": "not a url"}, "/echo/prod"},
+		{"absent: the default's path", nil, "/echo/prod/"},
+		{"moved to another path", map[string]string{"echoprod": "http://10.0.0.9:9443/echo/newprod"}, "/echo/newprod/"},
+		{"a list sharing a path", map[string]string{"echoprod": `["http://10.0.0.9:1/v2", {"url": "http://10.0.0.8:1/v2", "weight": 2}]`}, "/v2/"},
+		{"a list that disagrees: the default's", map[string]string{"echoprod": `["http://10.0.0.9:1/a", "http://10.0.0.8:1/b"]`}, "/echo/prod/"},
+		{"unusable: the default's", map[string]string{"echoprod": "not a url"}, "/echo/prod/"},
 	} {
 		if got := rewrite(c.discovery); got != c.want {
 			t.Errorf("%s: rewrite to %q, want %q", c.name, got, c.want)

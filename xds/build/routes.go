@@ -33,7 +33,7 @@ type apiRoutes struct {
 
 // routesFor makes a route per operation (a sandbox route before it when the operation has
 // sandbox endpoints) and records the endpoint sets it uses.
-func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]bool, opt Options) (apiRoutes, error) {
+func routesFor(a *apimodel.API, c *Config, secrets map[string]bool, opt Options) (apiRoutes, error) {
 	out := apiRoutes{api: a}
 	ops := make([]*apimodel.Operation, len(a.Operations))
 	for i := range a.Operations {
@@ -48,7 +48,7 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 		}
 		return ops[i].Key() < ops[j].Key()
 	})
-	mine := map[string]EndpointSet{}
+	mine, myFronts := map[string]EndpointSet{}, map[string]EndpointSet{}
 	use := func(e apimodel.Endpoints) (string, EndpointSet, error) {
 		s, err := endpointSet(e, opt.Discovery)
 		if err != nil {
@@ -59,11 +59,15 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 				return "", s, fmt.Errorf("secret %q is not in etcd (secrets/%s)", name, name)
 			}
 		}
-		if (s.Policy.TLS.CA != "" || s.Policy.TLS.ClientCert != "") && !s.TLS {
-			return "", s, fmt.Errorf("backend TLS settings on plain http endpoints %s", s.Endpoints[0].URL)
-		}
 		name := clusterName(s)
-		mine[name] = s
+		if len(s.Parts) == 0 {
+			mine[name] = s
+			return name, s, nil
+		}
+		myFronts[name] = s
+		for _, p := range s.Parts {
+			mine[clusterName(p)] = p
+		}
 		return name, s, nil
 	}
 	for _, op := range ops {
@@ -79,7 +83,7 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 			if err != nil {
 				return out, err
 			}
-			r := route(a, op, name, s)
+			r := route(a, op, name, s, opt)
 			r.Name += "/sandbox"
 			r.Match.Headers = append(r.Match.Headers, exactHeader(apimodel.EnvironmentHeader, "sandbox"))
 			out.routes = append(out.routes, r)
@@ -89,59 +93,62 @@ func routesFor(a *apimodel.API, sets map[string]EndpointSet, secrets map[string]
 			if err != nil {
 				return out, err
 			}
-			out.routes = append(out.routes, route(a, op, name, s))
+			out.routes = append(out.routes, route(a, op, name, s, opt))
 		}
 	}
 	out.routes = append(out.routes, methodNotAllowed(a, ops, opt)...)
 	if a.CORS != nil {
-		out.routes = append(preflights(a, ops, sets, use), out.routes...)
+		out.routes = append(preflights(a, ops, use), out.routes...)
 		policy := mustAny(corsPolicy(a.CORS))
 		for _, r := range out.routes {
 			r.TypedPerFilterConfig[corsFilter] = policy
 		}
 	}
 	if a.GRPC && !a.Production.Empty() {
-		name, _, err := use(a.Production)
+		name, s, err := use(a.Production)
 		if err != nil {
 			return out, err
+		}
+		if len(s.Parts) > 0 {
+			// Proxyless clients cannot reach Envoy's internal listeners; a gRPC request's
+			// path is the method, so the first part serves them.
+			name = clusterName(s.Parts[0])
 		}
 		out.grpcCluster = name
 	}
 	// Only an API built whole contributes its clusters.
 	for n, s := range mine {
-		sets[n] = s
+		c.Sets[n] = s
+	}
+	for n, s := range myFronts {
+		c.fronts[n] = s
 	}
 	return out, nil
 }
 
-func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSet) *routev3.Route {
+func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSet, opt Options) *routev3.Route {
 	perRoute := &extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_CheckSettings{
 		CheckSettings: &extauthzv3.CheckSettings{ContextExtensions: map[string]string{
 			apimodel.RouteKeyAPI:       a.ID(),
 			apimodel.RouteKeyOperation: op.Key(),
 		}},
 	}}
+	// The base path (and a slash after it) becomes the backend's path and a slash:
+	// /shop/v1/items → /api/items, and /shop/v1 → /api/ rather than an empty path.
 	action := &routev3.RouteAction{
 		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
 		Timeout:          durationpb.New(s.Policy.Timeout),
 		RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
-			Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(a.BasePath))},
-			Substitution: s.Path,
+			Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(a.BasePath)) + "/?"},
+			Substitution: s.Path + "/",
 		},
 		HostRewriteSpecifier: &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)},
+		RetryPolicy:          retryPolicy(s.Policy),
 	}
-	if p := s.Policy; p.Retries > 0 {
-		rp := &routev3.RetryPolicy{RetryOn: "5xx,connect-failure,reset", NumRetries: wrapperspb.UInt32(uint32(p.Retries))}
-		if len(p.RetryOn) > 0 {
-			rp.RetryOn = "retriable-status-codes,connect-failure,reset"
-			for _, c := range p.RetryOn {
-				rp.RetriableStatusCodes = append(rp.RetriableStatusCodes, uint32(c))
-			}
-		}
-		if p.RetryInterval > 0 {
-			rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(p.RetryInterval), MaxInterval: durationpb.New(10 * p.RetryInterval)}
-		}
-		action.RetryPolicy = rp
+	var remove []string
+	if len(s.Parts) > 0 {
+		action = frontAction(a.BasePath, s, cluster, opt)
+		remove = []string{UnreachableHeader}
 	}
 	return &routev3.Route{
 		Name: a.ID() + " " + op.Key(),
@@ -149,9 +156,28 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 			PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: PathRegex(a.BasePath, op.Path)}},
 			Headers:       []*routev3.HeaderMatcher{exactHeader(":method", op.Method)},
 		},
-		Action:               &routev3.Route_Route{Route: action},
-		TypedPerFilterConfig: map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)},
+		Action:                  &routev3.Route_Route{Route: action},
+		ResponseHeadersToRemove: remove,
+		TypedPerFilterConfig:    map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)},
 	}
+}
+
+// retryPolicy is a set's retries (nil: none).
+func retryPolicy(p apimodel.Policy) *routev3.RetryPolicy {
+	if p.Retries <= 0 {
+		return nil
+	}
+	rp := &routev3.RetryPolicy{RetryOn: "5xx,connect-failure,reset", NumRetries: wrapperspb.UInt32(uint32(p.Retries))}
+	if len(p.RetryOn) > 0 {
+		rp.RetryOn = "retriable-status-codes,connect-failure,reset"
+		for _, c := range p.RetryOn {
+			rp.RetriableStatusCodes = append(rp.RetriableStatusCodes, uint32(c))
+		}
+	}
+	if p.RetryInterval > 0 {
+		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(p.RetryInterval), MaxInterval: durationpb.New(10 * p.RetryInterval)}
+	}
+	return rp
 }
 
 func basePrefix(base string) string {
@@ -336,7 +362,7 @@ func methodNotAllowed(a *apimodel.API, ops []*apimodel.Operation, opt Options) [
 // preflights makes, for an API with a CORS policy, one OPTIONS route per path template:
 // the CORS filter answers a browser's preflight there before ext_authz would refuse it
 // (preflights carry no credentials), so the enforcer is off on these routes.
-func preflights(a *apimodel.API, ops []*apimodel.Operation, sets map[string]EndpointSet, use func(apimodel.Endpoints) (string, EndpointSet, error)) []*routev3.Route {
+func preflights(a *apimodel.API, ops []*apimodel.Operation, use func(apimodel.Endpoints) (string, EndpointSet, error)) []*routev3.Route {
 	seen := map[string]bool{}
 	var out []*routev3.Route
 	off := mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}})

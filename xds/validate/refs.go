@@ -16,9 +16,10 @@ import (
 )
 
 // Set checks a whole set of resources about to be served together: each one with Message,
-// and their references — every route's cluster exists, every EDS cluster has endpoints,
-// every RDS name and SDS secret a listener names is served, and no domain is claimed by two
-// virtual hosts of one route table (Envoy refuses all of these).
+// and their references — every route's cluster exists (routes inlined in a listener too),
+// every EDS cluster has endpoints, every RDS name and SDS secret a listener names is
+// served, every internal address a cluster names is an internal listener, and no domain
+// is claimed by two virtual hosts of one route table (Envoy refuses all of these).
 func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error {
 	var errs []error
 	for _, group := range [][]proto.Message{listeners, routes, clusters, endpoints, secrets} {
@@ -29,11 +30,24 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 		}
 	}
 	clusterNames, edsNames, routeNames, secretNames := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	internal := map[string]bool{}
+	for _, m := range listeners {
+		if l := m.(*listenerv3.Listener); l.GetInternalListener() != nil {
+			internal[l.GetName()] = true
+		}
+	}
 	for _, m := range clusters {
 		c := m.(*clusterv3.Cluster)
 		clusterNames[c.GetName()] = true
 		if c.GetType() == clusterv3.Cluster_EDS {
 			edsNames[c.GetName()] = true
+		}
+		for _, l := range c.GetLoadAssignment().GetEndpoints() {
+			for _, e := range l.GetLbEndpoints() {
+				if n := e.GetEndpoint().GetAddress().GetEnvoyInternalAddress().GetServerListenerName(); n != "" && !internal[n] {
+					errs = append(errs, fmt.Errorf("cluster %q sends to internal listener %q, which does not exist", c.GetName(), n))
+				}
+			}
 		}
 	}
 	for _, m := range endpoints {
@@ -49,9 +63,15 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 	for _, m := range secrets {
 		secretNames[m.(*tlsv3.Secret).GetName()] = true
 	}
-	for _, m := range routes {
+	tables := routes
+	for _, m := range listeners {
+		refs(m.(*listenerv3.Listener), func(string) {}, func(string) {}, func(rc *routev3.RouteConfiguration) { tables = append(tables, rc) })
+	}
+	for i, m := range tables {
 		rc := m.(*routev3.RouteConfiguration)
-		routeNames[rc.GetName()] = true
+		if i < len(routes) {
+			routeNames[rc.GetName()] = true
+		}
 		domains := map[string]string{}
 		for _, vh := range rc.GetVirtualHosts() {
 			for _, d := range vh.GetDomains() {
@@ -77,13 +97,14 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 			if !secretNames[sds] {
 				errs = append(errs, fmt.Errorf("listener %q uses secret %q, which does not exist", l.GetName(), sds))
 			}
-		})
+		}, func(*routev3.RouteConfiguration) {})
 	}
 	return errors.Join(errs...)
 }
 
-// refs finds the RDS route tables and SDS secrets a listener names, inside its Anys.
-func refs(l *listenerv3.Listener, rds, sds func(string)) {
+// refs finds the RDS route tables and SDS secrets a listener names, and the route tables
+// it holds inline, inside its Anys.
+func refs(l *listenerv3.Listener, rds, sds func(string), inline func(*routev3.RouteConfiguration)) {
 	var visit func(m protoreflect.Message)
 	visit = func(m protoreflect.Message) {
 		if !m.IsValid() {
@@ -99,6 +120,9 @@ func refs(l *listenerv3.Listener, rds, sds func(string)) {
 			rds(t.GetRouteConfigName())
 		case *tlsv3.SdsSecretConfig:
 			sds(t.GetName())
+		case *routev3.RouteConfiguration:
+			inline(t)
+			return
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 			switch {
