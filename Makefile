@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/tollgate
 EXAMPLES := $(wildcard examples/*/*.yaml)
 
-.PHONY: build run test race bench fuzz clean deps
+.PHONY: build run test race bench fuzz golden clean deps
 
 # Tests and benchmarks run against a real redis-server (and redis-cli, to form a Cluster);
 # install them when they are missing.
@@ -42,6 +42,11 @@ bench: deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./extauthz/
+
+# Rewrite the control plane's golden output (xds/build/testdata) after a deliberate change;
+# review the diff: it is what Envoys will receive.
+golden:
+	go test ./xds/build -run TestGolden -update
 
 clean:
 	rm -rf bin data

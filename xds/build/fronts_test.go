@@ -184,3 +184,43 @@ func TestEndpointConflictsAreRefusedByValidate(t *testing.T) {
 		}
 	}
 }
+
+// Validate and the build agree on every mix of endpoints: what Validate accepts, the
+// build serves (nothing accepted is dropped), and what the build cannot serve, Validate
+// refuses.
+func TestValidateAndBuildAgreeOnEndpoints(t *testing.T) {
+	pool := []apimodel.Endpoint{
+		{URL: "http://10.0.0.1:80/a"}, {URL: "https://10.0.0.2:443/a"}, {URL: "http://10.0.0.3/b"},
+		{URL: "https://svc.example/a"}, {URL: "http://svc.example/c"},
+		{URL: "http://10.0.0.4/a", Discovery: "k1"}, {URL: "https://10.0.0.5/d", Discovery: "k2"},
+	}
+	tried := 0
+	for mask := 1; mask < 1<<len(pool); mask++ {
+		var urls []apimodel.Endpoint
+		for i, e := range pool {
+			if mask&(1<<i) != 0 {
+				urls = append(urls, e)
+			}
+		}
+		for _, typ := range []string{"load_balance", "failover"} {
+			for _, ca := range []string{"", "ca"} {
+				a := &apimodel.API{Name: "m", Version: "v1", BasePath: "/m", Operations: []apimodel.Operation{{Method: "GET", Path: "/x"}},
+					Production: apimodel.Endpoints{Type: typ, URLs: urls, Policy: apimodel.Policy{TLS: apimodel.BackendTLS{CA: ca}}}}
+				ps := a.Validate()
+				c, errs := Build([]*apimodel.API{a}, []Secret{{Name: "ca", CA: []byte("x")}}, opt)
+				tried++
+				if (len(ps) == 0) != (len(errs) == 0) {
+					t.Fatalf("%v %s ca=%q: Validate says %v, Build says %v", urls, typ, ca, ps, errs)
+				}
+				if len(errs) > 0 {
+					continue
+				}
+				eds, _ := Endpoints(c.Sets, nil)
+				if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), msgs(c.Secrets)); err != nil {
+					t.Fatalf("%v %s ca=%q: %v", urls, typ, ca, err)
+				}
+			}
+		}
+	}
+	t.Logf("%d endpoint sets tried", tried)
+}
