@@ -213,4 +213,3 @@ func firstDiff(a, b string) string {
 	}
 	return ""
 }
-
