@@ -123,7 +123,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
-		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoAPI, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -164,7 +164,7 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	if h == nil {
-		return outcome{fault: &FaultNoResource, reason: "no HTTP attributes in the CheckRequest"}
+		return outcome{fault: &FaultNoAPI, reason: "no HTTP attributes in the CheckRequest"}
 	}
 	if e.cfg.Loaded != nil && !e.cfg.Loaded() {
 		return outcome{fault: &FaultNotReady, reason: "APIs or revocations not loaded yet"}
@@ -188,6 +188,9 @@ func (e *Enforcer) decide(ctx context.Context, req *authv3.CheckRequest) outcome
 			if allow := cat.Methods(api, requestPath(h)); len(allow) > 0 {
 				return outcome{fault: &FaultMethodNotAllowed, api: api, allow: allow, reason: "the path takes " + strings.Join(allow, ", ")}
 			}
+		}
+		if api == nil {
+			return outcome{fault: &FaultNoAPI, reason: "no API matches"}
 		}
 		return outcome{fault: &FaultNoResource, api: api, reason: "no operation matches"}
 	}

@@ -192,29 +192,31 @@ func TestFaults(t *testing.T) {
 		body, challenge           string
 	}{
 		{"missing credentials is 900902", "GET", "/coffeebar/v1/menu", "", 401,
-			`{"fault":{"code":900902,"message":"Missing Credentials","description":"Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}}`,
+			`{"fault":{"code":900902, "message":"Missing Credentials", "description":"Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'"}}`,
 			`Bearer realm="coffeebar/v1"`},
 		{"a Basic credential on a bearer resource is 900902", "GET", "/coffeebar/v1/menu", "Basic YWxpY2U6c2VjcmV0", 401, `"code":900902`, `Bearer realm="coffeebar/v1"`},
 		{"bad signature is 900901", "GET", "/coffeebar/v1/menu", "Bearer " + r.idp.Sign("rsa", "RS256", r.idp.Claims(aud, "read:menu"))[:40] + "x.y.z", 401,
 			"", ""},
 		{"wrong audience is 900901", "GET", "/coffeebar/v1/menu", "Bearer " + r.idp.Sign("rsa", "RS256", wrongAud), 401,
-			`{"fault":{"code":900901,"message":"Invalid Credentials","description":"Invalid Credentials. Make sure you have provided the correct security credentials"}}`,
+			`{"fault":{"code":900901, "message":"Invalid Credentials", "description":"Invalid Credentials. Make sure you have provided the correct security credentials"}}`,
 			`Bearer realm="coffeebar/v1", error="invalid_token", error_description="Invalid Credentials"`},
 		{"alg none is 900901", "GET", "/coffeebar/v1/menu", "Bearer " + none, 401, `"code":900901`, `error="invalid_token"`},
 		{"expired is 900903", "GET", "/coffeebar/v1/menu", "Bearer " + r.idp.Sign("rsa", "RS256", expired), 401,
-			`{"fault":{"code":900903,"message":"Access Token Expired","description":"Access Token Expired. Renew the access token and try again"}}`,
+			`{"fault":{"code":900903, "message":"Access Token Expired", "description":"Access Token Expired. Renew the access token and try again"}}`,
 			`Bearer realm="coffeebar/v1", error="invalid_token", error_description="Access Token Expired"`},
 		{"malformed is 900918", "GET", "/coffeebar/v1/menu", "Bearer not-a-jwt", 401,
-			`{"fault":{"code":900918,"message":"Malformed token","description":"Malformed token. Make sure you have provided a well-formed access token"}}`,
+			`{"fault":{"code":900918, "message":"Malformed token", "description":"Malformed token. Make sure you have provided a well-formed access token"}}`,
 			`error="invalid_token"`},
 		{"a huge token is 900918", "GET", "/coffeebar/v1/menu", "Bearer " + strings.Repeat("A", 64<<10), 401, `"code":900918`, ""},
 		{"missing scope is 900910", "GET", "/coffeebar/v1/menu", r.token("read:order"), 403,
-			`{"fault":{"code":900910,"message":"The access token does not allow you to access the requested resource","description":"The access token does not allow you to access the requested resource"}}`,
+			`{"fault":{"code":900910, "message":"The access token does not allow you to access the requested resource", "description":"The access token does not allow you to access the requested resource"}}`,
 			`Bearer realm="coffeebar/v1", error="insufficient_scope", scope="read:menu"`},
-		{"no resource is 900906", "GET", "/coffeebar/v1/nothing-here", r.token("read:menu"), 404,
-			`{"fault":{"code":900906,"message":"No matching resource found in the API for the given request","description":"No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}}`,
+		{"no resource is MGW 3.x's 404", "GET", "/coffeebar/v1/nothing-here", r.token("read:menu"), 404,
+			`{"code":404, "type":"Status report", "message":"Runtime Error", "description":"No matching resource found for given API Request"}`,
 			""},
-		{"no API is 900906", "GET", "/unknown/v1/x", "", 404, `"code":900906`, ""},
+		{"no API is 900906", "GET", "/unknown/v1/x", "", 404,
+			`{"fault":{"code":900906, "message":"No matching resource found in the API for the given request", "description":"No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL"}}`,
+			""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -395,7 +397,7 @@ func TestRevokedTokenIsDeniedEvenWhenCached(t *testing.T) {
 	}
 	set.Update(store.Event{KV: store.KV{Key: "jti/" + claims["jti"].(string)}})
 	got := r.check(t, "GET", "/coffeebar/v1/menu", tok, nil)
-	want := `{"fault":{"code":900901,"message":"Invalid Credentials","description":"Token revoked"}}`
+	want := `{"fault":{"code":900901, "message":"Invalid Credentials", "description":"Token revoked"}}`
 	if got.status != 401 || got.body != want {
 		t.Fatalf("revoked: %d %s", got.status, got.body)
 	}
@@ -432,7 +434,7 @@ func TestOpaqueTokens(t *testing.T) {
 		t.Errorf("missing scope: %d", got.status)
 	}
 	got := r.check(t, "GET", "/coffeebar/v1/menu", "Bearer opaque-unknown", nil)
-	if want := `{"fault":{"code":900904,"message":"Access Token Inactive","description":"Access Token Inactive. Generate a new access token and try again"}}`; got.status != 401 || got.body != want {
+	if want := `{"fault":{"code":900904, "message":"Access Token Inactive", "description":"Access Token Inactive. Generate a new access token and try again"}}`; got.status != 401 || got.body != want {
 		t.Errorf("inactive: %d %s", got.status, got.body)
 	}
 	sum := sha256.Sum256([]byte("opaque-revoked"))
@@ -469,7 +471,7 @@ func TestThrottling(t *testing.T) {
 		}
 	}
 	got := r.check(t, "GET", "/coffeebar/v1/menu", tok, nil)
-	if got.status != 429 || got.body != `{"fault":{"code":900802,"message":"Message throttled out","description":"You have exceeded your quota"}}` {
+	if got.status != 429 || got.body != `{"fault":{"code":900802, "message":"Message throttled out", "description":"You have exceeded your quota"}}` {
 		t.Fatalf("third request: %d %s", got.status, got.body)
 	}
 	if ra := got.headers["retry-after"]; ra != "30" {
@@ -519,13 +521,15 @@ func TestThrottling(t *testing.T) {
 	}
 	// A policy the definition names but nobody defined: 900809.
 	c["application_tier"] = "no-such-policy"
-	if got := r.check(t, "GET", "/coffeebar/v1/order/1", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil); got.status != 500 || got.body != `{"fault":{"code":900809,"message":"Internal server error occured","description":"POLICY ENFORCEMENT ERROR"}}` {
+	if got := r.check(t, "GET", "/coffeebar/v1/order/1", "Bearer "+r.idp.Sign("rsa", "RS256", c), nil); got.status != 500 || got.body != `{"fault":{"code":900809, "message":"Internal server error occured", "description":"POLICY ENFORCEMENT ERROR"}}` {
 		t.Errorf("unknown policy: %d %s", got.status, got.body)
 	}
 }
 
-// A known path with another method is 405 with Allow and MGW 3.x's body; an unknown path
-// stays 404 900906 (TestThrottling pins 900809's MGW 3.x words).
+// The bodies MGW 3.x's own tests expect (ResponseConstants.java), byte for byte: a known
+// path with another method is 405 with Allow; a path the API does not have is its 404;
+// the throttling and policy faults (900800, 900802, 900809) are pinned in TestThrottling
+// and TestFaults with the same separators (", " between members, none after ':').
 func TestMGW3FaultBodies(t *testing.T) {
 	r := newRig(t, extauthz.Config{}, example(t, "coffeebar"))
 	got := r.check(t, "DELETE", "/coffeebar/v1/menu", r.token("admin"), nil)
@@ -533,7 +537,13 @@ func TestMGW3FaultBodies(t *testing.T) {
 		got.body != `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}` {
 		t.Errorf("405: %d allow=%q %s", got.status, got.headers["allow"], got.body)
 	}
-	if got := r.check(t, "GET", "/coffeebar/v1/nowhere", r.token("admin"), nil); got.status != 404 || !strings.Contains(got.body, `"code":900906`) {
+	if got := r.check(t, "GET", "/coffeebar/v1/nowhere", r.token("admin"), nil); got.status != 404 ||
+		got.body != `{"code":404, "type":"Status report", "message":"Runtime Error", "description":"No matching resource found for given API Request"}` {
 		t.Errorf("unknown path: %d %s", got.status, got.body)
+	}
+	// The problem format keeps WSO2's code for the same event.
+	p := newRig(t, extauthz.Config{Format: extauthz.FormatProblem}, example(t, "coffeebar"))
+	if got := p.check(t, "GET", "/coffeebar/v1/nowhere", p.token("admin"), nil); got.status != 404 || !strings.Contains(got.body, `"code":900906`) {
+		t.Errorf("unknown path, problem format: %d %s", got.status, got.body)
 	}
 }

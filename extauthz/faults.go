@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -26,7 +27,11 @@ var (
 	FaultBasicInvalid          = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
 	FaultInactive              = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
 	FaultExpired               = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}
-	FaultNoResource            = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL", ""}
+	// FaultNoAPI: no API serves the request's path (WSO2 API Manager's words).
+	FaultNoAPI = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL", ""}
+	// FaultNoResource: the API has no operation for the path; MGW 3.x's own body.
+	FaultNoResource = Fault{900906, 404, "Runtime Error", "No matching resource found for given API Request",
+		`{"code":404, "type":"Status report", "message":"Runtime Error", "description":"No matching resource found for given API Request"}`}
 	FaultScope                 = Fault{900910, 403, "The access token does not allow you to access the requested resource", "The access token does not allow you to access the requested resource", ""}
 	FaultMalformed             = Fault{900918, 401, "Malformed token", "Malformed token. Make sure you have provided a well-formed access token", ""}
 	FaultUnsupported           = Fault{900917, 401, "Invalid authentication scheme", "Invalid authentication scheme. The credentials given are not of a scheme this resource accepts", ""}
@@ -55,17 +60,9 @@ type Format string
 
 // The body formats.
 const (
-	FormatWSO2    Format = "wso2"    // {"fault":{"code":..,"message":..,"description":..}}
+	FormatWSO2    Format = "wso2"    // {"fault":{"code":.., "message":.., "description":..}}
 	FormatProblem Format = "problem" // RFC 9457 application/problem+json
 )
-
-type wso2Body struct {
-	Fault struct {
-		Code        int    `json:"code"`
-		Message     string `json:"message"`
-		Description string `json:"description"`
-	} `json:"fault"`
-}
 
 type problemBody struct {
 	Type   string `json:"type"`
@@ -87,10 +84,24 @@ func (f Fault) body(format Format) ([]byte, string) {
 	if f.WSO2Body != "" {
 		return []byte(f.WSO2Body), "application/json"
 	}
-	var w wso2Body
-	w.Fault.Code, w.Fault.Message, w.Fault.Description = f.Code, f.Message, f.Description
-	b, _ := json.Marshal(w)
-	return b, "application/json"
+	// MGW 3.x's bytes: a space after each comma, none after a colon, nothing escaped
+	// that JSON does not require.
+	b := []byte(`{"fault":{"code":`)
+	b = strconv.AppendInt(b, int64(f.Code), 10)
+	b = append(b, `, "message":`...)
+	b = appendJSONString(b, f.Message)
+	b = append(b, `, "description":`...)
+	b = appendJSONString(b, f.Description)
+	return append(b, "}}"...), "application/json"
+}
+
+// appendJSONString appends s as a JSON string, with HTML characters left as they are.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 func (f Fault) String() string { return fmt.Sprintf("%d %s", f.Code, f.Message) }
