@@ -543,6 +543,11 @@ func (p *parser) applicationSecurity(at string, v any, reqs []apimodel.Requireme
 	if !ok {
 		return reqs
 	}
+	if opt, _ := m["optional"].(bool); opt {
+		// WSO2: application security may be skipped when mutual TLS passed. Tollgate keeps
+		// it required (closed rather than open); say so.
+		p.warn(at+".x-wso2-application-security.optional", "true is not honoured: the application credential stays required (use x-tollgate-mutual-tls with an mTLS requirement for certificate-only access)")
+	}
 	types, _ := m["security-types"].([]any)
 	if len(types) == 0 {
 		return reqs

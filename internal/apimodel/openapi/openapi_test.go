@@ -475,3 +475,28 @@ paths:
 		}
 	}
 }
+
+// WSO2's optional application security is not honoured, and says so: the credential stays
+// required.
+func TestWSO2OptionalApplicationSecurityWarns(t *testing.T) {
+	doc := `openapi: 3.0.1
+info: {title: Opt, version: v1}
+x-wso2-production-endpoints: {urls: [http://127.0.0.1:9000]}
+x-wso2-application-security: {security-types: [api_key], optional: true}
+paths: {/a: {get: {responses: {"200": {description: ok}}}}}
+`
+	res, err := Parse("opt.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned bool
+	for _, w := range res.Warnings {
+		warned = warned || strings.Contains(w.String(), "optional") && strings.Contains(w.String(), "stays required")
+	}
+	if !warned {
+		t.Errorf("no warning for optional: true: %v", res.Warnings)
+	}
+	if op := res.API.Operations[0]; op.Open() || len(op.Security) == 0 {
+		t.Errorf("the operation is open: %+v", op.Security)
+	}
+}
