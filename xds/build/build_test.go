@@ -330,18 +330,7 @@ paths:
   /items: {get: {responses: {"200": {description: ok}}}, post: {responses: {"201": {description: ok}}}}
   /items/{id}: {get: {responses: {"200": {description: ok}}}}
 `
-	res, err := openapi.Parse("web.yaml", []byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, errs := Build([]*apimodel.API{res.API}, nil, opt)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	eds, _ := Endpoints(c.Sets, nil)
-	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
-		t.Fatal(err)
-	}
+	c := buildDoc(t, doc).cfg
 	routes := c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes
 	preflights := 0
 	for _, r := range routes {

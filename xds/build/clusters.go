@@ -277,20 +277,26 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 // dnsAssignment lists a DNS set's hosts for Envoy to resolve.
 func dnsAssignment(name string, s EndpointSet) *endpointv3.ClusterLoadAssignment {
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
-	for i, ep := range s.Endpoints {
+	for _, ep := range s.Endpoints {
 		u, _ := url.Parse(ep.URL)
 		p, _ := strconv.ParseUint(portOf(u), 10, 16)
-		lb := lbEndpoint(u.Hostname(), uint32(p), 1)
-		if s.Type == "failover" || i == 0 {
-			cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
-				Locality: &corev3.Locality{Zone: "priority-" + strconv.Itoa(len(cla.Endpoints))}, Priority: uint32(len(cla.Endpoints)),
-				LbEndpoints: []*endpointv3.LbEndpoint{lb}, LoadBalancingWeight: wrapperspb.UInt32(1),
-			})
-			continue
-		}
-		cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lb)
+		place(cla, s.Type == "failover", lbEndpoint(u.Hostname(), uint32(p), 1))
 	}
 	return cla
+}
+
+// place adds a host to an assignment: failover gives it a locality and priority of its
+// own, after the others; load balancing puts it in the one locality.
+func place(cla *endpointv3.ClusterLoadAssignment, failover bool, lb *endpointv3.LbEndpoint) {
+	if failover || len(cla.Endpoints) == 0 {
+		n := len(cla.Endpoints)
+		cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+			Locality: &corev3.Locality{Zone: "priority-" + strconv.Itoa(n)}, Priority: uint32(n),
+			LbEndpoints: []*endpointv3.LbEndpoint{lb}, LoadBalancingWeight: wrapperspb.UInt32(1),
+		})
+		return
+	}
+	cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lb)
 }
 
 // portOf is a URL's port, or its scheme's (443 for https, else 80).

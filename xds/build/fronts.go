@@ -131,7 +131,7 @@ func frontClusters(fronts map[string]EndpointSet, opt Options) []types.Resource 
 	for _, n := range names {
 		s := fronts[n]
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: n}
-		for i, p := range s.Parts {
+		for _, p := range s.Parts {
 			lb := &endpointv3.LbEndpoint{
 				HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 					Address: &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
@@ -140,14 +140,7 @@ func frontClusters(fronts map[string]EndpointSet, opt Options) []types.Resource 
 				}},
 				LoadBalancingWeight: wrapperspb.UInt32(uint32(len(p.Endpoints))),
 			}
-			if s.Type == "failover" || i == 0 {
-				cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
-					Locality: &corev3.Locality{Zone: "part-" + strconv.Itoa(len(cla.Endpoints))}, Priority: uint32(len(cla.Endpoints)),
-					LbEndpoints: []*endpointv3.LbEndpoint{lb}, LoadBalancingWeight: wrapperspb.UInt32(1),
-				})
-				continue
-			}
-			cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lb)
+			place(cla, s.Type == "failover", lb)
 		}
 		out = append(out, &clusterv3.Cluster{
 			Name:                 n,

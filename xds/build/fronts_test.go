@@ -28,7 +28,7 @@ type built struct {
 
 func buildDoc(t *testing.T, doc string) built {
 	t.Helper()
-	res, err := openapi.Parse("fronts.yaml", []byte(doc))
+	res, err := openapi.Parse("doc.yaml", []byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
