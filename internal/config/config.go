@@ -248,6 +248,9 @@ type Issuer struct {
 	// CertificateBound requires the issuer's tokens to be bound to the client certificate
 	// (RFC 8705 cnf x5t#S256); bound tokens are checked either way.
 	CertificateBound bool `json:"certificateBound"`
+	// AcceptedTypes are the typ values of the issuer's access tokens ("" for none); nil:
+	// "", JWT, at+jwt.
+	AcceptedTypes []string `json:"acceptedTypes"`
 	// An issuer of opaque tokens is asked by RFC 7662 introspection instead: its endpoint,
 	// and the gateway's client credentials there.
 	IntrospectionURL string   `json:"introspectionURL"`
@@ -396,7 +399,7 @@ func (i Issuer) JWT() (jwt.IssuerConfig, error) {
 		JWKSURL: i.JWKSURL, JWKSFile: i.JWKSFile, CertificateFile: i.CertificateFile,
 		Algorithms: i.Algorithms, ClockSkew: time.Duration(i.ClockSkew), ScopeClaim: i.ScopeClaim,
 		RefreshInterval: time.Duration(i.RefreshInterval), MinRefreshInterval: time.Duration(i.MinRefreshInterval),
-		CertificateBound: i.CertificateBound,
+		CertificateBound: i.CertificateBound, AcceptedTypes: i.AcceptedTypes,
 	}
 	if i.HMACSecretFile != "" {
 		b, err := os.ReadFile(i.HMACSecretFile)

@@ -99,6 +99,28 @@ func (p *IdP) Sign(kid, alg string, claims gojwt.MapClaims) string {
 	return Sign(p.t, gojwt.GetSigningMethod(alg), kid, k, claims)
 }
 
+// SignHeader is Sign with more header parameters (typ, crit, ...); a nil value removes one.
+func (p *IdP) SignHeader(kid, alg string, claims gojwt.MapClaims, header map[string]any) string {
+	p.t.Helper()
+	p.mu.Lock()
+	k := p.keys[kid]
+	p.mu.Unlock()
+	tok := gojwt.NewWithClaims(gojwt.GetSigningMethod(alg), claims)
+	tok.Header["kid"] = kid
+	for name, v := range header {
+		if v == nil {
+			delete(tok.Header, name)
+			continue
+		}
+		tok.Header[name] = v
+	}
+	s, err := tok.SignedString(k)
+	if err != nil {
+		p.t.Fatalf("signing: %v", err)
+	}
+	return s
+}
+
 // Sign signs claims with any key (a private key, or []byte for HMAC).
 func Sign(t testing.TB, m gojwt.SigningMethod, kid string, key any, claims gojwt.MapClaims) string {
 	t.Helper()

@@ -37,6 +37,11 @@ type IssuerConfig struct {
 	MinRefreshInterval time.Duration `json:"minRefreshInterval,omitempty"`
 	// FetchTimeout bounds one JWKS fetch (default 5s).
 	FetchTimeout time.Duration `json:"fetchTimeout,omitempty"`
+	// AcceptedTypes are the "typ" header values this issuer's access tokens may carry,
+	// compared case-insensitively with "application/" optional; "" stands for a token
+	// without typ. Default: "", "JWT", "at+jwt". RFC 9068 issuers: ["at+jwt"]. Types that
+	// are never access tokens (logout+jwt, secevent+jwt, dpop+jwt, ...) are always refused.
+	AcceptedTypes []string `json:"acceptedTypes,omitempty"`
 	// CertificateBound requires every token to be bound to the client certificate it is
 	// presented with (RFC 8705 cnf x5t#S256). Bound tokens are checked whatever this says.
 	CertificateBound bool `json:"certificateBound,omitempty"`
@@ -77,6 +82,9 @@ func (c *IssuerConfig) setDefaults() {
 	if c.ClockSkew == 0 {
 		c.ClockSkew = 30 * time.Second
 	}
+	if c.AcceptedTypes == nil {
+		c.AcceptedTypes = []string{"", "JWT", "at+jwt"}
+	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = 10 * time.Minute
 	}
@@ -109,6 +117,14 @@ func (c *IssuerConfig) validate() error {
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > maxSkew {
 		return fmt.Errorf("issuer %q: clockSkew %v must be between 0 and %v", c.Name, c.ClockSkew, maxSkew)
+	}
+	if len(c.AcceptedTypes) == 0 {
+		return fmt.Errorf("issuer %q: acceptedTypes must list at least one typ (\"\" for tokens without one)", c.Name)
+	}
+	for _, t := range c.AcceptedTypes {
+		if nonAccessTypes[normalType(t)] {
+			return fmt.Errorf("issuer %q: acceptedTypes: %q is never an access token", c.Name, t)
+		}
 	}
 	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < 32 {
 		return fmt.Errorf("issuer %q: the HMAC secret must be at least 32 bytes", c.Name)

@@ -62,7 +62,10 @@ type Identity struct {
 	// CertThumbprint is the RFC 8705 cnf x5t#S256 of a certificate-bound token: the
 	// token is good only with that client certificate.
 	CertThumbprint string
-	Claims         map[string]any
+	// KeyThumbprint is the RFC 9449 cnf jkt of a DPoP-bound token: the token is good only
+	// with a DPoP proof signed by that key, never as a plain bearer token.
+	KeyThumbprint string
+	Claims        map[string]any
 	// Headers are the backend headers configured from claims (Config.ClaimHeaders).
 	Headers []Header
 	// Attachment is what Config.Attach made of this identity when the token was verified:
@@ -85,6 +88,7 @@ func (id *Identity) HasScope(s string) bool {
 
 type issuer struct {
 	cfg     IssuerConfig
+	types   map[string]bool // accepted typ values, normalized; "" is a token without typ
 	allowed map[string]bool
 	audSet  map[string]bool
 	src     *source
@@ -132,7 +136,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, err
 		if err != nil {
 			return nil, fmt.Errorf("loading keys of issuer %q: %w", c.Name, err)
 		}
-		is := &issuer{cfg: c, allowed: map[string]bool{}, audSet: map[string]bool{}, src: src}
+		is := &issuer{cfg: c, types: map[string]bool{}, allowed: map[string]bool{}, audSet: map[string]bool{}, src: src}
+		for _, t := range c.AcceptedTypes {
+			is.types[normalType(t)] = true
+		}
 		for _, a := range c.Algorithms {
 			is.allowed[a] = true
 			methods[a] = true
@@ -235,7 +242,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	}
 	claims := gojwt.MapClaims{}
 	var is *issuer
-	_, err := v.parser.ParseWithClaims(token, claims, func(t *gojwt.Token) (any, error) {
+	tok, err := v.parser.ParseWithClaims(token, claims, func(t *gojwt.Token) (any, error) {
 		iss, _ := claims["iss"].(string)
 		is = v.issuers[iss]
 		if is == nil {
@@ -281,6 +288,12 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 			return nil, time.Time{}, refuse(Invalid, "token could not be verified")
 		}
 	}
+	if e := checkCrit(tok.Header); e != nil {
+		return nil, time.Time{}, e
+	}
+	if e := is.checkType(tok.Header); e != nil {
+		return nil, time.Time{}, e
+	}
 	exp, err := v.checkTimes(is, claims, now)
 	if err != nil {
 		return nil, time.Time{}, err
@@ -290,8 +303,8 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 		return nil, time.Time{}, refuse(Invalid, "the token is not for this audience")
 	}
 	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:]), AuthType: "jwt"}
-	if cnf, ok := claims["cnf"].(map[string]any); ok {
-		id.CertThumbprint, _ = cnf["x5t#S256"].(string)
+	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
+		return nil, time.Time{}, err
 	}
 	if is.cfg.CertificateBound && id.CertThumbprint == "" {
 		return nil, time.Time{}, refuse(Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
@@ -317,6 +330,104 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 		id.Attachment = v.attach(id)
 	}
 	return id, exp, nil
+}
+
+// checkCrit applies RFC 7515 §4.1.11: "crit" lists header parameters that are extensions
+// the recipient must understand or reject the token. Tollgate understands none, so a token
+// with "crit" is refused — also when the list is empty (which the RFC forbids) or names a
+// parameter the header does not have.
+func checkCrit(header map[string]any) *Error {
+	c, ok := header["crit"]
+	if !ok {
+		return nil
+	}
+	list, _ := c.([]any)
+	if len(list) == 0 {
+		return refuse(Invalid, "crit must be a non-empty list (RFC 7515 §4.1.11)")
+	}
+	for _, n := range list {
+		name, _ := n.(string)
+		if _, present := header[name]; !present || name == "" {
+			return refuse(Invalid, "crit names a header parameter the token does not have (RFC 7515 §4.1.11)")
+		}
+	}
+	return refuse(Invalid, "the token needs a critical extension this gateway does not understand (RFC 7515 §4.1.11)")
+}
+
+// checkType applies the issuer's accepted "typ" values (RFC 8725 §3.11, RFC 9068 §4): a
+// logout token, a security event or a DPoP proof of the same issuer is not an access token.
+func (is *issuer) checkType(header map[string]any) *Error {
+	typ := ""
+	if t, ok := header["typ"]; ok {
+		s, isString := t.(string)
+		if !isString || s == "" {
+			return refuse(Invalid, "typ must be a non-empty string")
+		}
+		typ = normalType(s)
+	}
+	if nonAccessTypes[typ] {
+		return refuse(Invalid, "typ %q is not an access token (RFC 8725 §3.11)", typ)
+	}
+	if !is.types[typ] {
+		if typ == "" {
+			return refuse(Invalid, "this issuer's tokens must carry a typ (RFC 9068 §2.1: at+jwt)")
+		}
+		return refuse(Invalid, "typ %q is not accepted for this issuer", typ)
+	}
+	return nil
+}
+
+// normalType compares media types the way RFC 7515 §4.1.9 says: case-insensitively, with
+// "application/" optional.
+func normalType(t string) string {
+	t = strings.ToLower(strings.TrimSpace(t))
+	return strings.TrimPrefix(t, "application/")
+}
+
+// nonAccessTypes are JWT types that are never access tokens, whatever an issuer accepts.
+var nonAccessTypes = map[string]bool{
+	"logout+jwt":              true, // OpenID Connect back-channel logout
+	"secevent+jwt":            true, // RFC 8417 security event tokens
+	"dpop+jwt":                true, // RFC 9449 DPoP proofs
+	"token-introspection+jwt": true, // RFC 9701 introspection responses
+	"oauth-authz-req+jwt":     true, // RFC 9101 request objects
+	"kb+jwt":                  true, // SD-JWT key binding
+	"entity-statement+jwt":    true, // OpenID Federation
+	"jwk-set+jwt":             true, // signed key sets
+}
+
+// confirmation reads "cnf" (RFC 7800): an x5t#S256 certificate thumbprint (RFC 8705 §3.1)
+// or a jkt key thumbprint (RFC 9449 §6). A cnf that is not an object, a member of the wrong
+// type, or only confirmation methods Tollgate cannot check is refused: a token that says it
+// is bound must never pass as unbound.
+func confirmation(claims map[string]any) (x5t, jkt string, err error) {
+	raw, ok := claims["cnf"]
+	if !ok {
+		return "", "", nil
+	}
+	cnf, ok := raw.(map[string]any)
+	if !ok {
+		return "", "", refuse(Invalid, "cnf is not an object (RFC 7800 §3.1)")
+	}
+	for name, v := range cnf {
+		s, isString := v.(string)
+		switch name {
+		case "x5t#S256":
+			if !isString || s == "" {
+				return "", "", refuse(Invalid, "cnf x5t#S256 is not a thumbprint string (RFC 8705 §3.1)")
+			}
+			x5t = s
+		case "jkt":
+			if !isString || s == "" {
+				return "", "", refuse(Invalid, "cnf jkt is not a thumbprint string (RFC 9449 §6.1)")
+			}
+			jkt = s
+		}
+	}
+	if x5t == "" && jkt == "" {
+		return "", "", refuse(Invalid, "cnf holds no confirmation method this gateway can check (x5t#S256 or jkt)")
+	}
+	return x5t, jkt, nil
 }
 
 func (v *Verifier) checkTimes(is *issuer, claims gojwt.MapClaims, now time.Time) (time.Time, error) {

@@ -34,32 +34,36 @@ type key struct {
 	pub any    // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey or []byte (HMAC)
 }
 
-// keyMap is an immutable set of keys, swapped whole on refresh.
+// keyMap is an immutable set of keys, swapped whole on refresh. One kid may name several
+// keys (RFC 7517 §4.5 does not forbid an RSA and an EC key with one kid): a token's key is
+// picked by kid and algorithm together.
 type keyMap struct {
-	byKID map[string]*key
+	byKID map[string][]*key
 	all   []*key
 }
 
 func newKeyMap(keys []*key) *keyMap {
-	m := &keyMap{byKID: make(map[string]*key, len(keys)), all: keys}
+	m := &keyMap{byKID: make(map[string][]*key, len(keys)), all: keys}
 	for _, k := range keys {
 		if k.kid != "" {
-			m.byKID[k.kid] = k
+			m.byKID[k.kid] = append(m.byKID[k.kid], k)
 		}
 	}
 	return m
 }
 
-// find picks the key for a token: by kid, or the only key that fits alg when the token
-// names no kid or the issuer has a single static key.
+// find picks the key for a token: the key with its kid that fits alg, or the only key that
+// fits alg when the token names no kid or the issuer has a single static key.
 func (m *keyMap) find(kid, alg string) *key {
 	if m == nil {
 		return nil
 	}
-	if k := m.byKID[kid]; k != nil && kid != "" {
-		return k
-	}
 	if kid != "" && len(m.byKID) > 0 {
+		for _, k := range m.byKID[kid] {
+			if fits(alg, k) {
+				return k
+			}
+		}
 		return nil
 	}
 	var found *key
@@ -108,24 +112,37 @@ func curve(pub any) elliptic.Curve {
 	return nil
 }
 
+// skipped is a JWK that parseJWKS left out, and why ("invalid", "unsupported",
+// "symmetric", "encryption").
+type skipped struct {
+	kid, reason, detail string
+}
+
 // parseJWKS reads a JWK Set document (jwkset does the key decoding and checks). Private
-// parts are dropped; keys not for signatures are skipped.
-func parseJWKS(data []byte) ([]*key, error) {
+// parts are dropped. A key that cannot be used — invalid (an EC point off its curve, say),
+// of an unsupported type, symmetric, or for encryption — is skipped and reported, never the
+// whole set (RFC 7517 §5: ignore the keys you cannot use), so a valid key published beside
+// a bad one is still picked up. Only a document that is not a JWK Set is an error.
+func parseJWKS(data []byte) ([]*key, []skipped, error) {
 	var set jwkset.JWKSMarshal
 	if err := json.Unmarshal(data, &set); err != nil {
-		return nil, fmt.Errorf("JWKS is not JSON: %w", err)
+		return nil, nil, fmt.Errorf("JWKS is not JSON: %w", err)
 	}
 	var keys []*key
-	for i, m := range set.Keys {
+	var skips []skipped
+	for _, m := range set.Keys {
 		if m.USE != "" && m.USE != jwkset.UseSig {
+			skips = append(skips, skipped{m.KID, "encryption", "use " + string(m.USE)})
 			continue
 		}
 		j, err := jwkset.NewJWKFromMarshal(m, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
 		if errors.Is(err, jwkset.ErrUnsupportedKey) {
+			skips = append(skips, skipped{m.KID, "unsupported", err.Error()})
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("JWKS key %d (kid %q): %w", i, m.KID, err)
+			skips = append(skips, skipped{m.KID, "invalid", err.Error()})
+			continue
 		}
 		pub := j.Key()
 		switch p := pub.(type) {
@@ -136,11 +153,12 @@ func parseJWKS(data []byte) ([]*key, error) {
 		case ed25519.PrivateKey:
 			pub = p.Public()
 		case []byte:
-			continue // symmetric keys never come from a JWKS
+			skips = append(skips, skipped{m.KID, "symmetric", "symmetric keys never come from a JWKS"})
+			continue
 		}
 		keys = append(keys, &key{kid: m.KID, alg: string(m.ALG), pub: pub})
 	}
-	return keys, nil
+	return keys, skips, nil
 }
 
 // parsePEM reads a certificate or public key (PEM) as an issuer's single key.
@@ -192,6 +210,10 @@ type source struct {
 	copyPath string
 	fetched  atomic.Int64
 
+	// skippedOf is the hash of the last document whose unusable keys were reported: each
+	// document's are logged and counted once, not at every refresh.
+	skippedOf [32]byte
+
 	mu        sync.Mutex
 	lastFetch time.Time
 	waiting   chan struct{} // closed when the fetch asked for by refresh ends
@@ -214,10 +236,14 @@ func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics,
 		if err != nil {
 			return nil, err
 		}
-		keys, err := parseJWKS(data)
+		keys, skips, err := parseJWKS(data)
+		if err == nil && len(keys) == 0 {
+			err = errors.New("no usable signing key")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.JWKSFile, err)
 		}
+		s.noteSkipped(data, skips)
 		s.keys.Store(newKeyMap(keys))
 	case c.CertificateFile != "":
 		data, err := os.ReadFile(c.CertificateFile)
@@ -315,10 +341,11 @@ func (s *source) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := parseJWKS(data)
+	keys, skips, err := parseJWKS(data)
 	if err != nil {
 		return err
 	}
+	s.noteSkipped(data, skips)
 	if len(keys) == 0 {
 		return errors.New("JWKS holds no usable signing key")
 	}
@@ -332,13 +359,33 @@ func (s *source) fetch(ctx context.Context) error {
 	return nil
 }
 
+// noteSkipped reports a document's unusable keys: one log line and a count per reason,
+// once per document.
+func (s *source) noteSkipped(data []byte, skips []skipped) {
+	h := sha256.Sum256(data)
+	s.mu.Lock()
+	seen := h == s.skippedOf
+	s.skippedOf = h
+	s.mu.Unlock()
+	if seen || len(skips) == 0 {
+		return
+	}
+	var kids, reasons []string
+	for _, k := range skips {
+		s.m.keysSkipped.WithLabelValues(s.issuer, k.reason).Inc()
+		kids = append(kids, k.kid)
+		reasons = append(reasons, k.reason+": "+k.detail)
+	}
+	s.log.Warn("JWKS keys skipped; the others are used", zap.String("issuer", s.issuer), zap.Strings("kids", kids), zap.Strings("reasons", reasons))
+}
+
 // loadCopy takes the keys of the last JWKS fetched in an earlier run.
 func (s *source) loadCopy() {
 	data, err := os.ReadFile(s.copyPath)
 	if err != nil {
 		return
 	}
-	keys, err := parseJWKS(data)
+	keys, _, err := parseJWKS(data)
 	if err != nil || len(keys) == 0 {
 		s.log.Warn("JWKS copy unusable; ignored", zap.String("issuer", s.issuer), zap.String("file", s.copyPath), zap.Error(err))
 		return
