@@ -5,6 +5,7 @@
 package extauthz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/url"
@@ -78,7 +79,7 @@ type Config struct {
 
 // CertVerifier checks client certificates; policies/mtls.Verifier implements it.
 type CertVerifier interface {
-	Verify(urlEncodedPEM string) (*mtls.Identity, error)
+	Verify(urlEncodedPEM, chain string) (*mtls.Identity, error)
 	FromXFCC() bool
 }
 
@@ -123,7 +124,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
-		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultExpired, FaultNoAPI, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultMissingBasic, FaultMissingAPIKey, FaultMissingCertificate, FaultExpired, FaultNoAPI, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e
@@ -438,18 +439,26 @@ func (c *credentials) peer() credResult {
 	if c.cert != nil {
 		return *c.cert
 	}
-	r := credResult{fault: &FaultInvalid, reason: "no trusted client certificate"}
-	if v := c.e.cfg.Certificates; v != nil {
-		pem := c.attrs.GetSource().GetCertificate()
-		if pem == "" && v.FromXFCC() {
-			xfcc, _ := header(c.h, "x-forwarded-client-cert")
-			pem = mtls.CertFromXFCC(xfcc)
-		}
-		r.missing = pem == ""
-		if id, err := v.Verify(pem); err == nil {
+	v := c.e.cfg.Certificates
+	pem := c.attrs.GetSource().GetCertificate()
+	// The chain Envoy sends in XFCC (Chain=, as the generated configuration asks): its
+	// certificates are only intermediates, so they are taken from wherever they come.
+	xfcc, _ := header(c.h, "x-forwarded-client-cert")
+	chain := mtls.ChainFromXFCC(xfcc)
+	if pem == "" && v != nil && v.FromXFCC() {
+		pem = cmp.Or(mtls.CertFromXFCC(xfcc), chain)
+	}
+	var r credResult
+	switch {
+	case pem == "":
+		r = credResult{fault: &FaultMissingCertificate, reason: "no client certificate", missing: true}
+	case v == nil:
+		r = credResult{fault: &FaultInvalid, reason: "no trusted client CA configured (authz.mutualTLS.caFiles)"}
+	default:
+		if id, err := v.Verify(pem, chain); err == nil {
 			r = credResult{id: &jwt.Identity{Subject: id.Subject, AuthType: "mtls", Issuer: "mtls", CertThumbprint: id.Thumbprint}}
 		} else {
-			r.reason = err.Error()
+			r = credResult{fault: &FaultInvalid, reason: err.Error()}
 		}
 	}
 	c.cert = &r
@@ -459,7 +468,7 @@ func (c *credentials) peer() credResult {
 func (c *credentials) basicAuth() credResult {
 	raw, ok := header(c.h, "authorization")
 	if !ok || raw == "" {
-		return credResult{fault: &FaultMissing, reason: "no Authorization header", basic: true}
+		return credResult{fault: &FaultMissingBasic, reason: "no Authorization header", basic: true, missing: true}
 	}
 	if c.e.cfg.Users == nil {
 		return credResult{fault: &FaultBasicInvalid, reason: "no basic-auth users configured", basic: true}
@@ -467,7 +476,7 @@ func (c *credentials) basicAuth() credResult {
 	user, err := c.e.cfg.Users.Check(raw)
 	switch {
 	case errors.Is(err, basic.ErrFormat):
-		return credResult{fault: &FaultMissing, reason: "the Authorization header is not a Basic credential", basic: true}
+		return credResult{fault: &FaultMissingBasic, reason: "the Authorization header is not a Basic credential", basic: true, missing: true}
 	case err != nil:
 		return credResult{fault: &FaultBasicInvalid, reason: err.Error(), basic: true}
 	}
@@ -477,7 +486,7 @@ func (c *credentials) basicAuth() credResult {
 func (c *credentials) apiKey(s apimodel.Scheme) credResult {
 	key := apiKeyValue(c.h, s)
 	if key == "" {
-		return credResult{fault: &FaultMissing, reason: "no API key in " + s.In + " " + s.Param}
+		return credResult{fault: &FaultMissingAPIKey, reason: "no API key in " + s.In + " " + s.Param, missing: true}
 	}
 	if c.e.cfg.APIKeys == nil {
 		return credResult{fault: &FaultInvalid, reason: "no API keys configured"}

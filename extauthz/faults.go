@@ -21,12 +21,16 @@ type Fault struct {
 // The faults the enforcer answers with (see README "Fault codes"). Descriptions follow the
 // WSO2 gateways' wording so that clients written for them keep working.
 var (
-	FaultInvalid      = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials", ""}
-	FaultRevoked      = Fault{900901, 401, "Invalid Credentials", "Token revoked", ""}
-	FaultMissing      = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'", ""}
-	FaultBasicInvalid = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
-	FaultInactive     = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
-	FaultExpired      = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}
+	FaultInvalid = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure you have provided the correct security credentials", ""}
+	FaultRevoked = Fault{900901, 401, "Invalid Credentials", "Token revoked", ""}
+	FaultMissing = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'", ""}
+	// The same event for the other credential kinds, in their words.
+	FaultMissingBasic       = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Basic BASE64(username:password)'", ""}
+	FaultMissingAPIKey      = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call carries the API key where the API expects it", ""}
+	FaultMissingCertificate = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure the connection presents a client certificate", ""}
+	FaultBasicInvalid       = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
+	FaultInactive           = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
+	FaultExpired            = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}
 	// FaultNoAPI: no API serves the request's path (WSO2 API Manager's words).
 	FaultNoAPI = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL", ""}
 	// FaultNoResource: the API has no operation for the path; MGW 3.x's own body.

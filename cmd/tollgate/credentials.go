@@ -60,7 +60,11 @@ func readHash(useArgon bool) (string, error) {
 
 func hashPassword(pw string, useArgon bool) (string, error) {
 	if !useArgon {
-		return basic.Hash(pw)
+		h, err := basic.Hash(pw)
+		if errors.Is(err, basic.ErrTooLong) {
+			return "", fmt.Errorf("%w: use --argon2id for this password", err)
+		}
+		return h, err
 	}
 	salt := make([]byte, 16)
 	rand.Read(salt)

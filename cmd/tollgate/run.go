@@ -310,7 +310,7 @@ func newCredentials(cfg config.Config) (credentialStores, error) {
 	var err error
 	if m := cfg.Authz.MutualTLS; len(m.CAFiles) > 0 {
 		c.certs, err = mtls.New(mtls.Config{CAFiles: m.CAFiles, AllowedSANs: m.AllowedSANs, AllowedSubjects: m.AllowedSubjects,
-			AllowedSPKI: m.AllowedSPKI, CRLFiles: m.CRLFiles, FromXFCC: m.FromXFCC})
+			AllowedSPKI: m.AllowedSPKI, CRLFiles: m.CRLFiles, CRLExpiry: m.CRLExpiry, FromXFCC: m.FromXFCC})
 		if err != nil {
 			return c, fmt.Errorf("authz.mutualTLS: %w", err)
 		}

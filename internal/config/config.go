@@ -128,6 +128,9 @@ type MutualTLS struct {
 	AllowedSubjects []string `json:"allowedSubjects"`
 	AllowedSPKI     []string `json:"allowedSPKI"`
 	CRLFiles        []string `json:"crlFiles"`
+	// CRLExpiry: hard (refuse the issuer's certificates once its CRL is past nextUpdate)
+	// or soft (keep using the stale list).
+	CRLExpiry string `json:"crlExpiry"`
 	// FromXFCC takes the certificate from x-forwarded-client-cert when Envoy forwards none
 	// (Envoy behind another TLS-terminating proxy that sanitises the header).
 	FromXFCC bool `json:"fromXFCC"`

@@ -26,8 +26,11 @@ import (
 // machine, paid once per user per cache period thanks to the verified-credential cache.
 const Cost = 11
 
-// Hash makes a bcrypt hash of a password.
+// Hash makes a bcrypt hash of a password of at most 72 bytes (ErrTooLong otherwise).
 func Hash(password string) (string, error) {
+	if len(password) > maxBcrypt {
+		return "", ErrTooLong
+	}
 	b, err := bcrypt.GenerateFromPassword([]byte(password), Cost)
 	return string(b), err
 }
@@ -110,8 +113,12 @@ func (u *Users) Update(ev store.Event) {
 
 // Errors a check returns.
 var (
-	ErrFormat  = errors.New("not a basic credential")
-	ErrInvalid = errors.New("wrong user name or password")
+	ErrFormat    = errors.New("not a basic credential")
+	ErrMalformed = errors.New("a basic credential that is not base64(user:password) with a user name")
+	ErrInvalid   = errors.New("wrong user name or password")
+	// ErrTooLong: bcrypt reads only a password's first 72 bytes, so a longer one cannot
+	// be checked whole (any suffix would match); store an argon2id hash for it.
+	ErrTooLong = errors.New("bcrypt takes passwords of at most 72 bytes")
 )
 
 // Check verifies an Authorization header value "Basic base64(user:password)" and returns
@@ -122,11 +129,11 @@ func (u *Users) Check(header string) (string, error) {
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(header[6:]))
 	if err != nil {
-		return "", ErrFormat
+		return "", ErrMalformed
 	}
 	name, password, ok := strings.Cut(string(raw), ":")
 	if !ok || name == "" {
-		return "", ErrFormat
+		return "", ErrMalformed
 	}
 	key := sha256.Sum256(raw)
 	if until, hit := u.cache.Load(key); hit && time.Now().Before(until.(time.Time)) {
@@ -165,8 +172,17 @@ func verify(hash, password string) bool {
 		got := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, uint32(len(want)))
 		return subtle.ConstantTimeCompare(got, want) == 1
 	}
+	if len(password) > maxBcrypt {
+		// bcrypt would compare the first 72 bytes only: the password plus anything would
+		// log in. Still spend the comparison, so timing does not tell.
+		_ = bcrypt.CompareHashAndPassword([]byte(hash), []byte(password[:maxBcrypt]))
+		return false
+	}
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 }
+
+// maxBcrypt is the longest password bcrypt reads whole.
+const maxBcrypt = 72
 
 type argonParams struct {
 	memory, time uint32

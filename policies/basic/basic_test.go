@@ -2,6 +2,7 @@ package basic
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
@@ -25,8 +26,11 @@ func TestBcryptArgon2AndEtcdUsers(t *testing.T) {
 	if _, err := u.Check(header("ann", "nope")); err != ErrInvalid {
 		t.Errorf("wrong password: %v", err)
 	}
-	for _, bad := range []string{"Bearer x", "Basic !!!", "Basic " + base64.StdEncoding.EncodeToString([]byte("no-colon"))} {
-		if _, err := u.Check(bad); err != ErrFormat {
+	if _, err := u.Check("Bearer x"); err != ErrFormat {
+		t.Errorf("a Bearer header: %v", err)
+	}
+	for _, bad := range []string{"Basic !!!", "Basic " + base64.StdEncoding.EncodeToString([]byte("no-colon")), header("", "password-1")} {
+		if _, err := u.Check(bad); err != ErrMalformed {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}
@@ -71,5 +75,27 @@ func TestArgon2id(t *testing.T) {
 	}
 	if _, err := u.Check(header("carl", "correct horsE")); err != ErrInvalid {
 		t.Errorf("argon2id wrong password: %v", err)
+	}
+}
+
+// bcrypt reads only the first 72 bytes of a password: a longer one is refused when hashed
+// and never logs in, or the password plus any suffix would.
+func TestBcryptTruncationIsRefused(t *testing.T) {
+	long := strings.Repeat("p", 72)
+	if _, err := Hash(long + "x"); err != ErrTooLong {
+		t.Errorf("hashing 73 bytes: %v", err)
+	}
+	h, err := Hash(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := New(map[string]string{"max": h})
+	if _, err := u.Check(header("max", long)); err != nil {
+		t.Errorf("the 72-byte password: %v", err)
+	}
+	for _, suffix := range []string{"x", "anything at all"} {
+		if _, err := u.Check(header("max", long+suffix)); err != ErrInvalid {
+			t.Errorf("the 72-byte password + %q: %v", suffix, err)
+		}
 	}
 }

@@ -100,6 +100,13 @@ func hcmFilter(prefix string, opt Options) *listenerv3.Filter {
 		},
 	}
 	opt.Edge.harden(hcm)
+	if prefix == "https" && opt.ClientCertificates != "" {
+		// The client's certificate chain reaches the enforcer (and the backend) in
+		// x-forwarded-client-cert, set by Envoy alone (a client's own header is dropped):
+		// ext_authz forwards only the leaf, and the chain completes the path to the CA.
+		hcm.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
+		hcm.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Cert: true, Chain: true}
+	}
 	return &listenerv3.Filter{
 		Name:       "envoy.filters.network.http_connection_manager",
 		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
