@@ -78,6 +78,16 @@ func (m *keyMap) find(kid, alg string) *key {
 	return found
 }
 
+// AlgorithmFits says whether a public key may verify signatures of alg: RSA of at least
+// 2048 bits for RS/PS, the algorithm's curve for ES, Ed25519 for EdDSA. (DPoP proofs carry
+// their key; the same rules apply to it.)
+func AlgorithmFits(alg string, pub any) bool {
+	if _, symmetric := pub.([]byte); symmetric {
+		return false
+	}
+	return fits(alg, &key{pub: pub})
+}
+
 // fits says whether key k may verify a token signed with alg: the key type must be the
 // algorithm's (no RSA key for HS256, no P-384 key for ES256), and a JWK that names its
 // algorithm allows only that one.
