@@ -21,6 +21,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
+	"github.com/tollgate-gw/tollgate/policies/dpop"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/mtls"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
@@ -35,6 +36,12 @@ type Catalog interface {
 // TokenVerifier checks bearer tokens; policies/jwt.Verifier implements it.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*jwt.Identity, error)
+}
+
+// ProofChecker checks DPoP proofs; policies/dpop.Checker implements it.
+type ProofChecker interface {
+	Verify(ctx context.Context, proof string, r dpop.Request) (dpop.Proof, error)
+	Algorithms() []string
 }
 
 // RevocationList says whether a verified token has been revoked since it was issued;
@@ -71,6 +78,9 @@ type Config struct {
 	// RateLimitHeaders adds RateLimit-Limit/Remaining/Reset/Policy to throttled responses'
 	// allowed requests.
 	RateLimitHeaders bool
+	// DPoP checks RFC 9449 proofs; nil: the DPoP scheme is not taken (DPoP-bound tokens
+	// are then always refused).
+	DPoP ProofChecker
 	// ApplicationTierClaim and SubscriptionTierClaim name the token claims carrying the
 	// application's and the subscription's throttling policy (default application_tier,
 	// subscription_tier).
@@ -108,6 +118,8 @@ type Enforcer struct {
 	log    *zap.Logger
 	m      *metrics
 	denies map[Fault]*denyTemplate
+	// dpopAlgs lists the DPoP proof algorithms for the challenge.
+	dpopAlgs string
 }
 
 // New builds an enforcer. tokens may be nil when no issuer is configured: bearer
@@ -123,6 +135,9 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 		cfg.SubscriptionTierClaim = "subscription_tier"
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
+	if cfg.DPoP != nil {
+		e.dpopAlgs = strings.Join(cfg.DPoP.Algorithms(), " ")
+	}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
 		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultMissingBasic, FaultMissingAPIKey, FaultMissingCertificate, FaultExpired, FaultNoAPI, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
@@ -138,6 +153,7 @@ func Attach(id *jwt.Identity) any { return newIdentityView(id) }
 type outcome struct {
 	stripKey *apimodel.Scheme // an API key to remove before the backend
 	basic    bool             // the challenge is Basic
+	dpop     string           // the challenge is DPoP: "" no, "challenge", or its error code
 	fault    *Fault           // nil: allowed
 	limit    ratelimit.Decision
 	api      *apimodel.API
@@ -333,7 +349,7 @@ func (e *Enforcer) authenticate(c *credentials, o *outcome) {
 	}
 	fail := func(r credResult, scope string) {
 		if best == nil || rank(r) > bestRank {
-			best, bestRank, o.reason, o.scope, o.basic = r.fault, rank(r), r.reason, scope, r.basic
+			best, bestRank, o.reason, o.scope, o.basic, o.dpop = r.fault, rank(r), r.reason, scope, r.basic, r.dpop
 		}
 	}
 	for _, req := range o.op.Security {
@@ -378,7 +394,8 @@ type credResult struct {
 	id      *jwt.Identity
 	fault   *Fault
 	reason  string
-	basic   bool // the challenge is Basic, not Bearer
+	basic   bool   // the challenge is Basic, not Bearer
+	dpop    string // the challenge is DPoP (outcome.dpop)
 	missing bool // nothing was presented (ranks below a bad credential)
 }
 
@@ -416,7 +433,7 @@ func (c *credentials) check(s apimodel.Scheme) credResult {
 					return credResult{fault: &FaultInvalid, reason: "certificate-bound token presented without its certificate"}
 				}
 			}
-			return credResult{id: t.id, fault: t.fault, reason: t.reason}
+			return credResult{id: t.id, fault: t.fault, reason: t.reason, dpop: t.dpop, missing: t.fault == &FaultMissing}
 		})
 	case apimodel.SchemeMutualTLS:
 		return c.peer()
@@ -525,16 +542,21 @@ type tokenResult struct {
 	id     *jwt.Identity
 	fault  *Fault
 	reason string
+	dpop   string // outcome.dpop
 }
 
 func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRequest, api *apimodel.API) tokenResult {
+	challenge := ""
+	if api.DPoP {
+		challenge = "challenge"
+	}
 	raw, present := header(h, api.AuthHeader)
 	if !present || strings.TrimSpace(raw) == "" {
-		return tokenResult{done: true, fault: &FaultMissing, reason: "no " + api.AuthHeader + " header"}
+		return tokenResult{done: true, fault: &FaultMissing, reason: "no " + api.AuthHeader + " header", dpop: challenge}
 	}
-	token, ok := bearerToken(raw)
+	scheme, token, ok := tokenOf(raw)
 	if !ok {
-		return tokenResult{done: true, fault: &FaultMissing, reason: "the " + api.AuthHeader + " header is not a Bearer credential"}
+		return tokenResult{done: true, fault: &FaultMissing, reason: "the " + api.AuthHeader + " header is not a Bearer or DPoP credential", dpop: challenge}
 	}
 	verifier := e.tokens
 	if e.cfg.Opaque != nil && strings.Count(token, ".") != 2 {
@@ -550,22 +572,99 @@ func (e *Enforcer) bearer(ctx context.Context, h *authv3.AttributeContext_HttpRe
 		if errors.As(err, &je) && tokenFaults[je.Kind] != nil {
 			r.fault = tokenFaults[je.Kind]
 		}
+		if scheme == "dpop" {
+			r.dpop = "invalid_token"
+		}
 		return r
 	}
 	if rl := e.cfg.Revocations; rl != nil && rl.Revoked(revocation.Token{ID: id.TokenID, Hash: id.TokenHash, Subject: id.Subject, ClientID: id.ClientID, IssuedAt: id.IssuedAt}) {
 		return tokenResult{done: true, fault: &FaultRevoked, reason: "token revoked"}
 	}
+	if r := e.possession(ctx, h, api, scheme, token, id); r.fault != nil {
+		return r
+	}
 	return tokenResult{done: true, id: id}
 }
 
-// bearerToken takes the token out of "Bearer <token>" (scheme case-insensitive).
-func bearerToken(v string) (string, bool) {
-	v = strings.TrimSpace(v)
-	if len(v) < 7 || !strings.EqualFold(v[:6], "bearer") || (v[6] != ' ' && v[6] != '\t') {
-		return "", false
+// possession applies RFC 9449: a DPoP-bound token (cnf.jkt) passes only with the DPoP
+// scheme and a proof by its key for this request, never as a Bearer token; the DPoP scheme
+// takes only bound tokens; an API with x-tollgate-dpop takes nothing else.
+func (e *Enforcer) possession(ctx context.Context, h *authv3.AttributeContext_HttpRequest, api *apimodel.API, scheme, token string, id *jwt.Identity) tokenResult {
+	refuse := func(code, reason string) tokenResult {
+		return tokenResult{done: true, fault: &FaultInvalid, reason: reason, dpop: code}
 	}
-	t := strings.TrimSpace(v[7:])
-	return t, t != ""
+	if scheme != "dpop" {
+		switch {
+		case id.KeyThumbprint != "":
+			return refuse("invalid_token", "a DPoP-bound token presented as a Bearer token (RFC 9449 §7.1)")
+		case api.DPoP:
+			return refuse("invalid_token", "this API takes only DPoP-bound tokens with their proof")
+		}
+		return tokenResult{}
+	}
+	if e.cfg.DPoP == nil {
+		return tokenResult{done: true, fault: &FaultUnsupported, reason: "DPoP proofs are not checked by this gateway"}
+	}
+	if id.KeyThumbprint == "" {
+		return refuse("invalid_token", "the DPoP scheme with a token that is not DPoP-bound (RFC 9449 §7.1)")
+	}
+	proof, n := headerValues(h, "dpop")
+	if n > 1 {
+		return refuse("invalid_dpop_proof", "more than one DPoP header (RFC 9449 §4.3)")
+	}
+	p, err := e.cfg.DPoP.Verify(ctx, proof, dpop.Request{Method: h.GetMethod(), Scheme: h.GetScheme(), Host: h.GetHost(), Path: h.GetPath(), AccessToken: token})
+	if err != nil {
+		return refuse("invalid_dpop_proof", err.Error())
+	}
+	if p.Thumbprint != id.KeyThumbprint {
+		return refuse("invalid_dpop_proof", "the proof is not signed by the key the token is bound to (RFC 9449 §6.1)")
+	}
+	return tokenResult{}
+}
+
+// tokenOf takes the token out of "Bearer <token>" or "DPoP <token>" (scheme
+// case-insensitive); scheme is "bearer" or "dpop".
+func tokenOf(v string) (scheme, token string, ok bool) {
+	v = strings.TrimSpace(v)
+	name, rest, found := strings.Cut(v, " ")
+	if !found {
+		name, rest, found = strings.Cut(v, "\t")
+	}
+	if !found {
+		return "", "", false
+	}
+	switch {
+	case strings.EqualFold(name, "bearer"):
+		scheme = "bearer"
+	case strings.EqualFold(name, "dpop"):
+		scheme = "dpop"
+	default:
+		return "", "", false
+	}
+	token = strings.TrimSpace(rest)
+	return scheme, token, token != ""
+}
+
+// headerValues is a header's value and how many times the request has it.
+func headerValues(h *authv3.AttributeContext_HttpRequest, name string) (string, int) {
+	if hm := h.GetHeaderMap().GetHeaders(); len(hm) > 0 {
+		var first string
+		n := 0
+		for _, hv := range hm {
+			if strings.EqualFold(hv.GetKey(), name) {
+				if n == 0 {
+					first = rawValue(hv)
+				}
+				n++
+			}
+		}
+		return first, n
+	}
+	v, ok := header(h, name)
+	if !ok {
+		return "", 0
+	}
+	return v, 1
 }
 
 // missingScope says what the identity lacks of use's scopes: the first missing one when it

@@ -56,7 +56,17 @@ func newRigWith(t *testing.T, cfg extauthz.Config, revoked *revocation.Set, defs
 // Ed25519 keys over a JWKS URL). A negative cacheSize disables the verified-token cache.
 func newEnforcer(t testing.TB, cfg extauthz.Config, cacheSize int, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
 	t.Helper()
-	idp := tu.NewIdP(t, "https://idp.test")
+	return newEnforcerOn(t, tu.NewIdP(t, "https://idp.test"), cfg, cacheSize, defs...)
+}
+
+// newEnforcerWithIdP is an enforcer trusting an IdP another one trusts too (a replica).
+func newEnforcerWithIdP(t testing.TB, idp *tu.IdP, cfg extauthz.Config, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
+	t.Helper()
+	return newEnforcerOn(t, idp, cfg, 0, defs...)
+}
+
+func newEnforcerOn(t testing.TB, idp *tu.IdP, cfg extauthz.Config, cacheSize int, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
+	t.Helper()
 	v, err := jwt.New(jwt.Config{
 		Issuers:      []jwt.IssuerConfig{{Name: "idp", Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}},
 		ClaimHeaders: map[string]string{"sub": "x-user", "azp": "x-client-id"},

@@ -158,7 +158,7 @@ func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
 		t = newDenyTemplate(*o.fault, e.cfg.Format)
 	}
 	headers := []*corev3.HeaderValueOption{t.ctype}
-	if wa := wwwAuthenticate(o); wa != "" {
+	if wa := wwwAuthenticate(o, e.dpopAlgs); wa != "" {
 		headers = append(headers, setHeader("www-authenticate", wa))
 	}
 	if t.fault.Status == 429 {
@@ -183,11 +183,19 @@ func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
 	}
 }
 
-// wwwAuthenticate builds the RFC 6750 challenge for a bearer failure.
-func wwwAuthenticate(o *outcome) string {
+// wwwAuthenticate builds the RFC 6750 challenge for a bearer failure, RFC 9449 §7.1's for
+// a DPoP one (algs: the proof algorithms taken).
+func wwwAuthenticate(o *outcome, dpopAlgs string) string {
 	realm := "tollgate"
 	if o.api != nil {
 		realm = o.api.ID()
+	}
+	if o.dpop != "" && o.fault.Status == 401 {
+		c := `DPoP realm="` + realm + `", algs="` + dpopAlgs + `"`
+		if o.dpop != "challenge" {
+			c += `, error="` + o.dpop + `"`
+		}
+		return c
 	}
 	base := `Bearer realm="` + realm + `"`
 	if o.basic {

@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
+	"github.com/tollgate-gw/tollgate/policies/dpop"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/mtls"
@@ -156,7 +157,7 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 			adm.Handle("/revoke", h)
 			adm.Handle("/notify/revocation", h)
 		}
-		engine, err := newThrottling(ctx, cfg, adm, log, &wg)
+		engine, replay, err := newThrottling(ctx, cfg, adm, log, &wg)
 		if err != nil {
 			return err
 		}
@@ -164,6 +165,10 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		creds, err := newCredentials(cfg)
 		if err != nil {
 			return err
+		}
+		creds.proofs, err = dpop.New(dpop.Config{MaxAge: time.Duration(cfg.Authz.DPoP.MaxAge), Algorithms: cfg.Authz.DPoP.Algorithms, Replay: replay})
+		if err != nil {
+			return fmt.Errorf("authz.dpop: %w", err)
 		}
 		rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_credentials_rejected_total",
 			Help: "Stored users and API keys that failed to parse and are ignored."}, []string{"kind"})
@@ -259,17 +264,19 @@ func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
 }
 
 // newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
-// newThrottling builds the throttling engine over the configured backend.
-func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, log *zap.Logger, wg *sync.WaitGroup) (*ratelimit.Engine, error) {
+// newThrottling builds the throttling engine over the configured backend, and the DPoP
+// replay cache on the same backend (Redis shared by the replicas, or this process).
+func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, log *zap.Logger, wg *sync.WaitGroup) (*ratelimit.Engine, dpop.Replay, error) {
 	t := cfg.Throttling
 	var backend ratelimit.Backend
+	var replay dpop.Replay
 	var local *ratelimit.Local
 	if t.Backend == "redis" {
 		var password string
 		if t.Redis.PasswordFile != "" {
 			b, err := os.ReadFile(t.Redis.PasswordFile)
 			if err != nil {
-				return nil, fmt.Errorf("redis password: %w", err)
+				return nil, nil, fmt.Errorf("redis password: %w", err)
 			}
 			password = string(trimNewline(b))
 		}
@@ -277,7 +284,7 @@ func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, lo
 		if rt := t.Redis.TLS; rt.Enabled {
 			var err error
 			if tlsc, err = tlsfiles.Client(rt.CAFile, rt.CertFile, rt.KeyFile, rt.ServerName); err != nil {
-				return nil, fmt.Errorf("redis TLS %w", err)
+				return nil, nil, fmt.Errorf("redis TLS %w", err)
 			}
 		}
 		r, err := ratelimit.NewRedis(ratelimit.RedisConfig{
@@ -286,16 +293,18 @@ func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, lo
 			Lease: cmp.Or(time.Duration(t.Redis.Lease), -1), // 0 in the config: no leases
 		}, log.Named("redis"), adm.Registry())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		wg.Go(func() { r.Run(ctx); r.Close() })
 		backend, local = r, r.Local()
+		replay = dpop.NewRedis(r.Client(), "tollgate:dpop:")
 	} else {
 		local = ratelimit.NewLocal()
 		backend = local
+		replay = dpop.NewMemory(100000)
 	}
 	wg.Go(func() { local.Run(ctx, time.Minute) })
-	return ratelimit.NewEngine(backend, log.Named("ratelimit"), adm.Registry()), nil
+	return ratelimit.NewEngine(backend, log.Named("ratelimit"), adm.Registry()), replay, nil
 }
 
 // credentialStores are the non-token credentials: certificates, users, API keys.
@@ -303,6 +312,9 @@ type credentialStores struct {
 	certs *mtls.Verifier
 	users *basic.Users
 	keys  *apikey.Set
+	// proofs checks DPoP proofs (set once the throttling backend, which holds its replay
+	// cache, is known).
+	proofs *dpop.Checker
 }
 
 func newCredentials(cfg config.Config) (credentialStores, error) {
@@ -384,6 +396,9 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 		ApplicationTierClaim: cfg.Throttling.ApplicationTierClaim, SubscriptionTierClaim: cfg.Throttling.SubscriptionTierClaim}
 	if creds.certs != nil {
 		ecfg.Certificates = creds.certs // a nil *mtls.Verifier must not become a non-nil interface
+	}
+	if creds.proofs != nil {
+		ecfg.DPoP = creds.proofs
 	}
 	enf := extauthz.New(ecfg, reg, verifier, log.Named("authz"), adm.Registry())
 	return enf, ver, nil

@@ -17,6 +17,7 @@ func tokenCmd(args []string) error {
 	sub := fs.String("sub", "dev-user", "subject")
 	client := fs.String("client-id", "dev-app", "client id (azp)")
 	ttl := fs.Duration("ttl", time.Hour, "lifetime")
+	jkt := fs.String("dpop-jkt", "", "bind the token to the DPoP key with this RFC 7638 thumbprint (cnf.jkt)")
 	if err := fs.Parse(args); err != nil {
 		return errReported
 	}
@@ -27,7 +28,7 @@ func tokenCmd(args []string) error {
 	if *dataDir != "" {
 		cfg.DataDir = *dataDir
 	}
-	tok, err := devissuer.Mint(cfg.DataDir, devissuer.Claims{Subject: *sub, ClientID: *client, Scope: *scope, TTL: *ttl})
+	tok, err := devissuer.Mint(cfg.DataDir, devissuer.Claims{Subject: *sub, ClientID: *client, Scope: *scope, TTL: *ttl, DPoPThumbprint: *jkt})
 	if err != nil {
 		return err
 	}

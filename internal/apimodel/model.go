@@ -35,6 +35,9 @@ type API struct {
 	// CertificateBound requires bearer tokens to be bound to the client certificate
 	// (RFC 8705), whatever their issuer says.
 	CertificateBound bool
+	// DPoP requires bearer tokens to be DPoP-bound (RFC 9449 cnf.jkt) and presented with
+	// their proof, whatever their issuer says.
+	DPoP bool
 	// GRPC also serves the API to proxyless gRPC clients as an xDS API listener named
 	// after the API (dial "xds:///<name>").
 	GRPC bool

@@ -119,6 +119,17 @@ type Authz struct {
 	BasicUsers map[string]string `json:"basicUsers"`
 	// ForwardAPIKey lets an API key sent in a header or query reach the backend.
 	ForwardAPIKey bool `json:"forwardAPIKey"`
+	// DPoP: how RFC 9449 proofs are checked.
+	DPoP DPoP `json:"dpop"`
+}
+
+// DPoP configures proof-of-possession checks (RFC 9449). Proof ids are remembered in Redis
+// when throttling uses Redis (replicas share them), else in each enforcer's memory.
+type DPoP struct {
+	// MaxAge is how old a proof may be; Algorithms those a proof may be signed with
+	// (empty: every asymmetric JWS algorithm).
+	MaxAge     Duration `json:"maxAge"`
+	Algorithms []string `json:"algorithms"`
 }
 
 // MutualTLS configures client certificate checks.
@@ -254,6 +265,8 @@ type Issuer struct {
 	// AcceptedTypes are the typ values of the issuer's access tokens ("" for none); nil:
 	// "", JWT, at+jwt.
 	AcceptedTypes []string `json:"acceptedTypes"`
+	// DPoPBound requires the issuer's tokens to be DPoP-bound (RFC 9449 cnf.jkt).
+	DPoPBound bool `json:"dpopBound"`
 	// An issuer of opaque tokens is asked by RFC 7662 introspection instead: its endpoint,
 	// and the gateway's client credentials there.
 	IntrospectionURL string   `json:"introspectionURL"`
@@ -289,7 +302,8 @@ func Default() Config {
 			DialTimeout:        Duration(5 * time.Second),
 			RequestTimeout:     Duration(5 * time.Second),
 		},
-		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192},
+		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192,
+			MutualTLS: MutualTLS{CRLExpiry: "hard"}, DPoP: DPoP{MaxAge: Duration(time.Minute)}},
 		XDS: XDS{Listen: "127.0.0.1:18000", HTTPPort: 8080, Groups: []string{"default"},
 			RouteTimeout: Duration(15 * time.Second), ConnectTimeout: Duration(5 * time.Second),
 			UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt", Edge: edgeDefaults()},
@@ -402,7 +416,7 @@ func (i Issuer) JWT() (jwt.IssuerConfig, error) {
 		JWKSURL: i.JWKSURL, JWKSFile: i.JWKSFile, CertificateFile: i.CertificateFile,
 		Algorithms: i.Algorithms, ClockSkew: time.Duration(i.ClockSkew), ScopeClaim: i.ScopeClaim,
 		RefreshInterval: time.Duration(i.RefreshInterval), MinRefreshInterval: time.Duration(i.MinRefreshInterval),
-		CertificateBound: i.CertificateBound, AcceptedTypes: i.AcceptedTypes,
+		CertificateBound: i.CertificateBound, AcceptedTypes: i.AcceptedTypes, DPoPBound: i.DPoPBound,
 	}
 	if i.HMACSecretFile != "" {
 		b, err := os.ReadFile(i.HMACSecretFile)

@@ -42,6 +42,9 @@ type IssuerConfig struct {
 	// without typ. Default: "", "JWT", "at+jwt". RFC 9068 issuers: ["at+jwt"]. Types that
 	// are never access tokens (logout+jwt, secevent+jwt, dpop+jwt, ...) are always refused.
 	AcceptedTypes []string `json:"acceptedTypes,omitempty"`
+	// DPoPBound requires every token to be DPoP-bound (RFC 9449 cnf.jkt); the enforcer
+	// then needs its proof. Bound tokens need their proof whatever this says.
+	DPoPBound bool `json:"dpopBound,omitempty"`
 	// CertificateBound requires every token to be bound to the client certificate it is
 	// presented with (RFC 8705 cnf x5t#S256). Bound tokens are checked whatever this says.
 	CertificateBound bool `json:"certificateBound,omitempty"`

@@ -306,6 +306,9 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
 		return nil, time.Time{}, err
 	}
+	if is.cfg.DPoPBound && id.KeyThumbprint == "" {
+		return nil, time.Time{}, refuse(Invalid, "this issuer's tokens must be DPoP-bound (cnf jkt)")
+	}
 	if is.cfg.CertificateBound && id.CertThumbprint == "" {
 		return nil, time.Time{}, refuse(Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
 	}

@@ -171,6 +171,9 @@ func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Red
 	return r, nil
 }
 
+// Client is the Redis connection, for others that share this Redis (the DPoP replay cache).
+func (r *Redis) Client() redis.UniversalClient { return r.client }
+
 // Close closes the Redis client.
 func (r *Redis) Close() error { return r.client.Close() }
 

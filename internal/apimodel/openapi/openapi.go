@@ -298,6 +298,7 @@ func (p *parser) api() *apimodel.API {
 	api.Gateways = root.strings("gateways")
 	api.GRPC, _ = root.boolean("grpc")
 	api.CertificateBound, _ = root.boolean("certificate-bound")
+	api.DPoP, _ = root.boolean("dpop")
 	api.CORS = root.cors()
 	if m, ok := root.str("mutual-tls"); ok {
 		// WSO2 writes mandatory for required.
