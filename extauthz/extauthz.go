@@ -396,7 +396,7 @@ type credResult struct {
 	reason  string
 	basic   bool   // the challenge is Basic, not Bearer
 	dpop    string // the challenge is DPoP (outcome.dpop)
-	missing bool // nothing was presented (ranks below a bad credential)
+	missing bool   // nothing was presented (ranks below a bad credential)
 }
 
 // credentials checks each kind of credential a request carries at most once.

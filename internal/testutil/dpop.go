@@ -28,7 +28,9 @@ func NewDPoPKey(t testing.TB) *DPoPKey {
 	return &DPoPKey{t: t, key: k}
 }
 
-func coord(v *big.Int) string { return base64.RawURLEncoding.EncodeToString(v.FillBytes(make([]byte, 32))) }
+func coord(v *big.Int) string {
+	return base64.RawURLEncoding.EncodeToString(v.FillBytes(make([]byte, 32)))
+}
 
 // JWK is the public key as a JWK.
 func (k *DPoPKey) JWK() map[string]any {
