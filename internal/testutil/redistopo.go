@@ -73,6 +73,29 @@ func ListenLow() (net.Listener, error) {
 	return nil, fmt.Errorf("no free port below 32768: %w", err)
 }
 
+// clusterAddr is a free loopback address for a Redis Cluster node whose bus port (the
+// port + 10000) is free too and below 32768 as well: a bus port in the kernel's client range
+// can be taken by an outgoing connection, and the node then exits at start.
+func clusterAddr(t testing.TB) string {
+	t.Helper()
+	for range 200 {
+		port := 10000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		bus.Close()
+		return l.Addr().String()
+	}
+	t.Fatal("no free port pair for a Redis Cluster node")
+	return ""
+}
+
 // startProcess starts redis-server with args and waits until addr accepts connections; it
 // is killed when the test ends (if nothing killed it before).
 func startProcess(t testing.TB, addr string, args ...string) *exec.Cmd {
@@ -116,7 +139,7 @@ func StartRedisCluster(t testing.TB, n int) []string {
 	dir := t.TempDir()
 	var addrs []string
 	for range n {
-		addr := FreeAddr(t)
+		addr := clusterAddr(t)
 		_, port, _ := net.SplitHostPort(addr)
 		startProcess(t, addr, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes-"+port+".conf"), "--dir", dir)
