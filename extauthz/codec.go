@@ -62,8 +62,8 @@ func markInvalidUTF8(req *authv3.CheckRequest) {
 	req.Attributes.MetadataContext.FilterMetadata[invalidUTF8Key] = &structpb.Struct{}
 }
 
-func hadInvalidUTF8(req *authv3.CheckRequest) bool {
-	_, ok := req.GetAttributes().GetMetadataContext().GetFilterMetadata()[invalidUTF8Key]
+func hadInvalidUTF8(attrs *authv3.AttributeContext) bool {
+	_, ok := attrs.GetMetadataContext().GetFilterMetadata()[invalidUTF8Key]
 	return ok
 }
 

@@ -71,7 +71,6 @@ func newEnforcerOn(t testing.TB, idp *tu.IdP, cfg extauthz.Config, cacheSize int
 		Issuers:      []jwt.IssuerConfig{{Name: "idp", Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}},
 		ClaimHeaders: map[string]string{"sub": "x-user", "azp": "x-client-id"},
 		CacheSize:    cacheSize,
-		Attach:       extauthz.Attach,
 	}, zap.NewNop(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
@@ -431,7 +430,7 @@ func TestOpaqueTokens(t *testing.T) {
 		}
 	}))
 	defer idp.Close()
-	in, err := introspect.New(introspect.Config{Name: "corp", URL: idp.URL, ClientID: "gw", Attach: extauthz.Attach}, zap.NewNop(), nil)
+	in, err := introspect.New(introspect.Config{Name: "corp", URL: idp.URL, ClientID: "gw"}, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

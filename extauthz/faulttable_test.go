@@ -101,7 +101,7 @@ func TestREADMEFaultTable(t *testing.T) {
 		}
 		w.Write([]byte(`{"active":false}`))
 	}))
-	in, err := introspect.New(introspect.Config{Name: "corp", URL: opaqueIdP.URL, ClientID: "gw", Attach: extauthz.Attach}, zap.NewNop(), nil)
+	in, err := introspect.New(introspect.Config{Name: "corp", URL: opaqueIdP.URL, ClientID: "gw"}, zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package extauthz
 import (
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -13,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/identity"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
@@ -39,7 +42,7 @@ type identityView struct {
 // sandbox.
 var removeEnvironment = []string{apimodel.EnvironmentHeader}
 
-func newIdentityView(id *jwt.Identity) *identityView {
+func newIdentityView(id *identity.Principal) *identityView {
 	v := &identityView{fields: map[string]*structpb.Value{}}
 	for _, h := range id.Headers {
 		v.headers = append(v.headers, setHeader(h.Name, h.Value))
@@ -61,7 +64,7 @@ func newIdentityView(id *jwt.Identity) *identityView {
 	put("client_id", id.ClientID)
 	put("issuer", id.Issuer)
 	put("token_id", id.TokenID)
-	put("auth_type", id.AuthType)
+	put("auth_type", id.Kind.String())
 	return v
 }
 
@@ -72,7 +75,33 @@ func setHeader(k, v string) *corev3.HeaderValueOption {
 	}
 }
 
-func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
+// viewCache keeps each principal's view while its verifier keeps the principal (a cached
+// token is the same *Principal every time), so an allowed request renders nothing; it is
+// emptied when it holds too many, and refills from the requests that come.
+type viewCache struct {
+	m sync.Map // *identity.Principal → *identityView
+	n atomic.Int64
+}
+
+const maxViews = 100000
+
+func (c *viewCache) of(p *identity.Principal) *identityView {
+	if v, ok := c.m.Load(p); ok {
+		return v.(*identityView)
+	}
+	v := newIdentityView(p)
+	if p.Kind != identity.JWT && p.Kind != identity.Opaque {
+		return v // made per request: nothing would find it again
+	}
+	if c.n.Add(1) > maxViews {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(p, v)
+	return v
+}
+
+func (e *Enforcer) respond(o *decision) *authv3.CheckResponse {
 	if o.fault != nil {
 		return e.deny(o)
 	}
@@ -84,11 +113,8 @@ func (e *Enforcer) respond(o *outcome) *authv3.CheckResponse {
 	if o.op != nil {
 		fields["operation"] = structpb.NewStringValue(o.op.Key())
 	}
-	if o.id != nil {
-		view, _ := o.id.Attachment.(*identityView)
-		if view == nil {
-			view = newIdentityView(o.id)
-		}
+	if o.principal != nil {
+		view := e.views.of(o.principal)
 		ok.Headers = view.headers
 		for k, v := range view.fields {
 			fields[k] = v
@@ -152,7 +178,7 @@ func newDenyTemplate(f Fault, format Format) *denyTemplate {
 		status: &rpcstatus.Status{Code: int32(code), Message: f.Message}}
 }
 
-func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
+func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 	t := e.denies[*o.fault]
 	if t == nil {
 		t = newDenyTemplate(*o.fault, e.cfg.Format)
@@ -185,7 +211,7 @@ func (e *Enforcer) deny(o *outcome) *authv3.CheckResponse {
 
 // wwwAuthenticate builds the RFC 6750 challenge for a bearer failure, RFC 9449 §7.1's for
 // a DPoP one (algs: the proof algorithms taken).
-func wwwAuthenticate(o *outcome, dpopAlgs string) string {
+func wwwAuthenticate(o *decision, dpopAlgs string) string {
 	realm := "tollgate"
 	if o.api != nil {
 		realm = o.api.ID()

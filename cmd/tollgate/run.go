@@ -346,7 +346,7 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 			in, err := introspect.New(introspect.Config{
 				Name: is.Name, URL: is.IntrospectionURL, ClientID: is.ClientID, ClientSecret: secret, Audiences: is.Audiences,
 				ActiveTTL: time.Duration(is.ActiveTTL), InactiveTTL: time.Duration(is.InactiveTTL), ScopeClaim: is.ScopeClaim,
-				ClaimHeaders: cfg.Authz.ClaimHeaders, Attach: extauthz.Attach,
+				ClaimHeaders: cfg.Authz.ClaimHeaders,
 			}, log.Named("introspect"), adm.Registry())
 			if err != nil {
 				return nil, nil, err
@@ -375,7 +375,7 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 		var err error
 		ver, err = jwt.New(jwt.Config{
 			Issuers: issuers, CacheSize: cfg.Authz.TokenCacheSize, MaxTokenBytes: cfg.Authz.MaxTokenBytes,
-			ClaimHeaders: cfg.Authz.ClaimHeaders, Attach: extauthz.Attach, CacheDir: cfg.CacheDir(),
+			ClaimHeaders: cfg.Authz.ClaimHeaders, CacheDir: cfg.CacheDir(),
 		}, log.Named("jwt"), adm.Registry())
 		if err != nil {
 			return nil, nil, err

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/internal/identity"
 )
 
 // Config is one introspecting issuer.
@@ -40,7 +40,6 @@ type Config struct {
 	CacheSize              int // default 100000
 	ScopeClaim             string
 	ClaimHeaders           map[string]string
-	Attach                 func(*jwt.Identity) any
 }
 
 // Introspector validates opaque tokens.
@@ -59,7 +58,7 @@ type Introspector struct {
 }
 
 type entry struct {
-	id    *jwt.Identity // nil: inactive
+	id    *identity.Principal // nil: inactive
 	until time.Time
 }
 
@@ -95,9 +94,9 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Introspector,
 }
 
 // Verify asks whether an opaque token is active, from the cache when it can.
-func (i *Introspector) Verify(ctx context.Context, token string) (*jwt.Identity, error) {
+func (i *Introspector) Verify(ctx context.Context, token string) (*identity.Principal, error) {
 	if len(token) > 8192 || strings.ContainsAny(token, " \t\r\n") {
-		return nil, &jwt.Error{Kind: jwt.Malformed, Reason: "malformed opaque token"}
+		return nil, identity.Refuse(identity.Malformed, "malformed opaque token")
 	}
 	h := sha256.Sum256([]byte(token))
 	now := i.now()
@@ -122,9 +121,9 @@ func (i *Introspector) Verify(ctx context.Context, token string) (*jwt.Identity,
 	return answer(v.(entry))
 }
 
-func answer(e entry) (*jwt.Identity, error) {
+func answer(e entry) (*identity.Principal, error) {
 	if e.id == nil {
-		return nil, &jwt.Error{Kind: jwt.Inactive, Reason: "the token is not active"}
+		return nil, identity.Refuse(identity.Inactive, "the token is not active")
 	}
 	return e.id, nil
 }
@@ -193,8 +192,8 @@ func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte)
 		return entry{until: now.Add(i.cfg.InactiveTTL)}, nil
 	}
 	i.calls.WithLabelValues("active").Inc()
-	id := &jwt.Identity{Issuer: i.cfg.Name, Subject: r.Sub, ClientID: r.ClientID, TokenID: r.Jti, Audience: aud,
-		Scopes: strings.Fields(r.Scope), TokenHash: hex.EncodeToString(h[:]), AuthType: "opaque",
+	id := &identity.Principal{Issuer: i.cfg.Name, Subject: r.Sub, ClientID: r.ClientID, TokenID: r.Jti, Audience: aud,
+		Scopes: strings.Fields(r.Scope), TokenHash: hex.EncodeToString(h[:]), Kind: identity.Opaque,
 		Claims: map[string]any{"sub": r.Sub, "client_id": r.ClientID, "scope": r.Scope, "iss": r.Iss, "jti": r.Jti}}
 	until := now.Add(i.cfg.ActiveTTL)
 	if r.Exp != 0 {
@@ -206,11 +205,8 @@ func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte)
 	}
 	for claim, header := range i.cfg.ClaimHeaders {
 		if v, ok := id.Claims[claim].(string); ok && v != "" && !strings.ContainsAny(v, "\r\n\x00") {
-			id.Headers = append(id.Headers, jwt.Header{Name: header, Value: v})
+			id.Headers = append(id.Headers, identity.Header{Name: header, Value: v})
 		}
-	}
-	if i.cfg.Attach != nil {
-		id.Attachment = i.cfg.Attach(id)
 	}
 	return entry{id: id, until: until}, nil
 }
@@ -218,7 +214,7 @@ func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte)
 func (i *Introspector) unavailable(err error) error {
 	i.calls.WithLabelValues("error").Inc()
 	i.log.Warn("introspection failed", zap.String("issuer", i.cfg.Name), zap.Error(err))
-	return &jwt.Error{Kind: jwt.Unavailable, Reason: "the token could not be checked with its issuer"}
+	return identity.Refuse(identity.Unavailable, "the token could not be checked with its issuer")
 }
 
 func audiences(raw json.RawMessage) []string {

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/internal/identity"
 
 	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
@@ -69,10 +69,10 @@ func newIntrospector(t *testing.T, url string, edit func(*Config)) *Introspector
 	return i
 }
 
-func kind(err error) jwt.Kind {
-	var e *jwt.Error
+func kind(err error) identity.Failure {
+	var e *identity.Error
 	if errors.As(err, &e) {
-		return e.Kind
+		return e.Failure
 	}
 	return 0
 }
@@ -108,7 +108,7 @@ func TestInactiveTokenIsCachedBriefly(t *testing.T) {
 	p := newIdP(t)
 	i := newIntrospector(t, p.srv.URL, nil)
 	for range 3 {
-		if _, err := i.Verify(t.Context(), "unknown"); kind(err) != jwt.Inactive {
+		if _, err := i.Verify(t.Context(), "unknown"); kind(err) != identity.Inactive {
 			t.Fatalf("unknown token: %v", err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestInactiveTokenIsCachedBriefly(t *testing.T) {
 		t.Errorf("after the inactive TTL: %d calls, want 2", n)
 	}
 	p.set("expired", map[string]any{"active": true, "exp": time.Now().Add(-time.Minute).Unix()})
-	if _, err := i.Verify(t.Context(), "expired"); kind(err) != jwt.Inactive {
+	if _, err := i.Verify(t.Context(), "expired"); kind(err) != identity.Inactive {
 		t.Errorf("active but past exp: %v", err)
 	}
 }
@@ -132,19 +132,19 @@ func TestSlowOrDownIdPIsUnavailableQuickly(t *testing.T) {
 	p.delay.Store(int64(2 * time.Second))
 	i := newIntrospector(t, p.srv.URL, nil)
 	start := time.Now()
-	if _, err := i.Verify(t.Context(), "abc"); kind(err) != jwt.Unavailable {
+	if _, err := i.Verify(t.Context(), "abc"); kind(err) != identity.Unavailable {
 		t.Fatalf("slow IdP: %v", err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("a slow IdP held the request %v (timeout 300ms)", d)
 	}
 	down := newIntrospector(t, "http://127.0.0.1:1/introspect", nil)
-	if _, err := down.Verify(t.Context(), "abc"); kind(err) != jwt.Unavailable {
+	if _, err := down.Verify(t.Context(), "abc"); kind(err) != identity.Unavailable {
 		t.Errorf("down IdP: %v", err)
 	}
 	wrong := newIntrospector(t, p.srv.URL, func(c *Config) { c.ClientSecret = []byte("nope") })
 	p.delay.Store(0)
-	if _, err := wrong.Verify(t.Context(), "abc"); kind(err) != jwt.Unavailable {
+	if _, err := wrong.Verify(t.Context(), "abc"); kind(err) != identity.Unavailable {
 		t.Errorf("refused client credentials: %v", err)
 	}
 }
@@ -173,7 +173,7 @@ func TestAudienceAndConfig(t *testing.T) {
 	p.set("other-aud", map[string]any{"active": true, "sub": "alice", "aud": "another-api"})
 	p.set("our-aud", map[string]any{"active": true, "sub": "alice", "aud": []string{"x", "coffeebar"}})
 	i := newIntrospector(t, p.srv.URL, func(c *Config) { c.Audiences = []string{"coffeebar"} })
-	if _, err := i.Verify(t.Context(), "other-aud"); kind(err) != jwt.Inactive {
+	if _, err := i.Verify(t.Context(), "other-aud"); kind(err) != identity.Inactive {
 		t.Errorf("a token for another audience: %v", err)
 	}
 	if _, err := i.Verify(t.Context(), "our-aud"); err != nil {

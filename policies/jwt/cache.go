@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"crypto/sha256"
+	"github.com/tollgate-gw/tollgate/internal/identity"
 	"sync"
 )
 
@@ -20,7 +21,7 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
-	id    *Identity
+	id    *identity.Principal
 	until int64 // unix nanoseconds; the token's exp
 }
 
@@ -37,7 +38,7 @@ func newCache(size int) *cache {
 
 func tokenHash(token string) [32]byte { return sha256.Sum256([]byte(token)) }
 
-func (c *cache) get(h [32]byte, now int64) *Identity {
+func (c *cache) get(h [32]byte, now int64) *identity.Principal {
 	if c == nil {
 		return nil
 	}
@@ -51,7 +52,7 @@ func (c *cache) get(h [32]byte, now int64) *Identity {
 	return e.id
 }
 
-func (c *cache) put(h [32]byte, id *Identity, until, now int64) {
+func (c *cache) put(h [32]byte, id *identity.Principal, until, now int64) {
 	if c == nil || until <= now {
 		return
 	}

@@ -60,8 +60,6 @@ type Config struct {
 	MaxTokenBytes int
 	// ClaimHeaders maps a claim name to a header sent to the backend with its value.
 	ClaimHeaders map[string]string
-	// Attach, if set, runs once per verified token; its result is Identity.Attachment.
-	Attach func(*Identity) any
 	// CacheDir keeps each JWKS URL's last fetched document, loaded at start so that an
 	// enforcer started while the IdP is away still verifies tokens ("" turns it off).
 	CacheDir string

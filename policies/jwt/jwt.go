@@ -19,72 +19,21 @@ import (
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/tollgate-gw/tollgate/internal/identity"
 )
 
-// Kind classifies why a token was refused; the enforcer maps kinds to faults.
-type Kind int
+// refuse is identity.Refuse: every refusal carries its kind of failure.
+func refuse(f identity.Failure, format string, args ...any) *identity.Error {
+	return identity.Refuse(f, format, args...)
+}
 
-// The kinds of refusal.
+// The failures a token can earn.
 const (
-	Malformed   Kind = iota + 1 // not a JWT at all
-	Invalid                     // bad signature, unknown issuer or key, wrong audience or algorithm, not yet valid
-	Expired                     // exp has passed
-	Inactive                    // an introspected token the IdP says is not active
-	Unavailable                 // the IdP could not be asked (introspection down or too slow)
+	Malformed = identity.Malformed
+	Invalid   = identity.Invalid
+	Expired   = identity.Expired
 )
-
-// Error is a refused token. Reason is safe to show to the caller: it never holds the token.
-type Error struct {
-	Kind   Kind
-	Reason string
-}
-
-func (e *Error) Error() string { return e.Reason }
-
-func refuse(k Kind, format string, args ...any) *Error {
-	return &Error{Kind: k, Reason: fmt.Sprintf(format, args...)}
-}
-
-// Identity is what a verified token says about its caller.
-type Identity struct {
-	Issuer   string // the issuer's configured name
-	Subject  string
-	ClientID string // azp, client_id or cid
-	TokenID  string // jti
-	Audience []string
-	Scopes   []string
-	Expiry   time.Time
-	IssuedAt time.Time // zero when the token has no iat
-	// TokenHash is the hex SHA-256 of the token: how a token without a jti is revoked.
-	TokenHash string
-	// AuthType is how the caller authenticated: jwt, opaque, basic, apikey or mtls.
-	AuthType string
-	// CertThumbprint is the RFC 8705 cnf x5t#S256 of a certificate-bound token: the
-	// token is good only with that client certificate.
-	CertThumbprint string
-	// KeyThumbprint is the RFC 9449 cnf jkt of a DPoP-bound token: the token is good only
-	// with a DPoP proof signed by that key, never as a plain bearer token.
-	KeyThumbprint string
-	Claims        map[string]any
-	// Headers are the backend headers configured from claims (Config.ClaimHeaders).
-	Headers []Header
-	// Attachment is what Config.Attach made of this identity when the token was verified:
-	// the consumer's precomputed view of it, reused while the token is cached.
-	Attachment any
-}
-
-// Header is one header for the backend.
-type Header struct{ Name, Value string }
-
-// HasScope reports whether the token grants scope s.
-func (id *Identity) HasScope(s string) bool {
-	for _, have := range id.Scopes {
-		if have == s {
-			return true
-		}
-	}
-	return false
-}
 
 type issuer struct {
 	cfg     IssuerConfig
@@ -105,7 +54,6 @@ type Verifier struct {
 	m         *metrics
 	now       func() time.Time
 	waitLimit time.Duration
-	attach    func(*Identity) any
 }
 
 type claimHeader struct{ claim, header string }
@@ -113,7 +61,7 @@ type claimHeader struct{ claim, header string }
 // New builds a Verifier. The registerer gets the verifier's metrics (nil: not exported).
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, error) {
 	m := newMetrics(reg)
-	v := &Verifier{issuers: map[string]*issuer{}, maxBytes: cfg.MaxTokenBytes, log: log, m: m, now: time.Now, waitLimit: 3 * time.Second, attach: cfg.Attach}
+	v := &Verifier{issuers: map[string]*issuer{}, maxBytes: cfg.MaxTokenBytes, log: log, m: m, now: time.Now, waitLimit: 3 * time.Second}
 	if v.maxBytes == 0 {
 		v.maxBytes = 8192
 	}
@@ -203,7 +151,7 @@ func (v *Verifier) Issuers() int { return len(v.issuers) }
 
 // Verify checks a compact JWT and returns who it speaks for. A token seen before and not
 // yet expired comes from the cache without a signature check.
-func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) {
+func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Principal, error) {
 	if len(token) > v.maxBytes {
 		v.m.verify.WithLabelValues("malformed").Inc()
 		return nil, refuse(Malformed, "token longer than %d bytes", v.maxBytes)
@@ -216,9 +164,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	}
 	id, until, err := v.verify(ctx, token, now, h)
 	if err != nil {
-		var e *Error
-		errors.As(err, &e)
-		v.m.verify.WithLabelValues(kindLabel(e.Kind)).Inc()
+		v.m.verify.WithLabelValues(failureLabel(identity.FailureOf(err))).Inc()
 		return nil, err
 	}
 	v.m.verify.WithLabelValues("ok").Inc()
@@ -226,8 +172,8 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Identity, error) 
 	return id, nil
 }
 
-func kindLabel(k Kind) string {
-	switch k {
+func failureLabel(f identity.Failure) string {
+	switch f {
 	case Malformed:
 		return "malformed"
 	case Expired:
@@ -236,7 +182,7 @@ func kindLabel(k Kind) string {
 	return "invalid"
 }
 
-func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [32]byte) (*Identity, time.Time, error) {
+func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [32]byte) (*identity.Principal, time.Time, error) {
 	if strings.Count(token, ".") != 2 {
 		return nil, time.Time{}, refuse(Malformed, "not a JWT: want three dot-separated parts")
 	}
@@ -276,7 +222,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 		return k.pub, nil
 	})
 	if err != nil {
-		var e *Error
+		var e *identity.Error
 		switch {
 		case errors.As(err, &e):
 			return nil, time.Time{}, e
@@ -302,7 +248,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	if !is.cfg.AnyAudience && !anyIn(aud, is.audSet) {
 		return nil, time.Time{}, refuse(Invalid, "the token is not for this audience")
 	}
-	id := &Identity{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:]), AuthType: "jwt"}
+	id := &identity.Principal{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:]), Kind: identity.JWT}
 	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -326,11 +272,8 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	id.Scopes = scopes(claims, is.cfg.ScopeClaim)
 	for _, ch := range v.headers {
 		if val, ok := headerValue(claims[ch.claim]); ok {
-			id.Headers = append(id.Headers, Header{Name: ch.header, Value: val})
+			id.Headers = append(id.Headers, identity.Header{Name: ch.header, Value: val})
 		}
-	}
-	if v.attach != nil {
-		id.Attachment = v.attach(id)
 	}
 	return id, exp, nil
 }
@@ -339,7 +282,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 // the recipient must understand or reject the token. Tollgate understands none, so a token
 // with "crit" is refused — also when the list is empty (which the RFC forbids) or names a
 // parameter the header does not have.
-func checkCrit(header map[string]any) *Error {
+func checkCrit(header map[string]any) *identity.Error {
 	c, ok := header["crit"]
 	if !ok {
 		return nil
@@ -359,7 +302,7 @@ func checkCrit(header map[string]any) *Error {
 
 // checkType applies the issuer's accepted "typ" values (RFC 8725 §3.11, RFC 9068 §4): a
 // logout token, a security event or a DPoP proof of the same issuer is not an access token.
-func (is *issuer) checkType(header map[string]any) *Error {
+func (is *issuer) checkType(header map[string]any) *identity.Error {
 	typ := ""
 	if t, ok := header["typ"]; ok {
 		s, isString := t.(string)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-gw/tollgate/internal/identity"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
@@ -42,10 +43,10 @@ func newVerifier(t *testing.T, issuers ...IssuerConfig) *Verifier {
 	return v
 }
 
-func kindOf(err error) Kind {
-	var e *Error
+func kindOf(err error) identity.Failure {
+	var e *identity.Error
 	if errors.As(err, &e) {
-		return e.Kind
+		return e.Failure
 	}
 	return 0
 }
@@ -64,7 +65,7 @@ func TestVerify(t *testing.T) {
 	cases := []struct {
 		name  string
 		token string
-		want  Kind // 0 = accepted
+		want  identity.Failure // 0 = accepted
 	}{
 		{"valid RS256", idp.Sign("rsa", "RS256", idp.Claims(aud, "read")), 0},
 		{"valid PS256", idp.Sign("rsa", "PS256", idp.Claims(aud, "read")), 0},
@@ -213,7 +214,7 @@ func TestCacheSkipsSignatureCheckButNotExpiry(t *testing.T) {
 		if err != nil || !id.HasScope("read") || id.HasScope("write") {
 			t.Fatalf("id %+v err %v", id, err)
 		}
-		if len(id.Headers) != 1 || id.Headers[0] != (Header{"X-User", "alice"}) {
+		if len(id.Headers) != 1 || id.Headers[0] != (identity.Header{Name: "X-User", Value: "alice"}) {
 			t.Errorf("claim headers %+v", id.Headers)
 		}
 	}

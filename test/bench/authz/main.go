@@ -73,8 +73,8 @@ func main() {
 	reg := catalog.New(zap.NewNop(), nil)
 	reg.Set([]*apimodel.API{res.API})
 	v, err := jwt.New(jwt.Config{
-		Issuers:   []jwt.IssuerConfig{{Issuer: issuer, JWKSURL: jwks.URL, Audiences: []string{aud}, Algorithms: []string{"RS256"}}},
-		CacheSize: 200000, Attach: extauthz.Attach,
+		Issuers:      []jwt.IssuerConfig{{Issuer: issuer, JWKSURL: jwks.URL, Audiences: []string{aud}, Algorithms: []string{"RS256"}}},
+		CacheSize:    200000,
 		ClaimHeaders: map[string]string{"sub": "x-user"},
 	}, zap.NewNop(), prometheus.NewRegistry())
 	check(err)
