@@ -9,119 +9,36 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate-gw/tollgate/internal/apimodel"
-	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/definitions"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
 
-// loaded is a definition (an API, or a throttling policy) that passed validation.
-type loaded struct {
-	file   string
-	api    *apimodel.API
-	policy *ratelimit.Policy
-	data   []byte
-}
-
 // docs splits loaded definitions into what the store writes.
-func docs(defs []loaded) (apis, policies []store.Doc) {
+func docs(defs []definitions.Definition) (apis, policies []store.Doc) {
 	for _, d := range defs {
-		if d.policy != nil {
-			policies = append(policies, store.Doc{Name: d.policy.Name, Data: d.data})
+		if d.Policy != nil {
+			policies = append(policies, store.Doc{Name: d.Policy.Name, Data: d.Data})
 		} else {
-			apis = append(apis, store.Doc{Name: d.api.Name, Version: d.api.Version, Data: d.data})
+			apis = append(apis, store.Doc{Name: d.API.Name, Version: d.API.Version, Data: d.Data})
 		}
 	}
 	return apis, policies
 }
 
-// loadDefinitions validates every file, printing each problem as "file: JSON path: reason"
-// on stderr. It returns the definitions only when all of them are good.
-func loadDefinitions(paths []string) ([]loaded, bool) {
-	var out []loaded
-	ok := true
-	seen := map[string]string{}
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: $: %v\n", path, err)
-			ok = false
-			continue
-		}
-		for _, doc := range definitions.Split(path, data) {
-			if ratelimit.IsWSO2Policies(doc.Data) {
-				ds, good := loadWSO2Policies(doc, seen)
-				out, ok = append(out, ds...), ok && good
-				continue
-			}
-			d, good := loadDocument(doc, seen)
-			if good {
-				out = append(out, d)
-			}
-			ok = ok && good
-		}
+// loadDefinitions validates every file, printing each problem and warning as
+// "file: JSON path: reason" on stderr. It returns the good definitions, and whether all
+// were good (only then may they be stored).
+func loadDefinitions(paths []string) ([]definitions.Definition, bool) {
+	defs, report := definitions.Load(paths, ratelimit.Reader{})
+	for _, w := range report.Warnings {
+		fmt.Fprintln(os.Stderr, "warning: "+w)
 	}
-	return out, ok
-}
-
-// loadWSO2Policies reads WSO2's policies file as Tollgate policies, stored in Tollgate's
-// form.
-func loadWSO2Policies(doc definitions.Document, seen map[string]string) ([]loaded, bool) {
-	pols, warnings, err := ratelimit.ParseWSO2Policies(doc.Data)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", doc.Name, err)
-		return nil, false
+	for _, p := range report.Problems {
+		fmt.Fprintln(os.Stderr, p)
 	}
-	for _, w := range warnings {
-		fmt.Fprintf(os.Stderr, "warning: %s: %s\n", doc.Name, w)
-	}
-	var out []loaded
-	ok := true
-	for _, pol := range pols {
-		if prev, dup := seen["policy "+pol.Name]; dup {
-			fmt.Fprintf(os.Stderr, "%s: policy %s is also defined in %s\n", doc.Name, pol.Name, prev)
-			ok = false
-			continue
-		}
-		seen["policy "+pol.Name] = doc.Name
-		out = append(out, loaded{file: doc.Name, policy: &pol, data: pol.Document()})
-	}
-	return out, ok
-}
-
-// loadDocument validates one document of a definition file; seen holds what earlier
-// documents defined, to refuse a second definition of the same API or policy.
-func loadDocument(doc definitions.Document, seen map[string]string) (loaded, bool) {
-	p, data := doc.Name, doc.Data
-	if ratelimit.IsPolicy(data) {
-		pol, err := ratelimit.ParsePolicy(data)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", p, err)
-			return loaded{}, false
-		}
-		if prev, dup := seen["policy "+pol.Name]; dup {
-			fmt.Fprintf(os.Stderr, "%s: $.name: policy %s is also defined in %s\n", p, pol.Name, prev)
-			return loaded{}, false
-		}
-		seen["policy "+pol.Name] = p
-		return loaded{file: p, policy: &pol, data: data}, true
-	}
-	res, err := openapi.Parse(p, data)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err.Error())
-		return loaded{}, false
-	}
-	for _, w := range res.Warnings {
-		fmt.Fprintln(os.Stderr, "warning: "+w.String())
-	}
-	if prev, dup := seen[res.API.ID()]; dup {
-		fmt.Fprintf(os.Stderr, "%s: $.info: API %s is also defined in %s\n", p, res.API.ID(), prev)
-		return loaded{}, false
-	}
-	seen[res.API.ID()] = p
-	return loaded{file: p, api: res.API, data: data}, true
+	return defs, report.OK()
 }
 
 // definitionArgs parses a command's flags with repeatable -f, and returns the definition
@@ -148,11 +65,11 @@ func validateCmd(args []string) error {
 	}
 	defs, ok := loadDefinitions(fl)
 	for _, d := range defs {
-		if d.policy != nil {
-			fmt.Printf("%s: ok: throttling policy %s\n", d.file, d.policy.Name)
+		if d.Policy != nil {
+			fmt.Printf("%s: ok: throttling policy %s\n", d.File, d.Policy.Name)
 			continue
 		}
-		fmt.Printf("%s: ok: %s at %s, %d operations\n", d.file, d.api.ID(), d.api.BasePath, len(d.api.Operations))
+		fmt.Printf("%s: ok: %s at %s, %d operations\n", d.File, d.API.ID(), d.API.BasePath, len(d.API.Operations))
 	}
 	if !ok {
 		return errReported
@@ -190,11 +107,13 @@ func applyCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, d := range defs {
-		what := "throttling policy " + d.policy.GetName()
-		if d.api != nil {
-			what = d.api.ID()
+		what := "throttling policy "
+		if d.Policy != nil {
+			what += d.Policy.Name
+		} else {
+			what = d.API.ID()
 		}
-		fmt.Printf("applied %s (%s) at revision %d\n", what, d.file, rev)
+		fmt.Printf("applied %s (%s) at revision %d\n", what, d.File, rev)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"github.com/tollgate-gw/tollgate/internal/definitions"
 	"sort"
 	"strings"
 	"time"
@@ -134,4 +135,33 @@ func unitOf(d time.Duration) string {
 		return "day"
 	}
 	return d.String()
+}
+
+// Reader reads throttling policy documents for internal/definitions: Tollgate's policies
+// and WSO2's policies file.
+type Reader struct{}
+
+// IsPolicy implements definitions.PolicyReader.
+func (Reader) IsPolicy(data []byte) bool { return IsPolicy(data) }
+
+// Parse implements definitions.PolicyReader.
+func (Reader) Parse(data []byte) (definitions.Policy, error) {
+	p, err := ParsePolicy(data)
+	return definitions.Policy{Name: p.Name, Data: data}, err
+}
+
+// IsWSO2 implements definitions.PolicyReader.
+func (Reader) IsWSO2(data []byte) bool { return IsWSO2Policies(data) }
+
+// ParseWSO2 implements definitions.PolicyReader: each policy in Tollgate's form.
+func (Reader) ParseWSO2(data []byte) ([]definitions.Policy, []string, error) {
+	pols, warnings, err := ParseWSO2Policies(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]definitions.Policy, len(pols))
+	for i, p := range pols {
+		out[i] = definitions.Policy{Name: p.Name, Data: p.Document()}
+	}
+	return out, warnings, nil
 }

@@ -1,0 +1,125 @@
+package definitions
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+)
+
+// Definition is one API or throttling policy read from a file, valid.
+type Definition struct {
+	File   string        // the file, or "file (document N)"
+	API    *apimodel.API // an API, or
+	Policy *Policy       // a throttling policy
+	Data   []byte        // what is stored: the document (a WSO2 policy in Tollgate's form)
+}
+
+// Policy is a throttling policy as loading sees it: its name, and the document to store.
+type Policy struct {
+	Name string
+	Data []byte
+}
+
+// PolicyReader reads throttling policy documents; policies/ratelimit.Reader is one. (The
+// policy model lives with the engine that enforces it.)
+type PolicyReader interface {
+	// IsPolicy says whether data is a Tollgate policy; Parse reads one.
+	IsPolicy(data []byte) bool
+	Parse(data []byte) (Policy, error)
+	// IsWSO2 says whether data is WSO2's policies file; ParseWSO2 reads its policies, in
+	// Tollgate's form, with warnings for what is read differently.
+	IsWSO2(data []byte) bool
+	ParseWSO2(data []byte) ([]Policy, []string, error)
+}
+
+// Report is what loading found wrong: problems refuse the files, warnings do not. Each
+// line is "file: JSON path: reason".
+type Report struct {
+	Problems []string
+	Warnings []string
+}
+
+// OK says whether nothing refuses the files.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// Load reads and validates every document of every file: an OpenAPI or Swagger definition,
+// a throttling policy, or WSO2's policies file; a second definition of one API or policy is
+// a problem. The good definitions are returned either way (validate reports them); store
+// them only when the report is OK.
+func Load(paths []string, policies PolicyReader) ([]Definition, Report) {
+	l := loader{policies: policies, seen: map[string]string{}}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			l.problem("%s: $: %v", path, err)
+			continue
+		}
+		for _, doc := range Split(path, data) {
+			l.document(doc)
+		}
+	}
+	return l.defs, l.report
+}
+
+type loader struct {
+	policies PolicyReader
+	seen     map[string]string // "policy NAME" or API id → where it was defined
+	defs     []Definition
+	report   Report
+}
+
+func (l *loader) problem(format string, args ...any) {
+	l.report.Problems = append(l.report.Problems, fmt.Sprintf(format, args...))
+}
+
+// claim records where a name was defined; a second definition is a problem.
+func (l *loader) claim(name, at, path string) bool {
+	if prev, dup := l.seen[name]; dup {
+		l.problem("%s: %s: %s is also defined in %s", at, path, name, prev)
+		return false
+	}
+	l.seen[name] = at
+	return true
+}
+
+func (l *loader) document(doc Document) {
+	switch {
+	case l.policies.IsWSO2(doc.Data):
+		pols, warnings, err := l.policies.ParseWSO2(doc.Data)
+		if err != nil {
+			l.problem("%s: %v", doc.Name, err)
+			return
+		}
+		for _, w := range warnings {
+			l.report.Warnings = append(l.report.Warnings, doc.Name+": "+w)
+		}
+		for _, pol := range pols {
+			if l.claim("policy "+pol.Name, doc.Name, "$") {
+				l.defs = append(l.defs, Definition{File: doc.Name, Policy: &pol, Data: pol.Data})
+			}
+		}
+	case l.policies.IsPolicy(doc.Data):
+		pol, err := l.policies.Parse(doc.Data)
+		if err != nil {
+			l.problem("%s: %v", doc.Name, err)
+			return
+		}
+		if l.claim("policy "+pol.Name, doc.Name, "$.name") {
+			l.defs = append(l.defs, Definition{File: doc.Name, Policy: &pol, Data: doc.Data})
+		}
+	default:
+		res, err := openapi.Parse(doc.Name, doc.Data)
+		if err != nil {
+			l.problem("%s", err.Error())
+			return
+		}
+		for _, w := range res.Warnings {
+			l.report.Warnings = append(l.report.Warnings, w.String())
+		}
+		if l.claim("API "+res.API.ID(), doc.Name, "$.info") {
+			l.defs = append(l.defs, Definition{File: doc.Name, API: res.API, Data: doc.Data})
+		}
+	}
+}
