@@ -263,7 +263,6 @@ func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
 	return err
 }
 
-// newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
 // newThrottling builds the throttling engine over the configured backend, and the DPoP
 // replay cache on the same backend (Redis shared by the replicas, or this process).
 func newThrottling(ctx context.Context, cfg config.Config, adm *admin.Server, log *zap.Logger, wg *sync.WaitGroup) (*ratelimit.Engine, dpop.Replay, error) {
@@ -334,6 +333,7 @@ func newCredentials(cfg config.Config) (credentialStores, error) {
 	return c, nil
 }
 
+// newEnforcer builds the verifier (with the development issuer when dev) and the enforcer.
 func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *revocation.Set, loaded func() bool, engine *ratelimit.Engine, creds credentialStores, adm *admin.Server, log *zap.Logger) (*extauthz.Enforcer, *jwt.Verifier, error) {
 	issuers := make([]jwt.IssuerConfig, 0, len(cfg.Issuers)+1)
 	var opaque extauthz.TokenVerifier
@@ -354,14 +354,14 @@ func newEnforcer(cfg config.Config, dev bool, reg *catalog.Registry, revoked *re
 			opaque = in
 			continue
 		}
-		jc, err := is.JWT()
+		jc, err := jwtIssuer(is)
 		if err != nil {
 			return nil, nil, err
 		}
 		issuers = append(issuers, jc)
 	}
 	if dev {
-		ic, err := devissuer.Ensure(cfg.DataDir)
+		ic, err := devIssuer(cfg.DataDir)
 		if err != nil {
 			return nil, nil, fmt.Errorf("development issuer: %w", err)
 		}

@@ -12,7 +12,6 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
@@ -244,7 +243,7 @@ type Log struct {
 	Format string `json:"format"` // json or console
 }
 
-// Issuer is a trusted token issuer (see policies/jwt.IssuerConfig).
+// Issuer is a trusted token issuer (the verifier's form is made in cmd/tollgate).
 type Issuer struct {
 	Name               string   `json:"name"`
 	Issuer             string   `json:"issuer"`
@@ -274,6 +273,26 @@ type Issuer struct {
 	ClientSecretFile string   `json:"clientSecretFile"`
 	ActiveTTL        Duration `json:"activeTTL"`
 	InactiveTTL      Duration `json:"inactiveTTL"`
+}
+
+// checkKeySource checks that the issuer names exactly one source of keys, and that a
+// secret file it names is there (the verifier reads it, and checks the rest).
+func (i Issuer) checkKeySource() error {
+	n := 0
+	for _, src := range []string{i.JWKSURL, i.JWKSFile, i.CertificateFile, i.HMACSecretFile} {
+		if src != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("issuer %q: set exactly one of jwksURL, jwksFile, certificateFile or hmacSecretFile", i.Name)
+	}
+	if i.HMACSecretFile != "" {
+		if _, err := os.Stat(i.HMACSecretFile); err != nil {
+			return fmt.Errorf("issuer %q: %w", i.Name, err)
+		}
+	}
+	return nil
 }
 
 // Opaque reports whether the issuer's tokens are introspected rather than verified as JWTs.
@@ -399,7 +418,7 @@ func (c *Config) Validate() error {
 			}
 			continue
 		}
-		if _, err := is.JWT(); err != nil {
+		if err := is.checkKeySource(); err != nil {
 			return fmt.Errorf("issuers[%d]: %w", i, err)
 		}
 	}
@@ -407,25 +426,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("at most one issuer may use introspection (opaque tokens carry no issuer to choose by)")
 	}
 	return nil
-}
-
-// JWT turns the issuer into the verifier's form, reading the HMAC secret file.
-func (i Issuer) JWT() (jwt.IssuerConfig, error) {
-	out := jwt.IssuerConfig{
-		Name: i.Name, Issuer: i.Issuer, Audiences: i.Audiences, AnyAudience: i.AnyAudience,
-		JWKSURL: i.JWKSURL, JWKSFile: i.JWKSFile, CertificateFile: i.CertificateFile,
-		Algorithms: i.Algorithms, ClockSkew: time.Duration(i.ClockSkew), ScopeClaim: i.ScopeClaim,
-		RefreshInterval: time.Duration(i.RefreshInterval), MinRefreshInterval: time.Duration(i.MinRefreshInterval),
-		CertificateBound: i.CertificateBound, AcceptedTypes: i.AcceptedTypes, DPoPBound: i.DPoPBound,
-	}
-	if i.HMACSecretFile != "" {
-		b, err := os.ReadFile(i.HMACSecretFile)
-		if err != nil {
-			return out, fmt.Errorf("issuer %q: %w", i.Name, err)
-		}
-		out.HMACSecret = []byte(strings.TrimSpace(string(b)))
-	}
-	return out, nil
 }
 
 // Duration is a time.Duration written as "30s", "5m" or "1h30m".

@@ -18,8 +18,6 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	gojwt "github.com/golang-jwt/jwt/v5"
-
-	"github.com/tollgate-gw/tollgate/policies/jwt"
 )
 
 // The development issuer's identity.
@@ -34,34 +32,34 @@ func paths(dataDir string) (key, jwks string) {
 	return filepath.Join(dir, "signing-key.pem"), filepath.Join(dir, "jwks.json")
 }
 
-// Ensure creates the key and JWKS file in dataDir if they are absent and returns the issuer
-// configuration that trusts them.
-func Ensure(dataDir string) (jwt.IssuerConfig, error) {
+// Ensure creates the key and JWKS file in dataDir if they are absent and returns the JWKS
+// file that trusts them (issuer Issuer, audience Audience, RS256).
+func Ensure(dataDir string) (string, error) {
 	keyFile, jwksFile := paths(dataDir)
 	if _, err := os.Stat(keyFile); errors.Is(err, os.ErrNotExist) {
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
-			return jwt.IssuerConfig{}, err
+			return "", err
 		}
 		if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
-			return jwt.IssuerConfig{}, err
+			return "", err
 		}
 		der, _ := x509.MarshalPKCS8PrivateKey(k)
 		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return jwt.IssuerConfig{}, err
+			return "", err
 		}
 		j, err := jwkset.NewJWKFromKey(k.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: kid, USE: jwkset.UseSig, ALG: jwkset.AlgRS256}})
 		if err != nil {
-			return jwt.IssuerConfig{}, err
+			return "", err
 		}
 		data, _ := json.MarshalIndent(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}}, "", "  ")
 		if err := os.WriteFile(jwksFile, data, 0o644); err != nil {
-			return jwt.IssuerConfig{}, err
+			return "", err
 		}
 	} else if err != nil {
-		return jwt.IssuerConfig{}, err
+		return "", err
 	}
-	return jwt.IssuerConfig{Name: "dev", Issuer: Issuer, Audiences: []string{Audience}, JWKSFile: jwksFile, Algorithms: []string{"RS256"}}, nil
+	return jwksFile, nil
 }
 
 // Claims for a development token.
