@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"github.com/tollgate-gw/tollgate/internal/ctxtime"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
@@ -115,7 +116,7 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 				first = false
 				if rev == 0 {
 					f.lost(err)
-					if !sleep(ctx, jitter(backoff)) {
+					if !ctxtime.Sleep(ctx, jitter(backoff)) {
 						return
 					}
 					backoff = min(backoff*2, backoffMax)
@@ -146,7 +147,7 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 			backoff = backoffMin
 		}
 		if ctx.Err() == nil {
-			if !sleep(ctx, jitter(backoff)) {
+			if !ctxtime.Sleep(ctx, jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, backoffMax)
@@ -290,16 +291,5 @@ func (f *follower) watch(ctx context.Context, full string, rev int64, cluster ui
 			healthy = true
 			f.inStep(rev)
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

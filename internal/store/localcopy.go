@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tollgate-gw/tollgate/internal/ctxtime"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -157,7 +158,7 @@ func (c *localCopy) run(ctx context.Context, log *zap.Logger) {
 		case <-c.kick:
 		}
 		n := c.flush(log, &failed)
-		if !sleep(ctx, flushInterval(n)) {
+		if !ctxtime.Sleep(ctx, flushInterval(n)) {
 			c.flush(log, &failed)
 			return
 		}

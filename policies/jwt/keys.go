@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/tollgate-gw/tollgate/internal/ctxtime"
 	"io"
 	"net/http"
 	"os"
@@ -324,7 +325,7 @@ func (s *source) Run(ctx context.Context) {
 			s.mu.Lock()
 			gap := s.minGap - time.Since(s.lastFetch)
 			s.mu.Unlock()
-			if gap > 0 && !sleepCtx(ctx, gap) {
+			if gap > 0 && !ctxtime.Sleep(ctx, gap) {
 				return
 			}
 		}
@@ -430,15 +431,4 @@ func (s *source) refresh() <-chan struct{} {
 	default:
 	}
 	return s.waiting
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
