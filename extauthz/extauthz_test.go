@@ -56,16 +56,16 @@ func newRigWith(t *testing.T, cfg extauthz.Config, revoked *revocation.Set, defs
 // Ed25519 keys over a JWKS URL). A negative cacheSize disables the verified-token cache.
 func newEnforcer(t testing.TB, cfg extauthz.Config, cacheSize int, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
 	t.Helper()
-	return newEnforcerOn(t, tu.NewIdP(t, "https://idp.test"), cfg, cacheSize, defs...)
+	return newEnforcerOn(t, tu.NewIdP(t, "https://idp.test"), cfg, cacheSize, prometheus.NewRegistry(), defs...)
 }
 
 // newEnforcerWithIdP is an enforcer trusting an IdP another one trusts too (a replica).
 func newEnforcerWithIdP(t testing.TB, idp *tu.IdP, cfg extauthz.Config, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
 	t.Helper()
-	return newEnforcerOn(t, idp, cfg, 0, defs...)
+	return newEnforcerOn(t, idp, cfg, 0, prometheus.NewRegistry(), defs...)
 }
 
-func newEnforcerOn(t testing.TB, idp *tu.IdP, cfg extauthz.Config, cacheSize int, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
+func newEnforcerOn(t testing.TB, idp *tu.IdP, cfg extauthz.Config, cacheSize int, metrics prometheus.Registerer, defs ...string) (*extauthz.Enforcer, *tu.IdP, *catalog.Registry) {
 	t.Helper()
 	v, err := jwt.New(jwt.Config{
 		Issuers:      []jwt.IssuerConfig{{Name: "idp", Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}}},
@@ -89,7 +89,7 @@ func newEnforcerOn(t testing.TB, idp *tu.IdP, cfg extauthz.Config, cacheSize int
 		apis = append(apis, res.API)
 	}
 	reg.Set(apis)
-	return extauthz.New(cfg, reg, v, zap.NewNop(), prometheus.NewRegistry()), idp, reg
+	return extauthz.New(cfg, reg, v, zap.NewNop(), metrics), idp, reg
 }
 
 // serveRig puts an enforcer behind a real gRPC socket.
