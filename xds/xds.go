@@ -40,6 +40,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/build"
+	"github.com/tollgate-gw/tollgate/xds/edscache"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
 
@@ -64,11 +65,11 @@ type Server struct {
 	// Envoys get the gateway's listeners and route table from an ADS cache (responses in
 	// make-before-break order); proxyless gRPC clients, which ask for their listeners by
 	// name, get the API listeners from a cache without ADS's "all names" rule. Endpoints
-	// come from one endpoints cache per group (eds.go): a change sends only the assignments
+	// come from one endpoints cache per group (xds/edscache): a change sends only the assignments
 	// that changed, marshalled once for every client.
 	envoyCache cachev3.SnapshotCache
 	grpcCache  cachev3.SnapshotCache
-	edsCaches  map[string]*edsCache
+	edsCaches  map[string]*edscache.Cache
 	edsPrefix  string
 	m          *metrics
 	cb         *callbacks
@@ -118,7 +119,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil), pending: map[string]bool{}}
 	s.envoyCache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
 	s.grpcCache = cachev3.NewSnapshotCache(false, nodeGroup{}, log.Sugar().Named("grpc-cache"))
-	s.edsCaches = map[string]*edsCache{}
+	s.edsCaches = map[string]*edscache.Cache{}
 	// Linear cache versions count from 1 in each process: the prefix keeps a restarted or
 	// another replica from matching a client's old version by accident.
 	s.edsPrefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
@@ -431,13 +432,13 @@ func (s *Server) updateEndpoints(group string, prev, next []types.Resource) erro
 	return s.edsCache(group).Update(changed, removed)
 }
 
-func (s *Server) edsCache(group string) *edsCache {
+func (s *Server) edsCache(group string) *edscache.Cache {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.edsCaches[group]
 	if c == nil {
 		delta := cachev3.NewLinearCache(resourcev3.EndpointType, cachev3.WithVersionPrefix(s.edsPrefix+"d"), cachev3.WithLogger(s.log.Sugar().Named("eds")))
-		c = newEDSCache(s.edsPrefix, delta)
+		c = edscache.New(s.edsPrefix, delta)
 		s.edsCaches[group] = c
 	}
 	return c

