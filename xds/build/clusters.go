@@ -114,11 +114,7 @@ func applyPolicy(c *clusterv3.Cluster, s EndpointSet, opt Options) {
 	var alpn []string
 	switch p.Protocol {
 	case "h2":
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: mustAny(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
-			}},
-		})}
+		c.TypedExtensionProtocolOptions = explicitHTTP2()
 		alpn = []string{"h2"}
 	case "auto":
 		if s.TLS {
@@ -165,6 +161,16 @@ func applyPolicy(c *clusterv3.Cluster, s EndpointSet, opt Options) {
 
 const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
+// explicitHTTP2 is a cluster's protocol options for HTTP/2 only (gRPC to the enforcer, h2
+// backends, a front's internal listeners).
+func explicitHTTP2() map[string]*anypb.Any {
+	return map[string]*anypb.Any{httpOptionsKey: mustAny(&httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
+		}},
+	})}
+}
+
 // authzCluster is the enforcer: HTTP/2 (gRPC), addressed by name or IP.
 func authzCluster(opt Options) *clusterv3.Cluster {
 	host, port, _ := net.SplitHostPort(opt.AuthzAddress)
@@ -173,16 +179,11 @@ func authzCluster(opt Options) *clusterv3.Cluster {
 	if net.ParseIP(host) == nil {
 		kind = clusterv3.Cluster_STRICT_DNS
 	}
-	h2 := &httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-		ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-			ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}},
-		},
-	}}
 	return &clusterv3.Cluster{
 		Name:                          opt.AuthzCluster,
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: kind},
 		ConnectTimeout:                durationpb.New(opt.ConnectTimeout),
-		TypedExtensionProtocolOptions: map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(h2)},
+		TypedExtensionProtocolOptions: explicitHTTP2(),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: opt.AuthzCluster,
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(host, uint32(p), 1)}}},
