@@ -63,9 +63,13 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 	for _, m := range secrets {
 		secretNames[m.(*tlsv3.Secret).GetName()] = true
 	}
+	named := make([]listenerRefs, len(listeners))
 	tables := routes
-	for _, m := range listeners {
-		refs(m.(*listenerv3.Listener), func(string) {}, func(string) {}, func(rc *routev3.RouteConfiguration) { tables = append(tables, rc) })
+	for i, m := range listeners {
+		named[i] = refs(m.(*listenerv3.Listener))
+		for _, rc := range named[i].inline {
+			tables = append(tables, rc)
+		}
 	}
 	for i, m := range tables {
 		rc := m.(*routev3.RouteConfiguration)
@@ -87,24 +91,32 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 			}
 		}
 	}
-	for _, m := range listeners {
+	for i, m := range listeners {
 		l := m.(*listenerv3.Listener)
-		refs(l, func(rds string) {
+		for _, rds := range named[i].rds {
 			if !routeNames[rds] {
 				errs = append(errs, fmt.Errorf("listener %q uses route table %q, which does not exist", l.GetName(), rds))
 			}
-		}, func(sds string) {
+		}
+		for _, sds := range named[i].sds {
 			if !secretNames[sds] {
 				errs = append(errs, fmt.Errorf("listener %q uses secret %q, which does not exist", l.GetName(), sds))
 			}
-		}, func(*routev3.RouteConfiguration) {})
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// refs finds the RDS route tables and SDS secrets a listener names, and the route tables
-// it holds inline, inside its Anys.
-func refs(l *listenerv3.Listener, rds, sds func(string), inline func(*routev3.RouteConfiguration)) {
+// listenerRefs is what a listener refers to: RDS route tables and SDS secrets by name, and
+// the route tables it holds inline.
+type listenerRefs struct {
+	rds, sds []string
+	inline   []*routev3.RouteConfiguration
+}
+
+// refs finds a listener's references, inside its Anys, in one walk.
+func refs(l *listenerv3.Listener) listenerRefs {
+	var out listenerRefs
 	var visit func(m protoreflect.Message)
 	visit = func(m protoreflect.Message) {
 		if !m.IsValid() {
@@ -117,11 +129,11 @@ func refs(l *listenerv3.Listener, rds, sds func(string), inline func(*routev3.Ro
 			}
 			return
 		case *hcmv3.Rds:
-			rds(t.GetRouteConfigName())
+			out.rds = append(out.rds, t.GetRouteConfigName())
 		case *tlsv3.SdsSecretConfig:
-			sds(t.GetName())
+			out.sds = append(out.sds, t.GetName())
 		case *routev3.RouteConfiguration:
-			inline(t)
+			out.inline = append(out.inline, t)
 			return
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
@@ -141,4 +153,5 @@ func refs(l *listenerv3.Listener, rds, sds func(string), inline func(*routev3.Ro
 		})
 	}
 	visit(l.ProtoReflect())
+	return out
 }
