@@ -28,13 +28,6 @@ func refuse(f identity.Failure, format string, args ...any) *identity.Error {
 	return identity.Refuse(f, format, args...)
 }
 
-// The failures a token can earn.
-const (
-	Malformed = identity.Malformed
-	Invalid   = identity.Invalid
-	Expired   = identity.Expired
-)
-
 type issuer struct {
 	cfg     IssuerConfig
 	types   map[string]bool // accepted typ values, normalized; "" is a token without typ
@@ -154,7 +147,7 @@ func (v *Verifier) Issuers() int { return len(v.issuers) }
 func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Principal, error) {
 	if len(token) > v.maxBytes {
 		v.m.verify.WithLabelValues("malformed").Inc()
-		return nil, refuse(Malformed, "token longer than %d bytes", v.maxBytes)
+		return nil, refuse(identity.Malformed, "token longer than %d bytes", v.maxBytes)
 	}
 	now := v.now()
 	h := tokenHash(token)
@@ -174,9 +167,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*identity.Principa
 
 func failureLabel(f identity.Failure) string {
 	switch f {
-	case Malformed:
+	case identity.Malformed:
 		return "malformed"
-	case Expired:
+	case identity.Expired:
 		return "expired"
 	}
 	return "invalid"
@@ -184,7 +177,7 @@ func failureLabel(f identity.Failure) string {
 
 func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [32]byte) (*identity.Principal, time.Time, error) {
 	if strings.Count(token, ".") != 2 {
-		return nil, time.Time{}, refuse(Malformed, "not a JWT: want three dot-separated parts")
+		return nil, time.Time{}, refuse(identity.Malformed, "not a JWT: want three dot-separated parts")
 	}
 	claims := gojwt.MapClaims{}
 	var is *issuer
@@ -192,11 +185,11 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 		iss, _ := claims["iss"].(string)
 		is = v.issuers[iss]
 		if is == nil {
-			return nil, refuse(Invalid, "unknown issuer")
+			return nil, refuse(identity.Invalid, "unknown issuer")
 		}
 		alg := t.Method.Alg()
 		if !is.allowed[alg] {
-			return nil, refuse(Invalid, "algorithm %s is not allowed for this issuer", alg)
+			return nil, refuse(identity.Invalid, "algorithm %s is not allowed for this issuer", alg)
 		}
 		kid, _ := t.Header["kid"].(string)
 		k := is.src.keys.Load().find(kid, alg)
@@ -214,10 +207,10 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 			}
 		}
 		if k == nil {
-			return nil, refuse(Invalid, "no key of this issuer matches the token's kid and algorithm")
+			return nil, refuse(identity.Invalid, "no key of this issuer matches the token's kid and algorithm")
 		}
 		if !fits(alg, k) {
-			return nil, refuse(Invalid, "the key's type does not match algorithm %s", alg)
+			return nil, refuse(identity.Invalid, "the key's type does not match algorithm %s", alg)
 		}
 		return k.pub, nil
 	})
@@ -227,11 +220,11 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 		case errors.As(err, &e):
 			return nil, time.Time{}, e
 		case errors.Is(err, gojwt.ErrTokenMalformed):
-			return nil, time.Time{}, refuse(Malformed, "malformed token")
+			return nil, time.Time{}, refuse(identity.Malformed, "malformed token")
 		case errors.Is(err, gojwt.ErrTokenSignatureInvalid):
-			return nil, time.Time{}, refuse(Invalid, "signature or algorithm is invalid")
+			return nil, time.Time{}, refuse(identity.Invalid, "signature or algorithm is invalid")
 		default:
-			return nil, time.Time{}, refuse(Invalid, "token could not be verified")
+			return nil, time.Time{}, refuse(identity.Invalid, "token could not be verified")
 		}
 	}
 	if e := checkCrit(tok.Header); e != nil {
@@ -246,17 +239,17 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	}
 	aud := audiences(claims["aud"])
 	if !is.cfg.AnyAudience && !anyIn(aud, is.audSet) {
-		return nil, time.Time{}, refuse(Invalid, "the token is not for this audience")
+		return nil, time.Time{}, refuse(identity.Invalid, "the token is not for this audience")
 	}
 	id := &identity.Principal{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:]), Kind: identity.JWT}
 	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
 		return nil, time.Time{}, err
 	}
 	if is.cfg.DPoPBound && id.KeyThumbprint == "" {
-		return nil, time.Time{}, refuse(Invalid, "this issuer's tokens must be DPoP-bound (cnf jkt)")
+		return nil, time.Time{}, refuse(identity.Invalid, "this issuer's tokens must be DPoP-bound (cnf jkt)")
 	}
 	if is.cfg.CertificateBound && id.CertThumbprint == "" {
-		return nil, time.Time{}, refuse(Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
+		return nil, time.Time{}, refuse(identity.Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
 	}
 	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 		id.IssuedAt = iat.Time
@@ -289,15 +282,15 @@ func checkCrit(header map[string]any) *identity.Error {
 	}
 	list, _ := c.([]any)
 	if len(list) == 0 {
-		return refuse(Invalid, "crit must be a non-empty list (RFC 7515 §4.1.11)")
+		return refuse(identity.Invalid, "crit must be a non-empty list (RFC 7515 §4.1.11)")
 	}
 	for _, n := range list {
 		name, _ := n.(string)
 		if _, present := header[name]; !present || name == "" {
-			return refuse(Invalid, "crit names a header parameter the token does not have (RFC 7515 §4.1.11)")
+			return refuse(identity.Invalid, "crit names a header parameter the token does not have (RFC 7515 §4.1.11)")
 		}
 	}
-	return refuse(Invalid, "the token needs a critical extension this gateway does not understand (RFC 7515 §4.1.11)")
+	return refuse(identity.Invalid, "the token needs a critical extension this gateway does not understand (RFC 7515 §4.1.11)")
 }
 
 // checkType applies the issuer's accepted "typ" values (RFC 8725 §3.11, RFC 9068 §4): a
@@ -307,18 +300,18 @@ func (is *issuer) checkType(header map[string]any) *identity.Error {
 	if t, ok := header["typ"]; ok {
 		s, isString := t.(string)
 		if !isString || s == "" {
-			return refuse(Invalid, "typ must be a non-empty string")
+			return refuse(identity.Invalid, "typ must be a non-empty string")
 		}
 		typ = normalType(s)
 	}
 	if nonAccessTypes[typ] {
-		return refuse(Invalid, "typ %q is not an access token (RFC 8725 §3.11)", typ)
+		return refuse(identity.Invalid, "typ %q is not an access token (RFC 8725 §3.11)", typ)
 	}
 	if !is.types[typ] {
 		if typ == "" {
-			return refuse(Invalid, "this issuer's tokens must carry a typ (RFC 9068 §2.1: at+jwt)")
+			return refuse(identity.Invalid, "this issuer's tokens must carry a typ (RFC 9068 §2.1: at+jwt)")
 		}
-		return refuse(Invalid, "typ %q is not accepted for this issuer", typ)
+		return refuse(identity.Invalid, "typ %q is not accepted for this issuer", typ)
 	}
 	return nil
 }
@@ -353,25 +346,25 @@ func confirmation(claims map[string]any) (x5t, jkt string, err error) {
 	}
 	cnf, ok := raw.(map[string]any)
 	if !ok {
-		return "", "", refuse(Invalid, "cnf is not an object (RFC 7800 §3.1)")
+		return "", "", refuse(identity.Invalid, "cnf is not an object (RFC 7800 §3.1)")
 	}
 	for name, v := range cnf {
 		s, isString := v.(string)
 		switch name {
 		case "x5t#S256":
 			if !isString || s == "" {
-				return "", "", refuse(Invalid, "cnf x5t#S256 is not a thumbprint string (RFC 8705 §3.1)")
+				return "", "", refuse(identity.Invalid, "cnf x5t#S256 is not a thumbprint string (RFC 8705 §3.1)")
 			}
 			x5t = s
 		case "jkt":
 			if !isString || s == "" {
-				return "", "", refuse(Invalid, "cnf jkt is not a thumbprint string (RFC 9449 §6.1)")
+				return "", "", refuse(identity.Invalid, "cnf jkt is not a thumbprint string (RFC 9449 §6.1)")
 			}
 			jkt = s
 		}
 	}
 	if x5t == "" && jkt == "" {
-		return "", "", refuse(Invalid, "cnf holds no confirmation method this gateway can check (x5t#S256 or jkt)")
+		return "", "", refuse(identity.Invalid, "cnf holds no confirmation method this gateway can check (x5t#S256 or jkt)")
 	}
 	return x5t, jkt, nil
 }
@@ -380,27 +373,27 @@ func (v *Verifier) checkTimes(is *issuer, claims gojwt.MapClaims, now time.Time)
 	skew := is.cfg.ClockSkew
 	expAt, err := claims.GetExpirationTime()
 	if err != nil {
-		return time.Time{}, refuse(Malformed, "exp is not a number")
+		return time.Time{}, refuse(identity.Malformed, "exp is not a number")
 	}
 	if expAt == nil {
-		return time.Time{}, refuse(Invalid, "the token has no exp")
+		return time.Time{}, refuse(identity.Invalid, "the token has no exp")
 	}
 	if !now.Before(expAt.Add(skew)) {
-		return time.Time{}, refuse(Expired, "the token expired")
+		return time.Time{}, refuse(identity.Expired, "the token expired")
 	}
 	nbf, err := claims.GetNotBefore()
 	if err != nil {
-		return time.Time{}, refuse(Malformed, "nbf is not a number")
+		return time.Time{}, refuse(identity.Malformed, "nbf is not a number")
 	}
 	if nbf != nil && now.Add(skew).Before(nbf.Time) {
-		return time.Time{}, refuse(Invalid, "the token is not valid yet")
+		return time.Time{}, refuse(identity.Invalid, "the token is not valid yet")
 	}
 	iat, err := claims.GetIssuedAt()
 	if err != nil {
-		return time.Time{}, refuse(Malformed, "iat is not a number")
+		return time.Time{}, refuse(identity.Malformed, "iat is not a number")
 	}
 	if iat != nil && now.Add(skew).Before(iat.Time) {
-		return time.Time{}, refuse(Invalid, "the token was issued in the future")
+		return time.Time{}, refuse(identity.Invalid, "the token was issued in the future")
 	}
 	// Accepted up to exp+skew, but cached no longer than exp.
 	return expAt.Time, nil

@@ -72,24 +72,24 @@ func TestVerify(t *testing.T) {
 		{"valid ES256", idp.Sign("ec", "ES256", idp.Claims(aud, "read")), 0},
 		{"valid EdDSA", idp.Sign("ed", "EdDSA", idp.Claims(aud, "read")), 0},
 		{"audience in a list", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["aud"] = []string{"x", aud} })), 0},
-		{"expired", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() })), Expired},
+		{"expired", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() })), identity.Expired},
 		{"expired within skew is accepted", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = now.Add(-10 * time.Second).Unix() })), 0},
-		{"no exp", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { delete(c, "exp") })), Invalid},
-		{"not yet valid", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() })), Invalid},
-		{"issued in the future", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["iat"] = now.Add(time.Hour).Unix() })), Invalid},
-		{"exp not a number", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = "tomorrow" })), Malformed},
-		{"wrong issuer", other.Sign("rsa", "RS256", other.Claims(aud, "read")), Invalid},
-		{"right iss, key of another IdP", other.Sign("rsa", "RS256", idp.Claims(aud, "read")), Invalid},
-		{"wrong audience", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["aud"] = "other-api" })), Invalid},
-		{"no audience", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { delete(c, "aud") })), Invalid},
-		{"alg none", unsigned(idp.Claims(aud, "read")), Invalid},
-		{"HS256 signed with the RSA public key (confusion)", tu.Sign(t, gojwt.SigningMethodHS256, "rsa", pemBytes(pubDER), idp.Claims(aud, "read")), Invalid},
-		{"ES256 header on the RSA key's kid", swapAlg(idp.Sign("rsa", "RS256", idp.Claims(aud, "read")), "ES256"), Invalid},
-		{"tampered payload", tamper(idp.Sign("rsa", "RS256", idp.Claims(aud, "read"))), Invalid},
-		{"garbage", "not-a-token", Malformed},
-		{"three garbage parts", "a.b.c", Malformed},
-		{"too long", strings.Repeat("a", 9000), Malformed},
-		{"empty", "", Malformed},
+		{"no exp", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { delete(c, "exp") })), identity.Invalid},
+		{"not yet valid", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() })), identity.Invalid},
+		{"issued in the future", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["iat"] = now.Add(time.Hour).Unix() })), identity.Invalid},
+		{"exp not a number", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = "tomorrow" })), identity.Malformed},
+		{"wrong issuer", other.Sign("rsa", "RS256", other.Claims(aud, "read")), identity.Invalid},
+		{"right iss, key of another IdP", other.Sign("rsa", "RS256", idp.Claims(aud, "read")), identity.Invalid},
+		{"wrong audience", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["aud"] = "other-api" })), identity.Invalid},
+		{"no audience", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { delete(c, "aud") })), identity.Invalid},
+		{"alg none", unsigned(idp.Claims(aud, "read")), identity.Invalid},
+		{"HS256 signed with the RSA public key (confusion)", tu.Sign(t, gojwt.SigningMethodHS256, "rsa", pemBytes(pubDER), idp.Claims(aud, "read")), identity.Invalid},
+		{"ES256 header on the RSA key's kid", swapAlg(idp.Sign("rsa", "RS256", idp.Claims(aud, "read")), "ES256"), identity.Invalid},
+		{"tampered payload", tamper(idp.Sign("rsa", "RS256", idp.Claims(aud, "read"))), identity.Invalid},
+		{"garbage", "not-a-token", identity.Malformed},
+		{"three garbage parts", "a.b.c", identity.Malformed},
+		{"too long", strings.Repeat("a", 9000), identity.Malformed},
+		{"empty", "", identity.Malformed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestAlgorithmAllowList(t *testing.T) {
 	if _, err := v.Verify(t.Context(), idp.Sign("rsa", "PS256", idp.Claims(aud, ""))); err != nil {
 		t.Fatalf("PS256 refused: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), idp.Sign("rsa", "RS256", idp.Claims(aud, ""))); kindOf(err) != Invalid {
+	if _, err := v.Verify(t.Context(), idp.Sign("rsa", "RS256", idp.Claims(aud, ""))); kindOf(err) != identity.Invalid {
 		t.Fatalf("RS256 on a PS256-only issuer: %v", err)
 	}
 }
@@ -127,7 +127,7 @@ func TestCurveMustMatchAlgorithm(t *testing.T) {
 	}
 	// A P-384 key named by a token that claims ES256 must be refused before any signature math.
 	tok := swapAlg(idp.Sign("p384", "ES384", idp.Claims(aud, "")), "ES256")
-	if _, err := v.Verify(t.Context(), tok); kindOf(err) != Invalid {
+	if _, err := v.Verify(t.Context(), tok); kindOf(err) != identity.Invalid {
 		t.Fatalf("ES256 with a P-384 key: %v", err)
 	}
 }
@@ -139,7 +139,7 @@ func TestHMACIssuerNeedsItsSecretAndOnlyHS(t *testing.T) {
 	if _, err := v.Verify(t.Context(), tu.Sign(t, gojwt.SigningMethodHS256, "", secret, claims)); err != nil {
 		t.Fatalf("HS256 with the secret refused: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), tu.Sign(t, gojwt.SigningMethodHS256, "", []byte("another-secret-another-secret-xx"), claims)); kindOf(err) != Invalid {
+	if _, err := v.Verify(t.Context(), tu.Sign(t, gojwt.SigningMethodHS256, "", []byte("another-secret-another-secret-xx"), claims)); kindOf(err) != identity.Invalid {
 		t.Fatalf("HS256 with another secret: %v", err)
 	}
 	for _, bad := range []IssuerConfig{
@@ -174,7 +174,7 @@ func TestKeyRotationAndIdPDown(t *testing.T) {
 	before = idp.Fetches.Load()
 	start := time.Now()
 	for i := range 50 {
-		if _, err := v.Verify(t.Context(), forgeKid(base, fmt.Sprintf("nope-%d", i))); kindOf(err) != Invalid {
+		if _, err := v.Verify(t.Context(), forgeKid(base, fmt.Sprintf("nope-%d", i))); kindOf(err) != identity.Invalid {
 			t.Fatalf("made-up kid: %v", err)
 		}
 	}
@@ -189,7 +189,7 @@ func TestKeyRotationAndIdPDown(t *testing.T) {
 	}
 	idp.AddKey("rsa-3", tu.RSAKey(t))
 	start = time.Now()
-	if _, err := v.Verify(t.Context(), idp.Sign("rsa-3", "RS256", idp.Claims(aud, ""))); kindOf(err) != Invalid {
+	if _, err := v.Verify(t.Context(), idp.Sign("rsa-3", "RS256", idp.Claims(aud, ""))); kindOf(err) != identity.Invalid {
 		t.Fatalf("IdP down, unknown key: %v", err)
 	}
 	if d := time.Since(start); d > 4*time.Second {
@@ -226,7 +226,7 @@ func TestCacheSkipsSignatureCheckButNotExpiry(t *testing.T) {
 	}
 	// Past exp (+skew) the cached entry must not answer.
 	time.Sleep(time.Until(time.Unix(c["exp"].(int64), 0).Add(1100 * time.Millisecond)))
-	if _, err := v.Verify(t.Context(), tok); kindOf(err) != Expired {
+	if _, err := v.Verify(t.Context(), tok); kindOf(err) != identity.Expired {
 		t.Fatalf("after exp: %v", err)
 	}
 }
@@ -242,7 +242,7 @@ func TestStaticKeySources(t *testing.T) {
 	if _, err := v.Verify(t.Context(), tu.Sign(t, gojwt.SigningMethodRS256, "any-kid", k, claims)); err != nil {
 		t.Fatalf("PEM issuer: %v", err)
 	}
-	if _, err := v.Verify(t.Context(), tu.Sign(t, gojwt.SigningMethodRS256, "", tu.RSAKey(t), claims)); kindOf(err) != Invalid {
+	if _, err := v.Verify(t.Context(), tu.Sign(t, gojwt.SigningMethodRS256, "", tu.RSAKey(t), claims)); kindOf(err) != identity.Invalid {
 		t.Fatalf("PEM issuer, other key: %v", err)
 	}
 }

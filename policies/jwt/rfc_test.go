@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-gw/tollgate/internal/identity"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
@@ -32,7 +33,7 @@ func TestRFC7515CritIsRejected(t *testing.T) {
 		"crit not a list":                 {"crit": "b64", "b64": false},
 	} {
 		_, err := v.Verify(context.Background(), idp.SignHeader("rsa", "RS256", idp.Claims(aud, "read"), h))
-		if kindOf(err) != Invalid {
+		if kindOf(err) != identity.Invalid {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -88,7 +89,7 @@ func TestRFC8705MalformedCnfFailsClosed(t *testing.T) {
 	} {
 		c := idp.Claims(aud, "read")
 		c["cnf"] = cnf
-		if _, err := v.Verify(context.Background(), idp.Sign("rsa", "RS256", c)); kindOf(err) != Invalid {
+		if _, err := v.Verify(context.Background(), idp.Sign("rsa", "RS256", c)); kindOf(err) != identity.Invalid {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
