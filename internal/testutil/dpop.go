@@ -47,17 +47,24 @@ func (k *DPoPKey) Thumbprint() string {
 // Proof signs a proof for method and htu, bound to token ("" for none); edit may change
 // its claims before signing.
 func (k *DPoPKey) Proof(method, htu, token string, edit ...func(gojwt.MapClaims)) string {
+	return k.ProofWith(method, htu, token, func(c gojwt.MapClaims, _ map[string]any) {
+		for _, e := range edit {
+			e(c)
+		}
+	})
+}
+
+// ProofWith is Proof with edit given the header too (typ, jwk, ...) before signing.
+func (k *DPoPKey) ProofWith(method, htu, token string, edit func(claims gojwt.MapClaims, header map[string]any)) string {
 	claims := gojwt.MapClaims{"jti": rand.Text(), "htm": method, "htu": htu, "iat": time.Now().Unix()}
 	if token != "" {
 		sum := sha256.Sum256([]byte(token))
 		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
 	}
-	for _, e := range edit {
-		e(claims)
-	}
 	tok := gojwt.NewWithClaims(gojwt.SigningMethodES256, claims)
 	tok.Header["typ"] = "dpop+jwt"
 	tok.Header["jwk"] = k.JWK()
+	edit(claims, tok.Header)
 	s, err := tok.SignedString(k.key)
 	if err != nil {
 		k.t.Fatal(err)

@@ -2,71 +2,26 @@ package dpop
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
-// client is a DPoP client: its own key, and proofs made the way RFC 9449 §4.2 says.
-type client struct {
-	t   *testing.T
-	key crypto.Signer
-	jwk map[string]any
-}
+// proofOpt edits a proof's claims and header before it is signed.
+type proofOpt = func(claims gojwt.MapClaims, header map[string]any)
 
-func newClient(t *testing.T) *client {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	return &client{t: t, key: k, jwk: publicJWK(t, k.Public())}
-}
-
-func publicJWK(t *testing.T, pub any) map[string]any {
-	j, err := jwkset.NewJWKFromKey(pub, jwkset.JWKOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(j.Marshal())
-	var m map[string]any
-	json.Unmarshal(b, &m)
-	return m
-}
-
-// thumb is the RFC 7638 thumbprint of the client's key, as an IdP puts it in cnf.jkt.
-func (c *client) thumb() string {
-	return Thumbprint(map[string]string{"crv": c.jwk["crv"].(string), "kty": "EC", "x": c.jwk["x"].(string), "y": c.jwk["y"].(string)})
-}
-
-type proofOpt func(claims gojwt.MapClaims, header map[string]any)
-
-func (c *client) proof(method, htu, token string, opts ...proofOpt) string {
-	claims := gojwt.MapClaims{"jti": rand.Text(), "htm": method, "htu": htu, "iat": time.Now().Unix()}
-	if token != "" {
-		sum := sha256.Sum256([]byte(token))
-		claims["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
-	}
-	tok := gojwt.NewWithClaims(gojwt.SigningMethodES256, claims)
-	tok.Header["typ"] = "dpop+jwt"
-	tok.Header["jwk"] = c.jwk
-	for _, o := range opts {
-		o(claims, tok.Header)
-	}
-	s, err := tok.SignedString(c.key)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return s
+// proof is k's proof, edited by opts.
+func proof(k *tu.DPoPKey, method, htu, token string, opts ...proofOpt) string {
+	return k.ProofWith(method, htu, token, func(c gojwt.MapClaims, h map[string]any) {
+		for _, o := range opts {
+			o(c, h)
+		}
+	})
 }
 
 var req = Request{Method: "GET", Scheme: "https", Host: "api.example.com", Path: "/shop/v1/orders?page=2", AccessToken: "the-access-token"}
@@ -78,49 +33,45 @@ func TestRFC9449Proofs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t)
-	p, err := chk.Verify(context.Background(), c.proof("GET", htu, req.AccessToken), req)
-	if err != nil || p.Thumbprint != c.thumb() {
-		t.Fatalf("a valid proof: %+v %v (thumbprint want %s)", p, err, c.thumb())
+	c := tu.NewDPoPKey(t)
+	p, err := chk.Verify(context.Background(), proof(c, "GET", htu, req.AccessToken), req)
+	if err != nil || p.Thumbprint != c.Thumbprint() {
+		t.Fatalf("a valid proof: %+v %v (thumbprint want %s)", p, err, c.Thumbprint())
 	}
 	// htu normalized (RFC 3986 §6.2.2-6.2.3): case, default port, unreserved escapes; the query
 	// is not part of it.
 	for _, u := range []string{"HTTPS://API.example.com:443/shop/v1/orders", "https://api.example.com/shop/v1/%6Frders"} {
-		if _, err := chk.Verify(context.Background(), c.proof("GET", u, req.AccessToken), req); err != nil {
+		if _, err := chk.Verify(context.Background(), proof(c, "GET", u, req.AccessToken), req); err != nil {
 			t.Errorf("htu %s: %v", u, err)
 		}
 	}
-	other := newClient(t)
+	other := tu.NewDPoPKey(t)
 	hmacProof := func() string {
 		tok := gojwt.NewWithClaims(gojwt.SigningMethodHS256, gojwt.MapClaims{"jti": "h", "htm": "GET", "htu": htu, "iat": time.Now().Unix()})
 		tok.Header["typ"], tok.Header["jwk"] = "dpop+jwt", map[string]any{"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}
 		s, _ := tok.SignedString([]byte("secretsecretsecretsecretsecret"))
 		return s
 	}()
-	priv := c.jwk
-	withD := map[string]any{}
-	for k, v := range priv {
-		withD[k] = v
-	}
+	withD := c.JWK()
 	withD["d"] = "AAAA"
-	for name, proof := range map[string]string{
-		"wrong method (htm)":      c.proof("POST", htu, req.AccessToken),
-		"wrong URI (htu)":         c.proof("GET", "https://api.example.com/shop/v1/other", req.AccessToken),
-		"wrong host (htu)":        c.proof("GET", "https://evil.example.com/shop/v1/orders", req.AccessToken),
-		"another token (ath)":     c.proof("GET", htu, "another-token"),
-		"no ath":                  c.proof("GET", htu, ""),
-		"iat too old":             c.proof("GET", htu, req.AccessToken, func(cl gojwt.MapClaims, _ map[string]any) { cl["iat"] = time.Now().Add(-2 * time.Minute).Unix() }),
-		"iat in the future":       c.proof("GET", htu, req.AccessToken, func(cl gojwt.MapClaims, _ map[string]any) { cl["iat"] = time.Now().Add(time.Minute).Unix() }),
-		"no jti":                  c.proof("GET", htu, req.AccessToken, func(cl gojwt.MapClaims, _ map[string]any) { delete(cl, "jti") }),
-		"typ JWT":                 c.proof("GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { h["typ"] = "JWT" }),
-		"another key in jwk":      c.proof("GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { h["jwk"] = other.jwk }),
-		"a private key in jwk":    c.proof("GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { h["jwk"] = withD }),
-		"no jwk":                  c.proof("GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { delete(h, "jwk") }),
+	for name, bad := range map[string]string{
+		"wrong method (htm)":      proof(c, "POST", htu, req.AccessToken),
+		"wrong URI (htu)":         proof(c, "GET", "https://api.example.com/shop/v1/other", req.AccessToken),
+		"wrong host (htu)":        proof(c, "GET", "https://evil.example.com/shop/v1/orders", req.AccessToken),
+		"another token (ath)":     proof(c, "GET", htu, "another-token"),
+		"no ath":                  proof(c, "GET", htu, ""),
+		"iat too old":             proof(c, "GET", htu, req.AccessToken, func(cl gojwt.MapClaims, _ map[string]any) { cl["iat"] = time.Now().Add(-2 * time.Minute).Unix() }),
+		"iat in the future":       proof(c, "GET", htu, req.AccessToken, func(cl gojwt.MapClaims, _ map[string]any) { cl["iat"] = time.Now().Add(time.Minute).Unix() }),
+		"no jti":                  proof(c, "GET", htu, req.AccessToken, func(cl gojwt.MapClaims, _ map[string]any) { delete(cl, "jti") }),
+		"typ JWT":                 proof(c, "GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { h["typ"] = "JWT" }),
+		"another key in jwk":      proof(c, "GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { h["jwk"] = other.JWK() }),
+		"a private key in jwk":    proof(c, "GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { h["jwk"] = withD }),
+		"no jwk":                  proof(c, "GET", htu, req.AccessToken, func(_ gojwt.MapClaims, h map[string]any) { delete(h, "jwk") }),
 		"a symmetric key (HS256)": hmacProof,
-		"two proofs":              c.proof("GET", htu, req.AccessToken) + ", " + c.proof("GET", htu, req.AccessToken),
+		"two proofs":              proof(c, "GET", htu, req.AccessToken) + ", " + proof(c, "GET", htu, req.AccessToken),
 		"garbage":                 "not-a-proof",
 	} {
-		if _, err := chk.Verify(context.Background(), proof, req); err == nil {
+		if _, err := chk.Verify(context.Background(), bad, req); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -140,25 +91,25 @@ func TestRFC9449ReplayAcrossReplicas(t *testing.T) {
 		return chk
 	}
 	a, b := newChecker(), newChecker()
-	c := newClient(t)
-	proof := c.proof("GET", htu, req.AccessToken)
+	c := tu.NewDPoPKey(t)
+	p1 := proof(c, "GET", htu, req.AccessToken)
 	wrong := req
 	wrong.Method = "DELETE"
-	if _, err := a.Verify(context.Background(), proof, wrong); err == nil {
+	if _, err := a.Verify(context.Background(), p1, wrong); err == nil {
 		t.Fatal("a proof for GET passed a DELETE")
 	}
-	if _, err := a.Verify(context.Background(), proof, req); err != nil {
+	if _, err := a.Verify(context.Background(), p1, req); err != nil {
 		t.Fatalf("first use on replica A: %v", err)
 	}
-	if _, err := b.Verify(context.Background(), proof, req); err == nil || !strings.Contains(err.Error(), "used before") {
+	if _, err := b.Verify(context.Background(), p1, req); err == nil || !strings.Contains(err.Error(), "used before") {
 		t.Errorf("replayed on replica B: %v", err)
 	}
-	if _, err := a.Verify(context.Background(), proof, req); err == nil {
+	if _, err := a.Verify(context.Background(), p1, req); err == nil {
 		t.Error("replayed on replica A")
 	}
 	// In memory: the same on one replica.
 	m, _ := New(Config{})
-	p2 := c.proof("GET", htu, req.AccessToken)
+	p2 := proof(c, "GET", htu, req.AccessToken)
 	if _, err := m.Verify(context.Background(), p2, req); err != nil {
 		t.Fatal(err)
 	}
