@@ -106,6 +106,11 @@ type credRig struct {
 }
 
 func newCredRig(t *testing.T, extraDefs ...string) *credRig {
+	return newCredRigWith(t, nil, extraDefs...)
+}
+
+// newCredRigWith is newCredRig with more of the enforcer's configuration set by edit.
+func newCredRigWith(t *testing.T, edit func(*extauthz.Config), extraDefs ...string) *credRig {
 	p := newPKI(t)
 	v, err := mtls.New(mtls.Config{CAFiles: []string{p.caFile}})
 	if err != nil {
@@ -117,7 +122,11 @@ func newCredRig(t *testing.T, extraDefs ...string) *credRig {
 		t.Fatal(err)
 	}
 	keys := apikey.NewSet()
-	r := newRig(t, extauthz.Config{Certificates: v, Users: users, APIKeys: keys}, append([]string{credentialsAPI}, extraDefs...)...)
+	cfg := extauthz.Config{Certificates: v, Users: users, APIKeys: keys}
+	if edit != nil {
+		edit(&cfg)
+	}
+	r := newRig(t, cfg, append([]string{credentialsAPI}, extraDefs...)...)
 	return &credRig{rig: r, pki: p, keys: keys}
 }
 

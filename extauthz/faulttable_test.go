@@ -15,10 +15,7 @@ import (
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
-	"github.com/tollgate-gw/tollgate/policies/apikey"
-	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
-	"github.com/tollgate-gw/tollgate/policies/mtls"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
 
@@ -80,14 +77,6 @@ paths:
 // the event the table names, with the table's status, and nothing the table does not list.
 func TestREADMEFaultTable(t *testing.T) {
 	table := readmeFaults(t)
-	p := newPKI(t)
-	certs, err := mtls.New(mtls.Config{CAFiles: []string{p.caFile}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, _ := basic.Hash("s3cret")
-	users, _ := basic.New(map[string]string{"alice": hash})
-	keys := apikey.NewSet()
 	engine := ratelimit.NewEngine(ratelimit.NewLocal(), zap.NewNop(), nil)
 	for name, rest := range map[string]string{"api-one": "rate: 1000/minute\nburst: 1000", "api-strict": "rate: 1/minute\nburst: 1",
 		"resource-one": "rate: 1/minute\nburst: 1", "app-one": "rate: 1/minute\nburst: 1", "sub-one": "rate: 1/minute\nburst: 1",
@@ -107,9 +96,8 @@ func TestREADMEFaultTable(t *testing.T) {
 	}
 	var loaded atomic.Bool
 	loaded.Store(true)
-	r := newRig(t, extauthz.Config{Certificates: certs, Users: users, APIKeys: keys, Throttle: engine, Opaque: in,
-		Loaded: loaded.Load}, tableAPI, strictAPI)
-	c := &credRig{rig: r, pki: p, keys: keys}
+	c := newCredRigWith(t, func(cfg *extauthz.Config) { cfg.Throttle, cfg.Opaque, cfg.Loaded = engine, in, loaded.Load }, tableAPI, strictAPI)
+	r, p := c.rig, c.pki
 	tok := func(edit func(map[string]any)) string {
 		claims := r.idp.Claims(aud, "read")
 		if edit != nil {
