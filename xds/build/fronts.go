@@ -20,7 +20,6 @@ package build
 // removes the header before the client sees an answer.
 
 import (
-	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -111,11 +110,8 @@ func frontAction(base string, s EndpointSet, name string, opt Options) *routev3.
 	return &routev3.RouteAction{
 		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
 		Timeout:          durationpb.New(partTimeout(s, opt) * time.Duration(len(s.Parts))),
-		RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
-			Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(base)) + "/?"},
-			Substitution: "/",
-		},
-		RetryPolicy: rp,
+		RegexRewrite:     baseRewrite(base, ""),
+		RetryPolicy:      rp,
 	}
 }
 

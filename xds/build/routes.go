@@ -133,22 +133,19 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 			apimodel.RouteKeyOperation: op.Key(),
 		}},
 	}}
-	// The base path (and a slash after it) becomes the backend's path and a slash:
-	// /shop/v1/items → /api/items, and /shop/v1 → /api/ rather than an empty path.
-	action := &routev3.RouteAction{
-		ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
-		Timeout:          durationpb.New(s.Policy.Timeout),
-		RegexRewrite: &matcherv3.RegexMatchAndSubstitute{
-			Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(a.BasePath)) + "/?"},
-			Substitution: s.Path + "/",
-		},
-		HostRewriteSpecifier: &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)},
-		RetryPolicy:          retryPolicy(s.Policy),
-	}
+	var action *routev3.RouteAction
 	var remove []string
 	if len(s.Parts) > 0 {
 		action = frontAction(a.BasePath, s, cluster, opt)
 		remove = []string{UnreachableHeader}
+	} else {
+		action = &routev3.RouteAction{
+			ClusterSpecifier:     &routev3.RouteAction_Cluster{Cluster: cluster},
+			Timeout:              durationpb.New(s.Policy.Timeout),
+			RegexRewrite:         baseRewrite(a.BasePath, s.Path),
+			HostRewriteSpecifier: &routev3.RouteAction_AutoHostRewrite{AutoHostRewrite: wrapperspb.Bool(true)},
+			RetryPolicy:          retryPolicy(s.Policy),
+		}
 	}
 	return &routev3.Route{
 		Name: a.ID() + " " + op.Key(),
@@ -178,6 +175,15 @@ func retryPolicy(p apimodel.Policy) *routev3.RetryPolicy {
 		rp.RetryBackOff = &routev3.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(p.RetryInterval), MaxInterval: durationpb.New(10 * p.RetryInterval)}
 	}
 	return rp
+}
+
+// baseRewrite rewrites the base path (and a slash after it) to path and a slash:
+// /shop/v1/items → /api/items, and /shop/v1 → /api/ rather than an empty path.
+func baseRewrite(base, path string) *matcherv3.RegexMatchAndSubstitute {
+	return &matcherv3.RegexMatchAndSubstitute{
+		Pattern:      &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(base)) + "/?"},
+		Substitution: path + "/",
+	}
 }
 
 func basePrefix(base string) string {
