@@ -2,6 +2,8 @@
 GO      ?= go
 BIN     := bin/tollgate
 EXAMPLES := $(wildcard examples/*/*.yaml)
+# staticcheck, pinned; `go run` fetches it from the Go module proxy and caches the build.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build run test race bench fuzz golden clean deps
 
@@ -24,6 +26,7 @@ run: build
 test: deps
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
 # The whole suite under the race detector (needs cgo, so a C compiler; about 3 minutes).

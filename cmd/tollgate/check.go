@@ -61,7 +61,7 @@ func checkCmd(ctx context.Context, args []string) error {
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, extauthz.NewCheckRequest(r))
 	if err != nil {
-		return fmt.Errorf("Check at %s: %w", *addr, err)
+		return fmt.Errorf("check at %s: %w", *addr, err)
 	}
 	printDecision(resp)
 	if resp.GetDeniedResponse() != nil {

@@ -61,7 +61,7 @@ type copyKV struct {
 func (c *copyFile) kvs() []KV {
 	out := make([]KV, len(c.KVs))
 	for i, kv := range c.KVs {
-		out[i] = KV{Key: kv.Key, Value: kv.Value}
+		out[i] = KV(kv)
 	}
 	return out
 }

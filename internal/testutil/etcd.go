@@ -15,7 +15,6 @@ import (
 // Etcd is an embedded etcd server for one test.
 type Etcd struct {
 	t   testing.TB
-	dir string
 	srv *store.Embedded
 	cfg store.EmbeddedConfig
 }

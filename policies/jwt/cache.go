@@ -79,16 +79,3 @@ func (c *cache) put(h [32]byte, id *identity.Principal, until, now int64) {
 	}
 	s.m[h] = cacheEntry{id: id, until: until}
 }
-
-func (c *cache) len() int {
-	if c == nil {
-		return 0
-	}
-	n := 0
-	for i := range c.shards {
-		c.shards[i].mu.RLock()
-		n += len(c.shards[i].m)
-		c.shards[i].mu.RUnlock()
-	}
-	return n
-}

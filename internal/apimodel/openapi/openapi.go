@@ -81,7 +81,7 @@ func load(data []byte) (*openapi3.T, bool, []fix, error) {
 		fixed, fixes := fixLoose(j)
 		var doc2 openapi2.T
 		if err := json.Unmarshal(fixed, &doc2); err != nil {
-			return nil, false, nil, fmt.Errorf("Swagger 2.0: %v", err)
+			return nil, false, nil, fmt.Errorf("swagger 2.0: %v", err)
 		}
 		doc, err := openapi2conv.ToV3(&doc2)
 		if err != nil {
