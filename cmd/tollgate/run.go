@@ -99,6 +99,9 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		log.Info("embedded etcd started", zap.String("dir", dir), zap.String("endpoint", emb.Endpoint))
 	}
 	adm := admin.New()
+	if cfg.Admin.Profiling {
+		adm.Profiling()
+	}
 	st, err := connectStore(cfg, log, func(sc *store.Config) {
 		sc.CacheDir, sc.Registerer = cfg.CacheDir(), adm.Registry()
 	})

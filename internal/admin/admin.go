@@ -1,5 +1,6 @@
 // Package admin is the admin HTTP port: /healthz (the process is up), /readyz (every
-// component says it is ready, with the reasons when not) and /metrics (Prometheus).
+// component says it is ready, with the reasons when not), /metrics (Prometheus) and, when
+// configured, Go's profiler and execution tracer at /debug/pprof/.
 package admin
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +33,15 @@ func New() *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &Server{reg: reg, checks: map[string]func() error{}, extra: map[string]http.Handler{}}
+}
+
+// Profiling serves Go's profiler and execution tracer under /debug/pprof/ (before Serve).
+func (s *Server) Profiling() {
+	s.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+	s.Handle("/debug/pprof/cmdline", http.HandlerFunc(pprof.Cmdline))
+	s.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+	s.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+	s.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
 }
 
 // Handle adds an endpoint (before Serve).

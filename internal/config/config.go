@@ -235,6 +235,8 @@ type Admin struct {
 	// TokenFile holds the bearer token that POST /revoke and /notify/revocation require;
 	// without it those endpoints are off.
 	TokenFile string `json:"tokenFile"`
+	// Profiling serves Go's profiler and execution tracer under /debug/pprof/.
+	Profiling bool `json:"profiling"`
 }
 
 // Log configures logging.
