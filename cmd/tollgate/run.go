@@ -23,6 +23,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
+	"github.com/tollgate-gw/tollgate/internal/gctune"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
@@ -78,6 +79,9 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 		return err
 	}
 	defer log.Sync()
+	// A heap floor: without it a small live heap means dozens of collections a second
+	// under load, the largest part of the Check tail (internal/gctune).
+	defer gctune.Floor(gctune.DefaultFloor).Stop()
 	if err := admin.CheckLoopback(cfg.Admin.Listen, cfg.Admin.AllowRemote); err != nil {
 		return err
 	}

@@ -4,7 +4,8 @@
 // Envoy workers do, to three servers in turn, each in its own process:
 //
 //   - floor: a do-nothing Check server (plain grpc-go, allows everything), the best any
-//     enforcer can do on this machine;
+//     enforcer can do on this machine; and the same with the heap floor tollgate's servers
+//     keep (internal/gctune), to show what is left once the GC is alike;
 //   - run:   the built `tollgate run` (embedded etcd and the control plane in the process);
 //   - authz: the built `tollgate authz` alone, against an etcd in another process.
 //
@@ -47,6 +48,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/gctune"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
@@ -62,17 +64,21 @@ func main() {
 	rounds := flag.Int("rounds", 3, "runs of each server, interleaved (medians are printed)")
 	conns := flag.Int("c", 2, "h2load connections")
 	streams := flag.Int("m", 8, "h2load concurrent streams per connection")
-	only := flag.String("only", "floor,run,authz", "servers to measure")
+	only := flag.String("only", "floor,floor-gc,run,authz", "servers to measure")
 	profile := flag.String("profile", "", "write a CPU profile and an execution trace of each tollgate server's last round into this directory")
 	keep := flag.Bool("keep", false, "keep the working directory (configurations, logs, h2load logs)")
 	// Child roles: the bench starts itself as the floor server and as the separate etcd.
 	floorAddr := flag.String("serve-floor", "", "internal: serve the do-nothing Check server on this address")
+	floorGC := flag.Bool("floor-gc", false, "internal: the floor server keeps the same heap floor as tollgate")
 	etcdDir := flag.String("serve-etcd", "", "internal: serve an etcd in this directory (with -etcd-client, -etcd-peer)")
 	etcdClient := flag.String("etcd-client", "", "internal")
 	etcdPeer := flag.String("etcd-peer", "", "internal")
 	flag.Parse()
 	switch {
 	case *floorAddr != "":
+		if *floorGC {
+			defer gctune.Floor(gctune.DefaultFloor).Stop()
+		}
 		serveFloor(*floorAddr)
 		return
 	case *etcdDir != "":
@@ -151,6 +157,10 @@ issuers:
 	if want["floor"] {
 		a := addr()
 		servers = append(servers, server{"floor", a, start(dir, "floor", self, "-serve-floor", a)})
+	}
+	if want["floor-gc"] {
+		a := addr()
+		servers = append(servers, server{"floor, GC floor", a, start(dir, "floor-gc", self, "-serve-floor", a, "-floor-gc")})
 	}
 	if want["run"] {
 		a := addr()
