@@ -35,8 +35,11 @@ race: deps
 
 # Benchmarks print their numbers; they are not pass/fail tests.
 bench: deps
+	@command -v h2load >/dev/null 2>&1 || { echo "installing nghttp2-client (Debian package, for h2load)"; \
+		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nghttp2-client >/dev/null; }
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/...
 	$(GO) run ./test/bench/authz
+	$(GO) run ./test/bench/tail
 	$(GO) run ./test/bench/xds
 	$(GO) run ./test/bench/revocation
 	$(GO) run ./test/bench/ratelimit
