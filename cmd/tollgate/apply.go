@@ -125,29 +125,10 @@ func connect(cfg config.Config, log *zap.Logger) (*store.Store, error) {
 
 // connectStore connects with the configured etcd; more adds what a server needs.
 func connectStore(cfg config.Config, log *zap.Logger, more func(*store.Config)) (*store.Store, error) {
-	eps := cfg.Etcd.Endpoints
-	if len(eps) == 0 {
-		eps = []string{cfg.Etcd.EmbeddedClientAddr}
-	}
-	sc := store.Config{
-		Endpoints: eps, Prefix: cfg.Prefix,
-		DialTimeout: time.Duration(cfg.Etcd.DialTimeout), RequestTimeout: time.Duration(cfg.Etcd.RequestTimeout),
-		Username: cfg.Etcd.Username, CAFile: cfg.Etcd.CAFile, CertFile: cfg.Etcd.CertFile, KeyFile: cfg.Etcd.KeyFile,
-	}
-	if cfg.Etcd.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.Etcd.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd password: %w", err)
-		}
-		sc.Password = string(trimNewline(b))
+	sc, err := storeConfig(cfg)
+	if err != nil {
+		return nil, err
 	}
 	more(&sc)
 	return store.Connect(sc, log)
-}
-
-func trimNewline(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

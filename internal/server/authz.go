@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/admin"
+	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/policies/apikey"
+	"github.com/tollgate-gw/tollgate/policies/basic"
+	"github.com/tollgate-gw/tollgate/policies/dpop"
+	"github.com/tollgate-gw/tollgate/policies/introspect"
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/mtls"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit/rls"
+	"github.com/tollgate-gw/tollgate/policies/revocation"
+)
+
+// AuthzConfig is what the enforcer component is made of, read from the configuration
+// (files already read, durations parsed).
+type AuthzConfig struct {
+	Listen string
+	// Enforcer holds the enforcer's settings; the component supplies its parts (catalog,
+	// revocations, credentials, throttling, readiness).
+	Enforcer extauthz.Config
+	// JWT verifies JSON Web Tokens; no issuers: none are accepted.
+	JWT jwt.Config
+	// Introspect, if set, validates opaque tokens.
+	Introspect *introspect.Config
+	// MutualTLS, if set, verifies client certificates.
+	MutualTLS *mtls.Config
+	// BasicUsers are the configured users (name → hash), besides etcd's.
+	BasicUsers map[string]string
+	// DPoP checks proofs; its replay cache is the throttling backend's.
+	DPoP dpop.Config
+	// Redis, if set, holds the throttling counters and DPoP's replay cache; else this
+	// process does.
+	Redis *ratelimit.RedisConfig
+	// AdminToken, if set, turns on the admin port's /revoke and /notify/revocation.
+	AdminToken []byte
+}
+
+// Authz is the enforcer role: Envoy's ext_authz and rate limit services on one gRPC port.
+type Authz struct {
+	st       *store.Store
+	f        follows
+	verifier *jwt.Verifier // nil without JWT issuers
+	redis    *ratelimit.Redis
+	local    *ratelimit.Local
+	grpc     *grpc.Server
+	lis      net.Listener
+}
+
+// NewAuthz builds the enforcer over the catalog's APIs and listens.
+func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server, log *zap.Logger) (*Authz, error) {
+	a := &Authz{st: st}
+	reg := adm.Registry()
+	ec := cfg.Enforcer
+
+	revoked := revocation.New(log.Named("revocation"), reg)
+	a.f.add(store.Revoked, revoked)
+	ec.Revocations = revoked
+	if cfg.AdminToken != nil {
+		h := revocation.Handler(st, cfg.AdminToken)
+		adm.Handle("/revoke", h)
+		adm.Handle("/notify/revocation", h)
+	}
+	// Until the APIs and the revocations are loaded (from etcd or the local copy) the
+	// enforcer cannot decide: it answers 503, not "no such resource".
+	ec.Loaded = func() bool { return apis.reg.Loaded() && revoked.Loaded() }
+
+	engine, replay, err := a.throttling(cfg.Redis, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	a.f.add(store.Policies, engine)
+	ec.Throttle = engine
+
+	if err := a.credentials(cfg, &ec, replay, reg, log); err != nil {
+		return nil, err
+	}
+
+	var tokens extauthz.TokenVerifier
+	if len(cfg.JWT.Issuers) > 0 {
+		if a.verifier, err = jwt.New(cfg.JWT, log.Named("jwt"), reg); err != nil {
+			return nil, err
+		}
+		tokens = a.verifier
+	}
+	if cfg.Introspect != nil {
+		in, err := introspect.New(*cfg.Introspect, log.Named("introspect"), reg)
+		if err != nil {
+			return nil, err
+		}
+		ec.Opaque = in
+	}
+	if tokens == nil && ec.Opaque == nil {
+		log.Warn("no token issuer configured: every resource that needs a token will be denied")
+	}
+	enf := extauthz.New(ec, apis.reg, tokens, log.Named("authz"), reg)
+
+	if a.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("authz listen: %w", err)
+	}
+	a.grpc = newGRPCServer(extauthz.ServerOptions()...)
+	enf.Register(a.grpc)
+	// The same policies over Envoy's rate limit service protocol, on the same port.
+	rls.New(engine, log.Named("rls")).Register(a.grpc)
+	return a, nil
+}
+
+// throttling builds the throttling engine over Redis (shared by the replicas) or local
+// counters, and DPoP's replay cache on the same backend.
+func (a *Authz) throttling(rc *ratelimit.RedisConfig, reg prometheus.Registerer, log *zap.Logger) (*ratelimit.Engine, dpop.Replay, error) {
+	if rc == nil {
+		a.local = ratelimit.NewLocal()
+		return ratelimit.NewEngine(a.local, log.Named("ratelimit"), reg), dpop.NewMemory(100000), nil
+	}
+	r, err := ratelimit.NewRedis(*rc, log.Named("redis"), reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.redis, a.local = r, r.Local()
+	return ratelimit.NewEngine(r, log.Named("ratelimit"), reg), dpop.NewRedis(r.Client(), "tollgate:dpop:"), nil
+}
+
+// credentials sets the enforcer's non-token credentials: certificates, users (configured
+// and from etcd), API keys (from etcd) and DPoP proofs.
+func (a *Authz) credentials(cfg AuthzConfig, ec *extauthz.Config, replay dpop.Replay, reg prometheus.Registerer, log *zap.Logger) error {
+	if cfg.MutualTLS != nil {
+		certs, err := mtls.New(*cfg.MutualTLS)
+		if err != nil {
+			return fmt.Errorf("authz.mutualTLS: %w", err)
+		}
+		ec.Certificates = certs
+	}
+	users, err := basic.New(cfg.BasicUsers)
+	if err != nil {
+		return fmt.Errorf("authz.basicUsers: %w", err)
+	}
+	keys := apikey.NewSet()
+	rejected := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_credentials_rejected_total",
+		Help: "Stored users and API keys that failed to parse and are ignored."}, []string{"kind"})
+	reg.MustRegister(rejected)
+	for kind, set := range map[string]interface{ OnReject(func(string, error)) }{"user": users, "apikey": keys} {
+		set.OnReject(func(key string, err error) {
+			rejected.WithLabelValues(kind).Inc()
+			log.Error("stored credential ignored", zap.String("kind", kind), zap.String("key", key), zap.Error(err))
+		})
+	}
+	a.f.add(store.Users, users)
+	a.f.add(store.APIKeys, keys)
+	ec.Users, ec.APIKeys = users, keys
+	dc := cfg.DPoP
+	dc.Replay = replay
+	proofs, err := dpop.New(dc)
+	if err != nil {
+		return fmt.Errorf("authz.dpop: %w", err)
+	}
+	ec.DPoP = proofs
+	return nil
+}
+
+// Addr is the address the enforcer listens on.
+func (a *Authz) Addr() string { return a.lis.Addr().String() }
+
+func (a *Authz) Name() string { return "authz" }
+
+// Ready: every range the enforcer follows is in step, and every issuer's keys fetched.
+func (a *Authz) Ready() error {
+	err := a.f.ready(a.st)
+	if a.verifier != nil && !a.verifier.Ready() {
+		err = errors.Join(err, errors.New("jwks: an issuer's keys have not been fetched yet"))
+	}
+	return err
+}
+
+func (a *Authz) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	a.f.run(ctx, a.st, g)
+	if a.verifier != nil {
+		g.Go(func() error { a.verifier.Run(ctx); return nil })
+	}
+	if a.redis != nil {
+		g.Go(func() error { a.redis.Run(ctx); return a.redis.Close() })
+	}
+	g.Go(func() error { a.local.Run(ctx, time.Minute); return nil })
+	g.Go(func() error { return serveGRPC(ctx, a.grpc, a.lis) })
+	return g.Wait()
+}
