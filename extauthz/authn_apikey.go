@@ -18,7 +18,7 @@ type apiKeyAuth struct{ e *Enforcer }
 func (a apiKeyAuth) authenticate(d *decision, s apimodel.Scheme) credential {
 	key := apiKeyValue(d.h, s)
 	if key == "" {
-		return credential{fault: &FaultMissingAPIKey, reason: "no API key in " + s.In + " " + s.Param, missing: true}
+		return credential{fault: &FaultMissingAPIKey, reason: "no API key in " + string(s.In) + " " + s.Param, missing: true}
 	}
 	keys := a.e.cfg.APIKeys
 	if keys == nil {
@@ -37,14 +37,14 @@ func (a apiKeyAuth) authenticate(d *decision, s apimodel.Scheme) credential {
 // apiKeyValue reads an API key where the OpenAPI scheme says it is.
 func apiKeyValue(h *authv3.AttributeContext_HttpRequest, s apimodel.Scheme) string {
 	switch s.In {
-	case "header":
+	case apimodel.KeyInHeader:
 		v, _ := header(h, s.Param)
 		return v
-	case "query":
+	case apimodel.KeyInQuery:
 		_, query, _ := strings.Cut(h.GetPath(), "?")
 		q, _ := url.ParseQuery(query)
 		return q.Get(s.Param)
-	case "cookie":
+	case apimodel.KeyInCookie:
 		cookies, _ := header(h, "cookie")
 		for _, part := range strings.Split(cookies, ";") {
 			if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == s.Param {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -127,13 +129,13 @@ type Enforcer struct {
 // requirements then always fail.
 func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg prometheus.Registerer) *Enforcer {
 	if cfg.Format == "" {
-		cfg.Format = FormatWSO2
+		cfg.Format = Format(defaults.FaultFormat)
 	}
 	if cfg.ApplicationTierClaim == "" {
-		cfg.ApplicationTierClaim = "application_tier"
+		cfg.ApplicationTierClaim = defaults.ApplicationTierClaim
 	}
 	if cfg.SubscriptionTierClaim == "" {
-		cfg.SubscriptionTierClaim = "subscription_tier"
+		cfg.SubscriptionTierClaim = defaults.SubscriptionTierClaim
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	e.authenticators = authenticators(e)

@@ -130,9 +130,9 @@ func (e *Enforcer) respond(o *decision) *authv3.CheckResponse {
 	}
 	if k := o.stripKey; k != nil {
 		switch k.In {
-		case "header":
+		case apimodel.KeyInHeader:
 			ok.HeadersToRemove = append(append([]string(nil), ok.HeadersToRemove...), lower(k.Param))
-		case "query":
+		case apimodel.KeyInQuery:
 			ok.QueryParametersToRemove = []string{k.Param}
 		}
 	}

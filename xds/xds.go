@@ -38,6 +38,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/defaults"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/build"
 	"github.com/tollgate-gw/tollgate/xds/edscache"
@@ -56,7 +57,7 @@ type Config struct {
 }
 
 // DefaultGroup serves nodes that name no cluster.
-const DefaultGroup = "default"
+const DefaultGroup = defaults.NodeGroup
 
 // Server is the control plane.
 type Server struct {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/envoy"
 	"github.com/tollgate-gw/tollgate/internal/config"
+	"github.com/tollgate-gw/tollgate/internal/defaults"
 )
 
 // bootstrapCmd prints the Envoy bootstrap that connects an Envoy to the control plane.
@@ -13,7 +14,7 @@ func bootstrapCmd(args []string) error {
 	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
 	configFile := fs.String("config", "", "config file (for xds.listen)")
 	nodeID := fs.String("node-id", "", "the Envoy's node id (required)")
-	cluster := fs.String("cluster", "default", "the Envoy's node cluster: its gateway group")
+	cluster := fs.String("cluster", defaults.NodeGroup, "the Envoy's node cluster: its gateway group")
 	xdsAddr := fs.String("xds", "", "host:port where Envoy reaches the control plane (default: the config's xds.listen)")
 	adminPort := fs.Int("admin-port", 9901, "Envoy's admin port (on 127.0.0.1)")
 	maxHeap := fs.Uint64("max-heap-mb", 2048, "Envoy's heap limit for the overload manager: it sheds load at 95% and stops accepting requests at 98%")

@@ -63,9 +63,12 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 	}
 	for _, is := range cfg.Issuers {
 		if is.Opaque() {
-			secret, err := readSecret(fmt.Sprintf("issuer %q client secret", is.Name), is.ClientSecretFile)
-			if err != nil && is.ClientSecretFile != "" {
-				return out, err
+			var secret string
+			if is.ClientSecretFile != "" {
+				var err error
+				if secret, err = readSecret(fmt.Sprintf("issuer %q client secret", is.Name), is.ClientSecretFile); err != nil {
+					return out, err
+				}
 			}
 			out.Introspect = &introspect.Config{
 				Name: is.Name, URL: is.IntrospectionURL, ClientID: is.ClientID, ClientSecret: []byte(secret), Audiences: is.Audiences,
@@ -91,9 +94,9 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 	}
 	if m := a.MutualTLS; len(m.CAFiles) > 0 {
 		out.MutualTLS = &mtls.Config{CAFiles: m.CAFiles, AllowedSANs: m.AllowedSANs, AllowedSubjects: m.AllowedSubjects,
-			AllowedSPKI: m.AllowedSPKI, CRLFiles: m.CRLFiles, CRLExpiry: m.CRLExpiry, FromXFCC: m.FromXFCC}
+			AllowedSPKI: m.AllowedSPKI, CRLFiles: m.CRLFiles, CRLExpiry: string(m.CRLExpiry), FromXFCC: m.FromXFCC}
 	}
-	if cfg.Throttling.Backend == "redis" {
+	if cfg.Throttling.Backend == config.BackendRedis {
 		rc, err := redisConfig(cfg.Throttling.Redis)
 		if err != nil {
 			return out, err
@@ -138,11 +141,11 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 	x := cfg.XDS
 	opt := build.Options{
 		AuthzAddress: cmp.Or(x.AuthzAddress, cfg.Authz.Listen), HTTPPort: x.HTTPPort, HTTPSPort: x.HTTPSPort,
-		ClientCertificates: x.TLS.ClientCertificates,
+		ClientCertificates: string(x.TLS.ClientCertificates),
 		RouteTimeout:       time.Duration(x.RouteTimeout), ConnectTimeout: time.Duration(x.ConnectTimeout),
 		UpstreamCAFile: x.UpstreamCAFile,
 		Edge:           x.Edge.Build(x.AccessLog),
-		FaultFormat:    cfg.Authz.FaultFormat,
+		FaultFormat:    string(cfg.Authz.FaultFormat),
 	}
 	var secrets []build.Secret
 	if x.TLS.CertFile != "" {

@@ -160,13 +160,15 @@ func (c *common) load() (config.Config, error) {
 		}
 	}
 	if c.logLevel != "" {
-		cfg.Log.Level = c.logLevel
+		if err := cfg.Log.Level.Set(c.logLevel); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, cfg.Validate()
 }
 
 func newLogger(l config.Log) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(l.Level)
+	level, err := zapcore.ParseLevel(string(l.Level))
 	if err != nil {
 		return nil, err
 	}

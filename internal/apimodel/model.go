@@ -125,15 +125,37 @@ const (
 type Scheme struct {
 	Name string
 	Type SchemeType
-	// In and Param locate an API key: In is "header", "query" or "cookie".
-	In    string
+	// In and Param locate an API key.
+	In    KeyLocation
 	Param string
 }
 
+// KeyLocation is where an API key is sent: OpenAPI's apiKey `in`.
+type KeyLocation string
+
+// The locations of an API key.
+const (
+	KeyInHeader KeyLocation = "header"
+	KeyInQuery  KeyLocation = "query"
+	KeyInCookie KeyLocation = "cookie"
+)
+
+// Valid reports whether l is one of the locations.
+func (l KeyLocation) Valid() bool { return l == KeyInHeader || l == KeyInQuery || l == KeyInCookie }
+
+// EndpointsType is how requests spread over a set's URLs.
+type EndpointsType string
+
+// The endpoint types; "" means LoadBalance.
+const (
+	LoadBalance EndpointsType = "load_balance"
+	Failover    EndpointsType = "failover"
+)
+
 // Endpoints is a set of backend URLs with how to spread requests over them.
 type Endpoints struct {
-	// Type is "load_balance" (default) or "failover".
-	Type   string
+	// Type is LoadBalance (also "") or Failover.
+	Type   EndpointsType
 	URLs   []Endpoint
 	Policy Policy
 }
@@ -322,7 +344,7 @@ func (a *API) Validate() Problems {
 func (e Endpoints) validate(file, path string) Problems {
 	var ps Problems
 	switch e.Type {
-	case "", "load_balance", "failover":
+	case "", LoadBalance, Failover:
 	default:
 		ps = append(ps, Problem{file, path + ".type", fmt.Sprintf("endpoint type %q must be load_balance or failover", e.Type)})
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-gw/tollgate/xds/build"
@@ -55,8 +57,8 @@ func (c Config) CacheDir() string {
 // Throttling configures how often requests may pass.
 type Throttling struct {
 	// Backend is "local" (counters in each enforcer) or "redis" (shared).
-	Backend string `json:"backend"`
-	Redis   Redis  `json:"redis"`
+	Backend Backend `json:"backend"`
+	Redis   Redis   `json:"redis"`
 	// Headers adds RateLimit-* headers to allowed responses.
 	Headers bool `json:"headers"`
 	// Claims carrying the application's and the subscription's policy names.
@@ -72,7 +74,7 @@ type Redis struct {
 	PasswordFile string   `json:"passwordFile"`
 	DB           int      `json:"db"`
 	Timeout      Duration `json:"timeout"`  // every Redis call
-	Fallback     string   `json:"fallback"` // local | allow | deny, while Redis is unreachable
+	Fallback     Fallback `json:"fallback"` // local | allow | deny, while Redis is unreachable
 	Retry        Duration `json:"retry"`    // how long Redis is left alone after a failure
 	// Lease: how long an enforcer may hand out units of a busy counter it took from Redis
 	// ahead of time (0 turns leases off: one Redis step per request).
@@ -107,7 +109,7 @@ type Etcd struct {
 // Authz configures the enforcer.
 type Authz struct {
 	Listen              string            `json:"listen"`
-	FaultFormat         string            `json:"faultFormat"`
+	FaultFormat         FaultFormat       `json:"faultFormat"`
 	RemoveAuthorization bool              `json:"removeAuthorization"`
 	ClaimHeaders        map[string]string `json:"claimHeaders"`
 	TokenCacheSize      int               `json:"tokenCacheSize"`
@@ -140,7 +142,7 @@ type MutualTLS struct {
 	CRLFiles        []string `json:"crlFiles"`
 	// CRLExpiry: hard (refuse the issuer's certificates once its CRL is past nextUpdate)
 	// or soft (keep using the stale list).
-	CRLExpiry string `json:"crlExpiry"`
+	CRLExpiry CRLExpiry `json:"crlExpiry"`
 	// FromXFCC takes the certificate from x-forwarded-client-cert when Envoy forwards none
 	// (Envoy behind another TLS-terminating proxy that sanitises the header).
 	FromXFCC bool `json:"fromXFCC"`
@@ -223,8 +225,8 @@ type TLS struct {
 	CertFile string `json:"certFile"`
 	KeyFile  string `json:"keyFile"`
 	// ClientCAFile and ClientCertificates ("optional" or "require") turn on mutual TLS.
-	ClientCAFile       string `json:"clientCAFile"`
-	ClientCertificates string `json:"clientCertificates"`
+	ClientCAFile       string             `json:"clientCAFile"`
+	ClientCertificates ClientCertificates `json:"clientCertificates"`
 }
 
 // Admin configures the HTTP port with /healthz, /readyz and /metrics.
@@ -241,8 +243,8 @@ type Admin struct {
 
 // Log configures logging.
 type Log struct {
-	Level  string `json:"level"`  // debug, info, warn, error
-	Format string `json:"format"` // json or console
+	Level  LogLevel  `json:"level"`  // debug, info, warn, error
+	Format LogFormat `json:"format"` // json or console
 }
 
 // Issuer is a trusted token issuer (the verifier's form is made in cmd/tollgate).
@@ -289,49 +291,34 @@ func (i Issuer) checkKeySource() error {
 	if n != 1 {
 		return fmt.Errorf("issuer %q: set exactly one of jwksURL, jwksFile, certificateFile or hmacSecretFile", i.Name)
 	}
-	if i.HMACSecretFile != "" {
-		if _, err := os.Stat(i.HMACSecretFile); err != nil {
-			return fmt.Errorf("issuer %q: %w", i.Name, err)
-		}
-	}
 	return nil
 }
 
 // Opaque reports whether the issuer's tokens are introspected rather than verified as JWTs.
 func (i Issuer) Opaque() bool { return i.IntrospectionURL != "" }
 
-// ClientSecret reads the introspection client secret.
-func (i Issuer) ClientSecret() ([]byte, error) {
-	if i.ClientSecretFile == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(i.ClientSecretFile)
-	if err != nil {
-		return nil, fmt.Errorf("issuer %q: %w", i.Name, err)
-	}
-	return []byte(strings.TrimSpace(string(b))), nil
-}
-
 // Default is the configuration with every default filled in.
 func Default() Config {
 	return Config{
-		Prefix:  "/tollgate/",
-		DataDir: "./data",
+		Prefix:  defaults.Prefix,
+		DataDir: defaults.DataDir,
 		Etcd: Etcd{
-			EmbeddedClientAddr: "127.0.0.1:2379",
-			EmbeddedPeerAddr:   "127.0.0.1:2380",
-			DialTimeout:        Duration(5 * time.Second),
-			RequestTimeout:     Duration(5 * time.Second),
+			EmbeddedClientAddr: defaults.EmbeddedClientAddr,
+			EmbeddedPeerAddr:   defaults.EmbeddedPeerAddr,
+			DialTimeout:        Duration(defaults.EtcdDialTimeout),
+			RequestTimeout:     Duration(defaults.EtcdRequestTimeout),
 		},
-		Authz: Authz{Listen: "127.0.0.1:9191", FaultFormat: "wso2", TokenCacheSize: 100000, MaxTokenBytes: 8192,
-			MutualTLS: MutualTLS{CRLExpiry: "hard"}, DPoP: DPoP{MaxAge: Duration(time.Minute)}},
-		XDS: XDS{Listen: "127.0.0.1:18000", HTTPPort: 8080, Groups: []string{"default"},
-			RouteTimeout: Duration(15 * time.Second), ConnectTimeout: Duration(5 * time.Second),
-			UpstreamCAFile: "/etc/ssl/certs/ca-certificates.crt", Edge: edgeDefaults()},
-		Admin: Admin{Listen: "127.0.0.1:9902"},
-		Log:   Log{Level: "info", Format: "console"},
-		Throttling: Throttling{Backend: "local", Headers: true, ApplicationTierClaim: "application_tier", SubscriptionTierClaim: "subscription_tier",
-			Redis: Redis{Timeout: Duration(50 * time.Millisecond), Fallback: "local", Retry: Duration(time.Second), Lease: Duration(100 * time.Millisecond)}},
+		Authz: Authz{Listen: defaults.AuthzListen, FaultFormat: FaultFormat(defaults.FaultFormat), TokenCacheSize: defaults.TokenCacheSize, MaxTokenBytes: defaults.MaxTokenBytes,
+			MutualTLS: MutualTLS{CRLExpiry: CRLExpiry(defaults.CRLExpiry)}, DPoP: DPoP{MaxAge: Duration(defaults.DPoPMaxAge)}},
+		XDS: XDS{Listen: defaults.XDSListen, HTTPPort: defaults.HTTPPort, Groups: []string{defaults.NodeGroup},
+			RouteTimeout: Duration(defaults.RouteTimeout), ConnectTimeout: Duration(defaults.ConnectTimeout),
+			UpstreamCAFile: defaults.UpstreamCAFile, Edge: edgeDefaults()},
+		Admin: Admin{Listen: defaults.AdminListen},
+		Log:   Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},
+		Throttling: Throttling{Backend: Backend(defaults.ThrottlingBackend), Headers: true,
+			ApplicationTierClaim: defaults.ApplicationTierClaim, SubscriptionTierClaim: defaults.SubscriptionTierClaim,
+			Redis: Redis{Timeout: Duration(defaults.RedisTimeout), Fallback: Fallback(defaults.RedisFallback),
+				Retry: Duration(defaults.RedisRetry), Lease: Duration(defaults.RedisLease)}},
 	}
 }
 
@@ -355,50 +342,20 @@ func Load(path string) (Config, error) {
 	return c, nil
 }
 
-// Validate checks values that are wrong whatever the role.
+// Validate checks values that are wrong whatever the role. It reads no file: the files
+// the configuration names are read where the components are made (cmd/tollgate).
 func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Prefix, "/") {
 		return fmt.Errorf("prefix %q must start with '/'", c.Prefix)
 	}
-	switch c.Authz.FaultFormat {
-	case "wso2", "problem":
-	default:
-		return fmt.Errorf("authz.faultFormat %q must be wso2 or problem", c.Authz.FaultFormat)
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		return fmt.Errorf("log.level %q must be debug, info, warn or error", c.Log.Level)
-	}
-	switch c.Log.Format {
-	case "json", "console":
-	default:
-		return fmt.Errorf("log.format %q must be json or console", c.Log.Format)
-	}
-	switch c.Throttling.Backend {
-	case "local":
-	case "redis":
-		if len(c.Throttling.Redis.Addrs) == 0 {
-			return fmt.Errorf("throttling.backend redis needs throttling.redis.addrs")
-		}
-	default:
-		return fmt.Errorf("throttling.backend %q must be local or redis", c.Throttling.Backend)
-	}
-	switch c.Throttling.Redis.Fallback {
-	case "local", "allow", "deny":
-	default:
-		return fmt.Errorf("throttling.redis.fallback %q must be local, allow or deny", c.Throttling.Redis.Fallback)
+	if c.Throttling.Backend == BackendRedis && len(c.Throttling.Redis.Addrs) == 0 {
+		return fmt.Errorf("throttling.backend redis needs throttling.redis.addrs")
 	}
 	if rt := c.Throttling.Redis.TLS; !rt.Enabled && (rt.CAFile != "" || rt.CertFile != "" || rt.KeyFile != "" || rt.ServerName != "") {
 		return fmt.Errorf("throttling.redis.tls has files or a server name but enabled is false")
 	}
 	if c.Throttling.Redis.Lease < 0 || c.Throttling.Redis.Lease > Duration(10*time.Second) {
 		return fmt.Errorf("throttling.redis.lease %v must be between 0 (off) and 10s", time.Duration(c.Throttling.Redis.Lease))
-	}
-	switch c.XDS.TLS.ClientCertificates {
-	case "", "optional", "require":
-	default:
-		return fmt.Errorf("xds.tls.clientCertificates %q must be optional or require", c.XDS.TLS.ClientCertificates)
 	}
 	if err := c.XDS.Edge.Build(c.XDS.AccessLog).Check(); err != nil {
 		return fmt.Errorf("xds.edge: %w", err)
@@ -414,9 +371,6 @@ func (c *Config) Validate() error {
 			opaque++
 			if is.ClientID == "" {
 				return fmt.Errorf("issuers[%d]: an introspection issuer needs clientID", i)
-			}
-			if _, err := is.ClientSecret(); err != nil {
-				return fmt.Errorf("issuers[%d]: %w", i, err)
 			}
 			continue
 		}

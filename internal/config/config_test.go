@@ -37,7 +37,7 @@ func TestRejects(t *testing.T) {
 		"authz:\n  faultFormat: xml\n":                     "faultFormat",
 		"log:\n  level: loud\n":                            "log.level",
 		"issuers:\n  - clockSkew: 30\n":                    "duration",
-		"issuers:\n  - hmacSecretFile: /nope\n":            "no such file",
+		"issuers:\n  - {jwksURL: x, jwksFile: y}\n":        "exactly one of",
 		"throttling:\n  redis: {lease: -1s}\n":             "throttling.redis.lease",
 		"throttling:\n  redis: {lease: 1m}\n":              "throttling.redis.lease",
 		"throttling:\n  redis: {tls: {caFile: /ca.pem}}\n": "enabled is false",

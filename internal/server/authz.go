@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -124,7 +126,7 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 func (a *Authz) throttling(rc *ratelimit.RedisConfig, reg prometheus.Registerer, log *zap.Logger) (*ratelimit.Engine, dpop.Replay, error) {
 	if rc == nil {
 		a.local = ratelimit.NewLocal()
-		return ratelimit.NewEngine(a.local, log.Named("ratelimit"), reg), dpop.NewMemory(100000), nil
+		return ratelimit.NewEngine(a.local, log.Named("ratelimit"), reg), dpop.NewMemory(defaults.ReplayCacheSize), nil
 	}
 	r, err := ratelimit.NewRedis(*rc, log.Named("redis"), reg)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -76,16 +78,16 @@ func Connect(cfg Config, log *zap.Logger) (*Store, error) {
 		return nil, errors.New("etcd: no endpoints")
 	}
 	if cfg.Prefix == "" {
-		cfg.Prefix = "/tollgate/"
+		cfg.Prefix = defaults.Prefix
 	}
 	if !strings.HasSuffix(cfg.Prefix, "/") {
 		cfg.Prefix += "/"
 	}
 	if cfg.DialTimeout == 0 {
-		cfg.DialTimeout = 5 * time.Second
+		cfg.DialTimeout = defaults.EtcdDialTimeout
 	}
 	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = 5 * time.Second
+		cfg.RequestTimeout = defaults.EtcdRequestTimeout
 	}
 	if cfg.ProgressInterval == 0 {
 		cfg.ProgressInterval = time.Second

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/MicahParks/jwkset"
 	gojwt "github.com/golang-jwt/jwt/v5"
 
@@ -86,7 +88,7 @@ func New(cfg Config) (*Checker, error) {
 		cfg.Algorithms = defaultAlgorithms
 	}
 	if cfg.MaxAge == 0 {
-		cfg.MaxAge = time.Minute
+		cfg.MaxAge = defaults.DPoPMaxAge
 	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Second
@@ -95,7 +97,7 @@ func New(cfg Config) (*Checker, error) {
 		cfg.MaxBytes = 4096
 	}
 	if cfg.Replay == nil {
-		cfg.Replay = NewMemory(100000)
+		cfg.Replay = NewMemory(defaults.ReplayCacheSize)
 	}
 	c := &Checker{cfg: cfg, allowed: map[string]bool{}, now: time.Now}
 	for _, a := range cfg.Algorithms {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/redis/go-redis/v9"
 )
 
@@ -61,7 +63,7 @@ type Redis struct {
 
 // NewRedis makes a Redis replay cache on client; keys start with prefix.
 func NewRedis(client redis.UniversalClient, prefix string) *Redis {
-	return &Redis{client: client, prefix: prefix, local: NewMemory(100000)}
+	return &Redis{client: client, prefix: prefix, local: NewMemory(defaults.ReplayCacheSize)}
 }
 
 // Seen implements Replay.

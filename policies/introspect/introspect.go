@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
@@ -72,16 +74,16 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Introspector,
 		return nil, fmt.Errorf("introspection issuer %q: clientID is required (RFC 7662 calls are authenticated)", cfg.Name)
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 2 * time.Second
+		cfg.Timeout = defaults.IntrospectionTimeout
 	}
 	if cfg.ActiveTTL == 0 {
-		cfg.ActiveTTL = 5 * time.Minute
+		cfg.ActiveTTL = defaults.ActiveTTL
 	}
 	if cfg.InactiveTTL == 0 {
-		cfg.InactiveTTL = 30 * time.Second
+		cfg.InactiveTTL = defaults.InactiveTTL
 	}
 	if cfg.CacheSize == 0 {
-		cfg.CacheSize = 100000
+		cfg.CacheSize = defaults.TokenCacheSize
 	}
 	i := &Introspector{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, log: log, now: time.Now, cache: map[[32]byte]entry{},
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_introspection_calls_total", Help: "Introspection calls by result: active, inactive, error."}, []string{"result"}),
@@ -95,7 +97,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Introspector,
 
 // Verify asks whether an opaque token is active, from the cache when it can.
 func (i *Introspector) Verify(ctx context.Context, token string) (*identity.Principal, error) {
-	if len(token) > 8192 || strings.ContainsAny(token, " \t\r\n") {
+	if len(token) > defaults.MaxTokenBytes || strings.ContainsAny(token, " \t\r\n") {
 		return nil, identity.Refuse(identity.Malformed, "malformed opaque token")
 	}
 	h := sha256.Sum256([]byte(token))

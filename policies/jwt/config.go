@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/tollgate-gw/tollgate/internal/defaults"
 )
 
 // IssuerConfig is one trusted token issuer.
@@ -81,16 +83,16 @@ func (c *IssuerConfig) setDefaults() {
 		}
 	}
 	if c.ClockSkew == 0 {
-		c.ClockSkew = 30 * time.Second
+		c.ClockSkew = defaults.ClockSkew
 	}
 	if c.AcceptedTypes == nil {
 		c.AcceptedTypes = []string{"", "JWT", "at+jwt"}
 	}
 	if c.RefreshInterval == 0 {
-		c.RefreshInterval = 10 * time.Minute
+		c.RefreshInterval = defaults.RefreshInterval
 	}
 	if c.MinRefreshInterval == 0 {
-		c.MinRefreshInterval = 10 * time.Second
+		c.MinRefreshInterval = defaults.MinRefreshInterval
 	}
 	if c.FetchTimeout == 0 {
 		c.FetchTimeout = 5 * time.Second

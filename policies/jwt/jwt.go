@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -56,11 +58,11 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, err
 	m := newMetrics(reg)
 	v := &Verifier{issuers: map[string]*issuer{}, maxBytes: cfg.MaxTokenBytes, log: log, m: m, now: time.Now, waitLimit: 3 * time.Second}
 	if v.maxBytes == 0 {
-		v.maxBytes = 8192
+		v.maxBytes = defaults.MaxTokenBytes
 	}
 	size := cfg.CacheSize
 	if size == 0 {
-		size = 100000
+		size = defaults.TokenCacheSize
 	}
 	v.cache = newCache(size)
 	client := &http.Client{Timeout: 10 * time.Second}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tollgate-gw/tollgate/internal/defaults"
 )
 
 // Config says which client certificates are trusted.
@@ -75,7 +77,7 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	switch cfg.CRLExpiry {
 	case "":
-		cfg.CRLExpiry = "hard"
+		cfg.CRLExpiry = defaults.CRLExpiry
 	case "hard", "soft":
 	default:
 		return nil, fmt.Errorf("crlExpiry %q must be hard or soft", cfg.CRLExpiry)

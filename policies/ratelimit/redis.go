@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -126,16 +128,16 @@ func NewRedis(cfg RedisConfig, log *zap.Logger, reg prometheus.Registerer) (*Red
 		return nil, errors.New("redis: no address")
 	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 50 * time.Millisecond
+		cfg.Timeout = defaults.RedisTimeout
 	}
 	if cfg.Retry == 0 {
-		cfg.Retry = time.Second
+		cfg.Retry = defaults.RedisRetry
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "tollgate:rl:"
 	}
 	if cfg.Lease == 0 {
-		cfg.Lease = 100 * time.Millisecond
+		cfg.Lease = defaults.RedisLease
 	}
 	switch cfg.Fallback {
 	case "":

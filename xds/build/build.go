@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -66,13 +68,13 @@ func (o *Options) defaults() {
 		o.AuthzTimeout = 500 * time.Millisecond
 	}
 	if o.RouteTimeout == 0 {
-		o.RouteTimeout = 15 * time.Second
+		o.RouteTimeout = defaults.RouteTimeout
 	}
 	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = 5 * time.Second
+		o.ConnectTimeout = defaults.ConnectTimeout
 	}
 	if o.UpstreamCAFile == "" {
-		o.UpstreamCAFile = "/etc/ssl/certs/ca-certificates.crt"
+		o.UpstreamCAFile = defaults.UpstreamCAFile
 	}
 }
 
@@ -105,7 +107,7 @@ type Config struct {
 
 // EndpointSet is a distinct set of backends with how to reach them; it becomes one cluster.
 type EndpointSet struct {
-	Type      string // load_balance or failover
+	Type      apimodel.EndpointsType
 	Endpoints []apimodel.Endpoint
 	Policy    apimodel.Policy
 	TLS       bool // https backends
@@ -125,7 +127,7 @@ func (s EndpointSet) key() string {
 	for i, e := range s.Endpoints {
 		parts[i] = e.String()
 	}
-	return s.Type + "|" + strings.Join(parts, ",") + "|" + fmt.Sprintf("%+v", s.Policy)
+	return string(s.Type) + "|" + strings.Join(parts, ",") + "|" + fmt.Sprintf("%+v", s.Policy)
 }
 
 // ForGroup says whether an API is served to a gateway group.
@@ -197,7 +199,7 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 func endpointSet(e apimodel.Endpoints, discovery map[string]string) (EndpointSet, error) {
 	s := EndpointSet{Type: e.Type, Endpoints: e.URLs, Policy: e.Policy}
 	if s.Type == "" {
-		s.Type = "load_balance"
+		s.Type = apimodel.LoadBalance
 	}
 	if err := e.Conflicts(); err != nil {
 		return s, err

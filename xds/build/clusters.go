@@ -256,7 +256,7 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 			for _, t := range targets {
 				lbs = append(lbs, lbEndpoint(t.Host, t.Port, t.Weight))
 			}
-			if s.Type == "failover" {
+			if s.Type == apimodel.Failover {
 				// Each endpoint its own priority: the next serves when the ones before are down.
 				cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
 					Locality:    &corev3.Locality{Zone: "priority-" + strconv.Itoa(i)},
@@ -281,7 +281,7 @@ func dnsAssignment(name string, s EndpointSet) *endpointv3.ClusterLoadAssignment
 	for _, ep := range s.Endpoints {
 		u, _ := url.Parse(ep.URL)
 		p, _ := strconv.ParseUint(portOf(u), 10, 16)
-		place(cla, s.Type == "failover", lbEndpoint(u.Hostname(), uint32(p), 1))
+		place(cla, s.Type == apimodel.Failover, lbEndpoint(u.Hostname(), uint32(p), 1))
 	}
 	return cla
 }

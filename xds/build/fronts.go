@@ -35,6 +35,7 @@ import (
 	previousprioritiesv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/priority/previous_priorities/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
@@ -56,7 +57,7 @@ func partsOf(s EndpointSet, shapes []EndpointSet) []EndpointSet {
 	for i, sh := range shapes {
 		key := strconv.FormatBool(sh.TLS) + sh.Path
 		at, seen := index[key]
-		if s.Type == "failover" {
+		if s.Type == apimodel.Failover {
 			last := len(parts) - 1
 			seen = last >= 0 && parts[last].TLS == sh.TLS && parts[last].Path == sh.Path
 			at = last

@@ -202,7 +202,7 @@ func TestValidateAndBuildAgreeOnEndpoints(t *testing.T) {
 				urls = append(urls, e)
 			}
 		}
-		for _, typ := range []string{"load_balance", "failover"} {
+		for _, typ := range []apimodel.EndpointsType{apimodel.LoadBalance, apimodel.Failover} {
 			for _, ca := range []string{"", "ca"} {
 				a := &apimodel.API{Name: "m", Version: "v1", BasePath: "/m", Operations: []apimodel.Operation{{Method: "GET", Path: "/x"}},
 					Production: apimodel.Endpoints{Type: typ, URLs: urls, Policy: apimodel.Policy{TLS: apimodel.BackendTLS{CA: ca}}}}

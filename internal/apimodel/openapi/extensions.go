@@ -242,9 +242,9 @@ func (e extensions) endpointValue(at string, v any, allowRef bool) apimodel.Endp
 			s, isStr := typ.(string)
 			switch strings.ToLower(s) {
 			case "", "load_balance", "loadbalance", "http", "https":
-				out.Type = "load_balance" // WSO2 writes loadbalance (and older tools http)
+				out.Type = apimodel.LoadBalance // WSO2 writes loadbalance (and older tools http)
 			case "failover":
-				out.Type = "failover"
+				out.Type = apimodel.Failover
 			default:
 				if !isStr {
 					e.p.fail(at+".type", "must be a string, got %s", kind(typ))

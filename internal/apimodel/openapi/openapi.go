@@ -559,8 +559,8 @@ func (p *parser) applicationSecurity(at string, v any, reqs []apimodel.Requireme
 		case "oauth2":
 			out = append(out, reqs...)
 		case "api_key":
-			schemes[wso2APIKeyHeader] = apimodel.Scheme{Name: wso2APIKeyHeader, Type: apimodel.SchemeAPIKey, In: "header", Param: "apikey"}
-			schemes[wso2APIKeyQuery] = apimodel.Scheme{Name: wso2APIKeyQuery, Type: apimodel.SchemeAPIKey, In: "query", Param: "apikey"}
+			schemes[wso2APIKeyHeader] = apimodel.Scheme{Name: wso2APIKeyHeader, Type: apimodel.SchemeAPIKey, In: apimodel.KeyInHeader, Param: "apikey"}
+			schemes[wso2APIKeyQuery] = apimodel.Scheme{Name: wso2APIKeyQuery, Type: apimodel.SchemeAPIKey, In: apimodel.KeyInQuery, Param: "apikey"}
 			out = append(out, apimodel.Requirement{{Scheme: wso2APIKeyHeader}}, apimodel.Requirement{{Scheme: wso2APIKeyQuery}})
 		case "basic_auth":
 			schemes[wso2Basic] = apimodel.Scheme{Name: wso2Basic, Type: apimodel.SchemeBasic}
@@ -638,8 +638,8 @@ func (p *parser) schemes(api *apimodel.API) {
 			}
 		case "apikey":
 			sc.Type = apimodel.SchemeAPIKey
-			sc.In, sc.Param = s.In, s.Name
-			if sc.In != "header" && sc.In != "query" && sc.In != "cookie" {
+			sc.In, sc.Param = apimodel.KeyLocation(s.In), s.Name
+			if !sc.In.Valid() {
 				p.fail(at+".in", "apiKey location %q must be header, query or cookie", s.In)
 				continue
 			}

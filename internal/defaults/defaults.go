@@ -1,0 +1,62 @@
+// Package defaults holds every default value that more than one place needs: the
+// configuration's defaults (internal/config.Default, and so the README's configuration
+// reference, which a test compares with it) and the zero-value defaults of the component
+// constructors that tests and benchmarks call directly. Each value is written here once.
+package defaults
+
+import "time"
+
+// etcd and the store.
+const (
+	Prefix             = "/tollgate/"
+	DataDir            = "./data"
+	EmbeddedClientAddr = "127.0.0.1:2379"
+	EmbeddedPeerAddr   = "127.0.0.1:2380"
+	EtcdDialTimeout    = 5 * time.Second
+	EtcdRequestTimeout = 5 * time.Second
+)
+
+// The enforcer.
+const (
+	AuthzListen           = "127.0.0.1:9191"
+	FaultFormat           = "wso2"
+	TokenCacheSize        = 100000 // verified tokens (and introspection results) kept
+	MaxTokenBytes         = 8192
+	ApplicationTierClaim  = "application_tier"
+	SubscriptionTierClaim = "subscription_tier"
+	CRLExpiry             = "hard"
+	DPoPMaxAge            = time.Minute
+	ReplayCacheSize       = 100000 // DPoP proof ids remembered in memory
+)
+
+// Token issuers.
+const (
+	ClockSkew            = 30 * time.Second
+	RefreshInterval      = 10 * time.Minute
+	MinRefreshInterval   = 10 * time.Second
+	IntrospectionTimeout = 2 * time.Second
+	ActiveTTL            = 5 * time.Minute
+	InactiveTTL          = 30 * time.Second
+)
+
+// Throttling.
+const (
+	ThrottlingBackend = "local"
+	RedisTimeout      = 50 * time.Millisecond
+	RedisFallback     = "local"
+	RedisRetry        = time.Second
+	RedisLease        = 100 * time.Millisecond
+)
+
+// The control plane and the admin port.
+const (
+	XDSListen      = "127.0.0.1:18000"
+	HTTPPort       = 8080
+	NodeGroup      = "default"
+	RouteTimeout   = 15 * time.Second
+	ConnectTimeout = 5 * time.Second
+	UpstreamCAFile = "/etc/ssl/certs/ca-certificates.crt"
+	AdminListen    = "127.0.0.1:9902"
+	LogLevel       = "info"
+	LogFormat      = "console"
+)
