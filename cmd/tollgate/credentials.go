@@ -96,7 +96,7 @@ func userCmd(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	if verb == "delete" {
-		if _, err := st.Client().Delete(ctx, st.Prefix()+store.Users+name); err != nil {
+		if _, err := st.Delete(ctx, store.Users+name); err != nil {
 			return err
 		}
 		fmt.Printf("deleted user %s\n", name)

@@ -56,16 +56,16 @@ func endpointsCmd(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("%s = %s\n", full, value)
 	case "get":
-		resp, err := st.Client().Get(ctx, full)
+		v, ok, err := st.Get(ctx, store.Endpoints+key)
 		if err != nil {
 			return err
 		}
-		if len(resp.Kvs) == 0 {
+		if !ok {
 			return fmt.Errorf("%s is not set: the definition's default URL serves", full)
 		}
-		fmt.Println(string(resp.Kvs[0].Value))
+		fmt.Println(string(v))
 	case "delete":
-		if _, err := st.Client().Delete(ctx, full); err != nil {
+		if _, err := st.Delete(ctx, store.Endpoints+key); err != nil {
 			return err
 		}
 		fmt.Printf("deleted %s: the default URL serves\n", full)

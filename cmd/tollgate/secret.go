@@ -33,7 +33,7 @@ func secretCmd(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	if verb == "delete" {
-		if _, err := st.Client().Delete(ctx, st.Prefix()+store.Secrets+name); err != nil {
+		if _, err := st.Delete(ctx, store.Secrets+name); err != nil {
 			return err
 		}
 		fmt.Printf("deleted secret %s\n", name)

@@ -133,7 +133,8 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 // Close closes the client.
 func (s *Store) Close() error { return s.cli.Close() }
 
-// Client is the underlying etcd client, for components that need leases or transactions.
+// Client is the underlying etcd client, for tests and benchmarks that work on etcd itself
+// (compaction, bulk loads); the product uses the typed calls below.
 func (s *Store) Client() *clientv3.Client { return s.cli }
 
 // Prefix is the root of Tollgate's keys.
@@ -191,6 +192,70 @@ func (s *Store) Put(ctx context.Context, rel, value string) error {
 		return fmt.Errorf("writing %s: %w", rel, s.Explain(err))
 	}
 	return nil
+}
+
+// PutTTL writes one key below the prefix that etcd removes after ttl (on a lease of its
+// own), and returns the key's full name.
+func (s *Store) PutTTL(ctx context.Context, rel, value string, ttl time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	lease, err := s.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
+	if err != nil {
+		return "", fmt.Errorf("writing %s (lease): %w", rel, s.Explain(err))
+	}
+	if _, err := s.cli.Put(ctx, s.prefix+rel, value, clientv3.WithLease(lease.ID)); err != nil {
+		return "", fmt.Errorf("writing %s: %w", rel, s.Explain(err))
+	}
+	return s.prefix + rel, nil
+}
+
+// Get reads one key below the prefix; ok is false when it is not set.
+func (s *Store) Get(ctx context.Context, rel string) (value []byte, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.prefix+rel)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s: %w", rel, s.Explain(err))
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, false, nil
+	}
+	return resp.Kvs[0].Value, true, nil
+}
+
+// List reads every key below the prefix that starts with rel, keys relative to the prefix.
+func (s *Store) List(ctx context.Context, rel string) ([]KV, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.prefix+rel, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rel, s.Explain(err))
+	}
+	out := make([]KV, len(resp.Kvs))
+	for i, kv := range resp.Kvs {
+		out[i] = KV{Key: strings.TrimPrefix(string(kv.Key), s.prefix), Value: kv.Value}
+	}
+	return out, nil
+}
+
+// Delete removes one key below the prefix and says how many went (0: it was not set).
+func (s *Store) Delete(ctx context.Context, rel string) (int64, error) {
+	return s.delete(ctx, rel)
+}
+
+// DeletePrefix removes every key below the prefix that starts with rel.
+func (s *Store) DeletePrefix(ctx context.Context, rel string) (int64, error) {
+	return s.delete(ctx, rel, clientv3.WithPrefix())
+}
+
+func (s *Store) delete(ctx context.Context, rel string, opts ...clientv3.OpOption) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Delete(ctx, s.prefix+rel, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("deleting %s: %w", rel, s.Explain(err))
+	}
+	return resp.Deleted, nil
 }
 
 // Explain adds to an error from etcd where it was asked and what to check when etcd did

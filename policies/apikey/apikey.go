@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
@@ -132,14 +130,12 @@ func Create(ctx context.Context, st *store.Store, application string, apis []str
 
 // List returns every stored key's record (never a key).
 func List(ctx context.Context, st *store.Store) ([]Record, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := st.Client().Get(ctx, st.Prefix()+store.APIKeys, clientv3.WithPrefix())
+	kvs, err := st.List(ctx, store.APIKeys)
 	if err != nil {
 		return nil, err
 	}
 	var out []Record
-	for _, kv := range resp.Kvs {
+	for _, kv := range kvs {
 		var r Record
 		if json.Unmarshal(kv.Value, &r) == nil {
 			out = append(out, r)
@@ -150,17 +146,15 @@ func List(ctx context.Context, st *store.Store) ([]Record, error) {
 
 // Revoke deletes the key whose ID (from List or Create) is id.
 func Revoke(ctx context.Context, st *store.Store, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	if len(id) != 8 || strings.Trim(id, "0123456789abcdef") != "" {
 		return fmt.Errorf("key id %q: want the 8 hex characters `tollgate apikey list` shows", id)
 	}
 	// The id is the first bytes of the hash: the key lives at the hash that starts with it.
-	resp, err := st.Client().Delete(ctx, st.Prefix()+store.APIKeys+id, clientv3.WithPrefix())
+	n, err := st.DeletePrefix(ctx, store.APIKeys+id)
 	if err != nil {
 		return err
 	}
-	if resp.Deleted == 0 {
+	if n == 0 {
 		return fmt.Errorf("no API key with id %s", id)
 	}
 	return nil

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
@@ -203,20 +202,14 @@ func Revoke(ctx context.Context, st *store.Store, kind, id string, r Record) (st
 	if id == "" {
 		return "", invalid("empty %s", kind)
 	}
-	ttl := int64(time.Until(r.Until).Seconds()) + 1
-	if ttl < 2 {
+	ttl := time.Until(r.Until) + time.Second
+	if ttl < 2*time.Second {
 		return "", invalid("until %s has passed: the token is expired already", r.Until.Format(time.RFC3339))
 	}
 	value, _ := json.Marshal(r)
-	key := st.Prefix() + store.Revoked + kind + "/" + url.PathEscape(id)
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	lease, err := st.Client().Grant(ctx, ttl)
+	key, err := st.PutTTL(ctx, store.Revoked+kind+"/"+url.PathEscape(id), string(value), ttl)
 	if err != nil {
-		return "", fmt.Errorf("etcd cannot take the revocation (lease): %w", st.Explain(err))
-	}
-	if _, err := st.Client().Put(ctx, key, string(value), clientv3.WithLease(lease.ID)); err != nil {
-		return "", fmt.Errorf("etcd cannot take the revocation: %w", st.Explain(err))
+		return "", fmt.Errorf("etcd cannot take the revocation: %w", err)
 	}
 	return key, nil
 }
