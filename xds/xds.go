@@ -15,6 +15,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,14 +77,12 @@ type Server struct {
 	m          *metrics
 	cb         *callbacks
 
-	mu             sync.Mutex
-	catalog        *apimodel.Catalog
-	discovery      map[string]string
-	groups         map[string]*group
-	dirtyConfig    bool
-	dirtyEndpoints bool
-	// changedKeys are the discovery keys changed since the last publish; nil means all.
-	changedKeys map[string]bool
+	mu        sync.Mutex
+	catalog   *apimodel.Catalog
+	discovery map[string]string
+	groups    map[string]*group
+	// changed is what happened since the last publish.
+	changed change
 	// secrets are the TLS secrets stored in etcd, by name.
 	secrets map[string]build.Secret
 	kick    chan struct{}
@@ -92,6 +92,31 @@ type Server struct {
 	haveCatalog bool
 	pending     map[string]bool
 }
+
+// change is what happened since the last publish. Config (the catalogue, secrets, a new
+// group, a discovery value whose scheme or path changed) means every resource is rebuilt;
+// otherwise keys are the discovery keys whose addresses changed, and only the assignments
+// of the sets that use them are.
+type change struct {
+	config bool
+	keys   map[string]bool
+}
+
+// all marks everything to rebuild.
+func (c *change) all() { c.config, c.keys = true, nil }
+
+// key marks the assignments that use discovery key k to rebuild.
+func (c *change) key(k string) {
+	if c.config {
+		return
+	}
+	if c.keys == nil {
+		c.keys = map[string]bool{}
+	}
+	c.keys[k] = true
+}
+
+func (c change) none() bool { return !c.config && len(c.keys) == 0 }
 
 // group is what was last published for one gateway group.
 type group struct {
@@ -128,7 +153,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
 	}
-	s.dirtyConfig = true
+	s.changed.all()
 	return s
 }
 
@@ -142,7 +167,20 @@ func clientKind(n *corev3.Node) string {
 
 // Register serves ADS and the per-type discovery services on g.
 func (s *Server) Register(ctx context.Context, g *grpc.Server) {
-	srv := serverv3.NewServer(ctx, dispatch{s}, s.cb)
+	// Endpoints go to the group's endpoints cache, the rest to the Envoy or the gRPC
+	// snapshot cache.
+	kind := func(typeURL string, n *corev3.Node) string {
+		if typeURL == resourcev3.EndpointType {
+			return "eds"
+		}
+		return clientKind(n)
+	}
+	mux := &cachev3.MuxCache{
+		Classify:      func(r *cachev3.Request) string { return kind(r.GetTypeUrl(), r.GetNode()) },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return kind(r.GetTypeUrl(), r.GetNode()) },
+		Caches:        map[string]cachev3.Cache{"envoy": s.envoyCache, "grpc": s.grpcCache, "eds": edsGroups{s}},
+	}
+	srv := serverv3.NewServer(ctx, mux, s.cb)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
@@ -154,7 +192,8 @@ func (s *Server) Register(ctx context.Context, g *grpc.Server) {
 // SetCatalog takes a new API catalogue (from internal/catalog's OnChange).
 func (s *Server) SetCatalog(c *apimodel.Catalog) {
 	s.mu.Lock()
-	s.catalog, s.dirtyConfig, s.haveCatalog = c, true, true
+	s.catalog, s.haveCatalog = c, true
+	s.changed.all()
 	s.mu.Unlock()
 	s.poke()
 }
@@ -195,9 +234,7 @@ func (e endpointSink) Reset(kvs []store.KV) {
 	for _, kv := range kvs {
 		e.s.discovery[kv.Key] = string(kv.Value)
 	}
-	e.s.dirtyEndpoints = true
-	e.s.changedKeys = nil
-	e.s.dirtyConfig = true // routes follow the stored URLs' paths
+	e.s.changed.all() // routes follow the stored URLs' paths
 	e.s.loaded("endpoints")
 	e.s.mu.Unlock()
 	e.s.poke()
@@ -209,20 +246,14 @@ func (e endpointSink) Update(ev store.Event) {
 	prevScheme, prevPath, _ := build.DiscoveryShape(e.s.discovery[ev.Key])
 	nextScheme, nextPath, _ := build.DiscoveryShape(string(ev.Value))
 	if prevScheme != nextScheme || prevPath != nextPath {
-		e.s.dirtyConfig = true
+		e.s.changed.all()
 	}
 	if ev.Deleted {
 		delete(e.s.discovery, ev.Key)
 	} else {
 		e.s.discovery[ev.Key] = string(ev.Value)
 	}
-	if !e.s.dirtyEndpoints {
-		e.s.changedKeys = map[string]bool{}
-	}
-	if e.s.changedKeys != nil {
-		e.s.changedKeys[ev.Key] = true
-	}
-	e.s.dirtyEndpoints = true
+	e.s.changed.key(ev.Key)
 	e.s.mu.Unlock()
 	e.s.poke()
 }
@@ -270,7 +301,8 @@ func (k secretSink) Reset(kvs []store.KV) {
 		}
 	}
 	k.s.mu.Lock()
-	k.s.secrets, k.s.dirtyConfig = m, true
+	k.s.secrets = m
+	k.s.changed.all()
 	k.s.loaded("secrets")
 	k.s.mu.Unlock()
 	k.s.poke()
@@ -294,7 +326,7 @@ func (k secretSink) Update(ev store.Event) {
 	} else {
 		delete(k.s.secrets, ev.Key)
 	}
-	k.s.dirtyConfig = true
+	k.s.changed.all()
 	k.s.mu.Unlock()
 	k.s.poke()
 }
@@ -317,7 +349,7 @@ func (s *Server) addGroup(name string) {
 		return
 	}
 	s.groups[name] = &group{}
-	s.dirtyConfig = true
+	s.changed.all()
 	s.mu.Unlock()
 	s.log.Info("new gateway group", zap.String("group", name))
 	s.poke()
@@ -352,54 +384,55 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// publish rebuilds what changed for every group and hands valid snapshots to the cache.
+// publish rebuilds what changed for every group and hands valid snapshots to the caches.
 func (s *Server) publish(ctx context.Context) {
 	s.mu.Lock()
 	if !s.primed() {
 		s.mu.Unlock()
 		return // what changed stays marked; the first Reset still to come pokes again
 	}
-	full, eds, keys := s.dirtyConfig, s.dirtyEndpoints, s.changedKeys
-	s.dirtyConfig, s.dirtyEndpoints, s.changedKeys = false, false, nil
+	c := s.changed
+	s.changed = change{}
 	cat := s.catalog
 	secrets := append([]build.Secret(nil), s.cfg.Secrets...)
 	for _, sec := range s.secrets {
 		secrets = append(secrets, sec)
 	}
 	sort.Slice(secrets, func(i, j int) bool { return secrets[i].Name < secrets[j].Name })
-	discovery := make(map[string]string, len(s.discovery))
-	for k, v := range s.discovery {
-		discovery[k] = v
-	}
-	names := make([]string, 0, len(s.groups))
-	for n := range s.groups {
-		names = append(names, n)
-	}
+	discovery := maps.Clone(s.discovery)
+	names := slices.Sorted(maps.Keys(s.groups))
 	s.mu.Unlock()
-	if !full && !eds {
+	if c.none() {
 		return
 	}
-	sort.Strings(names)
 	for _, name := range names {
 		start := time.Now()
 		s.mu.Lock()
 		g := s.groups[name]
 		s.mu.Unlock()
-		next, err := s.buildGroup(name, g, cat, secrets, discovery, full || g.cfg == nil, keys)
+		var next *group
+		var err error
+		full := c.config || g.cfg == nil
+		if full {
+			next, err = s.rebuildAll(name, cat, secrets, discovery)
+		} else {
+			next, err = s.rebuildEndpoints(name, g, discovery, c.keys)
+		}
 		if err != nil {
 			s.m.builds.WithLabelValues("rejected").Inc()
 			s.log.Error("new configuration failed validation; the last good one stays in force", zap.String("group", name), zap.Error(err))
 			continue
 		}
-		if full || g.cfg == nil {
+		// Endpoints first: a client told of a new cluster finds its assignment waiting.
+		if err := s.edsCache(name).Set(next.eds); err != nil {
+			s.log.Error("publishing endpoints", zap.String("group", name), zap.Error(err))
+			continue
+		}
+		if full {
 			if err := s.setSnapshots(ctx, name, next); err != nil {
 				s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
 				continue
 			}
-		}
-		if err := s.updateEndpoints(name, g.eds, next.eds); err != nil {
-			s.log.Error("publishing endpoints", zap.String("group", name), zap.Error(err))
-			continue
 		}
 		s.mu.Lock()
 		s.groups[name] = next
@@ -407,30 +440,6 @@ func (s *Server) publish(ctx context.Context) {
 		s.m.builds.WithLabelValues("ok").Inc()
 		s.m.buildSeconds.Observe(time.Since(start).Seconds())
 	}
-}
-
-// updateEndpoints gives the group's linear cache the assignments that changed.
-func (s *Server) updateEndpoints(group string, prev, next []types.Resource) error {
-	old := make(map[string]types.Resource, len(prev))
-	for _, r := range prev {
-		old[cachev3.GetResourceName(r)] = r
-	}
-	changed := map[string]types.Resource{}
-	for _, r := range next {
-		name := cachev3.GetResourceName(r)
-		if o, ok := old[name]; !ok || (o != r && !proto.Equal(o, r)) {
-			changed[name] = r
-		}
-		delete(old, name)
-	}
-	removed := make([]string, 0, len(old))
-	for name := range old {
-		removed = append(removed, name)
-	}
-	if len(changed) == 0 && len(removed) == 0 {
-		return nil
-	}
-	return s.edsCache(group).Update(changed, removed)
 }
 
 func (s *Server) edsCache(group string) *edscache.Cache {
@@ -445,35 +454,27 @@ func (s *Server) edsCache(group string) *edscache.Cache {
 	return c
 }
 
-// dispatch sends each watch to its cache: endpoints to the group's linear cache, the rest
-// to the Envoy or gRPC snapshot cache.
-type dispatch struct{ s *Server }
+// edsGroups sends each endpoints watch to its node's group's endpoints cache.
+type edsGroups struct{ s *Server }
 
-func (d dispatch) pick(typeURL string, n *corev3.Node) cachev3.Cache {
-	if typeURL == resourcev3.EndpointType {
-		return d.s.edsCache(GroupOf(n))
-	}
-	if clientKind(n) == "grpc" {
-		return d.s.grpcCache
-	}
-	return d.s.envoyCache
+func (e edsGroups) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	return e.s.edsCache(GroupOf(r.GetNode())).CreateWatch(r, sub, ch)
 }
 
-func (d dispatch) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
-	return d.pick(r.GetTypeUrl(), r.GetNode()).CreateWatch(r, sub, ch)
+func (e edsGroups) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	return e.s.edsCache(GroupOf(r.GetNode())).CreateDeltaWatch(r, sub, ch)
 }
 
-func (d dispatch) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
-	return d.pick(r.GetTypeUrl(), r.GetNode()).CreateDeltaWatch(r, sub, ch)
+func (e edsGroups) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
+	return e.s.edsCache(GroupOf(r.GetNode())).Fetch(ctx, r)
 }
 
-func (d dispatch) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
-	return d.pick(r.GetTypeUrl(), r.GetNode()).Fetch(ctx, r)
-}
-
-// rebuildEndpoints replaces the assignments of the sets that use a changed discovery key,
-// keeping every other assignment as it was (the same message, so nothing else is resent).
-func (s *Server) rebuildEndpoints(name string, next *group, prev []types.Resource, discovery map[string]string, keys map[string]bool) (*group, error) {
+// rebuildEndpoints is the endpoints-only path: it replaces the assignments of the sets that
+// use a changed discovery key and keeps everything else as it was (the same messages and
+// snapshots, so nothing else is resent).
+func (s *Server) rebuildEndpoints(name string, g *group, discovery map[string]string, keys map[string]bool) (*group, error) {
+	next := &group{cfg: g.cfg, snap: g.snap}
+	prev := g.eds
 	subset := map[string]build.EndpointSet{}
 	for cluster, set := range next.cfg.Sets {
 		for _, e := range set.Endpoints {
@@ -522,61 +523,42 @@ func (s *Server) setSnapshots(ctx context.Context, name string, g *group) error 
 	return nil
 }
 
-// buildGroup makes the group's next resources. With full false only endpoints are rebuilt.
-func (s *Server) buildGroup(name string, g *group, cat *apimodel.Catalog, secrets []build.Secret, discovery map[string]string, full bool, keys map[string]bool) (*group, error) {
-	next := &group{cfg: g.cfg, snap: g.snap}
-	if full {
-		var apis []*apimodel.API
-		for _, a := range cat.APIs() {
-			if build.ForGroup(a, name) {
-				apis = append(apis, a)
-			}
+// rebuildAll is the full path: every resource of the group from the catalogue, the secrets
+// and the discovery values, validated as one set and versioned by content.
+func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []build.Secret, discovery map[string]string) (*group, error) {
+	var apis []*apimodel.API
+	for _, a := range cat.APIs() {
+		if build.ForGroup(a, name) {
+			apis = append(apis, a)
 		}
-		opt := s.cfg.Build
-		opt.Discovery = discovery
-		cfg, errs := build.Build(apis, secrets, opt)
-		for _, err := range errs {
-			s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
-		}
-		next.cfg = cfg
-		next.snap[forEnvoy].res[types.Listener] = cfg.Listeners
-		next.snap[forEnvoy].res[types.Route] = cfg.Routes
-		next.snap[forEnvoy].res[types.Secret] = cfg.Secrets
-		next.snap[forGRPC].res[types.Listener] = cfg.GRPCListeners
-		next.snap[forGRPC].res[types.Route] = cfg.GRPCRoutes
-		next.snap[forEnvoy].res[types.Cluster] = cfg.Clusters
-		next.snap[forGRPC].res[types.Cluster] = cfg.GRPCClusters
 	}
-	if !full && keys != nil {
-		// Only some discovery keys changed: rebuild the assignments that use them.
-		return s.rebuildEndpoints(name, next, g.eds, discovery, keys)
+	opt := s.cfg.Build
+	opt.Discovery = discovery
+	cfg, errs := build.Build(apis, secrets, opt)
+	for _, err := range errs {
+		s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
 	}
-	eds, errs := build.Endpoints(next.cfg.Sets, discovery)
+	next := &group{cfg: cfg}
+	next.snap[forEnvoy].res[types.Listener] = cfg.Listeners
+	next.snap[forEnvoy].res[types.Route] = cfg.Routes
+	next.snap[forEnvoy].res[types.Secret] = cfg.Secrets
+	next.snap[forEnvoy].res[types.Cluster] = cfg.Clusters
+	next.snap[forGRPC].res[types.Listener] = cfg.GRPCListeners
+	next.snap[forGRPC].res[types.Route] = cfg.GRPCRoutes
+	next.snap[forGRPC].res[types.Cluster] = cfg.GRPCClusters
+	eds, errs := build.Endpoints(cfg.Sets, discovery)
 	for _, err := range errs {
 		s.m.discoveryErrors.Inc()
 		s.log.Warn("endpoint discovery", zap.String("group", name), zap.Error(err))
 	}
 	next.eds = eds
-	if full {
-		for i := range next.snap {
-			r := &next.snap[i].res
-			if err := validate.Set(msgs(r[types.Listener]), msgs(r[types.Route]), msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		for _, r := range eds {
-			if err := validate.Message(r); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if !full {
-		return next, nil // only endpoints changed: the snapshots stay as they are
-	}
 	for i := range next.snap {
-		for t := range next.snap[i].res {
-			v, err := version(next.snap[i].res[t])
+		r := &next.snap[i].res
+		if err := validate.Set(msgs(r[types.Listener]), msgs(r[types.Route]), msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
+			return nil, err
+		}
+		for t := range r {
+			v, err := version(r[t])
 			if err != nil {
 				return nil, err
 			}

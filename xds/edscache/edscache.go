@@ -7,6 +7,8 @@ package edscache
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +67,30 @@ func (c *Cache) parse(v string) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(v[len(c.prefix):], 10, 64)
 	return n, err == nil && n <= c.version
+}
+
+// Set makes all the group's assignments: those that differ from what the cache holds are
+// updated (an unchanged one — the same message or an equal one — is not resent), those it
+// holds that are not in all are removed.
+func (c *Cache) Set(all []types.Resource) error {
+	c.mu.Lock()
+	gone := make(map[string]bool, len(c.res))
+	for name := range c.res {
+		gone[name] = true
+	}
+	changed := map[string]types.Resource{}
+	for _, r := range all {
+		name := cachev3.GetResourceName(r)
+		delete(gone, name)
+		if e, ok := c.res[name]; !ok || (e.msg != r && !proto.Equal(e.msg, r)) {
+			changed[name] = r
+		}
+	}
+	c.mu.Unlock()
+	if len(changed) == 0 && len(gone) == 0 {
+		return nil
+	}
+	return c.Update(changed, slices.Sorted(maps.Keys(gone)))
 }
 
 // Update sets changed assignments and removes others, and answers the watches they concern.

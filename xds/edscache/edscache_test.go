@@ -143,3 +143,52 @@ func TestMarshalledOnce(t *testing.T) {
 		}
 	}
 }
+
+// Set is the whole group's assignments: an equal assignment (the same message or a new
+// equal one) is not resent, a changed one is, to its clients only, and one left out is
+// removed (a new client no longer gets it).
+func TestSetSendsOnlyWhatDiffers(t *testing.T) {
+	c := newCache()
+	a := &endpointv3.ClusterLoadAssignment{ClusterName: "a", Endpoints: []*endpointv3.LocalityLbEndpoints{{Priority: 1}}}
+	if err := c.Set([]types.Resource{a, cla("b")}); err != nil {
+		t.Fatal(err)
+	}
+	ca, cb := newClient(t, "a"), newClient(t, "b")
+	ca.watch(c)
+	cb.watch(c)
+	if ca.recv() == nil || cb.recv() == nil {
+		t.Fatal("new clients got nothing after the first Set")
+	}
+	ca.watch(c)
+	cb.watch(c)
+	// The same message for a, an equal new one for b: nothing to send.
+	if err := c.Set([]types.Resource{a, cla("b")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ca.recv(); got != nil {
+		t.Errorf("an unchanged a was resent: %v", got)
+	}
+	if got := cb.recv(); got != nil {
+		t.Errorf("an equal b was resent: %v", got)
+	}
+	// b changes: only b's client hears of it.
+	b2 := &endpointv3.ClusterLoadAssignment{ClusterName: "b", Endpoints: []*endpointv3.LocalityLbEndpoints{{Priority: 2}}}
+	if err := c.Set([]types.Resource{a, b2}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cb.recv(); len(got) != 1 || got[0] != "b" {
+		t.Errorf("after b changed its client got %v", got)
+	}
+	if got := ca.recv(); got != nil {
+		t.Errorf("a's client was sent %v for a change of b", got)
+	}
+	// b left out: removed.
+	if err := c.Set([]types.Resource{a}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := newClient(t, "a", "b")
+	fresh.watch(c)
+	if got := fresh.recv(); len(got) != 1 || got[0] != "a" {
+		t.Errorf("after b was removed a new client got %v, want [a]", got)
+	}
+}
