@@ -122,7 +122,9 @@ type Enforcer struct {
 	authenticators map[apimodel.SchemeType]authenticator
 	// views are the principals rendered for responses, kept while their verifier keeps
 	// the principal (respond.go).
-	views viewCache
+	views  memo[*identity.Principal, *identityView]
+	// routes are the operations' dynamic metadata values.
+	routes memo[*apimodel.Operation, routeValues]
 }
 
 // New builds an enforcer. tokens may be nil when no issuer is configured: bearer
@@ -139,6 +141,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	e.authenticators = authenticators(e)
+	e.views.max, e.routes.max = maxViews, maxRoutes
 	if cfg.DPoP != nil {
 		e.dpopAlgs = strings.Join(cfg.DPoP.Algorithms(), " ")
 	}

@@ -75,30 +75,52 @@ func setHeader(k, v string) *corev3.HeaderValueOption {
 	}
 }
 
-// viewCache keeps each principal's view while its verifier keeps the principal (a cached
-// token is the same *Principal every time), so an allowed request renders nothing; it is
-// emptied when it holds too many, and refills from the requests that come.
-type viewCache struct {
-	m sync.Map // *identity.Principal → *identityView
-	n atomic.Int64
+// memo keeps values made from long-lived keys (a cached token's *Principal is the same
+// every time; an operation lives as long as its catalogue), so an allowed request renders
+// nothing. It is emptied when it holds max values and refills from the requests that come.
+type memo[K comparable, V any] struct {
+	m   sync.Map // K → V
+	n   atomic.Int64
+	max int64
 }
 
-const maxViews = 100000
-
-func (c *viewCache) of(p *identity.Principal) *identityView {
-	if v, ok := c.m.Load(p); ok {
-		return v.(*identityView)
+// of is k's value, made by mk and kept when keep is true.
+func (c *memo[K, V]) of(k K, mk func(K) V, keep bool) V {
+	if v, ok := c.m.Load(k); ok {
+		return v.(V)
 	}
-	v := newIdentityView(p)
-	if p.Kind != identity.JWT && p.Kind != identity.Opaque {
-		return v // made per request: nothing would find it again
+	v := mk(k)
+	if !keep {
+		return v
 	}
-	if c.n.Add(1) > maxViews {
+	if c.n.Add(1) > c.max {
 		c.m.Clear()
 		c.n.Store(1)
 	}
-	c.m.Store(p, v)
+	c.m.Store(k, v)
 	return v
+}
+
+// maxViews bounds the principals' views; maxRoutes the operations' values (a catalogue
+// change makes new operations, and the old ones' values are dropped when the bound is hit).
+const (
+	maxViews  = 100000
+	maxRoutes = 20000
+)
+
+// view is a principal's rendering; only verifiers' principals (JWT, opaque) are kept, the
+// others are made per request and nothing would find them again.
+func (e *Enforcer) view(p *identity.Principal) *identityView {
+	return e.views.of(p, newIdentityView, p.Kind == identity.JWT || p.Kind == identity.Opaque)
+}
+
+// routeValues are an operation's dynamic metadata values: its API's id and its own key.
+type routeValues struct{ api, operation *structpb.Value }
+
+func (e *Enforcer) routeValues(a *apimodel.API, op *apimodel.Operation) routeValues {
+	return e.routes.of(op, func(op *apimodel.Operation) routeValues {
+		return routeValues{structpb.NewStringValue(a.ID()), structpb.NewStringValue(op.Key())}
+	}, true)
 }
 
 func (e *Enforcer) respond(o *decision) *authv3.CheckResponse {
@@ -107,14 +129,14 @@ func (e *Enforcer) respond(o *decision) *authv3.CheckResponse {
 	}
 	ok := &authv3.OkHttpResponse{HeadersToRemove: removeEnvironment}
 	fields := make(map[string]*structpb.Value, 8)
-	if o.api != nil {
+	if o.api != nil && o.op != nil {
+		rv := e.routeValues(o.api, o.op)
+		fields["api"], fields["operation"] = rv.api, rv.operation
+	} else if o.api != nil {
 		fields["api"] = structpb.NewStringValue(o.api.ID())
 	}
-	if o.op != nil {
-		fields["operation"] = structpb.NewStringValue(o.op.Key())
-	}
 	if o.principal != nil {
-		view := e.views.of(o.principal)
+		view := e.view(o.principal)
 		ok.Headers = view.headers
 		for k, v := range view.fields {
 			fields[k] = v
