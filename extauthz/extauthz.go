@@ -122,7 +122,7 @@ type Enforcer struct {
 	authenticators map[apimodel.SchemeType]authenticator
 	// views are the principals rendered for responses, kept while their verifier keeps
 	// the principal (respond.go).
-	views  memo[*identity.Principal, *identityView]
+	views memo[*identity.Principal, *identityView]
 	// routes are the operations' dynamic metadata values.
 	routes memo[*apimodel.Operation, routeValues]
 }
