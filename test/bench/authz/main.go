@@ -6,13 +6,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -22,12 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -37,6 +29,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/test/bench/internal/benchutil"
 	"github.com/tollgate-gw/tollgate/test/bench/internal/grpcload"
 
 	"github.com/tollgate-gw/tollgate/internal/testutil"
@@ -47,37 +40,25 @@ const (
 	aud    = "coffeebar"
 )
 
-// nothing is the do-nothing Check server.
-type nothing struct {
-	authv3.UnimplementedAuthorizationServer
-}
-
-func (nothing) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
-}
-
 func main() {
 	dur := flag.Duration("duration", 3*time.Second, "length of each timed run")
 	firstSeen := flag.Int("first-seen", 3000, "distinct tokens for each first-seen run")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the cached-token runs to this file")
 	flag.Parse()
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	check(err)
-	jwks := serveJWKS(key)
-	defer jwks.Close()
+	idp := benchutil.NewIssuer(issuer, aud)
 	def, err := os.ReadFile("examples/coffeebar/coffeebar.yaml")
-	check(err)
+	benchutil.Check(err)
 	res, err := openapi.Parse("coffeebar.yaml", def)
-	check(err)
+	benchutil.Check(err)
 	reg := catalog.New(zap.NewNop(), nil)
 	reg.Set([]*apimodel.API{res.API})
 	v, err := jwt.New(jwt.Config{
-		Issuers:      []jwt.IssuerConfig{{Issuer: issuer, JWKSURL: jwks.URL, Audiences: []string{aud}, Algorithms: []string{"RS256"}}},
+		Issuers:      []jwt.IssuerConfig{{Issuer: issuer, JWKSURL: idp.JWKSURL, Audiences: []string{aud}, Algorithms: []string{"RS256"}}},
 		CacheSize:    200000,
 		ClaimHeaders: map[string]string{"sub": "x-user"},
 	}, zap.NewNop(), prometheus.NewRegistry())
-	check(err)
+	benchutil.Check(err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go v.Run(ctx)
@@ -87,9 +68,9 @@ func main() {
 	enf := extauthz.New(extauthz.Config{}, reg, v, zap.NewNop(), prometheus.NewRegistry())
 
 	tollgate, tollgateAddr := serve(func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, enf) })
-	floor, floorAddr := serve(func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, nothing{}) })
+	floor, floorAddr := serve(func(s *grpc.Server) { authv3.RegisterAuthorizationServer(s, benchutil.Nothing{}) })
 
-	cached := request(sign(key, "read:menu"))
+	cached := request(idp.Sign("read:menu"))
 	fmt.Printf("Check over gRPC on loopback, %d CPUs, GOMAXPROCS=%d, %v per timed run; one client connection per server\n\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), *dur)
 	fmt.Printf("%-34s %8s %12s %10s %10s %12s\n", "load", "callers", "checks/s", "p50", "p99", "CPU/check")
 	results := map[string]float64{}
@@ -98,8 +79,8 @@ func main() {
 		report("do-nothing server (floor)", callers, f)
 		if *cpuProfile != "" && callers == 16 {
 			pf, err := os.Create(*cpuProfile)
-			check(err)
-			check(pprof.StartCPUProfile(pf))
+			benchutil.Check(err)
+			benchutil.Check(pprof.StartCPUProfile(pf))
 		}
 		c := timed(tollgate, cached, callers, *dur)
 		pprof.StopCPUProfile()
@@ -111,7 +92,7 @@ func main() {
 		for w := range runtime.NumCPU() {
 			wg.Go(func() {
 				for i := w; i < len(reqs); i += runtime.NumCPU() {
-					reqs[i] = request(sign(key, "read:menu"))
+					reqs[i] = request(idp.Sign("read:menu"))
 				}
 			})
 		}
@@ -122,11 +103,11 @@ func main() {
 	// The same cached-token load from a generator that costs the machine little: one HTTP/2
 	// connection, pre-encoded frames, as Envoy would send it.
 	msg, err := proto.Marshal(cached)
-	check(err)
+	benchutil.Check(err)
 	for _, s := range []struct{ name, addr string }{{"do-nothing server (floor)", floorAddr}, {"tollgate, cached RS256 token", tollgateAddr}} {
 		cpu0 := cpuTime()
 		st, err := grpcload.Load{Addr: s.addr, Method: "/envoy.service.auth.v3.Authorization/Check", Msgs: [][]byte{msg}, Check: grpcload.Allowed}.Closed(16, *dur)
-		check(err)
+		benchutil.Check(err)
 		report(s.name+" (h2)", 16, stats{rate: st.Rate, p50: st.P50, p99: st.P99, cpu: (cpuTime() - cpu0) / time.Duration(st.Calls)})
 		results[s.name] = st.Rate
 	}
@@ -220,12 +201,12 @@ func cpuTime() time.Duration {
 
 func serve(register func(*grpc.Server)) (authv3.AuthorizationClient, string) {
 	lis, err := testutil.ListenLow()
-	check(err)
+	benchutil.Check(err)
 	s := grpc.NewServer(extauthz.ServerOptions()...) // as tollgate's enforcer port
 	register(s)
 	go s.Serve(lis)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err)
+	benchutil.Check(err)
 	return authv3.NewAuthorizationClient(conn), lis.Addr().String()
 }
 
@@ -235,36 +216,4 @@ func request(token string) *authv3.CheckRequest {
 		Headers:           map[string]string{"authorization": "Bearer " + token, "user-agent": "bench/1.0", "accept": "*/*"},
 		ContextExtensions: map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "GET /menu"},
 	})
-}
-
-func sign(key *rsa.PrivateKey, scope string) string {
-	now := time.Now()
-	t := gojwt.NewWithClaims(gojwt.SigningMethodRS256, gojwt.MapClaims{
-		"iss": issuer, "aud": aud, "sub": "bench", "azp": "bench-app", "scope": scope,
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": rand.Text(),
-	})
-	t.Header["kid"] = "k1"
-	s, err := t.SignedString(key)
-	check(err)
-	return s
-}
-
-func serveJWKS(key *rsa.PrivateKey) *httptest.Server {
-	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1"}})
-	check(err)
-	body, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
-	l, err := testutil.ListenLow()
-	check(err)
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	return srv
-}
-
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -27,7 +26,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/store"
-	"github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/test/bench/internal/benchutil"
 )
 
 func main() {
@@ -35,18 +34,18 @@ func main() {
 	runs := flag.Int("runs", 3, "starts of each kind (the median is printed)")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "tollgate-bench-startup")
-	check(err)
+	benchutil.Check(err)
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "tollgate")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	check(build.Run())
+	benchutil.Check(build.Run())
 
-	etcdAddr, peer := freeAddr(), freeAddr()
+	etcdAddr, peer := benchutil.Addr(), benchutil.Addr()
 	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), ClientAddr: etcdAddr, PeerAddr: peer, NoFsync: true}, zap.NewNop())
-	check(err)
+	benchutil.Check(err)
 	st, err := store.Connect(store.Config{Endpoints: []string{emb.Endpoint}}, zap.NewNop())
-	check(err)
+	benchutil.Check(err)
 	ctx := context.Background()
 	docs := make([]store.Doc, *nAPIs)
 	for i := range docs {
@@ -60,20 +59,20 @@ paths:
 	}
 	for i := 0; i < len(docs); i += 100 {
 		_, err := st.PutAPIs(ctx, docs[i:min(i+100, len(docs))])
-		check(err)
+		benchutil.Check(err)
 	}
 	st.Close()
 
-	xdsAddr, authzAddr := freeAddr(), freeAddr()
+	xdsAddr, authzAddr := benchutil.Addr(), benchutil.Addr()
 	cfg := func(name, listen string) string {
 		p := filepath.Join(dir, name+".yaml")
-		check(os.WriteFile(p, []byte(fmt.Sprintf(`dataDir: %s
+		benchutil.Check(os.WriteFile(p, []byte(fmt.Sprintf(`dataDir: %s
 etcd: {endpoints: [%s], dialTimeout: 1s}
 xds: {listen: %s}
 authz: {listen: %s}
 admin: {listen: %s}
 log: {level: warn}
-`, filepath.Join(dir, "data-"+name), emb.Endpoint, xdsAddr, authzAddr, freeAddr())), 0o644))
+`, filepath.Join(dir, "data-"+name), emb.Endpoint, xdsAddr, authzAddr, benchutil.Addr())), 0o644))
 		return p
 	}
 	xdsCfg, authzCfg := cfg("xds", xdsAddr), cfg("authz", authzAddr)
@@ -85,12 +84,12 @@ log: {level: warn}
 		t0 := time.Now()
 		firstSnapshot(xdsAddr, want)
 		snap := time.Since(t0)
-		stop(x)
+		benchutil.Stop(x)
 		a := start(bin, "authz", "--config", authzCfg)
 		t0 = time.Now()
 		firstAllowed(authzAddr, fmt.Sprintf("/svc%d/v1/items/7", *nAPIs-1))
 		ok := time.Since(t0)
-		stop(a)
+		benchutil.Stop(a)
 		return snap, ok
 	}
 	var fromEtcd, fromCopy [2][]time.Duration
@@ -112,20 +111,8 @@ log: {level: warn}
 
 func start(bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
-	check(cmd.Start())
+	benchutil.Check(cmd.Start())
 	return cmd
-}
-
-func stop(cmd *exec.Cmd) {
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
 }
 
 // firstSnapshot waits, as an Envoy would, for the route table and returns once it holds
@@ -133,7 +120,7 @@ func stop(cmd *exec.Cmd) {
 func firstSnapshot(addr string, want int) {
 	for {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		check(err)
+		benchutil.Check(err)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
 		if err == nil {
@@ -173,7 +160,7 @@ func firstSnapshot(addr string, want int) {
 // firstAllowed sends a Check for an open operation of the last API until it is allowed.
 func firstAllowed(addr, path string) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err)
+	benchutil.Check(err)
 	defer conn.Close()
 	cli := authv3.NewAuthorizationClient(conn)
 	req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: path})
@@ -191,18 +178,4 @@ func firstAllowed(addr, path string) {
 func median(ds []time.Duration) time.Duration {
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	return ds[len(ds)/2].Round(time.Millisecond)
-}
-
-// freeAddr is a free loopback address below 32768 (above it the kernel picks client ports).
-func freeAddr() string {
-	a, err := testutil.LowAddr()
-	check(err)
-	return a
-}
-
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }

@@ -18,10 +18,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/binary"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -34,14 +31,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	gojwt "github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -50,7 +43,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/gctune"
 	"github.com/tollgate-gw/tollgate/internal/store"
-	"github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/test/bench/internal/benchutil"
 )
 
 const (
@@ -91,7 +84,7 @@ func main() {
 	}
 
 	dir, err := os.MkdirTemp("", "tollgate-bench-tail")
-	check(err)
+	benchutil.Check(err)
 	if *keep {
 		fmt.Fprintln(os.Stderr, "working directory:", dir)
 	} else {
@@ -100,20 +93,19 @@ func main() {
 	bin := filepath.Join(dir, "tollgate")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	check(build.Run())
+	benchutil.Check(build.Run())
 	self, err := os.Executable()
-	check(err)
+	benchutil.Check(err)
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	check(err)
-	jwksURL := serveJWKS(key)
+	idp := benchutil.NewIssuer(issuer, aud)
+	jwksURL := idp.JWKSURL
 	req := extauthz.NewCheckRequest(extauthz.Request{
 		Method: "GET", Path: "/coffeebar/v1/menu", Host: "gw.bench", Peer: "10.0.0.7:43210",
-		Headers:           map[string]string{"authorization": "Bearer " + sign(key, "read:menu"), "user-agent": "bench/1.0", "accept": "*/*", "x-request-id": "5f3c1a52-bench"},
+		Headers:           map[string]string{"authorization": "Bearer " + idp.Sign("read:menu"), "user-agent": "bench/1.0", "accept": "*/*", "x-request-id": "5f3c1a52-bench"},
 		ContextExtensions: map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "GET /menu"},
 	})
 	body := filepath.Join(dir, "check.grpc")
-	check(os.WriteFile(body, frame(req), 0o644))
+	benchutil.Check(os.WriteFile(body, frame(req), 0o644))
 
 	type server struct {
 		name string
@@ -128,7 +120,7 @@ func main() {
 	// The bench's API: one operation that needs a scope, no throttling tier (a tier would
 	// turn most of the timed Checks into 429s after its first minute's quota).
 	def := filepath.Join(dir, "menu.yaml")
-	check(os.WriteFile(def, []byte(`openapi: 3.0.3
+	benchutil.Check(os.WriteFile(def, []byte(`openapi: 3.0.3
 info: {title: Coffeebar, version: v1}
 x-wso2-basePath: /coffeebar/{version}
 x-wso2-production-endpoints: {urls: ["http://127.0.0.1:8081/coffeebar"]}
@@ -141,9 +133,9 @@ paths:
 	admins := map[string]string{}
 	config := func(name, etcd, authzAddr string) string {
 		p := filepath.Join(dir, name+".yaml")
-		adminAddr := addr()
+		adminAddr := benchutil.Addr()
 		admins["tollgate "+name] = adminAddr
-		check(os.WriteFile(p, []byte(fmt.Sprintf(`dataDir: %s
+		benchutil.Check(os.WriteFile(p, []byte(fmt.Sprintf(`dataDir: %s
 etcd: {endpoints: [%s], embeddedClientAddr: %s, embeddedPeerAddr: %s}
 authz: {listen: %s}
 xds: {listen: %s}
@@ -151,36 +143,36 @@ admin: {listen: %s, profiling: true}
 log: {level: warn}
 issuers:
   - {name: bench, issuer: %q, audiences: [%s], jwksURL: %q, algorithms: [RS256]}
-`, filepath.Join(dir, "data-"+name), etcd, addr(), addr(), authzAddr, addr(), adminAddr, issuer, aud, jwksURL)), 0o644))
+`, filepath.Join(dir, "data-"+name), etcd, benchutil.Addr(), benchutil.Addr(), authzAddr, benchutil.Addr(), adminAddr, issuer, aud, jwksURL)), 0o644))
 		return p
 	}
 	if want["floor"] {
-		a := addr()
+		a := benchutil.Addr()
 		servers = append(servers, server{"floor", a, start(dir, "floor", self, "-serve-floor", a)})
 	}
 	if want["floor-gc"] {
-		a := addr()
+		a := benchutil.Addr()
 		servers = append(servers, server{"floor, GC floor", a, start(dir, "floor-gc", self, "-serve-floor", a, "-floor-gc")})
 	}
 	if want["run"] {
-		a := addr()
+		a := benchutil.Addr()
 		cfg := config("run", "", a)
 		servers = append(servers, server{"tollgate run", a, start(dir, "run", bin, "run", "--config", cfg, "-f", def)})
 	}
 	if want["authz"] {
-		etcdAddr := addr()
-		etcd := start(dir, "etcd", self, "-serve-etcd", filepath.Join(dir, "etcd"), "-etcd-client", etcdAddr, "-etcd-peer", addr())
-		defer stop(etcd)
-		a := addr()
+		etcdAddr := benchutil.Addr()
+		etcd := start(dir, "etcd", self, "-serve-etcd", filepath.Join(dir, "etcd"), "-etcd-client", etcdAddr, "-etcd-peer", benchutil.Addr())
+		defer benchutil.Stop(etcd)
+		a := benchutil.Addr()
 		cfg := config("authz", "http://"+etcdAddr, a)
 		waitTCP(etcdAddr)
 		apply := exec.Command(bin, "apply", "--config", cfg, "-f", def)
 		apply.Stderr = os.Stderr
-		check(apply.Run())
+		benchutil.Check(apply.Run())
 		servers = append(servers, server{"tollgate authz", a, start(dir, "authz", bin, "authz", "--config", cfg)})
 	}
 	for _, s := range servers {
-		defer stop(s.cmd)
+		defer benchutil.Stop(s.cmd)
 		waitAllowed(s.name, s.addr, req)
 	}
 
@@ -197,7 +189,7 @@ issuers:
 				profiled()
 			}
 			if ok, why := allowed(s.addr, req); !ok { // the timed Checks were the allow path
-				check(fmt.Errorf("%s denied the bench's request after a timed run: %s", s.name, why))
+				benchutil.Check(fmt.Errorf("%s denied the bench's request after a timed run: %s", s.name, why))
 			}
 			results[s.name] = append(results[s.name], res)
 		}
@@ -223,17 +215,17 @@ issuers:
 // capture starts fetching a CPU profile and then an execution trace from a server's admin
 // port while the timed part of a run goes on (after its warm-up); the returned func waits.
 func capture(admin, prefix string, d time.Duration) func() {
-	check(os.MkdirAll(filepath.Dir(prefix), 0o755))
+	benchutil.Check(os.MkdirAll(filepath.Dir(prefix), 0o755))
 	done := make(chan struct{})
 	get := func(path, file string) {
 		resp, err := http.Get("http://" + admin + path)
-		check(err)
+		benchutil.Check(err)
 		defer resp.Body.Close()
 		f, err := os.Create(file)
-		check(err)
+		benchutil.Check(err)
 		defer f.Close()
 		_, err = io.Copy(f, resp.Body)
-		check(err)
+		benchutil.Check(err)
 	}
 	go func() {
 		defer close(done)
@@ -261,18 +253,18 @@ func load(dir, name, addr string, pid int, body string, conns, streams int, d ti
 	cmd := exec.Command("h2load", args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
-	check(cmd.Start())
+	benchutil.Check(cmd.Start())
 	time.Sleep(time.Second) // the warm-up; CPU is counted over the timed part only
 	cpu0 := cpuOf(pid)
 	if err := cmd.Wait(); err != nil {
 		fmt.Fprintln(os.Stderr, out.String())
-		check(err)
+		benchutil.Check(err)
 	}
 	cpu := cpuOf(pid) - cpu0
 	m := regexp.MustCompile(`requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed`).FindStringSubmatch(out.String())
 	if m == nil || m[3] != "0" {
 		fmt.Fprintln(os.Stderr, out.String())
-		check(fmt.Errorf("%s: h2load reported failures", name))
+		benchutil.Check(fmt.Errorf("%s: h2load reported failures", name))
 	}
 	lat := readLog(logPath)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
@@ -288,7 +280,7 @@ func load(dir, name, addr string, pid int, body string, conns, streams int, d ti
 // timed part: h2load logs the warm-up's requests too, first.
 func readLog(path string) []time.Duration {
 	f, err := os.Open(path)
-	check(err)
+	benchutil.Check(err)
 	defer f.Close()
 	type rec struct{ start, dur int64 }
 	var recs []rec
@@ -302,13 +294,13 @@ func readLog(path string) []time.Duration {
 		status, _ := strconv.Atoi(fs[1])
 		du, _ := strconv.ParseInt(fs[2], 10, 64)
 		if status != 200 {
-			check(fmt.Errorf("%s: a response with HTTP status %d", path, status))
+			benchutil.Check(fmt.Errorf("%s: a response with HTTP status %d", path, status))
 		}
 		recs = append(recs, rec{st, du})
 	}
-	check(sc.Err())
+	benchutil.Check(sc.Err())
 	if len(recs) == 0 {
-		check(fmt.Errorf("%s: no requests logged", path))
+		benchutil.Check(fmt.Errorf("%s: no requests logged", path))
 	}
 	first := recs[0].start
 	for _, r := range recs {
@@ -326,7 +318,7 @@ func readLog(path string) []time.Duration {
 // cpuOf is a process's user + system CPU time from /proc/PID/stat.
 func cpuOf(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	check(err)
+	benchutil.Check(err)
 	s := string(b)
 	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after "pid (comm) "
 	ut, _ := strconv.ParseInt(fs[11], 10, 64)
@@ -354,33 +346,24 @@ func us(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) 
 // frame is a gRPC message frame: no compression, length, the message.
 func frame(m proto.Message) []byte {
 	b, err := proto.Marshal(m)
-	check(err)
+	benchutil.Check(err)
 	out := make([]byte, 5+len(b))
 	binary.BigEndian.PutUint32(out[1:], uint32(len(b)))
 	copy(out[5:], b)
 	return out
 }
 
-// nothing is the do-nothing Check server.
-type nothing struct {
-	authv3.UnimplementedAuthorizationServer
-}
-
-func (nothing) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	return &authv3.CheckResponse{Status: &rpcstatus.Status{}, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{}}}, nil
-}
-
 func serveFloor(a string) {
 	l, err := net.Listen("tcp", a)
-	check(err)
+	benchutil.Check(err)
 	s := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(s, nothing{})
-	check(s.Serve(l))
+	authv3.RegisterAuthorizationServer(s, benchutil.Nothing{})
+	benchutil.Check(s.Serve(l))
 }
 
 func serveEtcd(dir, client, peer string) {
 	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientAddr: client, PeerAddr: peer}, zap.NewNop())
-	check(err)
+	benchutil.Check(err)
 	defer emb.Close()
 	select {}
 }
@@ -388,22 +371,10 @@ func serveEtcd(dir, client, peer string) {
 func start(dir, name, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
 	f, err := os.Create(filepath.Join(dir, name+".out"))
-	check(err)
+	benchutil.Check(err)
 	cmd.Stdout, cmd.Stderr = f, f
-	check(cmd.Start())
+	benchutil.Check(cmd.Start())
 	return cmd
-}
-
-func stop(cmd *exec.Cmd) {
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
 }
 
 func waitTCP(a string) {
@@ -413,7 +384,7 @@ func waitTCP(a string) {
 			return
 		}
 	}
-	check(fmt.Errorf("%s did not start listening", a))
+	benchutil.Check(fmt.Errorf("%s did not start listening", a))
 }
 
 // waitAllowed waits until the server allows the bench's request (the definition loaded and
@@ -426,13 +397,13 @@ func waitAllowed(name, a string, req *authv3.CheckRequest) {
 			return
 		}
 	}
-	check(fmt.Errorf("%s never allowed the bench's request: %s", name, why))
+	benchutil.Check(fmt.Errorf("%s never allowed the bench's request: %s", name, why))
 }
 
 // allowed sends one Check and says whether it was allowed, and if not why.
 func allowed(a string, req *authv3.CheckRequest) (bool, string) {
 	conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err)
+	benchutil.Check(err)
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -441,40 +412,4 @@ func allowed(a string, req *authv3.CheckRequest) (bool, string) {
 		return false, err.Error()
 	}
 	return resp.GetOkResponse() != nil, fmt.Sprint(resp.GetDeniedResponse().GetStatus(), resp.GetDeniedResponse().GetBody())
-}
-
-func sign(key *rsa.PrivateKey, scope string) string {
-	now := time.Now()
-	t := gojwt.NewWithClaims(gojwt.SigningMethodRS256, gojwt.MapClaims{
-		"iss": issuer, "aud": aud, "sub": "bench", "azp": "bench-app", "scope": scope,
-		"iat": now.Unix(), "exp": now.Add(2 * time.Hour).Unix(), "jti": rand.Text(),
-	})
-	t.Header["kid"] = "k1"
-	s, err := t.SignedString(key)
-	check(err)
-	return s
-}
-
-func serveJWKS(key *rsa.PrivateKey) string {
-	j, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1"}})
-	check(err)
-	body, _ := json.Marshal(jwkset.JWKSMarshal{Keys: []jwkset.JWKMarshal{j.Marshal()}})
-	l, err := testutil.ListenLow()
-	check(err)
-	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
-	return "http://" + l.Addr().String() + "/jwks.json"
-}
-
-// addr is a free loopback address below 32768 (above it the kernel picks client ports).
-func addr() string {
-	a, err := testutil.LowAddr()
-	check(err)
-	return a
-}
-
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }
