@@ -25,10 +25,8 @@ type API struct {
 	// Gateways names the gateway groups (Envoy node clusters) that serve the API; empty
 	// means every group.
 	Gateways []string
-	// MutualTLS is "" (the security requirements decide), "optional" (a trusted client
-	// certificate is enough; without one the requirements apply) or "required" (no trusted
-	// certificate, 401; then the requirements apply too).
-	MutualTLS string
+	// MutualTLS is the API's own mutual TLS; "" means the security requirements decide.
+	MutualTLS MutualTLSMode
 	// CORS, when set, answers browsers' preflight requests at the gateway and adds the
 	// CORS response headers.
 	CORS *CORS
@@ -129,6 +127,17 @@ type Scheme struct {
 	In    KeyLocation
 	Param string
 }
+
+// MutualTLSMode is an API's own mutual TLS (x-tollgate-mutual-tls).
+type MutualTLSMode string
+
+const (
+	// MutualTLSOptional: a trusted client certificate is enough; without one the
+	// security requirements apply.
+	MutualTLSOptional MutualTLSMode = "optional"
+	// MutualTLSRequired: no trusted certificate, 401; then the requirements apply too.
+	MutualTLSRequired MutualTLSMode = "required"
+)
 
 // KeyLocation is where an API key is sent: OpenAPI's apiKey `in`.
 type KeyLocation string
@@ -294,7 +303,7 @@ func (a *API) Validate() Problems {
 		(len(a.BasePath) > 1 && strings.HasSuffix(a.BasePath, "/")) {
 		add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
 	}
-	if a.MutualTLS != "" && a.MutualTLS != "optional" && a.MutualTLS != "required" {
+	if a.MutualTLS != "" && a.MutualTLS != MutualTLSOptional && a.MutualTLS != MutualTLSRequired {
 		add("$.x-tollgate-mutual-tls", "%q must be optional or required", a.MutualTLS)
 	}
 	for i, h := range a.Hosts {

@@ -302,9 +302,9 @@ func (p *parser) api() *apimodel.API {
 	api.CORS = root.cors()
 	if m, ok := root.str("mutual-tls"); ok {
 		// WSO2 writes mandatory for required.
-		api.MutualTLS = map[string]string{"mandatory": "required"}[strings.ToLower(m)]
-		if api.MutualTLS == "" {
-			api.MutualTLS = strings.ToLower(m)
+		api.MutualTLS = apimodel.MutualTLSMode(strings.ToLower(m))
+		if api.MutualTLS == "mandatory" {
+			api.MutualTLS = apimodel.MutualTLSRequired
 		}
 	}
 	api.Production = root.endpoints("production-endpoints")
