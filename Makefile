@@ -16,7 +16,7 @@ deps:
 		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
 
 build:
-	$(GO) build -o $(BIN) ./cmd/tollgate
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/tollgate
 
 # Everything in one process on the embedded etcd (./data), with the example APIs and the
 # development token issuer, so `tollgate token` and `tollgate check` work right away.

@@ -3,8 +3,13 @@ package test
 import (
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The profiler is off unless admin.profiling says so; on, it serves pprof's index and a
@@ -36,5 +41,42 @@ func TestAdminProfilingIsOptIn(t *testing.T) {
 			}
 		}
 		srv.stop()
+	}
+}
+
+// The start-up banner's hints work as printed for an instance on non-default ports with its
+// own data directory: the token they mint is accepted by the check they give.
+func TestBannerHintsReachThisInstance(t *testing.T) {
+	dir := t.TempDir()
+	p := newPorts(t)
+	cfg := serverConfig(t, dir, "tollgate.yaml", p, "")
+	srv := startTollgate(t, "run", "--dev", "--config", cfg, "--data-dir", filepath.Join(dir, "elsewhere"), "-f", "../examples/coffeebar/coffeebar.yaml")
+	srv.waitUp()
+	time.Sleep(200 * time.Millisecond) // the banner's last lines
+	srv.mu.Lock()
+	banner := strings.Join(srv.stdout, "\n")
+	srv.mu.Unlock()
+	tokenLine := regexp.MustCompile(`TOKEN=\$\((.*)\)`).FindStringSubmatch(banner)
+	checkLine := regexp.MustCompile(`(?m)^\s+(\S+ check .*)$`).FindStringSubmatch(banner)
+	if tokenLine == nil || checkLine == nil {
+		t.Fatalf("no token or check hint in the banner:\n%s", banner)
+	}
+	if !strings.Contains(tokenLine[1], "--config "+cfg) || !strings.Contains(tokenLine[1], "--data-dir") {
+		t.Errorf("the token hint does not name this instance's configuration and data directory: %s", tokenLine[1])
+	}
+	waitReady(t, "http://"+p.admin+"/readyz")
+	tok, err := exec.Command("bash", "-c", tokenLine[1]).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", tokenLine[1], err)
+	}
+	check := exec.Command("bash", "-c", checkLine[1])
+	check.Env = append(os.Environ(), "TOKEN="+strings.TrimSpace(string(tok)))
+	out, err := check.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "ALLOWED 200") {
+		t.Errorf("%s: %v\n%s", checkLine[1], err, out)
+	}
+	// The admin port says which build this is.
+	if m := get(t, "http://"+p.admin+"/metrics"); !regexp.MustCompile(`tollgate_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1`).MatchString(m) {
+		t.Errorf("no tollgate_build_info in /metrics")
 	}
 }

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "tollgate")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/tollgate")
+	build := exec.Command("go", "build", "-buildvcs=auto", "-o", binary, "../cmd/tollgate") // as `make build`
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building tollgate:", err)

@@ -35,8 +35,8 @@ type proc struct {
 	up   chan struct{}
 	done chan struct{}
 
-	mu     sync.Mutex
-	stderr []string
+	mu             sync.Mutex
+	stderr, stdout []string
 }
 
 // startTollgate starts `tollgate ARGS...`; it is stopped when the test ends.
@@ -53,6 +53,9 @@ func startTollgate(t *testing.T, args ...string) *proc {
 	readers.Go(func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.stdout = append(p.stdout, sc.Text())
+			p.mu.Unlock()
 			if strings.Contains(sc.Text(), "Tollgate is up") {
 				once.Do(func() { close(p.up) })
 			}

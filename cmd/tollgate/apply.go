@@ -2,13 +2,14 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/spf13/cobra"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/definitions"
 	"github.com/tollgate-gw/tollgate/internal/store"
@@ -41,50 +42,77 @@ func loadDefinitions(paths []string) ([]definitions.Definition, bool) {
 	return defs, report.OK()
 }
 
-// definitionArgs parses a command's flags with repeatable -f, and returns the definition
-// files: those given with -f and those given as arguments.
-func definitionArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var fl files
-	fs.Var(&fl, "f", "API definition or throttling policy file (YAML or JSON); repeatable")
-	rest, err := parseInterleaved(fs, args)
-	if err != nil {
-		return nil, errReported
-	}
-	fl = append(fl, rest...)
-	if len(fl) == 0 {
-		return nil, fmt.Errorf("no definition given (-f FILE)")
-	}
-	return fl, nil
-}
-
-func validateCmd(args []string) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fl, err := definitionArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	defs, ok := loadDefinitions(fl)
-	for _, d := range defs {
-		if d.Policy != nil {
-			fmt.Printf("%s: ok: throttling policy %s\n", d.File, d.Policy.Name)
-			continue
+// definitionFiles adds -f to a command; its files are those given with -f and as arguments.
+func definitionFiles(cmd *cobra.Command) func(args []string) ([]string, error) {
+	var fl []string
+	cmd.Flags().StringArrayVarP(&fl, "filename", "f", nil, "API definition or throttling policy file (YAML or JSON); repeatable")
+	return func(args []string) ([]string, error) {
+		all := append(append([]string(nil), fl...), args...)
+		if len(all) == 0 {
+			return nil, usageError{errors.New("no definition given (-f FILE)")}
 		}
-		fmt.Printf("%s: ok: %s at %s, %d operations\n", d.File, d.API.ID(), d.API.BasePath, len(d.API.Operations))
+		return all, nil
 	}
-	if !ok {
-		return errReported
-	}
-	return nil
 }
 
-func applyCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	fl, err := definitionArgs(fs, args)
-	if err != nil {
-		return err
+func validateCmd(*globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "validate -f FILE...",
+		Short: "Check API definitions and throttling policies offline",
+		Long: `Check API definitions (OpenAPI 2 or 3, with Tollgate's x-tollgate-* or WSO2's x-wso2-*
+extensions) and throttling policies without etcd. Every problem is printed as
+"FILE: JSON path: reason"; the exit code is 1 when any file has one. A file may hold several
+YAML documents (---); each is checked and reported as "FILE (document N)". What validate
+accepts, apply stores and the gateway serves.`,
+		Example: `  tollgate validate -f examples/coffeebar/coffeebar.yaml
+  tollgate validate examples/*/*.yaml`,
 	}
+	files := definitionFiles(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		fl, err := files(args)
+		if err != nil {
+			return err
+		}
+		defs, ok := loadDefinitions(fl)
+		for _, d := range defs {
+			if d.Policy != nil {
+				fmt.Printf("%s: ok: throttling policy %s\n", d.File, d.Policy.Name)
+				continue
+			}
+			fmt.Printf("%s: ok: %s at %s, %d operations\n", d.File, d.API.ID(), d.API.BasePath, len(d.API.Operations))
+		}
+		if !ok {
+			return errReported
+		}
+		return nil
+	}
+	return cmd
+}
+
+func applyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE...",
+		Short: "Validate definitions and store them in etcd, all or none",
+		Long: `Validate every definition (as validate does) and, when all are good, store them — APIs
+and throttling policies — in one etcd transaction. With a problem in any file nothing is
+stored. Every control plane and enforcer following that etcd takes them within
+milliseconds.`,
+		Example: `  tollgate apply -f examples/coffeebar/coffeebar.yaml -f examples/coffeebar/orders-per-user.yaml
+  tollgate apply --etcd 10.0.0.5:2379 -f petstore.yaml`,
+	}
+	c := addCommon(cmd.Flags(), g)
+	files := definitionFiles(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		fl, err := files(args)
+		if err != nil {
+			return err
+		}
+		return apply(cmd.Context(), c, fl)
+	}
+	return cmd
+}
+
+func apply(ctx context.Context, c *common, fl []string) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err

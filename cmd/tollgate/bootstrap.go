@@ -1,39 +1,50 @@
 package main
 
 import (
-	"flag"
 	"os"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tollgate-gw/tollgate/envoy"
-	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 )
 
 // bootstrapCmd prints the Envoy bootstrap that connects an Envoy to the control plane.
-func bootstrapCmd(args []string) error {
-	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
-	configFile := fs.String("config", "", "config file (for xds.listen)")
-	nodeID := fs.String("node-id", "", "the Envoy's node id (required)")
-	cluster := fs.String("cluster", defaults.NodeGroup, "the Envoy's node cluster: its gateway group")
-	xdsAddr := fs.String("xds", "", "host:port where Envoy reaches the control plane (default: the config's xds.listen)")
-	adminPort := fs.Int("admin-port", 9901, "Envoy's admin port (on 127.0.0.1)")
-	maxHeap := fs.Uint64("max-heap-mb", 2048, "Envoy's heap limit for the overload manager: it sheds load at 95% and stops accepting requests at 98%")
-	maxConns := fs.Uint64("max-connections", 50000, "most client connections Envoy accepts at once")
-	if err := fs.Parse(args); err != nil {
-		return errReported
+func bootstrapCmd(g *globals) *cobra.Command {
+	var b envoy.Bootstrap
+	var maxHeapMB uint64
+	cmd := &cobra.Command{
+		Use:   "bootstrap --node-id ID",
+		Short: "Print the Envoy bootstrap that connects an Envoy to the control plane",
+		Long: `Print the Envoy bootstrap (YAML) that connects an Envoy to the control plane over ADS,
+with the overload manager (load shed at 95% of --max-heap-mb, no new requests at 98%) and
+a connection limit. The node cluster is the Envoy's gateway group.`,
+		Example: `  tollgate bootstrap --node-id envoy-1 > envoy.yaml && envoy -c envoy.yaml
+  tollgate bootstrap --node-id edge-1 --cluster edge --xds cp.internal:18000`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if b.XDS == "" {
+				b.XDS = cfg.XDS.Listen
+			}
+			b.MaxHeapBytes = maxHeapMB << 20
+			out, err := b.Render()
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(out)
+			return err
+		},
 	}
-	cfg, err := config.Load(*configFile)
-	if err != nil {
-		return err
-	}
-	if *xdsAddr == "" {
-		*xdsAddr = cfg.XDS.Listen
-	}
-	out, err := envoy.Bootstrap{NodeID: *nodeID, Cluster: *cluster, XDS: *xdsAddr, AdminPort: *adminPort,
-		MaxHeapBytes: *maxHeap << 20, MaxConnections: *maxConns}.Render()
-	if err != nil {
-		return err
-	}
-	_, err = os.Stdout.Write(out)
-	return err
+	f := cmd.Flags()
+	f.StringVar(&b.NodeID, "node-id", "", "the Envoy's node id (required)")
+	f.StringVar(&b.Cluster, "cluster", defaults.NodeGroup, "the Envoy's node cluster: its gateway group")
+	f.StringVar(&b.XDS, "xds", "", "host:port where Envoy reaches the control plane (default: the configuration's xds.listen)")
+	f.IntVar(&b.AdminPort, "admin-port", 9901, "Envoy's admin port (on 127.0.0.1)")
+	f.Uint64Var(&maxHeapMB, "max-heap-mb", 2048, "Envoy's heap limit for the overload manager")
+	f.Uint64Var(&b.MaxConnections, "max-connections", 50000, "most client connections Envoy accepts at once")
+	return cmd
 }

@@ -2,72 +2,84 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
-	"github.com/tollgate-gw/tollgate/internal/config"
 )
 
 // checkCmd sends one CheckRequest, shaped as Envoy sends it, and prints the decision.
-func checkCmd(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	configFile := fs.String("config", "", "config file (for authz.listen)")
-	addr := fs.String("authz", "", "enforcer address (default: the config's authz.listen)")
-	method := fs.String("method", "GET", "HTTP method")
-	path := fs.String("path", "/", "request path, with the query string")
-	host := fs.String("host", "localhost", "Host / :authority")
-	api := fs.String("api", "", "route metadata: API id (name/version), as the control plane sets it")
-	op := fs.String("operation", "", `route metadata: operation key ("GET /menu")`)
-	var hs files
-	fs.Var(&hs, "H", `request header "Name: value"; repeatable`)
-	if err := fs.Parse(args); err != nil {
-		return errReported
+func checkCmd(g *globals) *cobra.Command {
+	var addr, method, path, host, api, op string
+	var hs []string
+	cmd := &cobra.Command{
+		Use:   "check --path PATH [-H 'Name: value']...",
+		Short: "Send one Envoy-shaped CheckRequest to the enforcer and print the decision",
+		Long: `Send one CheckRequest to the enforcer, shaped as Envoy's ext_authz filter sends it
+(lower-case header names, pseudo-headers, the path with its query, a request id), and print
+the decision: ALLOWED with the headers set for the backend and the dynamic metadata, or
+DENIED with the status, headers and body the client would get. Exit code 3 on a denial.
+--api and --operation set the route metadata the control plane's routes carry; without
+them the enforcer finds the API by host, method and path.`,
+		Example: `  TOKEN=$(tollgate token --scope read:menu)
+  tollgate check --method GET --path /coffeebar/v1/menu -H "Authorization: Bearer $TOKEN"
+  tollgate check --authz 10.0.0.7:9191 --path /petstore/v1/pets --api petstore/v1 --operation "GET /pets"`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if addr == "" {
+				addr = cfg.Authz.Listen
+			}
+			headers := map[string]string{}
+			for _, h := range hs {
+				k, v, ok := strings.Cut(h, ":")
+				if !ok {
+					return usageError{fmt.Errorf("header %q: want \"Name: value\"", h)}
+				}
+				headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+			r := extauthz.Request{Method: strings.ToUpper(method), Path: path, Host: host, Headers: headers}
+			if api != "" {
+				r.ContextExtensions = map[string]string{apimodel.RouteKeyAPI: api, apimodel.RouteKeyOperation: op}
+			}
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, extauthz.NewCheckRequest(r))
+			if err != nil {
+				return fmt.Errorf("check at %s: %w", addr, err)
+			}
+			printDecision(resp)
+			if resp.GetDeniedResponse() != nil {
+				return exitCode(exitDenied)
+			}
+			return nil
+		},
 	}
-	cfg, err := config.Load(*configFile)
-	if err != nil {
-		return err
-	}
-	if *addr == "" {
-		*addr = cfg.Authz.Listen
-	}
-	headers := map[string]string{}
-	for _, h := range hs {
-		k, v, ok := strings.Cut(h, ":")
-		if !ok {
-			return fmt.Errorf("header %q: want \"Name: value\"", h)
-		}
-		headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	r := extauthz.Request{Method: strings.ToUpper(*method), Path: *path, Host: *host, Headers: headers}
-	if *api != "" {
-		r.ContextExtensions = map[string]string{apimodel.RouteKeyAPI: *api, apimodel.RouteKeyOperation: *op}
-	}
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, extauthz.NewCheckRequest(r))
-	if err != nil {
-		return fmt.Errorf("check at %s: %w", *addr, err)
-	}
-	printDecision(resp)
-	if resp.GetDeniedResponse() != nil {
-		os.Exit(3)
-	}
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&addr, "authz", "", "enforcer address (default: the configuration's authz.listen)")
+	f.StringVar(&method, "method", "GET", "HTTP method")
+	f.StringVar(&path, "path", "/", "request path, with the query string")
+	f.StringVar(&host, "host", "localhost", "Host / :authority")
+	f.StringVar(&api, "api", "", "route metadata: API id (name/version), as the control plane sets it")
+	f.StringVar(&op, "operation", "", `route metadata: operation key ("GET /menu")`)
+	f.StringArrayVarP(&hs, "header", "H", nil, `request header "Name: value"; repeatable`)
+	return cmd
 }
 
 func printDecision(resp *authv3.CheckResponse) {

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/spf13/cobra"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
@@ -35,18 +35,28 @@ func readPassword() (string, error) {
 }
 
 // hashCmd prints a password hash for authz.basicUsers.
-func hashCmd(args []string) error {
-	fs := flag.NewFlagSet("hash", flag.ContinueOnError)
-	useArgon := fs.Bool("argon2id", false, "argon2id instead of bcrypt")
-	if err := fs.Parse(args); err != nil {
-		return errReported
+func hashCmd() *cobra.Command {
+	var useArgon bool
+	cmd := &cobra.Command{
+		Use:   "hash [--argon2id]",
+		Short: "Print a bcrypt (or argon2id) hash of a password read from standard input",
+		Long: `Print a hash of a password read from standard input (so that it stays out of the shell
+history and the process list), for authz.basicUsers: bcrypt at cost 11, or argon2id with
+--argon2id (bcrypt reads only a password's first 72 bytes, so longer ones need argon2id).`,
+		Example: `  tollgate hash < password.txt
+  echo 'correct horse battery' | tollgate hash --argon2id`,
+		Args: noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			h, err := readHash(useArgon)
+			if err != nil {
+				return err
+			}
+			fmt.Println(h)
+			return nil
+		},
 	}
-	h, err := readHash(*useArgon)
-	if err != nil {
-		return err
-	}
-	fmt.Println(h)
-	return nil
+	cmd.Flags().BoolVar(&useArgon, "argon2id", false, "argon2id instead of bcrypt")
+	return cmd
 }
 
 // readHash reads a password from standard input and hashes it.
@@ -74,81 +84,117 @@ func hashPassword(pw string, useArgon bool) (string, error) {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(sum)), nil
 }
 
-// userCmd stores or removes a basic-auth user in etcd (users/<name> holds the hash).
-func userCmd(ctx context.Context, args []string) error {
-	if len(args) < 2 || (args[0] != "put" && args[0] != "delete") {
-		return errors.New("usage: tollgate user put NAME [--argon2id] (password on standard input) | tollgate user delete NAME")
+// userCmd stores or removes basic-auth users in etcd (users/<name> holds the hash).
+func userCmd(g *globals) *cobra.Command {
+	var useArgon bool
+	put := &cobra.Command{
+		Use:   "put NAME [--argon2id]",
+		Short: "Store a basic-auth user (password on standard input, stored hashed)",
+		Long: `Store users/NAME with the hash of a password read from standard input (at least 8
+characters): bcrypt at cost 11, or argon2id with --argon2id.`,
+		Example: "  tollgate user put alice < alice.password",
+		Args:    exactArgs(1),
 	}
-	verb, name := args[0], args[1]
-	fs := flag.NewFlagSet("user", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	useArgon := fs.Bool("argon2id", false, "hash with argon2id instead of bcrypt")
-	if err := fs.Parse(args[2:]); err != nil {
-		return errReported
-	}
-	if name == "" || strings.ContainsAny(name, ":/ ") {
-		return fmt.Errorf("user name %q must not hold ':', '/' or spaces", name)
-	}
-	_, st, err := c.open()
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if verb == "delete" {
-		if _, err := st.Delete(ctx, store.Users+name); err != nil {
+	pc := addCommon(put.Flags(), g)
+	put.Flags().BoolVar(&useArgon, "argon2id", false, "hash with argon2id instead of bcrypt")
+	put.RunE = func(cmd *cobra.Command, args []string) error {
+		name := args[0]
+		if err := userName(name); err != nil {
 			return err
 		}
-		fmt.Printf("deleted user %s\n", name)
+		h, err := readHash(useArgon)
+		if err != nil {
+			return err
+		}
+		_, st, err := pc.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.Put(cmd.Context(), store.Users+name, h); err != nil {
+			return err
+		}
+		fmt.Printf("stored user %s\n", name)
 		return nil
 	}
-	h, err := readHash(*useArgon)
-	if err != nil {
-		return err
+	del := &cobra.Command{Use: "delete NAME", Short: "Remove a basic-auth user",
+		Long:    "Remove users/NAME; every enforcer refuses the user's credentials within milliseconds\n(unless authz.basicUsers also holds the user).",
+		Example: "  tollgate user delete alice", Args: exactArgs(1)}
+	dc := addCommon(del.Flags(), g)
+	del.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := userName(args[0]); err != nil {
+			return err
+		}
+		_, st, err := dc.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if _, err := st.Delete(cmd.Context(), store.Users+args[0]); err != nil {
+			return err
+		}
+		fmt.Printf("deleted user %s\n", args[0])
+		return nil
 	}
-	if err := st.Put(ctx, store.Users+name, h); err != nil {
-		return err
+	return group("user", "Basic-auth users in etcd",
+		`Users for HTTP basic authentication, stored in etcd as users/NAME holding the password's
+hash (bcrypt or argon2id); every enforcer takes a change within milliseconds. Users may also
+be configured in authz.basicUsers.`,
+		"  tollgate user put alice < alice.password\n  tollgate user delete alice", put, del)
+}
+
+func userName(name string) error {
+	if name == "" || strings.ContainsAny(name, ":/ ") {
+		return usageError{fmt.Errorf("user name %q must not hold ':', '/' or spaces", name)}
 	}
-	fmt.Printf("stored user %s\n", name)
 	return nil
 }
 
 // apikeyCmd creates, lists and revokes API keys.
-func apikeyCmd(ctx context.Context, args []string) error {
-	if len(args) < 1 {
-		return errors.New("usage: tollgate apikey create --app APP --api NAME/VERSION [--api ...] [--ttl 720h] | list | revoke ID")
+func apikeyCmd(g *globals) *cobra.Command {
+	// with runs f with the store the verb's flags name, within 15 s.
+	with := func(c *common, f func(ctx context.Context, st *store.Store) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, _ []string) error {
+			_, st, err := c.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
+			defer cancel()
+			return f(ctx, st)
+		}
 	}
-	verb, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("apikey", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	app := fs.String("app", "", "the application the key belongs to")
-	var apis files
-	fs.Var(&apis, "api", `an API the key opens ("name/version", or "*"); repeatable`)
-	ttl := fs.Duration("ttl", 0, "lifetime (0: no expiry)")
-	id := ""
-	if verb == "revoke" && len(rest) > 0 {
-		id, rest = rest[0], rest[1:]
+	var app string
+	var apis []string
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use:   "create --app APP --api NAME/VERSION...",
+		Short: "Create an API key (printed once; only its hash is stored)",
+		Long: `Create a random API key for an application and the APIs it opens ("name/version", or
+"*" for all), optionally with a lifetime. The key is printed once on standard output; etcd
+keeps only its SHA-256, with the application, the APIs and the expiry.`,
+		Example: `  tollgate apikey create --app billing --api orders/v1 --api invoices/v2 --ttl 720h
+  tollgate apikey create --app ops --api '*'`,
+		Args: noArgs,
 	}
-	if err := fs.Parse(rest); err != nil {
-		return errReported
-	}
-	_, st, err := c.open()
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	switch verb {
-	case "create":
-		key, rec, err := apikey.Create(ctx, st, *app, apis, *ttl)
+	cc := addCommon(create.Flags(), g)
+	create.Flags().StringVar(&app, "app", "", "the application the key belongs to")
+	create.Flags().StringArrayVar(&apis, "api", nil, `an API the key opens ("name/version", or "*"); repeatable`)
+	create.Flags().DurationVar(&ttl, "ttl", 0, "lifetime (0: no expiry)")
+	create.RunE = with(cc, func(ctx context.Context, st *store.Store) error {
+		key, rec, err := apikey.Create(ctx, st, app, apis, ttl)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "created key %s for %s (shown once; only its hash is stored)\n", rec.ID, rec.Application)
 		fmt.Println(key)
-	case "list":
+		return nil
+	})
+	list := &cobra.Command{Use: "list", Short: "List API keys (their ids, applications, APIs, expiry; never a key)",
+		Long:    "List the stored API keys: each one's id (the first 8 hex digits of its hash), its\napplication, the APIs it opens and its expiry. Keys themselves are never stored.",
+		Example: "  tollgate apikey list", Args: noArgs}
+	list.RunE = with(addCommon(list.Flags(), g), func(ctx context.Context, st *store.Store) error {
 		recs, err := apikey.List(ctx, st)
 		if err != nil {
 			return err
@@ -160,13 +206,24 @@ func apikeyCmd(ctx context.Context, args []string) error {
 			}
 			fmt.Printf("%s  %-20s  apis=%s  expires=%s\n", r.ID, r.Application, strings.Join(r.APIs, ","), exp)
 		}
-	case "revoke":
+		return nil
+	})
+	var id string
+	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke an API key by the id list shows",
+		Long:    "Delete the API key whose id (from list or create) is ID; every enforcer refuses it\nwithin milliseconds.",
+		Example: "  tollgate apikey revoke 3fa9c2d1", Args: exactArgs(1),
+		PreRun: func(_ *cobra.Command, args []string) { id = args[0] }}
+	revoke.RunE = with(addCommon(revoke.Flags(), g), func(ctx context.Context, st *store.Store) error {
 		if err := apikey.Revoke(ctx, st, id); err != nil {
 			return err
 		}
 		fmt.Printf("revoked key %s\n", id)
-	default:
-		return fmt.Errorf("unknown apikey command %q", verb)
-	}
-	return nil
+		return nil
+	})
+	return group("apikey", "API keys: create, list, revoke",
+		`API keys for the APIs whose security schemes take one (OpenAPI apiKey, or WSO2's
+x-wso2-api-key-header). A key is shown once when created; etcd holds only its hash, the
+application, the APIs it opens and its expiry.`,
+		"  tollgate apikey create --app billing --api orders/v1\n  tollgate apikey list\n  tollgate apikey revoke 3fa9c2d1",
+		create, list, revoke)
 }

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/build"
@@ -14,77 +14,66 @@ import (
 
 // endpointsCmd sets, shows or removes the addresses behind a service discovery key — what a
 // service's deploy tooling does when the service moves.
-func endpointsCmd(ctx context.Context, args []string) error {
-	usage := errors.New("usage: tollgate endpoints set KEY URL [URL...] | get KEY | delete KEY (flags anywhere)")
-	if len(args) < 1 || (args[0] != "set" && args[0] != "get" && args[0] != "delete") {
-		return usage
+func endpointsCmd(g *globals) *cobra.Command {
+	verb := func(use, short, long, example string, args cobra.PositionalArgs, run func(ctx context.Context, st *store.Store, key string, urls []string) error) *cobra.Command {
+		cmd := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: args}
+		c := addCommon(cmd.Flags(), g)
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			_, st, err := c.open()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			return run(ctx, st, args[0], args[1:])
+		}
+		return cmd
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("endpoints", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	positional, err := parseInterleaved(fs, args[1:])
-	if err != nil {
-		return errReported
-	}
-	if len(positional) == 0 {
-		return usage
-	}
-	key, urls := positional[0], positional[1:]
-	if verb != "set" && len(urls) > 0 {
-		return usage
-	}
-	_, st, err := c.open()
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	full := st.Prefix() + store.Endpoints + key
-	switch verb {
-	case "set":
-		if len(urls) == 0 {
-			return errors.New("give at least one URL")
-		}
-		value, _ := json.Marshal(urls)
-		if _, err := build.ParseDiscovery(string(value)); err != nil {
-			return err
-		}
-		if err := st.Put(ctx, store.Endpoints+key, string(value)); err != nil {
-			return err
-		}
-		fmt.Printf("%s = %s\n", full, value)
-	case "get":
-		v, ok, err := st.Get(ctx, store.Endpoints+key)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%s is not set: the definition's default URL serves", full)
-		}
-		fmt.Println(string(v))
-	case "delete":
-		if _, err := st.Delete(ctx, store.Endpoints+key); err != nil {
-			return err
-		}
-		fmt.Printf("deleted %s: the default URL serves\n", full)
-	}
-	return nil
-}
-
-// parseInterleaved parses flags that may come before, between or after positional arguments,
-// and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
+	set := verb("set KEY URL...", "Set the addresses behind a discovery key (Envoy gets them over EDS)",
+		`Set the URLs behind endpoints/KEY. Every control plane sends the Envoys only the
+assignment of the clusters that use KEY; a URL whose scheme or path differs from the
+others' becomes its own part of a front.`,
+		"  tollgate endpoints set orders http://10.0.0.7:8080 http://10.0.0.8:8080", minArgs(2),
+		func(ctx context.Context, st *store.Store, key string, urls []string) error {
+			value, _ := json.Marshal(urls)
+			if _, err := build.ParseDiscovery(string(value)); err != nil {
+				return err
+			}
+			if err := st.Put(ctx, store.Endpoints+key, string(value)); err != nil {
+				return err
+			}
+			fmt.Printf("%s%s%s = %s\n", st.Prefix(), store.Endpoints, key, value)
+			return nil
+		})
+	get := verb("get KEY", "Print the addresses behind a discovery key",
+		"Print the URLs stored at endpoints/KEY, as JSON; an error when the key is not set\n(then the definition's default URL serves).",
+		"  tollgate endpoints get orders", exactArgs(1),
+		func(ctx context.Context, st *store.Store, key string, _ []string) error {
+			v, ok, err := st.Get(ctx, store.Endpoints+key)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("%s%s%s is not set: the definition's default URL serves", st.Prefix(), store.Endpoints, key)
+			}
+			fmt.Println(string(v))
+			return nil
+		})
+	del := verb("delete KEY", "Remove a discovery key (the definition's default URL serves again)",
+		"Remove endpoints/KEY: the clusters that use it go back to the default URL their\ndefinition gives in etcd(KEY, URL).",
+		"  tollgate endpoints delete orders", exactArgs(1),
+		func(ctx context.Context, st *store.Store, key string, _ []string) error {
+			if _, err := st.Delete(ctx, store.Endpoints+key); err != nil {
+				return err
+			}
+			fmt.Printf("deleted %s%s%s: the default URL serves\n", st.Prefix(), store.Endpoints, key)
+			return nil
+		})
+	return group("endpoints", "Service discovery: the addresses behind etcd(KEY, URL) endpoints",
+		`An endpoint written etcd(KEY, URL) in a definition takes its addresses from etcd's
+endpoints/KEY, which the service's deploy tooling sets when the service moves; the control
+plane sends Envoy only the changed cluster's assignment. Without the key, URL serves.`,
+		"  tollgate endpoints set orders http://10.0.0.7:8080\n  tollgate endpoints get orders\n  tollgate endpoints delete orders",
+		set, get, del)
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/spf13/cobra"
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/gctune"
@@ -18,36 +20,53 @@ import (
 
 // role says which components a server command runs.
 type role struct {
-	name        string
-	authz, xds  bool
-	embedded    bool // may start an embedded etcd
-	applyAtBoot bool // takes -f
+	name, short, long, example string
+	authz, xds                 bool
+	embedded                   bool // may start an embedded etcd
+	applyAtBoot                bool // takes -f
 }
 
 var (
-	roleRun   = role{name: "run", authz: true, xds: true, embedded: true, applyAtBoot: true}
-	roleAuthz = role{name: "authz", authz: true}
-	roleXDS   = role{name: "xds", xds: true}
+	roleRun = role{name: "run", authz: true, xds: true, embedded: true, applyAtBoot: true,
+		short: "Run everything in one process: embedded etcd, the control plane, the enforcer",
+		long: `Run everything in one process: an embedded etcd in <dataDir>/etcd (unless
+etcd.endpoints is set), the xDS control plane, the ext_authz enforcer and the admin port.
+Definitions given with -f are validated and applied at start (all or none). --dev adds the
+development token issuer, so that ` + "`tollgate token`" + ` mints tokens this instance accepts.`,
+		example: `  tollgate run --dev -f examples/coffeebar/coffeebar.yaml
+  tollgate run --config tollgate.yaml`}
+	roleAuthz = role{name: "authz", authz: true,
+		short: "Run the ext_authz enforcer alone, against an etcd cluster",
+		long: `Run the enforcer alone: Envoy's ext_authz (and rate limit) service on authz.listen,
+following the APIs, policies, credentials and revocations in etcd.endpoints.`,
+		example: `  tollgate authz --config tollgate.yaml
+  tollgate authz --etcd 10.0.0.5:2379,10.0.0.6:2379`}
+	roleXDS = role{name: "xds", xds: true,
+		short: "Run the xDS control plane alone, against an etcd cluster",
+		long: `Run the control plane alone: listeners, routes, clusters, endpoints and secrets over
+ADS (state-of-the-world and delta) on xds.listen, built from the APIs and endpoints in
+etcd.endpoints.`,
+		example: `  tollgate xds --config tollgate.yaml`}
 )
 
-// serveCmd starts a server role: `tollgate run` (everything, embedded etcd by default),
-// `tollgate authz` (the enforcer) or `tollgate xds` (the control plane). The roles are
-// internal/server's components; this composes them from the configuration.
-func serveCmd(ctx context.Context, args []string, r role) error {
-	fs := flag.NewFlagSet(r.name, flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	dev := new(bool)
+// serveCmd is a server role's command: ` + "`tollgate run`" + `, ` + "`tollgate authz`" + ` or ` + "`tollgate xds`" + `. The
+// roles are internal/server's components; serve composes them from the configuration.
+func serveCmd(g *globals, r role) *cobra.Command {
+	var dev bool
+	var fl []string
+	cmd := &cobra.Command{Use: r.name, Short: r.short, Long: r.long, Example: r.example, Args: noArgs}
+	c := addCommon(cmd.Flags(), g)
 	if r.authz {
-		dev = fs.Bool("dev", false, "add the development token issuer (its own key; for trying Tollgate, never for production)")
+		cmd.Flags().BoolVar(&dev, "dev", false, "add the development token issuer (its own key; for trying Tollgate, never for production)")
 	}
-	var fl files
 	if r.applyAtBoot {
-		fs.Var(&fl, "f", "API definition to apply at start; repeatable")
+		cmd.Flags().StringArrayVarP(&fl, "filename", "f", nil, "API definition or policy file to apply at start; repeatable")
 	}
-	if err := fs.Parse(args); err != nil {
-		return errReported
-	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return serve(cmd.Context(), c, r, dev, fl) }
+	return cmd
+}
+
+func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err
@@ -101,7 +120,7 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 	components := []server.Component{apis}
 	var authzAddr, xdsAddr string
 	if r.authz {
-		ac, err := authzConfig(cfg, *dev, log)
+		ac, err := authzConfig(cfg, dev, log)
 		if err != nil {
 			return err
 		}
@@ -126,7 +145,7 @@ func serveCmd(ctx context.Context, args []string, r role) error {
 	if err != nil {
 		return err
 	}
-	printSummary(cfg, authzAddr, xdsAddr, ad.Addr(), *dev)
+	printSummary(cfg, c.reach(), authzAddr, xdsAddr, ad.Addr(), dev)
 	err = server.Run(ctx, log, append(components, ad)...)
 	log.Info("stopped")
 	return err
@@ -142,7 +161,17 @@ func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
 	return err
 }
 
-func printSummary(cfg config.Config, authz, xdsAddr, adminAddr string, dev bool) {
+// printSummary says what is up, and how to use it: the hints carry what another command
+// needs to reach this instance (its configuration file, a --data-dir given here).
+func printSummary(cfg config.Config, reach, authz, xdsAddr, adminAddr string, dev bool) {
+	self := os.Args[0]
+	if !strings.Contains(self, "/") {
+		self = "tollgate"
+	}
+	with := ""
+	if reach != "" {
+		with = " " + reach
+	}
 	fmt.Printf("\nTollgate is up.\n")
 	if authz != "" {
 		fmt.Printf("  ext_authz (gRPC)  %s   envoy.service.auth.v3.Authorization\n", authz)
@@ -155,16 +184,16 @@ func printSummary(cfg config.Config, authz, xdsAddr, adminAddr string, dev bool)
 	if xdsAddr != "" {
 		fmt.Printf(`
 Point an Envoy at the control plane (it serves listeners on :%d, routes, clusters, endpoints):
-  ./bin/tollgate bootstrap --node-id envoy-1 --cluster default --xds %s > envoy.yaml
+  %s bootstrap --node-id envoy-1 --cluster default --xds %s > envoy.yaml
   envoy -c envoy.yaml
-`, cfg.XDS.HTTPPort, xdsAddr)
+`, cfg.XDS.HTTPPort, self, xdsAddr)
 	}
 	if dev && authz != "" {
 		fmt.Printf(`
 Try it without Envoy:
-  TOKEN=$(./bin/tollgate token --scope "read:menu")
-  ./bin/tollgate check --authz %s --method GET --path /coffeebar/v1/menu -H "Authorization: Bearer $TOKEN"
-`, authz)
+  TOKEN=$(%s token%s --scope "read:menu")
+  %s check --authz %s --method GET --path /coffeebar/v1/menu -H "Authorization: Bearer $TOKEN"
+`, self, with, self, authz)
 	}
 	fmt.Println()
 }

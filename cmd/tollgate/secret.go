@@ -1,11 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds"
@@ -13,53 +14,75 @@ import (
 
 // secretCmd stores or removes TLS material that Envoy gets over SDS: a certificate and key
 // (a backend client certificate), or CA certificates (to verify a backend).
-func secretCmd(ctx context.Context, args []string) error {
-	if len(args) < 2 || (args[0] != "put" && args[0] != "delete") {
-		return fmt.Errorf("usage: tollgate secret put NAME (--cert FILE --key FILE | --ca FILE) | tollgate secret delete NAME")
+func secretCmd(g *globals) *cobra.Command {
+	var cert, key, ca string
+	put := &cobra.Command{
+		Use:   "put NAME (--cert FILE --key FILE | --ca FILE)",
+		Short: "Store a certificate and key, or CA certificates, as secrets/NAME",
+		Long: `Store TLS material as secrets/NAME after checking it: a certificate chain with its
+private key (they must match), or CA certificates. Envoy gets it over SDS.`,
+		Example: `  tollgate secret put orders-client --cert client.pem --key client-key.pem
+  tollgate secret put orders-ca --ca ca.pem`,
+		Args: exactArgs(1),
 	}
-	verb, name := args[0], args[1]
-	fs := flag.NewFlagSet("secret", flag.ContinueOnError)
-	var c common
-	c.register(fs)
-	cert := fs.String("cert", "", "certificate chain (PEM)")
-	key := fs.String("key", "", "private key (PEM)")
-	ca := fs.String("ca", "", "CA certificates (PEM)")
-	if err := fs.Parse(args[2:]); err != nil {
-		return errReported
-	}
-	_, st, err := c.open()
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if verb == "delete" {
-		if _, err := st.Delete(ctx, store.Secrets+name); err != nil {
+	pc := addCommon(put.Flags(), g)
+	put.Flags().StringVar(&cert, "cert", "", "certificate chain (PEM)")
+	put.Flags().StringVar(&key, "key", "", "private key (PEM)")
+	put.Flags().StringVar(&ca, "ca", "", "CA certificates (PEM)")
+	put.RunE = func(cmd *cobra.Command, args []string) error {
+		name := args[0]
+		if cert == "" && key == "" && ca == "" {
+			return usageError{errors.New("give --cert and --key, or --ca")}
+		}
+		var v xds.SecretValue
+		for _, f := range []struct {
+			path string
+			into *string
+		}{{cert, &v.Certificate}, {key, &v.PrivateKey}, {ca, &v.CA}} {
+			if f.path == "" {
+				continue
+			}
+			b, err := os.ReadFile(f.path)
+			if err != nil {
+				return err
+			}
+			*f.into = string(b)
+		}
+		raw, _ := json.Marshal(v)
+		if _, err := xds.ParseSecret(name, raw); err != nil {
 			return err
 		}
-		fmt.Printf("deleted secret %s\n", name)
-		return nil
-	}
-	var v xds.SecretValue
-	for _, f := range []struct {
-		path string
-		into *string
-	}{{*cert, &v.Certificate}, {*key, &v.PrivateKey}, {*ca, &v.CA}} {
-		if f.path == "" {
-			continue
-		}
-		b, err := os.ReadFile(f.path)
+		_, st, err := pc.open()
 		if err != nil {
 			return err
 		}
-		*f.into = string(b)
+		defer st.Close()
+		if err := st.Put(cmd.Context(), store.Secrets+name, string(raw)); err != nil {
+			return err
+		}
+		fmt.Printf("stored secret %s\n", name)
+		return nil
 	}
-	raw, _ := json.Marshal(v)
-	if _, err := xds.ParseSecret(name, raw); err != nil {
-		return err
+	del := &cobra.Command{Use: "delete NAME", Short: "Remove secrets/NAME",
+		Long:    "Remove secrets/NAME. A definition that still names it is left out of Envoy's\nconfiguration until the secret is back.",
+		Example: "  tollgate secret delete orders-ca", Args: exactArgs(1)}
+	dc := addCommon(del.Flags(), g)
+	del.RunE = func(cmd *cobra.Command, args []string) error {
+		_, st, err := dc.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if _, err := st.Delete(cmd.Context(), store.Secrets+args[0]); err != nil {
+			return err
+		}
+		fmt.Printf("deleted secret %s\n", args[0])
+		return nil
 	}
-	if err := st.Put(ctx, store.Secrets+name, string(raw)); err != nil {
-		return err
-	}
-	fmt.Printf("stored secret %s\n", name)
-	return nil
+	return group("secret", "TLS material for backends, served to Envoy by SDS",
+		`Store TLS material in etcd (secrets/NAME) that Envoy gets over SDS: a certificate and key
+(a backend's client certificate) or CA certificates (to verify a backend). Definitions name
+them in x-tollgate-endpoint-tls; the HTTPS listener's own are tollgate_server_cert and
+tollgate_client_ca.`,
+		"  tollgate secret put orders-ca --ca ca.pem\n  tollgate secret delete orders-ca", put, del)
 }

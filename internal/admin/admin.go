@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/tollgate-gw/tollgate/internal/buildinfo"
 )
 
 // Server serves the admin endpoints.
@@ -28,10 +29,12 @@ type Server struct {
 	extra  map[string]http.Handler
 }
 
-// New makes an admin server with its own metrics registry, holding Go and process metrics.
+// New makes an admin server with its own metrics registry, holding Go and process metrics
+// and tollgate_build_info.
 func New() *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildinfo.Register(reg)
 	return &Server{reg: reg, checks: map[string]func() error{}, extra: map[string]http.Handler{}}
 }
 
