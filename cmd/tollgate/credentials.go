@@ -97,7 +97,7 @@ characters): bcrypt at cost 11, or argon2id with --argon2id.`,
 	}
 	pc := addCommon(put.Flags(), g)
 	put.Flags().BoolVar(&useArgon, "argon2id", false, "hash with argon2id instead of bcrypt")
-	put.RunE = func(cmd *cobra.Command, args []string) error {
+	put.RunE = withStore(pc, func(ctx context.Context, st *store.Store, args []string) error {
 		name := args[0]
 		if err := userName(name); err != nil {
 			return err
@@ -106,36 +106,26 @@ characters): bcrypt at cost 11, or argon2id with --argon2id.`,
 		if err != nil {
 			return err
 		}
-		_, st, err := pc.open()
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if err := st.Put(cmd.Context(), store.Users+name, h); err != nil {
+		if err := st.Put(ctx, store.Users+name, h); err != nil {
 			return err
 		}
 		fmt.Printf("stored user %s\n", name)
 		return nil
-	}
+	})
 	del := &cobra.Command{Use: "delete NAME", Short: "Remove a basic-auth user",
 		Long:    "Remove users/NAME; every enforcer refuses the user's credentials within milliseconds\n(unless authz.basicUsers also holds the user).",
 		Example: "  tollgate user delete alice", Args: exactArgs(1)}
 	dc := addCommon(del.Flags(), g)
-	del.RunE = func(cmd *cobra.Command, args []string) error {
+	del.RunE = withStore(dc, func(ctx context.Context, st *store.Store, args []string) error {
 		if err := userName(args[0]); err != nil {
 			return err
 		}
-		_, st, err := dc.open()
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if _, err := st.Delete(cmd.Context(), store.Users+args[0]); err != nil {
+		if _, err := st.Delete(ctx, store.Users+args[0]); err != nil {
 			return err
 		}
 		fmt.Printf("deleted user %s\n", args[0])
 		return nil
-	}
+	})
 	return group("user", "Basic-auth users in etcd",
 		`Users for HTTP basic authentication, stored in etcd as users/NAME holding the password's
 hash (bcrypt or argon2id); every enforcer takes a change within milliseconds. Users may also
@@ -152,19 +142,6 @@ func userName(name string) error {
 
 // apikeyCmd creates, lists and revokes API keys.
 func apikeyCmd(g *globals) *cobra.Command {
-	// with runs f with the store the verb's flags name, within 15 s.
-	with := func(c *common, f func(ctx context.Context, st *store.Store) error) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, _ []string) error {
-			_, st, err := c.open()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
-			defer cancel()
-			return f(ctx, st)
-		}
-	}
 	var app string
 	var apis []string
 	var ttl time.Duration
@@ -182,7 +159,7 @@ keeps only its SHA-256, with the application, the APIs and the expiry.`,
 	create.Flags().StringVar(&app, "app", "", "the application the key belongs to")
 	create.Flags().StringArrayVar(&apis, "api", nil, `an API the key opens ("name/version", or "*"); repeatable`)
 	create.Flags().DurationVar(&ttl, "ttl", 0, "lifetime (0: no expiry)")
-	create.RunE = with(cc, func(ctx context.Context, st *store.Store) error {
+	create.RunE = withStore(cc, func(ctx context.Context, st *store.Store, _ []string) error {
 		key, rec, err := apikey.Create(ctx, st, app, apis, ttl)
 		if err != nil {
 			return err
@@ -194,7 +171,7 @@ keeps only its SHA-256, with the application, the APIs and the expiry.`,
 	list := &cobra.Command{Use: "list", Short: "List API keys (their ids, applications, APIs, expiry; never a key)",
 		Long:    "List the stored API keys: each one's id (the first 8 hex digits of its hash), its\napplication, the APIs it opens and its expiry. Keys themselves are never stored.",
 		Example: "  tollgate apikey list", Args: noArgs}
-	list.RunE = with(addCommon(list.Flags(), g), func(ctx context.Context, st *store.Store) error {
+	list.RunE = withStore(addCommon(list.Flags(), g), func(ctx context.Context, st *store.Store, _ []string) error {
 		recs, err := apikey.List(ctx, st)
 		if err != nil {
 			return err
@@ -208,16 +185,14 @@ keeps only its SHA-256, with the application, the APIs and the expiry.`,
 		}
 		return nil
 	})
-	var id string
 	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke an API key by the id list shows",
 		Long:    "Delete the API key whose id (from list or create) is ID; every enforcer refuses it\nwithin milliseconds.",
-		Example: "  tollgate apikey revoke 3fa9c2d1", Args: exactArgs(1),
-		PreRun: func(_ *cobra.Command, args []string) { id = args[0] }}
-	revoke.RunE = with(addCommon(revoke.Flags(), g), func(ctx context.Context, st *store.Store) error {
-		if err := apikey.Revoke(ctx, st, id); err != nil {
+		Example: "  tollgate apikey revoke 3fa9c2d1", Args: exactArgs(1)}
+	revoke.RunE = withStore(addCommon(revoke.Flags(), g), func(ctx context.Context, st *store.Store, args []string) error {
+		if err := apikey.Revoke(ctx, st, args[0]); err != nil {
 			return err
 		}
-		fmt.Printf("revoked key %s\n", id)
+		fmt.Printf("revoked key %s\n", args[0])
 		return nil
 	})
 	return group("apikey", "API keys: create, list, revoke",

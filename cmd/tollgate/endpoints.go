@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,17 +16,9 @@ import (
 func endpointsCmd(g *globals) *cobra.Command {
 	verb := func(use, short, long, example string, args cobra.PositionalArgs, run func(ctx context.Context, st *store.Store, key string, urls []string) error) *cobra.Command {
 		cmd := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: args}
-		c := addCommon(cmd.Flags(), g)
-		cmd.RunE = func(cmd *cobra.Command, args []string) error {
-			_, st, err := c.open()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
+		cmd.RunE = withStore(addCommon(cmd.Flags(), g), func(ctx context.Context, st *store.Store, args []string) error {
 			return run(ctx, st, args[0], args[1:])
-		}
+		})
 		return cmd
 	}
 	set := verb("set KEY URL...", "Set the addresses behind a discovery key (Envoy gets them over EDS)",

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
 
@@ -35,7 +37,7 @@ client issued before a time.`,
 	f.StringVar(&r.Reason, "reason", "", "why (kept with the record)")
 	f.StringVar(&until, "until", "", "when the token expires: RFC 3339 time, or a duration from now (\"1h\")")
 	f.StringVar(&before, "issued-before", "", "RFC 3339 time, \"now\", or a duration ago (\"10m\")")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+	cmd.RunE = withStore(c, func(ctx context.Context, st *store.Store, _ []string) error {
 		var err error
 		if r.Until, err = parseTime(until, 1); err != nil {
 			return usageError{fmt.Errorf("--until: %w", err)}
@@ -47,18 +49,13 @@ client issued before a time.`,
 		if err != nil {
 			return err
 		}
-		_, st, err := c.open()
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		key, err := revocation.Revoke(cmd.Context(), st, kind, id, rec)
+		key, err := revocation.Revoke(ctx, st, kind, id, rec)
 		if err != nil {
 			return err
 		}
 		fmt.Printf("revoked %s until %s\n", key, rec.Until.Format(time.RFC3339))
 		return nil
-	}
+	})
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ private key (they must match), or CA certificates. Envoy gets it over SDS.`,
 	put.Flags().StringVar(&cert, "cert", "", "certificate chain (PEM)")
 	put.Flags().StringVar(&key, "key", "", "private key (PEM)")
 	put.Flags().StringVar(&ca, "ca", "", "CA certificates (PEM)")
-	put.RunE = func(cmd *cobra.Command, args []string) error {
+	put.RunE = withStore(pc, func(ctx context.Context, st *store.Store, args []string) error {
 		name := args[0]
 		if cert == "" && key == "" && ca == "" {
 			return usageError{errors.New("give --cert and --key, or --ca")}
@@ -52,33 +53,23 @@ private key (they must match), or CA certificates. Envoy gets it over SDS.`,
 		if _, err := xds.ParseSecret(name, raw); err != nil {
 			return err
 		}
-		_, st, err := pc.open()
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if err := st.Put(cmd.Context(), store.Secrets+name, string(raw)); err != nil {
+		if err := st.Put(ctx, store.Secrets+name, string(raw)); err != nil {
 			return err
 		}
 		fmt.Printf("stored secret %s\n", name)
 		return nil
-	}
+	})
 	del := &cobra.Command{Use: "delete NAME", Short: "Remove secrets/NAME",
 		Long:    "Remove secrets/NAME. A definition that still names it is left out of Envoy's\nconfiguration until the secret is back.",
 		Example: "  tollgate secret delete orders-ca", Args: exactArgs(1)}
 	dc := addCommon(del.Flags(), g)
-	del.RunE = func(cmd *cobra.Command, args []string) error {
-		_, st, err := dc.open()
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if _, err := st.Delete(cmd.Context(), store.Secrets+args[0]); err != nil {
+	del.RunE = withStore(dc, func(ctx context.Context, st *store.Store, args []string) error {
+		if _, err := st.Delete(ctx, store.Secrets+args[0]); err != nil {
 			return err
 		}
 		fmt.Printf("deleted secret %s\n", args[0])
 		return nil
-	}
+	})
 	return group("secret", "TLS material for backends, served to Envoy by SDS",
 		`Store TLS material in etcd (secrets/NAME) that Envoy gets over SDS: a certificate and key
 (a backend's client certificate) or CA certificates (to verify a backend). Definitions name
