@@ -83,7 +83,7 @@ paths:
 
 	// The service moves to backend b: one etcd write, no restart anywhere.
 	start := time.Now()
-	if err := p.st.Put(t.Context(), "endpoints/greeter_backend", "http://"+b); err != nil {
+	if _, err := p.st.Put(t.Context(), "endpoints/greeter_backend", "http://"+b); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("backend b serves after the key changed", func() bool { return servedBy("b") })

@@ -219,7 +219,7 @@ func TestADSServesResourcesAndSendsOnlyEDSOnEndpointChange(t *testing.T) {
 
 	// The search service moves: one etcd write.
 	start := time.Now()
-	if err := p.st.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.9.8.7:7777/search"); err != nil {
+	if _, err := p.st.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.9.8.7:7777/search"); err != nil {
 		t.Fatal(err)
 	}
 	ep = c.recv(resourcev3.EndpointType)
@@ -375,7 +375,7 @@ func TestEtcdOutageKeepsServingAndCatchesUp(t *testing.T) {
 	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{search}})
 	c.ack(c.recv(resourcev3.EndpointType), search)
 	other := p.etcd.Store("/tollgate/")
-	if err := other.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.4.4.4:80"); err != nil {
+	if _, err := other.Put(t.Context(), "endpoints/searchItem_etcd_key", "http://10.4.4.4:80"); err != nil {
 		t.Fatal(err)
 	}
 	ep := c.recv(resourcev3.EndpointType)

@@ -106,10 +106,11 @@ characters): bcrypt at cost 11, or argon2id with --argon2id.`,
 		if err != nil {
 			return err
 		}
-		if err := st.Put(ctx, store.Users+name, h); err != nil {
+		rev, err := st.Put(ctx, store.Users+name, h)
+		if err != nil {
 			return err
 		}
-		fmt.Printf("stored user %s\n", name)
+		fmt.Printf("stored user %s at revision %d\n", name, rev)
 		return nil
 	})
 	del := &cobra.Command{Use: "delete NAME", Short: "Remove a basic-auth user",
@@ -120,10 +121,11 @@ characters): bcrypt at cost 11, or argon2id with --argon2id.`,
 		if err := userName(args[0]); err != nil {
 			return err
 		}
-		if _, err := st.Delete(ctx, store.Users+args[0]); err != nil {
+		n, rev, err := st.Delete(ctx, store.Users+args[0])
+		if err != nil {
 			return err
 		}
-		fmt.Printf("deleted user %s\n", args[0])
+		fmt.Printf("deleted user %s at revision %d%s\n", args[0], rev, notSet(n))
 		return nil
 	})
 	return group("user", "Basic-auth users in etcd",

@@ -31,10 +31,11 @@ others' becomes its own part of a front.`,
 			if _, err := build.ParseDiscovery(string(value)); err != nil {
 				return err
 			}
-			if err := st.Put(ctx, store.Endpoints+key, string(value)); err != nil {
+			rev, err := st.Put(ctx, store.Endpoints+key, string(value))
+			if err != nil {
 				return err
 			}
-			fmt.Printf("%s%s%s = %s\n", st.Prefix(), store.Endpoints, key, value)
+			fmt.Printf("%s%s%s = %s at revision %d\n", st.Prefix(), store.Endpoints, key, value, rev)
 			return nil
 		})
 	get := verb("get KEY", "Print the addresses behind a discovery key",
@@ -55,10 +56,11 @@ others' becomes its own part of a front.`,
 		"Remove endpoints/KEY: the clusters that use it go back to the default URL their\ndefinition gives in etcd(KEY, URL).",
 		"  tollgate endpoints delete orders", exactArgs(1),
 		func(ctx context.Context, st *store.Store, key string, _ []string) error {
-			if _, err := st.Delete(ctx, store.Endpoints+key); err != nil {
+			n, rev, err := st.Delete(ctx, store.Endpoints+key)
+			if err != nil {
 				return err
 			}
-			fmt.Printf("deleted %s%s%s: the default URL serves\n", st.Prefix(), store.Endpoints, key)
+			fmt.Printf("deleted %s%s%s at revision %d%s: the default URL serves\n", st.Prefix(), store.Endpoints, key, rev, notSet(n))
 			return nil
 		})
 	return group("endpoints", "Service discovery: the addresses behind etcd(KEY, URL) endpoints",

@@ -90,7 +90,7 @@ Tollgate cannot take, 3 check: the request was denied.`,
 		c.GroupID = "serve"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{validateCmd(&g), applyCmd(&g), endpointsCmd(&g), secretCmd(&g)} {
+	for _, c := range []*cobra.Command{validateCmd(&g), applyCmd(&g), getCmd(&g), describeCmd(&g), deleteCmd(&g), endpointsCmd(&g), secretCmd(&g)} {
 		c.GroupID = "define"
 		root.AddCommand(c)
 	}
@@ -271,6 +271,14 @@ func withStore(c *common, f func(ctx context.Context, st *store.Store, args []st
 		defer cancel()
 		return f(ctx, st, args)
 	}
+}
+
+// notSet notes a delete that found nothing.
+func notSet(deleted int64) string {
+	if deleted == 0 {
+		return " (it was not set)"
+	}
+	return ""
 }
 
 // open loads the configuration and connects to its etcd.

@@ -53,10 +53,11 @@ private key (they must match), or CA certificates. Envoy gets it over SDS.`,
 		if _, err := xds.ParseSecret(name, raw); err != nil {
 			return err
 		}
-		if err := st.Put(ctx, store.Secrets+name, string(raw)); err != nil {
+		rev, err := st.Put(ctx, store.Secrets+name, string(raw))
+		if err != nil {
 			return err
 		}
-		fmt.Printf("stored secret %s\n", name)
+		fmt.Printf("stored secret %s at revision %d\n", name, rev)
 		return nil
 	})
 	del := &cobra.Command{Use: "delete NAME", Short: "Remove secrets/NAME",
@@ -64,10 +65,11 @@ private key (they must match), or CA certificates. Envoy gets it over SDS.`,
 		Example: "  tollgate secret delete orders-ca", Args: exactArgs(1)}
 	dc := addCommon(del.Flags(), g)
 	del.RunE = withStore(dc, func(ctx context.Context, st *store.Store, args []string) error {
-		if _, err := st.Delete(ctx, store.Secrets+args[0]); err != nil {
+		n, rev, err := st.Delete(ctx, store.Secrets+args[0])
+		if err != nil {
 			return err
 		}
-		fmt.Printf("deleted secret %s\n", args[0])
+		fmt.Printf("deleted secret %s at revision %d%s\n", args[0], rev, notSet(n))
 		return nil
 	})
 	return group("secret", "TLS material for backends, served to Envoy by SDS",

@@ -37,7 +37,7 @@ func TestBrokenDefinitionKeepsLastGood(t *testing.T) {
 		strings.Replace(string(good), "title: Coffeebar", "title: Other", 1),    // name does not match its key
 	}
 	for i, b := range broken {
-		if err := st.Put(t.Context(), "apis/coffeebar/v1", b); err != nil {
+		if _, err := st.Put(t.Context(), "apis/coffeebar/v1", b); err != nil {
 			t.Fatal(err)
 		}
 		tu.Eventually(t, "rejection counted", func() bool {

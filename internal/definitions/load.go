@@ -2,6 +2,7 @@ package definitions
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -48,16 +49,26 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // a throttling policy, or WSO2's policies file; a second definition of one API or policy is
 // a problem. The good definitions are returned either way (validate reports them); store
 // them only when the report is OK.
+//
+// A path is a file, "-" (standard input), a directory (its YAML and JSON files,
+// recursively) or an http(s) URL.
 func Load(paths []string, policies PolicyReader) ([]Definition, Report) {
+	return LoadFrom(paths, os.Stdin, policies)
+}
+
+// LoadFrom is Load with "-" reading stdin.
+func LoadFrom(paths []string, stdin io.Reader, policies PolicyReader) ([]Definition, Report) {
 	l := loader{policies: policies, seen: map[string]string{}}
 	for _, path := range paths {
-		data, err := os.ReadFile(path)
+		srcs, err := read(path, stdin)
 		if err != nil {
 			l.problem("%s: $: %v", path, err)
 			continue
 		}
-		for _, doc := range Split(path, data) {
-			l.document(doc)
+		for _, src := range srcs {
+			for _, doc := range Split(src.name, src.data) {
+				l.document(doc)
+			}
 		}
 	}
 	return l.defs, l.report

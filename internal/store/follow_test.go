@@ -54,7 +54,7 @@ func TestFollowSeesExistingKeysThenChanges(t *testing.T) {
 	e := testutil.StartEtcd(t)
 	st := e.Store("/t/")
 	ctx := t.Context()
-	if err := st.Put(ctx, "endpoints/a", "1"); err != nil {
+	if _, err := st.Put(ctx, "endpoints/a", "1"); err != nil {
 		t.Fatal(err)
 	}
 	sink := &mapSink{}
@@ -98,7 +98,7 @@ func TestFollowResumesAfterEtcdRestartWithoutMissingChanges(t *testing.T) {
 	// Changes made by another client right after the restart must all arrive.
 	other := e.Store("/t/")
 	for i := range 20 {
-		if err := other.Put(ctx, fmt.Sprintf("endpoints/k%d", i), "v"); err != nil {
+		if _, err := other.Put(ctx, fmt.Sprintf("endpoints/k%d", i), "v"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -184,14 +184,16 @@ func (s *Store) DeleteAPI(ctx context.Context, name, version string) (bool, erro
 	return resp.Deleted > 0, nil
 }
 
-// Put writes one key below the prefix (rel is relative to it).
-func (s *Store) Put(ctx context.Context, rel, value string) error {
+// Put writes one key below the prefix (rel is relative to it) and returns the etcd
+// revision of the write.
+func (s *Store) Put(ctx context.Context, rel, value string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if _, err := s.cli.Put(ctx, s.prefix+rel, value); err != nil {
-		return fmt.Errorf("writing %s: %w", rel, s.Explain(err))
+	resp, err := s.cli.Put(ctx, s.prefix+rel, value)
+	if err != nil {
+		return 0, fmt.Errorf("writing %s: %w", rel, s.Explain(err))
 	}
-	return nil
+	return resp.Header.Revision, nil
 }
 
 // PutTTL writes one key below the prefix that etcd removes after ttl (on a lease of its
@@ -238,24 +240,25 @@ func (s *Store) List(ctx context.Context, rel string) ([]KV, error) {
 	return out, nil
 }
 
-// Delete removes one key below the prefix and says how many went (0: it was not set).
-func (s *Store) Delete(ctx context.Context, rel string) (int64, error) {
+// Delete removes one key below the prefix and says how many went (0: it was not set) at
+// which etcd revision.
+func (s *Store) Delete(ctx context.Context, rel string) (n, rev int64, err error) {
 	return s.delete(ctx, rel)
 }
 
 // DeletePrefix removes every key below the prefix that starts with rel.
-func (s *Store) DeletePrefix(ctx context.Context, rel string) (int64, error) {
+func (s *Store) DeletePrefix(ctx context.Context, rel string) (n, rev int64, err error) {
 	return s.delete(ctx, rel, clientv3.WithPrefix())
 }
 
-func (s *Store) delete(ctx context.Context, rel string, opts ...clientv3.OpOption) (int64, error) {
+func (s *Store) delete(ctx context.Context, rel string, opts ...clientv3.OpOption) (int64, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.cli.Delete(ctx, s.prefix+rel, opts...)
 	if err != nil {
-		return 0, fmt.Errorf("deleting %s: %w", rel, s.Explain(err))
+		return 0, 0, fmt.Errorf("deleting %s: %w", rel, s.Explain(err))
 	}
-	return resp.Deleted, nil
+	return resp.Deleted, resp.Header.Revision, nil
 }
 
 // Explain adds to an error from etcd where it was asked and what to check when etcd did

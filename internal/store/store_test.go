@@ -17,11 +17,11 @@ func TestTypedCalls(t *testing.T) {
 	other := e.Store("/u") // another prefix: never seen by /t's calls
 	ctx := t.Context()
 	for _, k := range []string{"users/ann", "users/bob", "secrets/x"} {
-		if err := st.Put(ctx, k, "v-"+k); err != nil {
+		if _, err := st.Put(ctx, k, "v-"+k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := other.Put(ctx, "users/zed", "z"); err != nil {
+	if _, err := other.Put(ctx, "users/zed", "z"); err != nil {
 		t.Fatal(err)
 	}
 	if v, ok, err := st.Get(ctx, "users/ann"); err != nil || !ok || string(v) != "v-users/ann" {
@@ -38,13 +38,13 @@ func TestTypedCalls(t *testing.T) {
 	if err != nil || !slices.Equal(keys, []string{"users/ann", "users/bob"}) {
 		t.Errorf("List users/ = %v %v", keys, err)
 	}
-	if n, err := st.Delete(ctx, "users/ann"); err != nil || n != 1 {
+	if n, _, err := st.Delete(ctx, "users/ann"); err != nil || n != 1 {
 		t.Errorf("Delete users/ann = %d %v", n, err)
 	}
-	if n, err := st.Delete(ctx, "users/ann"); err != nil || n != 0 {
+	if n, _, err := st.Delete(ctx, "users/ann"); err != nil || n != 0 {
 		t.Errorf("Delete of a deleted key = %d %v", n, err)
 	}
-	if n, err := st.DeletePrefix(ctx, "users/"); err != nil || n != 1 {
+	if n, _, err := st.DeletePrefix(ctx, "users/"); err != nil || n != 1 {
 		t.Errorf("DeletePrefix users/ = %d %v", n, err)
 	}
 	if _, ok, _ := other.Get(ctx, "users/zed"); !ok {

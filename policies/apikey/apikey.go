@@ -122,7 +122,7 @@ func Create(ctx context.Context, st *store.Store, application string, apis []str
 		r.Expires = r.Created.Add(ttl)
 	}
 	value, _ := json.Marshal(r)
-	if err := st.Put(ctx, store.APIKeys+hex.EncodeToString(sum[:]), string(value)); err != nil {
+	if _, err := st.Put(ctx, store.APIKeys+hex.EncodeToString(sum[:]), string(value)); err != nil {
 		return "", Record{}, err
 	}
 	return key, r, nil
@@ -150,7 +150,7 @@ func Revoke(ctx context.Context, st *store.Store, id string) error {
 		return fmt.Errorf("key id %q: want the 8 hex characters `tollgate apikey list` shows", id)
 	}
 	// The id is the first bytes of the hash: the key lives at the hash that starts with it.
-	n, err := st.DeletePrefix(ctx, store.APIKeys+id)
+	n, _, err := st.DeletePrefix(ctx, store.APIKeys+id)
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,8 @@ paths:
 		check(err)
 	}
 	for k, v := range discovery {
-		check(st.Put(ctx, store.Endpoints+k, v))
+		_, err = st.Put(ctx, store.Endpoints+k, v)
+		check(err)
 	}
 	go st.Follow(ctx, store.APIs, reg, nil)
 	go st.Follow(ctx, store.Endpoints, srv.Endpoints(), nil)
@@ -151,7 +152,8 @@ paths:
 			c.expect(want)
 		}
 		t0 := time.Now()
-		check(st.Put(ctx, store.Endpoints+fmt.Sprintf("svc%d", key), value))
+		_, err = st.Put(ctx, store.Endpoints+fmt.Sprintf("svc%d", key), value)
+		check(err)
 		put := time.Since(t0)
 		puts = append(puts, put)
 		for _, c := range clients {
