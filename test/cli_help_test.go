@@ -206,3 +206,40 @@ func TestConfigLookupOrder(t *testing.T) {
 		}
 	}
 }
+
+// init writes the configuration reference (the README's, every field with its default)
+// and a starter definition; both are accepted as written; a second init leaves them alone.
+func TestInitOutputIsValid(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gw")
+	if o := tollgate(t, "init", dir); o.code != 0 || !strings.Contains(o.stdout, "wrote "+filepath.Join(dir, "tollgate.yaml")) {
+		t.Fatalf("init: exit %d %s %s", o.code, o.stdout, o.stderr)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "tollgate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, _ := os.ReadFile("../README.md")
+	if !strings.Contains(string(readme), "```yaml\n"+string(cfg)+"```") {
+		t.Error("init's tollgate.yaml is not the README's configuration reference")
+	}
+	if o := tollgate(t, "validate", "-f", filepath.Join(dir, "api.yaml")); o.code != 0 || !strings.Contains(o.stdout, "ok: hello/v1") {
+		t.Errorf("the starter definition: exit %d %s %s", o.code, o.stdout, o.stderr)
+	}
+	// Commands run in the directory find its tollgate.yaml (strictly decoded: every field
+	// it writes is one the configuration has).
+	cmd := exec.Command(binary, "bootstrap", "--node-id", "e")
+	cmd.Dir = dir
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "port_value: 18000") {
+		t.Errorf("bootstrap with init's configuration: %v\n%s", err, b)
+	}
+	write(t, dir, "api.yaml", "mine")
+	if o := tollgate(t, "init", dir); o.code != 1 || !strings.Contains(o.stderr, "exists") {
+		t.Errorf("a second init: exit %d %q", o.code, o.stderr)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "api.yaml")); string(b) != "mine" {
+		t.Error("a second init overwrote a file")
+	}
+	if o := tollgate(t, "init", dir, "--force"); o.code != 0 {
+		t.Errorf("init --force: exit %d %s", o.code, o.stderr)
+	}
+}

@@ -98,7 +98,7 @@ Tollgate cannot take, 3 check: the request was denied.`,
 		c.GroupID = "creds"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{tokenCmd(&g), checkCmd(&g), bootstrapCmd(&g)} {
+	for _, c := range []*cobra.Command{initCmd(), tokenCmd(&g), checkCmd(&g), bootstrapCmd(&g)} {
 		c.GroupID = "try"
 		root.AddCommand(c)
 	}

@@ -11,8 +11,9 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The README's configuration reference is the defaults, field for field: a field missing
-// from it, misspelt, or with another value than the code's default fails here.
+// The configuration reference (internal/config/reference.yaml, which the README shows and
+// tollgate init writes) is the defaults, field for field: a field missing from it,
+// misspelt, or with another value than the code's default fails here.
 func TestREADMEConfigurationReferenceIsTheDefaults(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -22,6 +23,10 @@ func TestREADMEConfigurationReferenceIsTheDefaults(t *testing.T) {
 	if m == nil {
 		t.Fatal("no yaml block under the configuration reference")
 	}
+	if string(m[1]) != string(Reference) {
+		t.Errorf("the README's configuration reference is not internal/config/reference.yaml (what tollgate init writes); copy one to the other")
+	}
+	m[1] = Reference
 	path := filepath.Join(t.TempDir(), "tollgate.yaml")
 	if err := os.WriteFile(path, m[1], 0o644); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package definitions_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,5 +46,12 @@ func TestLoad(t *testing.T) {
 	defs, report = definitions.Load([]string{multi, dup, filepath.Join(dir, "absent.yaml")}, ratelimit.Reader{})
 	if report.OK() || len(defs) != 2 || len(report.Problems) != 2 || !strings.Contains(report.Problems[0], "API shop/v1 is also defined in") {
 		t.Errorf("a duplicate and a missing file: %d definitions, %+v", len(defs), report.Problems)
+	}
+}
+
+func TestStarterValidates(t *testing.T) {
+	defs, report := definitions.LoadFrom([]string{"-"}, bytes.NewReader(definitions.Starter), ratelimit.Reader{})
+	if !report.OK() || len(defs) != 1 || defs[0].API.ID() != "hello/v1" || len(defs[0].API.Operations) != 2 {
+		t.Errorf("the starter: %v %+v", report, defs)
 	}
 }
