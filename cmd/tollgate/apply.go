@@ -19,9 +19,10 @@ import (
 // docs splits loaded definitions into what the store writes.
 func docs(defs []definitions.Definition) (apis, policies []store.Doc) {
 	for _, d := range defs {
-		if d.Policy != nil {
+		switch {
+		case d.Policy != nil:
 			policies = append(policies, store.Doc{Name: d.Policy.Name, Data: d.Data})
-		} else {
+		case d.API != nil:
 			apis = append(apis, store.Doc{Name: d.API.Name, Version: d.API.Version, Data: d.Data})
 		}
 	}
@@ -75,7 +76,11 @@ accepts, apply stores and the gateway serves.`,
 		}
 		defs, ok := loadDefinitions(fl)
 		for _, d := range defs {
-			if d.Policy != nil {
+			switch {
+			case d.Tests:
+				fmt.Printf("%s: decision tests (tollgate test runs them)\n", d.File)
+				continue
+			case d.Policy != nil:
 				fmt.Printf("%s: ok: throttling policy %s\n", d.File, d.Policy.Name)
 				continue
 			}
@@ -136,9 +141,12 @@ func apply(ctx context.Context, c *common, fl []string) error {
 	}
 	for _, d := range defs {
 		what := "throttling policy "
-		if d.Policy != nil {
+		switch {
+		case d.Tests:
+			continue
+		case d.Policy != nil:
 			what += d.Policy.Name
-		} else {
+		default:
 			what = d.API.ID()
 		}
 		fmt.Printf("applied %s (%s) at revision %d\n", what, d.File, rev)

@@ -90,7 +90,7 @@ Tollgate cannot take, 3 check: the request was denied.`,
 		c.GroupID = "serve"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{validateCmd(&g), applyCmd(&g), getCmd(&g), describeCmd(&g), deleteCmd(&g), endpointsCmd(&g), secretCmd(&g)} {
+	for _, c := range []*cobra.Command{validateCmd(&g), testCmd(&g), applyCmd(&g), getCmd(&g), describeCmd(&g), deleteCmd(&g), endpointsCmd(&g), secretCmd(&g)} {
 		c.GroupID = "define"
 		root.AddCommand(c)
 	}

@@ -7,15 +7,21 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"sigs.k8s.io/yaml"
 )
 
 // Definition is one API or throttling policy read from a file, valid.
 type Definition struct {
 	File   string        // the file, or "file (document N)"
 	API    *apimodel.API // an API, or
-	Policy *Policy       // a throttling policy
+	Policy *Policy       // a throttling policy, or
+	Tests  bool          // decision tests (kind: DecisionTests, for `tollgate test`; never stored)
 	Data   []byte        // what is stored: the document (a WSO2 policy in Tollgate's form)
 }
+
+// TestsKind is the kind of a document of decision tests: it may sit beside the definitions
+// it tests, and is read by `tollgate test` only.
+const TestsKind = "DecisionTests"
 
 // Policy is a throttling policy as loading sees it: its name, and the document to store.
 type Policy struct {
@@ -97,6 +103,8 @@ func (l *loader) claim(name, at, path string) bool {
 
 func (l *loader) document(doc Document) {
 	switch {
+	case kindOf(doc.Data) == TestsKind:
+		l.defs = append(l.defs, Definition{File: doc.Name, Tests: true, Data: doc.Data})
 	case l.policies.IsWSO2(doc.Data):
 		pols, warnings, err := l.policies.ParseWSO2(doc.Data)
 		if err != nil {
@@ -133,4 +141,15 @@ func (l *loader) document(doc Document) {
 			l.defs = append(l.defs, Definition{File: doc.Name, API: res.API, Data: doc.Data})
 		}
 	}
+}
+
+// kindOf is a document's top-level kind, "" when it has none or does not parse.
+func kindOf(data []byte) string {
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if yaml.Unmarshal(data, &k) != nil {
+		return ""
+	}
+	return k.Kind
 }

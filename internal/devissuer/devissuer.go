@@ -70,6 +70,8 @@ type Claims struct {
 	TTL      time.Duration
 	// DPoPThumbprint binds the token to a DPoP key (cnf.jkt, RFC 9449 §6.1) when set.
 	DPoPThumbprint string
+	// Extra claims (a tier claim, say); iss cannot be changed.
+	Extra map[string]any
 }
 
 // Mint signs a token with the development key in dataDir.
@@ -91,6 +93,11 @@ func Mint(dataDir string, c Claims) (string, error) {
 	claims := gojwt.MapClaims{
 		"iss": Issuer, "aud": Audience, "sub": c.Subject, "azp": c.ClientID, "scope": c.Scope,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(c.TTL).Unix(), "jti": rand.Text(),
+	}
+	for k, v := range c.Extra {
+		if k != "iss" {
+			claims[k] = v
+		}
 	}
 	if c.DPoPThumbprint != "" {
 		claims["cnf"] = map[string]any{"jkt": c.DPoPThumbprint}

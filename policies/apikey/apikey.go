@@ -107,22 +107,32 @@ func (s *Set) Update(ev store.Event) {
 	}
 }
 
-// Create makes a new key for an application and the APIs it may call, stores its hash,
-// and returns the key (shown once) and its record.
-func Create(ctx context.Context, st *store.Store, application string, apis []string, ttl time.Duration) (string, Record, error) {
+// New makes a key for an application and the APIs it may call: the key (shown once), and
+// what is stored — under apikeys/<kv.Key> the record (kv.Value), never the key.
+func New(application string, apis []string, ttl time.Duration) (key string, kv store.KV, r Record, err error) {
 	if application == "" || len(apis) == 0 {
-		return "", Record{}, errors.New("an API key needs an application and at least one API")
+		return "", kv, r, errors.New("an API key needs an application and at least one API")
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	key := "tg_" + base64.RawURLEncoding.EncodeToString(secret)
+	key = "tg_" + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256([]byte(key))
-	r := Record{ID: hex.EncodeToString(sum[:4]), Application: application, APIs: apis, Created: time.Now().UTC().Truncate(time.Second)}
+	r = Record{ID: hex.EncodeToString(sum[:4]), Application: application, APIs: apis, Created: time.Now().UTC().Truncate(time.Second)}
 	if ttl > 0 {
 		r.Expires = r.Created.Add(ttl)
 	}
 	value, _ := json.Marshal(r)
-	if _, err := st.Put(ctx, store.APIKeys+hex.EncodeToString(sum[:]), string(value)); err != nil {
+	return key, store.KV{Key: hex.EncodeToString(sum[:]), Value: value}, r, nil
+}
+
+// Create makes a new key for an application and the APIs it may call, stores its hash,
+// and returns the key (shown once) and its record.
+func Create(ctx context.Context, st *store.Store, application string, apis []string, ttl time.Duration) (string, Record, error) {
+	key, kv, r, err := New(application, apis, ttl)
+	if err != nil {
+		return "", r, err
+	}
+	if _, err := st.Put(ctx, store.APIKeys+kv.Key, string(kv.Value)); err != nil {
 		return "", Record{}, err
 	}
 	return key, r, nil

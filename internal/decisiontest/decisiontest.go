@@ -1,0 +1,313 @@
+// Package decisiontest runs decision tests offline, the way `opa test` lets policy authors
+// test in CI: each case is a request and a credential, decided in-process by the
+// enforcer's own pipeline over the given definitions — no etcd, no servers — and compared
+// with what the case expects. Tokens are minted by a test issuer the runner makes; API keys
+// and basic-auth users are made for the case.
+package decisiontest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.uber.org/zap"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/internal/definitions"
+	"github.com/tollgate-gw/tollgate/internal/devissuer"
+	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/policies/apikey"
+	"github.com/tollgate-gw/tollgate/policies/basic"
+	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/ratelimit"
+	"github.com/tollgate-gw/tollgate/policies/revocation"
+)
+
+// Suite is one document of cases.
+type Suite struct {
+	Kind  string `json:"kind"`
+	Cases []Case `json:"cases"`
+}
+
+// Case is one request, its credential and what the gateway must answer.
+type Case struct {
+	Name    string  `json:"name"`
+	Request Request `json:"request"`
+	// At most one credential: a token from the test issuer, an API key made for the case,
+	// or a basic-auth user made for the case.
+	Token  *Token  `json:"token,omitempty"`
+	APIKey *APIKey `json:"apiKey,omitempty"`
+	Basic  *Basic  `json:"basic,omitempty"`
+	// Times sends the request this many times (default 1); Expect is of the last answer —
+	// throttling after N requests.
+	Times  int    `json:"times,omitempty"`
+	Expect Expect `json:"expect"`
+}
+
+// Request is the HTTP request as Envoy sees it.
+type Request struct {
+	Method  string            `json:"method"` // default GET
+	Path    string            `json:"path"`   // with the query string
+	Host    string            `json:"host"`   // default localhost
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// Token is a bearer token minted by the test issuer (Authorization: Bearer).
+type Token struct {
+	Scope    string         `json:"scope,omitempty"`
+	Subject  string         `json:"sub,omitempty"`      // default test-user
+	ClientID string         `json:"clientId,omitempty"` // default test-app
+	Claims   map[string]any `json:"claims,omitempty"`   // more claims (a tier, say)
+	Expired  bool           `json:"expired,omitempty"`  // minted already expired
+}
+
+// APIKey is a key made for the case, for APIs, sent in a header or the query.
+type APIKey struct {
+	APIs   []string `json:"apis"`
+	Header string   `json:"header,omitempty"` // sent as this header, or
+	Query  string   `json:"query,omitempty"`  // as this query parameter
+}
+
+// Basic is a user made for the case (Authorization: Basic); a different Password than
+// the user's sends a wrong one.
+type Basic struct {
+	User     string `json:"user"`
+	Password string `json:"password,omitempty"` // default: the user's
+	Wrong    bool   `json:"wrong,omitempty"`    // send a wrong password
+}
+
+// Expect is what the gateway must answer.
+type Expect struct {
+	Status  int               `json:"status"`            // 200 allowed, else the deny status
+	Fault   string            `json:"fault,omitempty"`   // the fault code in the deny body
+	Headers map[string]string `json:"headers,omitempty"` // set for the backend (allowed)
+}
+
+// Result is one case's outcome.
+type Result struct {
+	Suite, Name string
+	Passed      bool
+	// Diff says what differed, one line each ("status: got 401, want 200").
+	Diff []string
+}
+
+// Options are the enforcer's settings that shape answers (from the configuration).
+type Options struct {
+	ClaimHeaders map[string]string // token claims sent to the backend as headers
+	Format       extauthz.Format   // deny bodies: wso2 or problem
+}
+
+// Run decides every case of every suite over the definitions and reports each.
+func Run(ctx context.Context, defs []definitions.Definition, suites map[string]Suite, opt Options) ([]Result, error) {
+	dir, err := os.MkdirTemp("", "tollgate-test")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	issuer, err := devissuer.Ensure(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for _, name := range sortedNames(suites) {
+		for _, c := range suites[name].Cases {
+			// A fresh enforcer per case: counters, users and keys of one case are not
+			// another's.
+			r := Result{Suite: name, Name: c.Name}
+			r.Diff, err = runCase(ctx, dir, issuer, defs, c, opt)
+			if err != nil {
+				r.Diff = []string{err.Error()}
+			}
+			r.Passed = len(r.Diff) == 0
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func sortedNames(m map[string]Suite) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Definition, c Case, opt Options) ([]string, error) {
+	log := zap.NewNop()
+	reg := catalog.New(log, nil)
+	var apis []*apimodel.API
+	var policies []store.KV
+	for _, d := range defs {
+		switch {
+		case d.API != nil:
+			apis = append(apis, d.API)
+		case d.Policy != nil:
+			policies = append(policies, store.KV{Key: d.Policy.Name, Value: d.Policy.Data})
+		}
+	}
+	reg.Set(apis)
+	engine := ratelimit.NewEngine(ratelimit.NewLocal(), log, nil)
+	engine.Reset(policies)
+	revoked := revocation.New(log, nil)
+	revoked.Reset(nil)
+	users, err := basic.New(nil)
+	if err != nil {
+		return nil, err
+	}
+	keys := apikey.NewSet()
+	verifier, err := jwt.New(jwt.Config{Issuers: []jwt.IssuerConfig{{Name: "test", Issuer: devissuer.Issuer,
+		Audiences: []string{devissuer.Audience}, JWKSFile: jwksFile, Algorithms: []string{"RS256"}}}, ClaimHeaders: opt.ClaimHeaders}, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	enf := extauthz.New(extauthz.Config{Revocations: revoked, Throttle: engine, Users: users, APIKeys: keys, Format: opt.Format}, reg, verifier, log, nil)
+
+	r := extauthz.Request{Method: strings.ToUpper(c.Request.Method), Path: c.Request.Path, Host: c.Request.Host, Headers: map[string]string{}}
+	if r.Method == "" {
+		r.Method = "GET"
+	}
+	if r.Host == "" {
+		r.Host = "localhost"
+	}
+	for k, v := range c.Request.Headers {
+		r.Headers[k] = v
+	}
+	switch {
+	case c.Token != nil:
+		t := c.Token
+		claims := devissuer.Claims{Subject: or(t.Subject, "test-user"), ClientID: or(t.ClientID, "test-app"), Scope: t.Scope, TTL: time.Hour, Extra: t.Claims}
+		if t.Expired {
+			claims.TTL = -time.Hour
+		}
+		tok, err := devissuer.Mint(dir, claims)
+		if err != nil {
+			return nil, err
+		}
+		r.Headers["authorization"] = "Bearer " + tok
+	case c.APIKey != nil:
+		key, kv, _, err := apikey.New("test-app", c.APIKey.APIs, 0)
+		if err != nil {
+			return nil, err
+		}
+		keys.Reset([]store.KV{kv})
+		switch {
+		case c.APIKey.Query != "":
+			sep := "?"
+			if strings.Contains(r.Path, "?") {
+				sep = "&"
+			}
+			r.Path += sep + c.APIKey.Query + "=" + key
+		default:
+			r.Headers[or(c.APIKey.Header, "apikey")] = key
+		}
+	case c.Basic != nil:
+		password := or(c.Basic.Password, "test-password-1")
+		h, err := basic.Hash(password)
+		if err != nil {
+			return nil, err
+		}
+		users.Reset([]store.KV{{Key: c.Basic.User, Value: []byte(h)}})
+		if c.Basic.Wrong {
+			password += "-wrong"
+		}
+		r.Headers["authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Basic.User+":"+password))
+	}
+
+	var resp *authv3.CheckResponse
+	for range max(1, c.Times) {
+		if resp, err = enf.Check(ctx, extauthz.NewCheckRequest(r)); err != nil {
+			return nil, err
+		}
+	}
+	return compare(resp, c.Expect), nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// compare lists how the answer differs from what is expected.
+func compare(resp *authv3.CheckResponse, want Expect) []string {
+	var diff []string
+	status, fault, headers := 200, "", map[string]string{}
+	if d := resp.GetDeniedResponse(); d != nil {
+		status = int(d.GetStatus().GetCode())
+		// WSO2's body is {"fault":{"code":…}}, MGW's status reports and RFC 9457's carry
+		// code at the top.
+		var body struct {
+			Fault struct {
+				Code json.Number `json:"code"`
+			} `json:"fault"`
+			Code json.Number `json:"code"`
+		}
+		dec := json.NewDecoder(bytes.NewReader([]byte(d.GetBody())))
+		dec.UseNumber()
+		if dec.Decode(&body) == nil {
+			fault = cmp.Or(body.Fault.Code.String(), body.Code.String())
+		}
+	} else {
+		for _, h := range resp.GetOkResponse().GetHeaders() {
+			headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+	}
+	if want.Status == 0 {
+		want.Status = 200
+	}
+	if status != want.Status {
+		diff = append(diff, fmt.Sprintf("status: got %d, want %d", status, want.Status))
+	}
+	if want.Fault != "" && fault != want.Fault {
+		diff = append(diff, fmt.Sprintf("fault: got %q, want %q", fault, want.Fault))
+	}
+	if status != 200 {
+		return diff // headers to the backend are an allowed request's
+	}
+	for k, v := range want.Headers {
+		if got, ok := headers[strings.ToLower(k)]; !ok || got != v {
+			diff = append(diff, fmt.Sprintf("header %s to the backend: got %q, want %q", k, got, v))
+		}
+	}
+	return diff
+}
+
+// Parse reads a document of cases.
+func Parse(data []byte) (Suite, error) {
+	var s Suite
+	if err := yaml.UnmarshalStrict(data, &s); err != nil {
+		return s, err
+	}
+	if s.Kind != definitions.TestsKind {
+		return s, fmt.Errorf("kind %q: want %s", s.Kind, definitions.TestsKind)
+	}
+	for i, c := range s.Cases {
+		n := 0
+		for _, set := range []bool{c.Token != nil, c.APIKey != nil, c.Basic != nil} {
+			if set {
+				n++
+			}
+		}
+		if n > 1 {
+			return s, fmt.Errorf("cases[%d] (%s): at most one of token, apiKey, basic", i, c.Name)
+		}
+		if c.Request.Path == "" {
+			return s, fmt.Errorf("cases[%d] (%s): request.path is needed", i, c.Name)
+		}
+	}
+	return s, nil
+}
