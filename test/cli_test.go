@@ -52,7 +52,14 @@ type out struct {
 
 func tollgate(t *testing.T, args ...string) out {
 	t.Helper()
+	return stdin(t, "", args...)
+}
+
+// stdin runs the binary with standard input.
+func stdin(t *testing.T, in string, args ...string) out {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(in)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -26,23 +25,6 @@ const shopPolicy = `kind: ThrottlingPolicy
 name: shop-rate
 rate: 100/minute
 `
-
-// stdin runs the binary with standard input.
-func stdin(t *testing.T, in string, args ...string) out {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Stdin = strings.NewReader(in)
-	var so, se strings.Builder
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	o := out{stdout: so.String(), stderr: se.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		o.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
 
 // -f takes a file, "-" (standard input), a directory (recursively) and an http URL (an
 // OpenAPI document served by a local server); a multi-document file counts each document.
