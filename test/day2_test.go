@@ -92,7 +92,9 @@ func TestGetDescribeDelete(t *testing.T) {
 	if got := ok(tg("endpoints", "set", "shop_backend", "http://10.1.2.3:8080"), "endpoints set"); !rev.MatchString(got) {
 		t.Errorf("endpoints set printed no revision: %q", got)
 	}
-	ok(tg("revoke", "--jti", "j-1", "--until", "1h", "--reason", "lost"), "revoke")
+	if got := ok(tg("revoke", "--jti", "j-1", "--until", "1h", "--reason", "lost"), "revoke"); !rev.MatchString(got) {
+		t.Errorf("revoke printed no revision: %q", got)
+	}
 	key := strings.TrimSpace(ok(tg("apikey", "create", "--app", "billing", "--api", "shop/v1"), "apikey create"))
 	if ok := stdin(t, "s3cret-password\n", "user", "put", "ann", "--config", cfg); ok.code != 0 || !rev.MatchString(ok.stdout) {
 		t.Fatalf("user put: %d %s %s", ok.code, ok.stdout, ok.stderr)

@@ -191,10 +191,11 @@ keeps only its SHA-256, with the application, the APIs and the expiry.`,
 		Long:    "Delete the API key whose id (from list or create) is ID; every enforcer refuses it\nwithin milliseconds.",
 		Example: "  tollgate apikey revoke 3fa9c2d1", Args: exactArgs(1)}
 	revoke.RunE = withStore(addCommon(revoke.Flags(), g), func(ctx context.Context, st *store.Store, args []string) error {
-		if err := apikey.Revoke(ctx, st, args[0]); err != nil {
+		rev, err := apikey.Revoke(ctx, st, args[0])
+		if err != nil {
 			return err
 		}
-		fmt.Printf("revoked key %s\n", args[0])
+		fmt.Printf("revoked key %s at revision %d\n", args[0], rev)
 		return nil
 	})
 	return group("apikey", "API keys: create, list, revoke",

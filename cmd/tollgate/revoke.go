@@ -49,11 +49,11 @@ client issued before a time.`,
 		if err != nil {
 			return err
 		}
-		key, err := revocation.Revoke(ctx, st, kind, id, rec)
+		key, rev, err := revocation.Revoke(ctx, st, kind, id, rec)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("revoked %s until %s\n", key, rec.Until.Format(time.RFC3339))
+		fmt.Printf("revoked %s until %s at revision %d\n", key, rec.Until.Format(time.RFC3339), rev)
 		return nil
 	})
 	return cmd

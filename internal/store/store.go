@@ -197,18 +197,19 @@ func (s *Store) Put(ctx context.Context, rel, value string) (int64, error) {
 }
 
 // PutTTL writes one key below the prefix that etcd removes after ttl (on a lease of its
-// own), and returns the key's full name.
-func (s *Store) PutTTL(ctx context.Context, rel, value string, ttl time.Duration) (string, error) {
+// own), and returns the key's full name and the write's etcd revision.
+func (s *Store) PutTTL(ctx context.Context, rel, value string, ttl time.Duration) (string, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	lease, err := s.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
 	if err != nil {
-		return "", fmt.Errorf("writing %s (lease): %w", rel, s.Explain(err))
+		return "", 0, fmt.Errorf("writing %s (lease): %w", rel, s.Explain(err))
 	}
-	if _, err := s.cli.Put(ctx, s.prefix+rel, value, clientv3.WithLease(lease.ID)); err != nil {
-		return "", fmt.Errorf("writing %s: %w", rel, s.Explain(err))
+	resp, err := s.cli.Put(ctx, s.prefix+rel, value, clientv3.WithLease(lease.ID))
+	if err != nil {
+		return "", 0, fmt.Errorf("writing %s: %w", rel, s.Explain(err))
 	}
-	return s.prefix + rel, nil
+	return s.prefix + rel, resp.Header.Revision, nil
 }
 
 // Get reads one key below the prefix; ok is false when it is not set.

@@ -51,8 +51,8 @@ func TestTypedCalls(t *testing.T) {
 		t.Error("a delete under /t removed a key under /u")
 	}
 
-	key, err := st.PutTTL(ctx, "revoked/jti/a", "r", 2*time.Second)
-	if err != nil || key != "/t/revoked/jti/a" {
+	key, rev, err := st.PutTTL(ctx, "revoked/jti/a", "r", 2*time.Second)
+	if err != nil || key != "/t/revoked/jti/a" || rev == 0 {
 		t.Fatalf("PutTTL = %q %v", key, err)
 	}
 	if _, ok, _ := st.Get(ctx, "revoked/jti/a"); !ok {

@@ -154,18 +154,19 @@ func List(ctx context.Context, st *store.Store) ([]Record, error) {
 	return out, nil
 }
 
-// Revoke deletes the key whose ID (from List or Create) is id.
-func Revoke(ctx context.Context, st *store.Store, id string) error {
+// Revoke deletes the key whose ID (from List or Create) is id, and returns the etcd revision
+// of the delete.
+func Revoke(ctx context.Context, st *store.Store, id string) (int64, error) {
 	if len(id) != 8 || strings.Trim(id, "0123456789abcdef") != "" {
-		return fmt.Errorf("key id %q: want the 8 hex characters `tollgate apikey list` shows", id)
+		return 0, fmt.Errorf("key id %q: want the 8 hex characters `tollgate apikey list` shows", id)
 	}
 	// The id is the first bytes of the hash: the key lives at the hash that starts with it.
-	n, _, err := st.DeletePrefix(ctx, store.APIKeys+id)
+	n, rev, err := st.DeletePrefix(ctx, store.APIKeys+id)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if n == 0 {
-		return fmt.Errorf("no API key with id %s", id)
+		return 0, fmt.Errorf("no API key with id %s", id)
 	}
-	return nil
+	return rev, nil
 }

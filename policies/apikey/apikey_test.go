@@ -41,11 +41,11 @@ func TestCreateListRevokeThroughEtcd(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != rec.ID || list[0].Application != "shop-app" {
 		t.Fatalf("list %+v %v", list, err)
 	}
-	if err := Revoke(t.Context(), st, rec.ID); err != nil {
+	if _, err := Revoke(t.Context(), st, rec.ID); err != nil {
 		t.Fatal(err)
 	}
 	tu.Eventually(t, "revoked", func() bool { _, err := set.Check(key, "coffeebar/v1", time.Now()); return err == ErrUnknown })
-	if err := Revoke(t.Context(), st, rec.ID); err == nil {
+	if _, err := Revoke(t.Context(), st, rec.ID); err == nil {
 		t.Error("revoking twice succeeded")
 	}
 	if _, _, err := Create(t.Context(), st, "", nil, 0); err == nil {

@@ -122,7 +122,7 @@ func Handler(st *store.Store, adminToken []byte) http.Handler {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		key, err := Revoke(req.Context(), st, kind, id, rec)
+		key, _, err := Revoke(req.Context(), st, kind, id, rec)
 		if _, bad := errors.AsType[*InvalidError](err); bad {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

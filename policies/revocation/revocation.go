@@ -188,30 +188,31 @@ func (s *Set) reject(key, why string) {
 }
 
 // Revoke writes a revocation to etcd under a lease that ends at r.Until, so that the list
-// never outgrows the tokens it holds. kind is one of the Kind constants.
-func Revoke(ctx context.Context, st *store.Store, kind, id string, r Record) (string, error) {
+// never outgrows the tokens it holds, and returns its key and etcd revision. kind is one of
+// the Kind constants.
+func Revoke(ctx context.Context, st *store.Store, kind, id string, r Record) (key string, rev int64, err error) {
 	switch kind {
 	case KindJTI, KindHash:
 	case KindSubject, KindClient:
 		if r.IssuedBefore.IsZero() {
-			return "", invalid("a %s revocation needs an issued-before time", kind)
+			return "", 0, invalid("a %s revocation needs an issued-before time", kind)
 		}
 	default:
-		return "", invalid("unknown revocation kind %q", kind)
+		return "", 0, invalid("unknown revocation kind %q", kind)
 	}
 	if id == "" {
-		return "", invalid("empty %s", kind)
+		return "", 0, invalid("empty %s", kind)
 	}
 	ttl := time.Until(r.Until) + time.Second
 	if ttl < 2*time.Second {
-		return "", invalid("until %s has passed: the token is expired already", r.Until.Format(time.RFC3339))
+		return "", 0, invalid("until %s has passed: the token is expired already", r.Until.Format(time.RFC3339))
 	}
 	value, _ := json.Marshal(r)
-	key, err := st.PutTTL(ctx, store.Revoked+kind+"/"+url.PathEscape(id), string(value), ttl)
+	key, rev, err = st.PutTTL(ctx, store.Revoked+kind+"/"+url.PathEscape(id), string(value), ttl)
 	if err != nil {
-		return "", fmt.Errorf("etcd cannot take the revocation: %w", err)
+		return "", 0, fmt.Errorf("etcd cannot take the revocation: %w", err)
 	}
-	return key, nil
+	return key, rev, nil
 }
 
 // InvalidError is a revocation that can never be stored as given (as opposed to etcd

@@ -34,7 +34,7 @@ func revoke(t *testing.T, st *store.Store, r Request) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Revoke(t.Context(), st, kind, id, rec); err != nil {
+	if _, _, err := Revoke(t.Context(), st, kind, id, rec); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -150,7 +150,7 @@ func TestResolveRefusesAmbiguousOrExpired(t *testing.T) {
 	} {
 		kind, id, rec, err := r.Resolve()
 		if err == nil {
-			_, err = Revoke(t.Context(), nil, kind, id, rec)
+			_, _, err = Revoke(t.Context(), nil, kind, id, rec)
 		}
 		if err == nil {
 			t.Errorf("accepted %+v", r)

@@ -93,7 +93,7 @@ func main() {
 	for i := range *writes {
 		jti := fmt.Sprintf("live-%d", i)
 		t0 := time.Now()
-		_, err := revocation.Revoke(ctx, st, revocation.KindJTI, jti, revocation.Record{Until: time.Now().Add(time.Hour)})
+		_, _, err := revocation.Revoke(ctx, st, revocation.KindJTI, jti, revocation.Record{Until: time.Now().Add(time.Hour)})
 		check(err)
 		committed := time.Since(t0)
 		select {
