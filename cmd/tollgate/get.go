@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/inventory"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
@@ -74,6 +75,13 @@ func when(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// apiHeader and apiRow are an API's columns, in get apis and get api -o table.
+var apiHeader = []string{"API", "BASE PATH", "OPERATIONS", "THROTTLING", "PROBLEM"}
+
+func apiRow(a inventory.API) []string {
+	return []string{a.ID, orDash(a.BasePath), strconv.Itoa(a.Operations), orDash(a.Throttling), orDash(a.Problem)}
+}
+
 // getCmd lists what etcd holds.
 func getCmd(g *globals) *cobra.Command {
 	// list makes a `get KIND` verb over the inventory.
@@ -100,9 +108,9 @@ func getCmd(g *globals) *cobra.Command {
 			as, err := inv.APIs(ctx)
 			var rows [][]string
 			for _, a := range as {
-				rows = append(rows, []string{a.ID, orDash(a.BasePath), strconv.Itoa(a.Operations), orDash(a.Throttling), orDash(a.Problem)})
+				rows = append(rows, apiRow(a))
 			}
-			return as, []string{"API", "BASE PATH", "OPERATIONS", "THROTTLING", "PROBLEM"}, rows, err
+			return as, apiHeader, rows, err
 		})
 	api := &cobra.Command{Use: "api NAME/VERSION", Short: "Print a stored API definition as it was applied",
 		Long: `Print the stored definition of one API as it was applied, so that
@@ -129,8 +137,7 @@ round-trips. -o json or -o yaml converts it; -o table prints its row.`,
 		switch ap.format {
 		case "":
 		case "table":
-			return table(os.Stdout, []string{"API", "BASE PATH", "OPERATIONS", "THROTTLING", "PROBLEM"},
-				[][]string{{a.ID, orDash(a.BasePath), strconv.Itoa(a.Operations), orDash(a.Throttling), orDash(a.Problem)}})
+			return table(os.Stdout, apiHeader, [][]string{apiRow(a)})
 		case "json":
 			if doc, err = yaml.YAMLToJSON(doc); err != nil {
 				return err
@@ -278,29 +285,23 @@ keys), and any problem that keeps Envoy from getting it.`,
 	var p printer
 	p.flag(api, "table")
 	c := addCommon(api.Flags(), g)
-	api.RunE = func(cmd *cobra.Command, args []string) error {
+	api.RunE = withConfigStore(c, func(ctx context.Context, cfg config.Config, st *store.Store, args []string) error {
 		if err := p.check(); err != nil {
-			return err
-		}
-		cfg, err := c.load()
-		if err != nil {
 			return err
 		}
 		xc, err := xdsConfig(cfg)
 		if err != nil {
 			return err
 		}
-		return withStore(c, func(ctx context.Context, st *store.Store, args []string) error {
-			d, err := inventory.New(st).Describe(ctx, args[0], xc.Build)
-			if err != nil {
-				return err
-			}
-			if p.format != "table" {
-				return p.print(d, nil, nil)
-			}
-			return printDescription(d)
-		})(cmd, args)
-	}
+		d, err := inventory.New(st).Describe(ctx, args[0], xc.Build)
+		if err != nil {
+			return err
+		}
+		if p.format != "table" {
+			return p.print(d, nil, nil)
+		}
+		return printDescription(d)
+	})
 	return group("describe", "Show an API as the gateway serves it",
 		"Show one stored object in detail, as the gateway serves it.",
 		"  tollgate describe api coffeebar/v1", api)

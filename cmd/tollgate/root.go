@@ -261,15 +261,22 @@ func shellQuote(s string) string {
 // withStore is a command's RunE: f gets the store the command's flags name (closed after),
 // the arguments, and 15 s.
 func withStore(c *common, f func(ctx context.Context, st *store.Store, args []string) error) func(*cobra.Command, []string) error {
+	return withConfigStore(c, func(ctx context.Context, _ config.Config, st *store.Store, args []string) error {
+		return f(ctx, st, args)
+	})
+}
+
+// withConfigStore is withStore for a command that also needs the configuration it read.
+func withConfigStore(c *common, f func(ctx context.Context, cfg config.Config, st *store.Store, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		_, st, err := c.open()
+		cfg, st, err := c.open()
 		if err != nil {
 			return err
 		}
 		defer st.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 		defer cancel()
-		return f(ctx, st, args)
+		return f(ctx, cfg, st, args)
 	}
 }
 
