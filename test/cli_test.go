@@ -242,6 +242,18 @@ log:
 		t.Errorf("petstore came with a failed apply: %s", o.stdout)
 	}
 
+	// One apply of several definitions is one etcd transaction; the running server loads
+	// every one of them (it once took only the first event of a transaction).
+	if o := tollgate(t, "apply", "--config", cfg, "--etcd", etcdC, "-f", "../examples/petstore/petstore.yaml", "-f", "../examples/online-store/online-store.yaml"); o.code != 0 {
+		t.Fatalf("apply of two definitions: %s%s", o.stdout, o.stderr)
+	}
+	for _, path := range []string{"/petstore/v1/pets", "/store/v1/items"} {
+		testutil.Eventually(t, "live API "+path, func() bool {
+			o := tollgate(t, "check", "--config", cfg, "--path", path, "-H", bearer)
+			return o.stdout != "" && !strings.Contains(o.stdout, "DENIED 404")
+		})
+	}
+
 	// The control plane serves the API to an Envoy of the default group.
 	conn, err := grpc.NewClient(xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -278,9 +290,9 @@ log:
 		t.Errorf("bootstrap: %s %s", o.stdout, o.stderr)
 	}
 
-	// Metrics and health on the admin port.
+	// Metrics and health on the admin port (coffeebar, then petstore and online-store).
 	body := get(t, "http://"+adm+"/metrics")
-	for _, m := range []string{"tollgate_authz_decisions_total", "tollgate_apis 1", "tollgate_jwt_verifications_total"} {
+	for _, m := range []string{"tollgate_authz_decisions_total", "tollgate_apis 3", "tollgate_jwt_verifications_total"} {
 		if !strings.Contains(body, m) {
 			t.Errorf("metrics lack %q", m)
 		}

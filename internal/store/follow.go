@@ -255,8 +255,11 @@ func (f *follower) watch(ctx context.Context, full string, rev int64, cluster ui
 				}
 				cluster = 0
 			}
+			// The events of one transaction share its revision: compare with the revision
+			// applied before this answer, not with the event before.
+			applied := rev
 			for _, ev := range resp.Events {
-				if ev.Kv.ModRevision <= rev {
+				if ev.Kv.ModRevision <= applied {
 					continue
 				}
 				e := Event{KV: KV{Key: string(ev.Kv.Key[len(full):])}}

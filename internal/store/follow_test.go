@@ -111,3 +111,29 @@ func TestFollowResumesAfterEtcdRestartWithoutMissingChanges(t *testing.T) {
 		return true
 	})
 }
+
+// A transaction's events share one revision: a follower applies all of them, not only the
+// first (a multi-document apply to a running server once loaded only its first API).
+func TestFollowAppliesEveryEventOfATransaction(t *testing.T) {
+	e := testutil.StartEtcd(t)
+	st := e.Store("/t/")
+	ctx := t.Context()
+	sink := &mapSink{}
+	go st.Follow(ctx, store.APIs, sink, nil)
+	testutil.Eventually(t, "initial read", func() bool { return sink.resetCount() > 0 })
+	var docs []store.Doc
+	for i := range 5 {
+		docs = append(docs, store.Doc{Name: fmt.Sprintf("api%d", i), Version: "v1", Data: []byte(fmt.Sprintf("doc %d", i))})
+	}
+	if _, err := st.PutAPIs(ctx, docs); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, "every document of the transaction", func() bool {
+		for i := range docs {
+			if v, _ := sink.get(fmt.Sprintf("api%d/v1", i)); v != fmt.Sprintf("doc %d", i) {
+				return false
+			}
+		}
+		return true
+	})
+}
