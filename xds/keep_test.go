@@ -35,11 +35,10 @@ func TestInvalidConfigurationKeepsLastGood(t *testing.T) {
 	if v2 != v1 || len(now) != 1 {
 		t.Fatalf("an invalid configuration replaced the good one: %d listeners, version %s → %s", len(now), v1, v2)
 	}
-	snap, err := s.envoyCache.GetSnapshot("edge")
-	if err != nil || snap.GetVersion(resourcev3.ListenerType) != v1 {
-		t.Fatalf("the cache serves %v, want version %s", snap, v1)
+	if v := s.table("edge", kindEnvoy, resourcev3.ListenerType).Version(); v != v1 {
+		t.Fatalf("the cache serves version %s, want %s", v, v1)
 	}
-	if len(snap.GetResources(resourcev3.ClusterType)) == 0 {
+	if len(s.table("edge", kindEnvoy, resourcev3.ClusterType).Resources()) == 0 {
 		t.Fatal("no clusters served")
 	}
 }

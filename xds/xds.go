@@ -1,16 +1,16 @@
 // Package xds is the control plane: it turns the live API catalogue and the endpoint values
 // in etcd into Envoy resources (xds/build), checks them (xds/validate), and serves them over
-// ADS, state-of-the-world and delta, with go-control-plane. Each gateway group (Envoy node
-// cluster) has its own snapshot; each resource type is versioned by its content, so an
-// endpoint change sends EDS and nothing else. A set that fails validation keeps the last
-// good snapshot in force. NACKed versions are not resent to the node that refused them.
+// ADS, state-of-the-world and delta, with go-control-plane's servers over xds/rescache: each
+// gateway group (Envoy node cluster) has one cache per client kind and resource type,
+// shared by every client of the group, each resource marshalled once for all of them; only
+// what changed is sent, so an endpoint change sends that cluster's assignment and nothing
+// else. A set that fails validation keeps the last good one in force. NACKed versions are
+// not resent to the node that refused them.
 package xds
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -43,7 +43,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/build"
-	"github.com/tollgate-gw/tollgate/xds/edscache"
+	"github.com/tollgate-gw/tollgate/xds/rescache"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
 
@@ -65,17 +65,14 @@ const DefaultGroup = defaults.NodeGroup
 type Server struct {
 	cfg Config
 	log *zap.Logger
-	// Envoys get the gateway's listeners and route table from an ADS cache (responses in
-	// make-before-break order); proxyless gRPC clients, which ask for their listeners by
-	// name, get the API listeners from a cache without ADS's "all names" rule. Endpoints
-	// come from one endpoints cache per group (xds/edscache): a change sends only the assignments
-	// that changed, marshalled once for every client.
-	envoyCache cachev3.SnapshotCache
-	grpcCache  cachev3.SnapshotCache
-	edsCaches  map[string]*edscache.Cache
-	edsPrefix  string
-	m          *metrics
-	cb         *callbacks
+	// Envoys get the gateway's listeners, route tables, clusters and secrets; proxyless
+	// gRPC clients get the API listeners and their routes and clusters; both get the
+	// same endpoints. One cache per (group, client kind, type), made on first use.
+	tablesMu sync.Mutex
+	tables   map[tableKey]*rescache.Cache
+	prefix   string
+	m        *metrics
+	cb       *callbacks
 
 	mu        sync.Mutex
 	catalog   *apimodel.Catalog
@@ -125,16 +122,29 @@ type group struct {
 	snap [2]flavour // envoy, grpc
 }
 
-// flavour is one client kind's resources with their versions.
+// flavour is one client kind's resources.
 type flavour struct {
-	res      [types.UnknownType][]types.Resource
-	versions [types.UnknownType]string
+	res [types.UnknownType][]types.Resource
 }
 
 const (
 	forEnvoy = 0
 	forGRPC  = 1
 )
+
+// Client kinds, as tables are keyed: endpoints are one table for both.
+const (
+	kindEnvoy     = "envoy"
+	kindGRPC      = "grpc"
+	kindEndpoints = "eds"
+)
+
+type tableKey struct{ group, kind, typeURL string }
+
+// publishOrder is the order a change is handed to the caches, make before break: a client
+// told of a new cluster finds its assignment waiting, a route finds its cluster, a
+// listener its route table and secrets.
+var publishOrder = []types.ResponseType{types.Secret, types.Cluster, types.Route, types.Listener}
 
 // New makes a control plane. reg (may be nil) gets its metrics.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
@@ -143,12 +153,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	}
 	s := &Server{cfg: cfg, log: log, m: newMetrics(reg), discovery: map[string]string{},
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil), pending: map[string]bool{}}
-	s.envoyCache = cachev3.NewSnapshotCache(true, nodeGroup{}, log.Sugar().Named("cache"))
-	s.grpcCache = cachev3.NewSnapshotCache(false, nodeGroup{}, log.Sugar().Named("grpc-cache"))
-	s.edsCaches = map[string]*edscache.Cache{}
-	// Linear cache versions count from 1 in each process: the prefix keeps a restarted or
-	// another replica from matching a client's old version by accident.
-	s.edsPrefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
+	s.tables = map[tableKey]*rescache.Cache{}
+	// Cache versions count from 1 in each process: the prefix keeps a restarted or another
+	// replica from matching a client's old version by accident.
+	s.prefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
 	s.cb = newCallbacks(s)
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
@@ -160,27 +168,45 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 // clientKind tells proxyless gRPC clients from Envoys by the node's user agent.
 func clientKind(n *corev3.Node) string {
 	if strings.HasPrefix(n.GetUserAgentName(), "gRPC") {
-		return "grpc"
+		return kindGRPC
 	}
-	return "envoy"
+	return kindEnvoy
 }
 
-// Register serves ADS and the per-type discovery services on g.
+// table is the cache of one group's resources of one type for one client kind.
+func (s *Server) table(group, kind, typeURL string) *rescache.Cache {
+	if typeURL == resourcev3.EndpointType {
+		kind = kindEndpoints
+	}
+	k := tableKey{group, kind, typeURL}
+	s.tablesMu.Lock()
+	defer s.tablesMu.Unlock()
+	t := s.tables[k]
+	if t == nil {
+		t = rescache.New(typeURL, s.prefix)
+		s.tables[k] = t
+	}
+	return t
+}
+
+// tables sends each watch to the cache of its node's group and kind and its type.
+type tables struct{ s *Server }
+
+func (t tables) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	return t.s.table(GroupOf(r.GetNode()), clientKind(r.GetNode()), r.GetTypeUrl()).CreateWatch(r, sub, ch)
+}
+
+func (t tables) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	return t.s.table(GroupOf(r.GetNode()), clientKind(r.GetNode()), r.GetTypeUrl()).CreateDeltaWatch(r, sub, ch)
+}
+
+func (t tables) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
+	return nil, errors.New("fetch (REST xDS) is not served")
+}
+
+// Register serves ADS and the per-type discovery services on g (made with ServerOptions).
 func (s *Server) Register(ctx context.Context, g *grpc.Server) {
-	// Endpoints go to the group's endpoints cache, the rest to the Envoy or the gRPC
-	// snapshot cache.
-	kind := func(typeURL string, n *corev3.Node) string {
-		if typeURL == resourcev3.EndpointType {
-			return "eds"
-		}
-		return clientKind(n)
-	}
-	mux := &cachev3.MuxCache{
-		Classify:      func(r *cachev3.Request) string { return kind(r.GetTypeUrl(), r.GetNode()) },
-		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return kind(r.GetTypeUrl(), r.GetNode()) },
-		Caches:        map[string]cachev3.Cache{"envoy": s.envoyCache, "grpc": s.grpcCache, "eds": edsGroups{s}},
-	}
-	srv := serverv3.NewServer(ctx, mux, s.cb)
+	srv := serverv3.NewServer(ctx, tables{s}, s.cb)
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
@@ -424,7 +450,7 @@ func (s *Server) publish(ctx context.Context) {
 			continue
 		}
 		// Endpoints first: a client told of a new cluster finds its assignment waiting.
-		if err := s.edsCache(name).Set(next.eds); err != nil {
+		if err := s.table(name, kindEndpoints, resourcev3.EndpointType).Set(next.eds); err != nil {
 			s.log.Error("publishing endpoints", zap.String("group", name), zap.Error(err))
 			continue
 		}
@@ -440,33 +466,6 @@ func (s *Server) publish(ctx context.Context) {
 		s.m.builds.WithLabelValues("ok").Inc()
 		s.m.buildSeconds.Observe(time.Since(start).Seconds())
 	}
-}
-
-func (s *Server) edsCache(group string) *edscache.Cache {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.edsCaches[group]
-	if c == nil {
-		delta := cachev3.NewLinearCache(resourcev3.EndpointType, cachev3.WithVersionPrefix(s.edsPrefix+"d"), cachev3.WithLogger(s.log.Sugar().Named("eds")))
-		c = edscache.New(s.edsPrefix, delta)
-		s.edsCaches[group] = c
-	}
-	return c
-}
-
-// edsGroups sends each endpoints watch to its node's group's endpoints cache.
-type edsGroups struct{ s *Server }
-
-func (e edsGroups) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
-	return e.s.edsCache(GroupOf(r.GetNode())).CreateWatch(r, sub, ch)
-}
-
-func (e edsGroups) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
-	return e.s.edsCache(GroupOf(r.GetNode())).CreateDeltaWatch(r, sub, ch)
-}
-
-func (e edsGroups) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
-	return e.s.edsCache(GroupOf(r.GetNode())).Fetch(ctx, r)
 }
 
 // rebuildEndpoints is the endpoints-only path: it replaces the assignments of the sets that
@@ -506,18 +505,17 @@ func (s *Server) rebuildEndpoints(name string, g *group, discovery map[string]st
 	return next, nil
 }
 
-// setSnapshots hands both flavours of a group to their caches.
-func (s *Server) setSnapshots(ctx context.Context, name string, g *group) error {
-	for i, c := range []cachev3.SnapshotCache{s.envoyCache, s.grpcCache} {
-		snap := &cachev3.Snapshot{}
-		for t := range g.snap[i].res {
-			snap.Resources[t] = cachev3.NewResources(g.snap[i].versions[t], g.snap[i].res[t])
-		}
-		if err := snap.ConstructVersionMap(); err != nil {
-			return err
-		}
-		if err := c.SetSnapshot(ctx, name, snap); err != nil {
-			return err
+// setSnapshots hands both flavours of a group to their caches, in publishOrder.
+func (s *Server) setSnapshots(_ context.Context, name string, g *group) error {
+	for i, kind := range []string{kindEnvoy, kindGRPC} {
+		for _, t := range publishOrder {
+			typeURL, err := cachev3.GetResponseTypeURL(t)
+			if err != nil {
+				return err
+			}
+			if err := s.table(name, kind, typeURL).Set(g.snap[i].res[t]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -557,13 +555,6 @@ func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []build.
 		if err := validate.Set(msgs(r[types.Listener]), msgs(r[types.Route]), msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
 			return nil, err
 		}
-		for t := range r {
-			v, err := version(r[t])
-			if err != nil {
-				return nil, err
-			}
-			next.snap[i].versions[t] = v
-		}
 	}
 	return next, nil
 }
@@ -576,34 +567,19 @@ func msgs(rs []types.Resource) []proto.Message {
 	return out
 }
 
-// version is a hash of the resources' content: the same resources always get the same
-// version, on any replica, so nothing unchanged is ever resent.
-func version(rs []types.Resource) (string, error) {
-	sorted := append([]types.Resource(nil), rs...)
-	sort.Slice(sorted, func(i, j int) bool { return cachev3.GetResourceName(sorted[i]) < cachev3.GetResourceName(sorted[j]) })
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	var buf []byte
-	for _, r := range sorted {
-		var err error
-		buf, err = opts.MarshalAppend(buf[:0], r)
-		if err != nil {
-			return "", err
-		}
-		h.Write(buf)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:8]), nil
-}
-
 // Published returns the resources of a type last published to Envoys of a group, with
-// their version, for tests and tools.
+// the version their cache serves, for tests and tools.
 func (s *Server) Published(group, typeURL string) ([]types.Resource, string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	g := s.groups[group]
+	s.mu.Unlock()
 	t := cachev3.GetResponseType(typeURL)
 	if g == nil || t == types.UnknownType {
 		return nil, "", errors.New("no such group or type")
 	}
-	return g.snap[forEnvoy].res[t], g.snap[forEnvoy].versions[t], nil
+	res := g.snap[forEnvoy].res[t]
+	if t == types.Endpoint {
+		res = g.eds
+	}
+	return res, s.table(group, kindEnvoy, typeURL).Version(), nil
 }

@@ -50,7 +50,7 @@ func startPlane(t testing.TB) *plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(xds.ServerOptions()...)
 	srv.Register(ctx, g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)

@@ -1,0 +1,355 @@
+// Command fleet measures the control plane at fleet scale: `tollgate run` (its own process,
+// on its embedded etcd) with many APIs, each with its own discovered backend, and N
+// simulated Envoys (one gRPC connection and one ADS stream each, Envoy's order of requests,
+// every response ACKed). It prints the time until every Envoy holds the whole
+// configuration, the server's RSS then and at its peak and its CPU, and for endpoint
+// changes and API changes the time from the etcd write until each Envoy has the change.
+// It is a measurement, not a test.
+//
+//	go run ./test/bench/fleet                          # 100 Envoys (what make bench runs)
+//	go run ./test/bench/fleet -envoys 1000 [-delta]    # a fleet
+//	go run ./test/bench/fleet -envoys 2000 -profile /tmp/fleet   # + heap and CPU profiles
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/test/bench/internal/benchutil"
+)
+
+func main() {
+	nEnvoys := flag.Int("envoys", 100, "simulated Envoys, one connection each")
+	nAPIs := flag.Int("apis", 1000, "APIs of 4 operations, each with its own discovered backend (one EDS cluster each)")
+	perKey := flag.Int("endpoints", 10, "endpoints per cluster")
+	delta := flag.Bool("delta", false, "incremental (delta) xDS instead of state-of-the-world")
+	epChanges := flag.Int("endpoint-changes", 20, "endpoint changes to time")
+	apiChanges := flag.Int("api-changes", 5, "API changes (one path added to one API) to time")
+	profile := flag.String("profile", "", "write the server's heap profile after convergence and CPU profiles of the changes into this directory")
+	profileSeconds = flag.Int("profile-seconds", 8, "length of each CPU profile (from the start of its phase)")
+	keep := flag.Bool("keep", false, "keep the working directory (logs, configuration)")
+	flag.Parse()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "tollgate-bench-fleet")
+	benchutil.Check(err)
+	if *keep {
+		fmt.Fprintln(os.Stderr, "working directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin := filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	benchutil.Check(build.Run())
+
+	etcdAddr, xdsAddr, adminAddr := benchutil.Addr(), benchutil.Addr(), benchutil.Addr()
+	cfg := filepath.Join(dir, "tollgate.yaml")
+	benchutil.Check(os.WriteFile(cfg, []byte(fmt.Sprintf(`dataDir: %s
+etcd: {embeddedClientAddr: %s, embeddedPeerAddr: %s}
+authz: {listen: %s}
+xds: {listen: %s}
+admin: {listen: %s, profiling: true}
+log: {level: warn}
+`, filepath.Join(dir, "data"), etcdAddr, benchutil.Addr(), benchutil.Addr(), xdsAddr, adminAddr)), 0o644))
+	out, err := os.Create(filepath.Join(dir, "run.out"))
+	benchutil.Check(err)
+	server := exec.Command(bin, "run", "--config", cfg)
+	server.Stdout, server.Stderr = out, out
+	benchutil.Check(server.Start())
+	defer benchutil.Stop(server)
+	pid := server.Process.Pid
+	waitTCP(xdsAddr)
+
+	// The definitions and their endpoints, written to etcd as an operator would.
+	st, err := store.Connect(store.Config{Endpoints: []string{"http://" + etcdAddr}}, zap.NewNop())
+	benchutil.Check(err)
+	docs := make([]store.Doc, *nAPIs)
+	for i := range docs {
+		docs[i] = store.Doc{Name: fmt.Sprintf("svc%d", i), Version: "v1", Data: definition(i, -1)}
+	}
+	for i := 0; i < len(docs); i += 100 {
+		_, err := st.PutAPIs(ctx, docs[i:min(i+100, len(docs))])
+		benchutil.Check(err)
+	}
+	for i := range *nAPIs {
+		_, err := st.Put(ctx, store.Endpoints+key(i), endpointList(i, 0, *perKey))
+		benchutil.Check(err)
+	}
+
+	// One Envoy first, to learn what a converged Envoy holds once the server has built it all.
+	probe := newEnvoy(-1, *delta, counts{edsClusters: *nAPIs, listeners: 1, routes: 1})
+	probe.firstAddress = map[string]string{}
+	benchutil.Check(probe.start(ctx, xdsAddr))
+	select {
+	case <-probe.ready:
+	case <-time.After(time.Duration(envInt("FLEET_PROBE_WAIT", 120)) * time.Second):
+		p2 := newEnvoy(-2, *delta, counts{edsClusters: *nAPIs, listeners: 1, routes: 1})
+		benchutil.Check(p2.start(ctx, xdsAddr))
+		time.Sleep(3 * time.Second)
+		fmt.Fprintln(os.Stderr, "second probe", p2.counts())
+		benchutil.Check(fmt.Errorf("the control plane did not serve %d clusters in 2 minutes (probe: %+v, error %v)", *nAPIs, probe.counts(), probe.err))
+	}
+	// The endpoint writes may still be arriving: wait until the probe holds every API's
+	// first addresses.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		probe.mu.Lock()
+		n := 0
+		for _, addr := range probe.firstAddress {
+			if strings.HasPrefix(addr, "10.0.") {
+				n++
+			}
+		}
+		probe.mu.Unlock()
+		if n >= *nAPIs {
+			break
+		}
+		if time.Now().After(deadline) {
+			benchutil.Check(fmt.Errorf("the probe holds %d of %d assignments", n, *nAPIs))
+		}
+	}
+	want := probe.counts()
+	for name, addr := range probe.firstAddress {
+		var g, a, b int
+		if _, err := fmt.Sscanf(addr, "10.%d.%d.%d", &g, &a, &b); err == nil {
+			clusterNames[a*250+b] = name
+		}
+	}
+	probe.conn.Close()
+	runtime.GC()
+	base := procStatus(pid)
+
+	// The fleet connects at once.
+	envoys := make([]*envoy, *nEnvoys)
+	cpu0, t0 := cpuOf(pid), time.Now()
+	var wg sync.WaitGroup
+	for i := range envoys {
+		envoys[i] = newEnvoy(i, *delta, want)
+		wg.Go(func() { benchutil.Check(envoys[i].start(ctx, xdsAddr)) })
+	}
+	wg.Wait()
+	var connected []time.Duration
+	for _, e := range envoys {
+		select {
+		case <-e.ready:
+			connected = append(connected, time.Since(t0))
+		case <-time.After(5 * time.Minute):
+			benchutil.Check(fmt.Errorf("envoy %d did not converge (holds %+v of %+v; error %v)", e.id, e.counts(), want, e.err))
+		}
+	}
+	converged := time.Since(t0)
+	convergeCPU := cpuOf(pid) - cpu0
+	time.Sleep(time.Second) // what the server holds once the connection burst is over
+	after := procStatus(pid)
+	var received int64
+	for _, e := range envoys {
+		received += e.received
+	}
+	if *profile != "" {
+		benchutil.Check(os.MkdirAll(*profile, 0o755))
+		fetch(adminAddr, "/debug/pprof/heap?gc=1", filepath.Join(*profile, "heap.pprof"))
+	}
+
+	// Endpoint changes: one cluster's addresses, at every Envoy.
+	timed := func(name string, n int, change func(i int) (func(string, *anypb.Any) bool, func())) (lat, puts []time.Duration, cpu time.Duration) {
+		var stopProfile func()
+		if *profile != "" {
+			stopProfile = cpuProfile(adminAddr, filepath.Join(*profile, name+".cpu.pprof"))
+		}
+		c0 := cpuOf(pid)
+		for i := range n {
+			match, write := change(i)
+			for _, e := range envoys {
+				e.expect(match)
+			}
+			start := time.Now()
+			write()
+			puts = append(puts, time.Since(start))
+			for _, e := range envoys {
+				d, err := e.wait(start, time.Minute)
+				benchutil.Check(err)
+				lat = append(lat, d)
+			}
+		}
+		cpu = cpuOf(pid) - c0
+		if stopProfile != nil {
+			stopProfile()
+		}
+		return lat, puts, cpu
+	}
+	epLat, epPuts, epCPU := timed("endpoints", *epChanges, func(i int) (func(string, *anypb.Any) bool, func()) {
+		k := (i * 37) % *nAPIs
+		value := endpointList(k, i+1, *perKey)
+		return assignmentAt(clusterOf(k), address(k, i+1)), func() {
+			_, err := st.Put(ctx, store.Endpoints+key(k), value)
+			benchutil.Check(err)
+		}
+	})
+	apiLat, _, apiCPU := timed("apis", *apiChanges, func(i int) (func(string, *anypb.Any) bool, func()) {
+		k := (i * 53) % *nAPIs
+		doc := store.Doc{Name: fmt.Sprintf("svc%d", k), Version: "v1", Data: definition(k, i)}
+		return routeWith(marker(i)), func() {
+			_, err := st.PutAPIs(ctx, []store.Doc{doc})
+			benchutil.Check(err)
+		}
+	})
+	final := procStatus(pid)
+
+	mode := "state-of-the-world"
+	if *delta {
+		mode = "delta"
+	}
+	fmt.Printf("xDS at fleet scale (%s), %d CPUs shared with the simulated fleet: %d Envoys; %d APIs (%d operations), %d EDS clusters, %d endpoints\n",
+		mode, runtime.NumCPU(), *nEnvoys, *nAPIs, 4**nAPIs, want.edsClusters, want.edsClusters**perKey)
+	fmt.Printf("  every Envoy converged in %v (p50 Envoy %v), server CPU %v, %.1f MB of resources sent per Envoy\n",
+		converged.Round(10*time.Millisecond), pct(connected, 50).Round(10*time.Millisecond), convergeCPU.Round(10*time.Millisecond), float64(received)/float64(*nEnvoys)/1e6)
+	fmt.Printf("  server RSS: %d MB with nothing connected → %d MB after convergence → peak %d MB (%.2f MB per Envoy)\n",
+		base.rss>>20, after.rss>>20, final.hwm>>20, float64(after.rss-base.rss)/float64(*nEnvoys)/(1<<20))
+	fmt.Printf("  endpoint change → each Envoy (%d changes): p50 %v  p99 %v  max %v  (etcd write p50 %v; server CPU %v per change)\n",
+		*epChanges, pct(epLat, 50).Round(100*time.Microsecond), pct(epLat, 99).Round(100*time.Microsecond), pct(epLat, 100).Round(100*time.Microsecond),
+		pct(epPuts, 50).Round(100*time.Microsecond), (epCPU / time.Duration(max(*epChanges, 1))).Round(100*time.Microsecond))
+	fmt.Printf("  API change → each Envoy (%d changes):      p50 %v  p99 %v  max %v  (server CPU %v per change)\n",
+		*apiChanges, pct(apiLat, 50).Round(time.Millisecond), pct(apiLat, 99).Round(time.Millisecond), pct(apiLat, 100).Round(time.Millisecond),
+		(apiCPU / time.Duration(max(*apiChanges, 1))).Round(time.Millisecond))
+	fmt.Printf("  | %d | %s | %v | %d → %d MB | %v | %v |\n", *nEnvoys, mode, converged.Round(100*time.Millisecond), after.rss>>20, final.hwm>>20,
+		pct(epLat, 99).Round(time.Millisecond), pct(apiLat, 99).Round(10*time.Millisecond))
+}
+
+var profileSeconds *int
+
+// definition is API i's document; change ≥ 0 adds a path that carries marker(change).
+func definition(i, change int) []byte {
+	extra := ""
+	if change >= 0 {
+		extra = fmt.Sprintf("  /%s: {get: {responses: {\"200\": {description: ok}}}}\n", marker(change))
+	}
+	return []byte(fmt.Sprintf(`openapi: 3.0.3
+info: {title: svc%d, version: v1}
+x-tollgate-production-endpoints: ["etcd(%s, http://127.0.0.1:%d)"]
+paths:
+  /items/{id}: {get: {responses: {"200": {description: ok}}}, put: {responses: {"200": {description: ok}}}}
+  /items: {get: {responses: {"200": {description: ok}}}, post: {responses: {"201": {description: ok}}}}
+%s`, i, key(i), 10000+i, extra))
+}
+
+func marker(change int) string { return fmt.Sprintf("fleetchange%d", change) }
+
+func key(i int) string { return fmt.Sprintf("svc%d", i) }
+
+// clusterNames are the EDS clusters of each API's discovered backend, learnt by the probe
+// from the addresses it was sent.
+var clusterNames = map[int]string{}
+
+func clusterOf(i int) string { return clusterNames[i] }
+
+// address is the first address of key i's endpoints in generation g.
+func address(i, g int) string { return fmt.Sprintf("10.%d.%d.%d", g%250, i/250, i%250) }
+
+// endpointList is the value of endpoints/svc<i>: n addresses, generation g.
+func endpointList(i, g, n int) string {
+	parts := make([]string, n)
+	for j := range n {
+		parts[j] = fmt.Sprintf(`"http://%s:%d"`, address(i, g), 8000+j)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+type status struct{ rss, hwm int64 }
+
+// procStatus reads a process's resident and peak resident memory from /proc.
+func procStatus(pid int) status {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	benchutil.Check(err)
+	var s status
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			s.rss = kb << 10
+		case "VmHWM:":
+			s.hwm = kb << 10
+		}
+	}
+	return s
+}
+
+// cpuOf is a process's user + system CPU time from /proc/PID/stat.
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	benchutil.Check(err)
+	s := string(b)
+	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(fs[11], 10, 64)
+	st, _ := strconv.ParseInt(fs[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100
+}
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, len(s)*p/100)]
+}
+
+func fetch(admin, path, file string) {
+	resp, err := http.Get("http://" + admin + path)
+	benchutil.Check(err)
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	benchutil.Check(err)
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	benchutil.Check(err)
+}
+
+// cpuProfile profiles the server for the first profileSeconds of a phase; the returned
+// func waits for the profile.
+func cpuProfile(admin, file string) func() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fetch(admin, fmt.Sprintf("/debug/pprof/profile?seconds=%d", *profileSeconds), file)
+	}()
+	return func() { <-done }
+}
+
+func waitTCP(a string) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			return
+		}
+	}
+	benchutil.Check(fmt.Errorf("%s did not start listening", a))
+}
+
+func envInt(k string, d int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return d
+}

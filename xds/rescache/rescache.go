@@ -1,0 +1,608 @@
+// Package rescache serves one gateway group's resources of one type to xDS watches, state of
+// the world and delta, for any number of streams at the cost of one: each resource is
+// marshalled once when it is set, and every response shares those bytes (and, for the
+// types whose state-of-the-world responses carry every resource, one list of them per
+// version); a change costs each open watch the changed names, not its subscription; a
+// resource that did not change is never resent. It implements go-control-plane's
+// cache.Cache, so the library's ADS servers serve it unchanged. Its contract is in
+// rescache_test.go.
+package rescache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+)
+
+// Cache holds the resources of one type for one group of clients.
+//
+// Versions: a state-of-the-world response's version is "<prefix><n>.<content>": n counts
+// this cache's changes (the prefix is distinct per process), content is a hash of what the
+// cache holds. A client presenting a version of this process is known to hold what changed
+// up to n; a client presenting another process's version with the same content (a
+// restarted or another replica) holds what the cache holds and is sent nothing. A delta
+// resource's version is the hash of its bytes, the same on every replica.
+//
+// Returned resources: go-control-plane hands a stream's subscription to the cache on each
+// watch and takes the response's map of returned resources back, on the stream's own
+// goroutine, after it sends the response. The map a response returns is the stream's
+// current map updated in place at that moment — never while a watch is open, since the
+// stream cancels a watch before it changes the subscription — so a change costs a
+// stream what changed, not one copy of every name it knows.
+type Cache struct {
+	typeURL string
+	// full: state-of-the-world responses carry every subscribed resource (listeners and
+	// clusters: a listener or cluster left out is removed); otherwise only what changed.
+	full   bool
+	prefix string
+
+	setMu   sync.Mutex
+	mu      sync.Mutex
+	n       uint64 // changes so far; 0: nothing set yet
+	content string // hash of what is held
+	res     map[string]*entry
+	// everything is every resource sorted by name, framed for state-of-the-world and
+	// for delta responses: built at most once per change, when a response needs it.
+	everything, deltaEverything []byte
+	lastChange                  uint64 // n of the last change that a full response must reflect
+	watches                     map[uint64]*watch
+	deltas                      map[uint64]*deltaWatch
+	nextID                      uint64
+}
+
+// entry is a resource as it is sent: marshalled once, with the framing of a
+// DiscoveryResponse's and a DeltaDiscoveryResponse's resources field around it.
+type entry struct {
+	name    string
+	msg     types.Resource
+	value   []byte // the resource's bytes (within wire)
+	wire    []byte // DiscoveryResponse field 2: Any{type_url, value}
+	dwire   []byte // DeltaDiscoveryResponse field 2: Resource{version, resource: Any, name}
+	hash    string // content version
+	changed uint64 // n at which it last changed
+}
+
+type watch struct {
+	req *cachev3.Request
+	sub cachev3.Subscription
+	ch  chan cachev3.Response
+}
+
+type deltaWatch struct {
+	req *cachev3.DeltaRequest
+	sub cachev3.Subscription
+	ch  chan cachev3.DeltaResponse
+}
+
+// New makes an empty cache for resources of typeURL; prefix starts its state-of-the-world
+// versions and must differ between processes.
+func New(typeURL, prefix string) *Cache {
+	return &Cache{typeURL: typeURL, prefix: prefix,
+		full: typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType,
+		res:  map[string]*entry{}, watches: map[uint64]*watch{}, deltas: map[uint64]*deltaWatch{}}
+}
+
+// Set makes the cache hold exactly all: a resource whose bytes differ from what is held
+// is updated, one that is held and not in all is removed, and the watches the change
+// concerns are answered. Setting what is held changes nothing and sends nothing. The
+// first Set, even of nothing, opens the cache: until then watches wait.
+func (c *Cache) Set(all []types.Resource) error {
+	// Sets are serialised; only Set changes c.res, so it may be read here without c.mu
+	// while the resources are marshalled.
+	c.setMu.Lock()
+	defer c.setMu.Unlock()
+	held := c.res
+	opts := proto.MarshalOptions{Deterministic: true}
+	fresh := make(map[string]*entry, len(all))
+	for _, r := range all {
+		name := cachev3.GetResourceName(r)
+		if _, dup := fresh[name]; dup {
+			return errors.New("rescache: two resources named " + strconv.Quote(name))
+		}
+		if old := held[name]; old != nil && old.msg == r {
+			fresh[name] = old // the very message held: nothing to marshal or compare
+			continue
+		}
+		b, err := opts.Marshal(r)
+		if err != nil {
+			return err
+		}
+		fresh[name] = &entry{name: name, msg: r, value: b}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var changed []*entry
+	for name, e := range fresh {
+		if old, ok := c.res[name]; ok && (old == e || string(old.value) == string(e.value)) {
+			continue
+		}
+		changed = append(changed, e)
+	}
+	var removed []string
+	for name := range c.res {
+		if _, ok := fresh[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	if len(changed) == 0 && len(removed) == 0 && c.n > 0 {
+		return nil
+	}
+	c.n++
+	for _, e := range changed {
+		sum := sha256.Sum256(e.value)
+		e.hash = hex.EncodeToString(sum[:8])
+		e.changed = c.n
+		c.frame(e)
+		c.res[e.name] = e
+	}
+	for _, name := range removed {
+		delete(c.res, name)
+	}
+	c.lastChange = c.n
+	c.refresh()
+	c.notify(changed, removed)
+	return nil
+}
+
+// frame encodes e as a response's resources field; e.value then points into it.
+func (c *Cache) frame(e *entry) {
+	anyLen := protowire.SizeTag(1) + protowire.SizeBytes(len(c.typeURL)) + protowire.SizeTag(2) + protowire.SizeBytes(len(e.value))
+	w := make([]byte, 0, protowire.SizeTag(2)+protowire.SizeBytes(anyLen))
+	w = protowire.AppendTag(w, 2, protowire.BytesType)
+	w = protowire.AppendVarint(w, uint64(anyLen))
+	w = protowire.AppendTag(w, 1, protowire.BytesType)
+	w = protowire.AppendString(w, c.typeURL)
+	w = protowire.AppendTag(w, 2, protowire.BytesType)
+	w = protowire.AppendVarint(w, uint64(len(e.value)))
+	start := len(w)
+	w = append(w, e.value...)
+	e.value = w[start:]
+	e.wire = w
+	any := w[len(w)-anyLen:]
+	resLen := protowire.SizeTag(1) + protowire.SizeBytes(len(e.hash)) + protowire.SizeTag(2) + protowire.SizeBytes(anyLen) + protowire.SizeTag(3) + protowire.SizeBytes(len(e.name))
+	d := make([]byte, 0, protowire.SizeTag(2)+protowire.SizeBytes(resLen))
+	d = protowire.AppendTag(d, 2, protowire.BytesType)
+	d = protowire.AppendVarint(d, uint64(resLen))
+	d = protowire.AppendTag(d, 1, protowire.BytesType)
+	d = protowire.AppendString(d, e.hash)
+	d = protowire.AppendTag(d, 2, protowire.BytesType)
+	d = protowire.AppendBytes(d, any)
+	d = protowire.AppendTag(d, 3, protowire.BytesType)
+	d = protowire.AppendString(d, e.name)
+	e.dwire = d
+}
+
+// refresh recomputes the content hash after a change; c.mu is held.
+func (c *Cache) refresh() {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(c.res)) {
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write([]byte(c.res[name].hash))
+	}
+	c.content = hex.EncodeToString(h.Sum(nil)[:8])
+	c.everything, c.deltaEverything = nil, nil
+}
+
+// all is every resource framed, sorted by name, made once per change; c.mu is held.
+func (c *Cache) all(delta bool) []byte {
+	p := &c.everything
+	if delta {
+		p = &c.deltaEverything
+	}
+	if *p == nil {
+		names := slices.Sorted(maps.Keys(c.res))
+		size := 0
+		for _, name := range names {
+			size += len(c.res[name].wire) + 32
+		}
+		b := make([]byte, 0, size)
+		for _, name := range names {
+			if delta {
+				b = append(b, c.res[name].dwire...)
+			} else {
+				b = append(b, c.res[name].wire...)
+			}
+		}
+		*p = b
+	}
+	return *p
+}
+
+// join is the framed resources of es: one shared slice for one resource or for all of
+// them, else a new one.
+func (c *Cache) join(es []*entry, delta bool) []byte {
+	pick := func(e *entry) []byte {
+		if delta {
+			return e.dwire
+		}
+		return e.wire
+	}
+	switch {
+	case len(es) == 0:
+		return nil
+	case len(es) == 1:
+		return pick(es[0])
+	case len(es) == len(c.res):
+		return c.all(delta)
+	}
+	slices.SortFunc(es, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+	size := 0
+	for _, e := range es {
+		size += len(pick(e))
+	}
+	b := make([]byte, 0, size)
+	for _, e := range es {
+		b = append(b, pick(e)...)
+	}
+	return b
+}
+
+// Resources returns what the cache holds, for tests and tools.
+func (c *Cache) Resources() map[string]types.Resource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]types.Resource, len(c.res))
+	for name, e := range c.res {
+		out[name] = e.msg
+	}
+	return out
+}
+
+// Version is the state-of-the-world version of what the cache holds ("" before the first
+// Set).
+func (c *Cache) Version() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		return ""
+	}
+	return c.version()
+}
+
+func (c *Cache) version() string { return c.prefix + strconv.FormatUint(c.n, 10) + "." + c.content }
+
+// known reads a client's version: the change count it has seen everything up to. ok is
+// false when it tells nothing (empty, or another process's version of other content).
+func (c *Cache) known(v string) (uint64, bool) {
+	dot := strings.LastIndexByte(v, '.')
+	if dot < 0 {
+		return 0, false
+	}
+	if rest, mine := strings.CutPrefix(v[:dot], c.prefix); mine {
+		n, err := strconv.ParseUint(rest, 10, 64)
+		if err == nil && n <= c.n {
+			return n, true
+		}
+	}
+	if v[dot+1:] == c.content {
+		return c.n, true // another process's version of what we hold
+	}
+	return 0, false
+}
+
+// subscribed reports whether a subscription covers name.
+func subscribed(sub cachev3.Subscription, name string) bool {
+	if sub.IsWildcard() {
+		return true
+	}
+	_, ok := sub.SubscribedResources()[name]
+	return ok
+}
+
+// notify answers the open watches a change concerns; c.mu is held.
+func (c *Cache) notify(changed []*entry, removed []string) {
+	for id, w := range c.watches {
+		var send []*entry
+		concerned := false
+		for _, e := range changed {
+			if subscribed(w.sub, e.name) {
+				concerned = true
+				if !c.full {
+					send = append(send, e)
+				}
+			}
+		}
+		if c.full && !concerned {
+			returned := w.sub.ReturnedResources()
+			for _, name := range removed {
+				if _, had := returned[name]; had || w.sub.IsWildcard() {
+					concerned = true
+					break
+				}
+			}
+		}
+		if !concerned {
+			continue
+		}
+		delete(c.watches, id)
+		w.ch <- c.answer(w, send)
+	}
+	for id, w := range c.deltas {
+		var send []*entry
+		for _, e := range changed {
+			if subscribed(w.sub, e.name) {
+				send = append(send, e)
+			}
+		}
+		var gone []string
+		returned := w.sub.ReturnedResources()
+		for _, name := range removed {
+			if _, had := returned[name]; had {
+				gone = append(gone, name)
+			}
+		}
+		if len(send) == 0 && len(gone) == 0 {
+			continue
+		}
+		delete(c.deltas, id)
+		w.ch <- c.deltaAnswer(w, send, gone)
+	}
+}
+
+// CreateWatch answers a state-of-the-world request at once when the client lacks something
+// — everything it subscribes to when its version tells nothing, else what changed since
+// its version and what it newly subscribed to (for listeners and clusters: all it
+// subscribes to) — or keeps the watch until a change concerns it.
+func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	if req.GetTypeUrl() != c.typeURL {
+		return nil, errors.New("rescache: a watch for " + req.GetTypeUrl() + " on a cache of " + c.typeURL)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := &watch{req: req, sub: sub, ch: ch}
+	if c.n > 0 {
+		known, ok := c.known(req.GetVersionInfo())
+		returned := sub.ReturnedResources()
+		var send []*entry
+		lacks := !ok
+		consider := func(e *entry) {
+			_, had := returned[e.name]
+			if !ok || e.changed > known || !had {
+				lacks = true
+				send = append(send, e)
+			}
+		}
+		if sub.IsWildcard() {
+			for _, e := range c.res {
+				consider(e)
+			}
+		} else {
+			for name := range sub.SubscribedResources() {
+				if e := c.res[name]; e != nil {
+					consider(e)
+				}
+			}
+		}
+		if c.full {
+			lacks = lacks || c.lastChange > known
+			if !lacks && !sub.IsWildcard() {
+				for name := range returned {
+					if c.res[name] == nil {
+						lacks = true // it was removed
+						break
+					}
+				}
+			}
+			send = nil // answer computes the full list
+		}
+		if lacks {
+			ch <- c.answer(w, send)
+			return func() {}, nil
+		}
+	}
+	c.nextID++
+	id := c.nextID
+	c.watches[id] = w
+	return func() {
+		c.mu.Lock()
+		delete(c.watches, id)
+		c.mu.Unlock()
+	}, nil
+}
+
+// answer is the state-of-the-world response to w: send, or for a full type every
+// subscribed resource; c.mu is held.
+func (c *Cache) answer(w *watch, send []*entry) *response {
+	r := &response{req: w.req, sub: w.sub, version: c.version(), typeURL: c.typeURL}
+	if c.full {
+		r.replace = true
+		send = send[:0]
+		if w.sub.IsWildcard() {
+			for _, e := range c.res {
+				send = append(send, e)
+			}
+		} else {
+			for name := range w.sub.SubscribedResources() {
+				if e := c.res[name]; e != nil {
+					send = append(send, e)
+				}
+			}
+		}
+	}
+	r.names = make([]string, len(send))
+	for i, e := range send {
+		r.names[i] = e.name
+	}
+	r.resources = c.join(send, false)
+	return r
+}
+
+// CreateDeltaWatch answers a delta request at once with the subscribed resources whose
+// version the client does not hold and the ones it holds that are gone (or, to a new
+// wildcard subscription, with what there is, even nothing), or keeps the watch until a
+// change concerns it.
+func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	if req.GetTypeUrl() != c.typeURL {
+		return nil, errors.New("rescache: a watch for " + req.GetTypeUrl() + " on a cache of " + c.typeURL)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := &deltaWatch{req: req, sub: sub, ch: ch}
+	if c.n > 0 {
+		returned := sub.ReturnedResources()
+		var send []*entry
+		var gone []string
+		if sub.IsWildcard() {
+			for _, e := range c.res {
+				if v, had := returned[e.name]; !had || v != e.hash {
+					send = append(send, e)
+				}
+			}
+		}
+		for name := range sub.SubscribedResources() {
+			e := c.res[name]
+			v, had := returned[name]
+			switch {
+			case e != nil && (!had || v != e.hash) && !sub.IsWildcard():
+				send = append(send, e)
+			case e == nil && had:
+				gone = append(gone, name)
+			}
+		}
+		if sub.IsWildcard() {
+			for name := range returned {
+				if c.res[name] == nil && !slices.Contains(gone, name) {
+					gone = append(gone, name)
+				}
+			}
+		}
+		first := sub.IsWildcard() && req.GetResponseNonce() == "" && len(returned) == 0
+		if len(send) > 0 || len(gone) > 0 || first {
+			ch <- c.deltaAnswer(w, send, gone)
+			return func() {}, nil
+		}
+	}
+	c.nextID++
+	id := c.nextID
+	c.deltas[id] = w
+	return func() {
+		c.mu.Lock()
+		delete(c.deltas, id)
+		c.mu.Unlock()
+	}, nil
+}
+
+func (c *Cache) deltaAnswer(w *deltaWatch, send []*entry, gone []string) *deltaResponse {
+	r := &deltaResponse{req: w.req, sub: w.sub, version: c.prefix + strconv.FormatUint(c.n, 10), typeURL: c.typeURL, removed: gone}
+	r.sent = make(map[string]string, len(send))
+	for _, e := range send {
+		r.sent[e.name] = e.hash
+	}
+	r.resources = c.join(send, true)
+	return r
+}
+
+// Fetch (REST xDS) is not served.
+func (c *Cache) Fetch(context.Context, *cachev3.Request) (cachev3.Response, error) {
+	return nil, errors.New("rescache: fetch is not supported")
+}
+
+// response is a state-of-the-world answer. Its resources are already framed as the
+// message's resources field and go in as unknown fields: on the wire the message is the
+// same, the bytes are shared by every stream, and the server's codec (xds.ServerOptions)
+// writes them without copying.
+type response struct {
+	req       *cachev3.Request
+	sub       cachev3.Subscription
+	version   string
+	typeURL   string
+	resources []byte
+	names     []string
+	replace   bool // the names are all the client holds (full types)
+
+	returnedOnce sync.Once
+	returned     map[string]string
+}
+
+// GetDiscoveryResponse is a new message each time (the server sets its nonce).
+func (r *response) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
+	out := &discoveryv3.DiscoveryResponse{VersionInfo: r.version, TypeUrl: r.typeURL}
+	if len(r.resources) > 0 {
+		out.ProtoReflect().SetUnknown(r.resources)
+	}
+	return out, nil
+}
+
+// GetReturnedResources is called by the stream that sends the response, on its goroutine,
+// once no watch of it is open: the stream's map is updated in place (see Cache).
+func (r *response) GetReturnedResources() map[string]string {
+	r.returnedOnce.Do(func() {
+		m := r.sub.ReturnedResources()
+		if m == nil {
+			m = make(map[string]string, len(r.names))
+		}
+		if r.replace {
+			clear(m)
+		}
+		for _, name := range r.names {
+			m[name] = r.version
+		}
+		r.returned = m
+	})
+	return r.returned
+}
+
+func (r *response) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
+func (r *response) GetVersion() (string, error)               { return r.version, nil }
+func (r *response) GetResponseVersion() string                { return r.version }
+func (r *response) GetContext() context.Context               { return context.Background() }
+
+// deltaResponse is a delta answer, framed and shared the same way.
+type deltaResponse struct {
+	req       *cachev3.DeltaRequest
+	sub       cachev3.Subscription
+	version   string
+	typeURL   string
+	resources []byte
+	sent      map[string]string // name → version
+	removed   []string
+
+	returnedOnce sync.Once
+	returned     map[string]string
+}
+
+func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
+	out := &discoveryv3.DeltaDiscoveryResponse{SystemVersionInfo: r.version, TypeUrl: r.typeURL, RemovedResources: r.removed}
+	if len(r.resources) > 0 {
+		out.ProtoReflect().SetUnknown(r.resources)
+	}
+	return out, nil
+}
+
+// GetReturnedResources updates the stream's map in place, as response's does.
+func (r *deltaResponse) GetReturnedResources() map[string]string {
+	r.returnedOnce.Do(func() {
+		m := r.sub.ReturnedResources()
+		if m == nil {
+			m = make(map[string]string, len(r.sent))
+		}
+		for name, v := range r.sent {
+			m[name] = v
+		}
+		for _, name := range r.removed {
+			delete(m, name)
+		}
+		r.returned = m
+	})
+	return r.returned
+}
+
+func (r *deltaResponse) GetNextVersionMap() map[string]string                { return r.GetReturnedResources() }
+func (r *deltaResponse) GetDeltaRequest() *discoveryv3.DeltaDiscoveryRequest { return r.req }
+func (r *deltaResponse) GetSystemVersion() (string, error)                   { return r.version, nil }
+func (r *deltaResponse) GetResponseVersion() string                          { return r.version }
+func (r *deltaResponse) GetContext() context.Context                         { return context.Background() }
