@@ -58,9 +58,12 @@ type Cache struct {
 	// for delta responses: built at most once per change, when a response needs it.
 	everything, deltaEverything []byte
 	lastChange                  uint64 // n of the last change that a full response must reflect
-	watches                     map[uint64]*watch
-	deltas                      map[uint64]*deltaWatch
-	nextID                      uint64
+	// recent are the names changed by the last changes, oldest first: a watch of a
+	// client that is a few changes behind looks at those instead of its subscription.
+	recent  []changeLog
+	watches map[uint64]*watch
+	deltas  map[uint64]*deltaWatch
+	nextID  uint64
 }
 
 // entry is a resource as it is sent: marshalled once, with the framing of a
@@ -74,6 +77,14 @@ type entry struct {
 	hash    string // content version
 	changed uint64 // n at which it last changed
 }
+
+type changeLog struct {
+	n     uint64
+	names []string
+}
+
+// recentChanges keeps this many changes' names.
+const recentChanges = 64
 
 type watch struct {
 	req *cachev3.Request
@@ -152,6 +163,14 @@ func (c *Cache) Set(all []types.Resource) error {
 		delete(c.res, name)
 	}
 	c.lastChange = c.n
+	names := make([]string, len(changed))
+	for i, e := range changed {
+		names[i] = e.name
+	}
+	if len(c.recent) == recentChanges {
+		c.recent = append(c.recent[:0], c.recent[1:]...)
+	}
+	c.recent = append(c.recent, changeLog{c.n, names})
 	c.refresh()
 	c.notify(changed, removed)
 	return nil
@@ -366,42 +385,15 @@ func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch c
 	w := &watch{req: req, sub: sub, ch: ch}
 	if c.n > 0 {
 		known, ok := c.known(req.GetVersionInfo())
-		returned := sub.ReturnedResources()
-		var send []*entry
-		lacks := !ok
-		consider := func(e *entry) {
-			_, had := returned[e.name]
-			if !ok || e.changed > known || !had {
-				lacks = true
-				send = append(send, e)
-			}
-		}
-		if sub.IsWildcard() {
-			for _, e := range c.res {
-				consider(e)
-			}
-		} else {
-			for name := range sub.SubscribedResources() {
-				if e := c.res[name]; e != nil {
-					consider(e)
-				}
-			}
-		}
-		if c.full {
-			lacks = lacks || c.lastChange > known
-			if !lacks && !sub.IsWildcard() {
-				for name := range returned {
-					if c.res[name] == nil {
-						lacks = true // it was removed
-						break
-					}
-				}
-			}
-			send = nil // answer computes the full list
-		}
-		if lacks {
-			ch <- c.answer(w, send)
+		if c.full && c.fullLacks(sub, known, ok) {
+			ch <- c.answer(w, nil)
 			return func() {}, nil
+		}
+		if !c.full {
+			if send := c.lacking(sub, known, ok); len(send) > 0 || !ok {
+				ch <- c.answer(w, send)
+				return func() {}, nil
+			}
 		}
 	}
 	c.nextID++
@@ -412,6 +404,73 @@ func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch c
 		delete(c.watches, id)
 		c.mu.Unlock()
 	}, nil
+}
+
+// fullLacks reports whether a client of a full type lacks something: its version is not
+// ours or is older than the last change, or it subscribes to a name it was not sent, or it
+// holds one that is gone. go-control-plane's server keeps a stream's returned names
+// within its subscription, so equal sizes mean no new name; c.mu is held.
+func (c *Cache) fullLacks(sub cachev3.Subscription, known uint64, ok bool) bool {
+	if !ok || c.lastChange > known {
+		return true
+	}
+	if sub.IsWildcard() {
+		return false // it was sent everything at known, and nothing changed since
+	}
+	returned := sub.ReturnedResources()
+	if len(sub.SubscribedResources()) != len(returned) {
+		for name := range sub.SubscribedResources() {
+			if _, had := returned[name]; !had && c.res[name] != nil {
+				return true
+			}
+		}
+	}
+	for name := range returned {
+		if c.res[name] == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// lacking is what a client of a by-name type lacks: everything it subscribes to when its
+// version is not ours, else what changed since its version and what it newly subscribed
+// to. A client a few changes behind with no new names costs the names changed since, not
+// its subscription; c.mu is held.
+func (c *Cache) lacking(sub cachev3.Subscription, known uint64, ok bool) []*entry {
+	var send []*entry
+	returned := sub.ReturnedResources()
+	logged := known == c.n || len(c.recent) > 0 && c.recent[0].n <= known+1
+	if ok && logged && !sub.IsWildcard() && len(sub.SubscribedResources()) <= len(returned) {
+		for _, l := range c.recent {
+			if l.n <= known {
+				continue
+			}
+			for _, name := range l.names {
+				if e := c.res[name]; e != nil && e.changed == l.n && subscribed(sub, name) {
+					send = append(send, e)
+				}
+			}
+		}
+		return send
+	}
+	consider := func(e *entry) {
+		if _, had := returned[e.name]; !ok || e.changed > known || !had {
+			send = append(send, e)
+		}
+	}
+	if sub.IsWildcard() {
+		for _, e := range c.res {
+			consider(e)
+		}
+	} else {
+		for name := range sub.SubscribedResources() {
+			if e := c.res[name]; e != nil {
+				consider(e)
+			}
+		}
+	}
+	return send
 }
 
 // answer is the state-of-the-world response to w: send, or for a full type every

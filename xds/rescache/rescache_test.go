@@ -180,6 +180,27 @@ func TestContractByName(t *testing.T) {
 	if _, err := c.CreateWatch(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}, stream.NewSotwSubscription(nil, true), make(chan cachev3.Response, 1)); err == nil {
 		t.Error("a cluster watch was taken by an endpoints cache")
 	}
+	// A client a few changes behind, and one further behind than the recent changes
+	// kept, get what changed since their version: a, not b.
+	early.cancel()
+	early.watch(c)
+	early.recv()
+	behind := *early
+	for p := range uint32(3 * recentChanges) {
+		c.Set([]types.Resource{cla("a", 10+p), cla("b", 3)})
+		if p == 2 {
+			few := behind
+			few.watch(c)
+			if got := few.recv(); !slices.Equal(got, []string{"a"}) {
+				t.Errorf("a client 3 changes behind got %v, want [a]", got)
+			}
+		}
+	}
+	behind.ch = make(chan cachev3.Response, 1)
+	behind.watch(c)
+	if got := behind.recv(); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("a client %d changes behind got %v, want [a]", 3*recentChanges, got)
+	}
 }
 
 // Listeners and clusters: every answer carries all the client subscribes to (one left
