@@ -80,8 +80,13 @@ type entry struct {
 
 type changeLog struct {
 	n     uint64
-	names []string
+	names []string // changed or removed
 }
+
+// syncedKey is the key, in a delta stream's returned resources, of the change count its
+// last response brought it up to (no resource is named so: names are not empty and do not
+// start with a NUL). go-control-plane's server keeps keys it does not know.
+const syncedKey = "\x00rescache.synced"
 
 // recentChanges keeps this many changes' names.
 const recentChanges = 64
@@ -163,10 +168,11 @@ func (c *Cache) Set(all []types.Resource) error {
 		delete(c.res, name)
 	}
 	c.lastChange = c.n
-	names := make([]string, len(changed))
-	for i, e := range changed {
-		names[i] = e.name
+	names := make([]string, 0, len(changed)+len(removed))
+	for _, e := range changed {
+		names = append(names, e.name)
 	}
+	names = append(names, removed...)
 	if len(c.recent) == recentChanges {
 		c.recent = append(c.recent[:0], c.recent[1:]...)
 	}
@@ -515,31 +521,29 @@ func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscrip
 		returned := sub.ReturnedResources()
 		var send []*entry
 		var gone []string
-		if sub.IsWildcard() {
-			for _, e := range c.res {
-				if v, had := returned[e.name]; !had || v != e.hash {
-					send = append(send, e)
+		if since, ok := c.deltaSynced(req, returned); ok {
+			// An ACK of a stream that is up to date as of since: only the names changed
+			// since then can differ.
+			for _, l := range c.recent {
+				if l.n <= since {
+					continue
+				}
+				for _, name := range l.names {
+					e := c.res[name]
+					_, had := returned[name]
+					switch {
+					case e != nil && e.changed == l.n && subscribed(sub, name) && returned[name] != e.hash:
+						send = append(send, e)
+					case e == nil && had && !slices.Contains(gone, name):
+						gone = append(gone, name)
+					}
 				}
 			}
+		} else {
+			send, gone = c.deltaLacking(sub, returned)
 		}
-		for name := range sub.SubscribedResources() {
-			e := c.res[name]
-			v, had := returned[name]
-			switch {
-			case e != nil && (!had || v != e.hash) && !sub.IsWildcard():
-				send = append(send, e)
-			case e == nil && had:
-				gone = append(gone, name)
-			}
-		}
-		if sub.IsWildcard() {
-			for name := range returned {
-				if c.res[name] == nil && !slices.Contains(gone, name) {
-					gone = append(gone, name)
-				}
-			}
-		}
-		first := sub.IsWildcard() && req.GetResponseNonce() == "" && len(returned) == 0
+		_, synced := returned[syncedKey]
+		first := sub.IsWildcard() && req.GetResponseNonce() == "" && !synced && len(returned) == 0
 		if len(send) > 0 || len(gone) > 0 || first {
 			ch <- c.deltaAnswer(w, send, gone)
 			return func() {}, nil
@@ -555,8 +559,56 @@ func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscrip
 	}, nil
 }
 
+// deltaSynced is the change count a delta stream is up to date as of, when its request
+// changes nothing in its subscription and the recent changes since are all kept; c.mu is held.
+func (c *Cache) deltaSynced(req *cachev3.DeltaRequest, returned map[string]string) (uint64, bool) {
+	if len(req.GetResourceNamesSubscribe()) > 0 || len(req.GetResourceNamesUnsubscribe()) > 0 || len(req.GetInitialResourceVersions()) > 0 {
+		return 0, false
+	}
+	rest, mine := strings.CutPrefix(returned[syncedKey], c.prefix)
+	if !mine {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil || n > c.n || (n < c.n && (len(c.recent) == 0 || c.recent[0].n > n+1)) {
+		return 0, false
+	}
+	return n, true
+}
+
+// deltaLacking compares a delta stream's whole subscription with what is held: the
+// resources whose version it does not hold and those it holds that are gone; c.mu is held.
+func (c *Cache) deltaLacking(sub cachev3.Subscription, returned map[string]string) (send []*entry, gone []string) {
+	if sub.IsWildcard() {
+		for _, e := range c.res {
+			if v, had := returned[e.name]; !had || v != e.hash {
+				send = append(send, e)
+			}
+		}
+	}
+	for name := range sub.SubscribedResources() {
+		e := c.res[name]
+		v, had := returned[name]
+		switch {
+		case e != nil && (!had || v != e.hash) && !sub.IsWildcard():
+			send = append(send, e)
+		case e == nil && had:
+			gone = append(gone, name)
+		}
+	}
+	if sub.IsWildcard() {
+		for name := range returned {
+			if name != syncedKey && c.res[name] == nil && !slices.Contains(gone, name) {
+				gone = append(gone, name)
+			}
+		}
+	}
+	return send, gone
+}
+
 func (c *Cache) deltaAnswer(w *deltaWatch, send []*entry, gone []string) *deltaResponse {
 	r := &deltaResponse{req: w.req, sub: w.sub, version: c.prefix + strconv.FormatUint(c.n, 10), typeURL: c.typeURL, removed: gone}
+	r.synced = r.version
 	r.sent = make(map[string]string, len(send))
 	for _, e := range send {
 		r.sent[e.name] = e.hash
@@ -629,6 +681,7 @@ type deltaResponse struct {
 	resources []byte
 	sent      map[string]string // name → version
 	removed   []string
+	synced    string // the change count the stream is up to date as of once it sends this
 
 	returnedOnce sync.Once
 	returned     map[string]string
@@ -655,6 +708,7 @@ func (r *deltaResponse) GetReturnedResources() map[string]string {
 		for _, name := range r.removed {
 			delete(m, name)
 		}
+		m[syncedKey] = r.synced
 		r.returned = m
 	})
 	return r.returned

@@ -343,6 +343,19 @@ func TestContractDelta(t *testing.T) {
 	if sent, removed := ab.recv(); len(sent) != 0 || !slices.Equal(removed, []string{"b"}) {
 		t.Errorf("after b was removed: sent %v removed %v", sent, removed)
 	}
+	// An ACK after several changes, one of them to a name it does not hold, costs the
+	// changes since its last response (and sends only those it subscribes to).
+	c.Set([]types.Resource{cla("a", 1), cla("z", 1)})
+	c.Set([]types.Resource{cla("a", 5), cla("z", 1)})
+	ab.watch(c, "3")
+	if sent, removed := ab.recv(); !slices.Equal(sent, []string{"a"}) || len(removed) != 0 {
+		t.Errorf("after a changed: sent %v removed %v, want [a]", sent, removed)
+	}
+	c.Set([]types.Resource{cla("a", 5), cla("b", 7), cla("z", 1)})
+	ab.watch(c, "4")
+	if sent, _ := ab.recv(); !slices.Equal(sent, []string{"b"}) {
+		t.Errorf("b is back: sent %v, want [b]", sent)
+	}
 	// A reconnect with the versions held.
 	versions := map[string]string{}
 	for k, v := range ab.sub.ReturnedResources() {
@@ -400,6 +413,9 @@ func TestAnswersHoldTheirVersion(t *testing.T) {
 	}
 	for p := 2; p <= versions; p++ {
 		set(uint32(p))
+		if p%10 == 0 {
+			time.Sleep(200 * time.Microsecond) // let the streams take some versions
+		}
 	}
 	time.Sleep(20 * time.Millisecond)
 	close(done)
