@@ -498,9 +498,13 @@ func (c *Cache) answer(w *watch, send []*entry) *response {
 			}
 		}
 	}
-	r.names = make([]string, len(send))
-	for i, e := range send {
-		r.names[i] = e.name
+	// A wildcard client of a full type is sent everything every time, so which names it
+	// holds is never asked: its returned map stays empty (a thousand names less per stream).
+	if !c.full || !w.sub.IsWildcard() {
+		r.names = make([]string, len(send))
+		for i, e := range send {
+			r.names[i] = e.name
+		}
 	}
 	r.resources = c.join(send, false)
 	return r
