@@ -264,7 +264,8 @@ log:
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream.Send(&discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "tour", Cluster: "default"}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes"}})
+	// The routes are scoped by first path segment: coffeebar's table is tollgate_routes/coffeebar.
+	stream.Send(&discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "tour", Cluster: "default"}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes/coffeebar"}})
 	rds, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,9 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
 // envoy is an ADS client that behaves like Envoy on a state-of-the-world stream: it asks
@@ -35,6 +38,9 @@ type envoy struct {
 	responses int
 	listeners map[string]*listenerv3.Listener
 	routes    map[string]*routev3.RouteConfiguration
+	scopes    map[string]*routev3.ScopedRouteConfiguration // nil until the route scopes arrive
+	scoped    bool                                         // a listener picks its route tables by scope
+	listed    []string                                     // route tables the listeners name
 	clusters  map[string]*clusterv3.Cluster
 	endpoints map[string]*endpointv3.ClusterLoadAssignment
 	asked     map[string][]string // type → names subscribed
@@ -110,6 +116,7 @@ func (e *envoy) apply(resp *discoveryv3.DiscoveryResponse) {
 	case resourcev3.ListenerType:
 		e.listeners = map[string]*listenerv3.Listener{}
 		var rds []string
+		scoped := false
 		for _, a := range resp.Resources {
 			l := &listenerv3.Listener{}
 			if a.UnmarshalTo(l) != nil {
@@ -122,14 +129,29 @@ func (e *envoy) apply(resp *discoveryv3.DiscoveryResponse) {
 					if f.GetTypedConfig().UnmarshalTo(h) == nil && h.GetRds() != nil {
 						rds = append(rds, h.GetRds().GetRouteConfigName())
 					}
+					if h.GetScopedRoutes() != nil {
+						scoped = true
+					}
 				}
 			}
 		}
 		e.send(typeURL, nil, resp.VersionInfo, resp.Nonce)
-		rds = uniq(rds)
-		if !slices.Equal(rds, e.asked[resourcev3.RouteType]) && len(rds) > 0 {
-			e.send(resourcev3.RouteType, rds, "", "")
+		if scoped && !e.scoped {
+			e.send(resourcev3.ScopedRouteType, nil, "", "")
 		}
+		e.scoped, e.listed = scoped, uniq(rds)
+		e.askRoutes()
+	case resourcev3.ScopedRouteType:
+		// Like listeners, every response holds all the scopes.
+		e.scopes = map[string]*routev3.ScopedRouteConfiguration{}
+		for _, a := range resp.Resources {
+			sc := &routev3.ScopedRouteConfiguration{}
+			if a.UnmarshalTo(sc) == nil {
+				e.scopes[sc.Name] = sc
+			}
+		}
+		e.send(typeURL, nil, resp.VersionInfo, resp.Nonce)
+		e.askRoutes()
 	case resourcev3.RouteType:
 		for _, a := range resp.Resources {
 			r := &routev3.RouteConfiguration{}
@@ -147,6 +169,43 @@ func (e *envoy) apply(resp *discoveryv3.DiscoveryResponse) {
 		}
 		e.send(typeURL, e.asked[typeURL], resp.VersionInfo, resp.Nonce)
 	}
+}
+
+// askRoutes subscribes to the route tables the listeners and the scopes name, when they
+// differ from what it asked for; e.mu is held.
+func (e *envoy) askRoutes() {
+	rds := append([]string(nil), e.listed...)
+	if e.scoped {
+		for _, sc := range e.scopes {
+			rds = append(rds, sc.RouteConfigurationName)
+		}
+	}
+	rds = uniq(rds)
+	if !slices.Equal(rds, e.asked[resourcev3.RouteType]) && len(rds) > 0 {
+		e.send(resourcev3.RouteType, rds, "", "")
+	}
+}
+
+// tableFor is a copy of the route table Envoy picks for a request path: the table of the
+// scope whose key is the path's first segment (build.ScopeOf), or the listeners' one.
+func (e *envoy) tableFor(path string) *routev3.RouteConfiguration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	name := ""
+	if e.scoped {
+		key := build.ScopeOf(path)
+		for _, sc := range e.scopes {
+			if f := sc.GetKey().GetFragments(); len(f) == 1 && f[0].GetStringKey() == key {
+				name = sc.RouteConfigurationName
+			}
+		}
+	} else if len(e.listed) > 0 {
+		name = e.listed[0]
+	}
+	if rc := e.routes[name]; rc != nil {
+		return proto.Clone(rc).(*routev3.RouteConfiguration)
+	}
+	return nil
 }
 
 // config is what the Envoy holds: resource names by kind, and route names.
@@ -194,7 +253,7 @@ func (e *envoy) config() config {
 func (e *envoy) complete() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.listeners) == 0 || len(e.clusters) == 0 {
+	if len(e.listeners) == 0 || len(e.clusters) == 0 || e.scoped && e.scopes == nil {
 		return false
 	}
 	for _, n := range e.asked[resourcev3.RouteType] {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	tgconfig "github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/xds/build"
@@ -155,7 +156,7 @@ func expected(t *testing.T, files []string) config {
 		}
 		apis = append(apis, res.API)
 	}
-	cfg, errs := build.Build(apis, nil, build.Options{AuthzAddress: "127.0.0.1:1", HTTPPort: 8080})
+	cfg, errs := build.Build(apis, nil, build.Options{AuthzAddress: "127.0.0.1:1", HTTPPort: 8080, RouteScopes: tgconfig.Default().XDS.RouteScopes})
 	if len(errs) > 0 {
 		t.Fatalf("the examples do not build: %v", errs)
 	}

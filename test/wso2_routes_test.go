@@ -10,7 +10,6 @@ import (
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
@@ -71,7 +70,7 @@ paths:
 	if internal != 2 {
 		t.Errorf("failover across two paths needs two internal listeners, the Envoy holds %v", got.Listeners)
 	}
-	table := e.table("tollgate_routes")
+	table := e.tableFor("/depot/1.0/status")
 	var routes []*routev3.Route
 	for _, vh := range table.GetVirtualHosts() {
 		if slices.Contains(vh.Domains, "*") {
@@ -141,14 +140,4 @@ paths:
 		r.GetDirectResponse().GetBody().GetInlineString() != `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}` {
 		t.Errorf("PUT /status: %v", r)
 	}
-}
-
-// table is a copy of a route table the Envoy holds.
-func (e *envoy) table(name string) *routev3.RouteConfiguration {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if rc := e.routes[name]; rc != nil {
-		return proto.Clone(rc).(*routev3.RouteConfiguration)
-	}
-	return nil
 }

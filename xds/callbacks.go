@@ -9,14 +9,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// nodeGroup puts a node in its gateway group: the node metadata field "tollgate_group" if
-// set, else the node's cluster, else DefaultGroup. Snapshots are kept per group, so a
-// thousand Envoys of one group share one snapshot.
-type nodeGroup struct{}
-
-func (nodeGroup) ID(n *corev3.Node) string { return GroupOf(n) }
-
-// GroupOf is the gateway group of a node.
+// GroupOf is the gateway group of a node: the node metadata field "tollgate_group" if set,
+// else the node's cluster, else DefaultGroup. Caches are kept per group, so a thousand
+// Envoys of one group share them.
 func GroupOf(n *corev3.Node) string {
 	if g := n.GetMetadata().GetFields()["tollgate_group"].GetStringValue(); g != "" {
 		return g

@@ -13,6 +13,7 @@ import (
 	grpcxds "google.golang.org/grpc/xds" // registers the xDS resolver and balancers
 
 	"github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
 // backend is a real gRPC server; its health service reports SERVING for its own name only,
@@ -35,7 +36,9 @@ func backend(t *testing.T, name string) string {
 // gRPC-Go's own xDS client (proxyless gRPC) routes through our LDS/RDS/CDS/EDS to a real
 // backend, and follows the service to a second backend when its etcd key changes.
 func TestProxylessGRPCFollowsEtcd(t *testing.T) {
-	p := startPlane(t)
+	// With the gateway's routes scoped, as tollgate.yaml has it by default: the proxyless
+	// clients' API listeners and routes are their own either way.
+	p := startPlaneWith(t, build.Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080, RouteScopes: true})
 	a, b := backend(t, "a"), backend(t, "b")
 	p.applyData(t, []byte(fmt.Sprintf(`openapi: 3.0.3
 info:

@@ -15,13 +15,10 @@ import (
 // ServerOptions are the gRPC server options the control plane's port needs at fleet scale:
 // a codec that writes the resources of a response (xds/rescache frames them once, as the
 // message's unknown fields) from the bytes every stream shares instead of copying them
-// into a buffer per stream, and write buffers given back between writes (a thousand idle
-// Envoys would otherwise hold 32 KiB each).
+// into a buffer per stream. (gRPC-Go already gives write buffers back between writes, so
+// idle Envoys hold none.)
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto")}),
-		grpc.SharedWriteBuffer(true),
-	}
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto")})}
 }
 
 // sharedCodec is the proto codec, except that a discovery response's unknown fields — the

@@ -144,7 +144,7 @@ type tableKey struct{ group, kind, typeURL string }
 // publishOrder is the order a change is handed to the caches, make before break: a client
 // told of a new cluster finds its assignment waiting, a route finds its cluster, a
 // listener its route table and secrets.
-var publishOrder = []types.ResponseType{types.Secret, types.Cluster, types.Route, types.Listener}
+var publishOrder = []types.ResponseType{types.Secret, types.Cluster, types.Route, types.ScopedRoute, types.Listener}
 
 // New makes a control plane. reg (may be nil) gets its metrics.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
@@ -454,6 +454,10 @@ func (s *Server) publish(ctx context.Context) {
 			s.log.Error("publishing endpoints", zap.String("group", name), zap.Error(err))
 			continue
 		}
+		if full && next.cfg.Unscoped != "" && (g.cfg == nil || g.cfg.Unscoped != next.cfg.Unscoped) {
+			s.log.Info("the group's routes stay one route table (no route scopes): an API's requests cannot be told apart by their first path segment",
+				zap.String("group", name), zap.String("api", next.cfg.Unscoped))
+		}
 		if full {
 			if err := s.setSnapshots(ctx, name, next); err != nil {
 				s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
@@ -539,6 +543,7 @@ func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []build.
 	next := &group{cfg: cfg}
 	next.snap[forEnvoy].res[types.Listener] = cfg.Listeners
 	next.snap[forEnvoy].res[types.Route] = cfg.Routes
+	next.snap[forEnvoy].res[types.ScopedRoute] = cfg.Scopes
 	next.snap[forEnvoy].res[types.Secret] = cfg.Secrets
 	next.snap[forEnvoy].res[types.Cluster] = cfg.Clusters
 	next.snap[forGRPC].res[types.Listener] = cfg.GRPCListeners
@@ -552,7 +557,8 @@ func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []build.
 	next.eds = eds
 	for i := range next.snap {
 		r := &next.snap[i].res
-		if err := validate.Set(msgs(r[types.Listener]), msgs(r[types.Route]), msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
+		routes := append(msgs(r[types.Route]), msgs(r[types.ScopedRoute])...)
+		if err := validate.Set(msgs(r[types.Listener]), routes, msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
 			return nil, err
 		}
 	}

@@ -36,11 +36,17 @@ type plane struct {
 
 func startPlane(t testing.TB) *plane {
 	t.Helper()
+	return startPlaneWith(t, build.Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080})
+}
+
+// startPlaneWith is a plane whose Envoy resources are built with opt.
+func startPlaneWith(t testing.TB, opt build.Options) *plane {
+	t.Helper()
 	e := tu.StartEtcd(t)
 	st := e.Store("/tollgate/")
 	ctx := t.Context()
 	promReg := prometheus.NewRegistry()
-	srv := xds.New(xds.Config{Build: build.Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080}}, zap.NewNop(), promReg)
+	srv := xds.New(xds.Config{Build: opt}, zap.NewNop(), promReg)
 	reg := catalog.New(zap.NewNop(), nil)
 	reg.OnChange(srv.SetCatalog)
 	go st.Follow(ctx, store.APIs, reg, nil)

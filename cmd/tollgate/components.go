@@ -143,6 +143,7 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		AuthzAddress: cmp.Or(x.AuthzAddress, cfg.Authz.Listen), HTTPPort: x.HTTPPort, HTTPSPort: x.HTTPSPort,
 		ClientCertificates: string(x.TLS.ClientCertificates),
 		RouteTimeout:       time.Duration(x.RouteTimeout), ConnectTimeout: time.Duration(x.ConnectTimeout),
+		RouteScopes:    x.RouteScopes,
 		UpstreamCAFile: x.UpstreamCAFile,
 		Edge:           x.Edge.Build(x.AccessLog),
 		FaultFormat:    string(cfg.Authz.FaultFormat),

@@ -161,6 +161,9 @@ type XDS struct {
 	Groups         []string `json:"groups"`
 	RouteTimeout   Duration `json:"routeTimeout"`
 	ConnectTimeout Duration `json:"connectTimeout"`
+	// RouteScopes splits Envoy's route table by the APIs' first path segment (scoped
+	// routes), so an API change resends that API's table only.
+	RouteScopes bool `json:"routeScopes"`
 	// UpstreamCAFile is the trust store on the Envoy host for https backends without a CA.
 	UpstreamCAFile string `json:"upstreamCAFile"`
 	// Edge is how Envoy's listeners face clients; AccessLog is where it logs requests.
@@ -311,7 +314,7 @@ func Default() Config {
 		Authz: Authz{Listen: defaults.AuthzListen, FaultFormat: FaultFormat(defaults.FaultFormat), TokenCacheSize: defaults.TokenCacheSize, MaxTokenBytes: defaults.MaxTokenBytes,
 			MutualTLS: MutualTLS{CRLExpiry: CRLExpiry(defaults.CRLExpiry)}, DPoP: DPoP{MaxAge: Duration(defaults.DPoPMaxAge)}},
 		XDS: XDS{Listen: defaults.XDSListen, HTTPPort: defaults.HTTPPort, Groups: []string{defaults.NodeGroup},
-			RouteTimeout: Duration(defaults.RouteTimeout), ConnectTimeout: Duration(defaults.ConnectTimeout),
+			RouteTimeout: Duration(defaults.RouteTimeout), ConnectTimeout: Duration(defaults.ConnectTimeout), RouteScopes: true,
 			UpstreamCAFile: defaults.UpstreamCAFile, Edge: edgeDefaults()},
 		Admin: Admin{Listen: defaults.AdminListen},
 		Log:   Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},

@@ -48,6 +48,9 @@ type Options struct {
 	// FaultFormat of the bodies Envoy answers itself (405): "wso2" (default) or "problem",
 	// as the enforcer's authz.faultFormat.
 	FaultFormat string
+	// RouteScopes splits the route table by the first path segment of the base paths,
+	// behind Envoy's scoped routes (scopes.go), when every API of the group allows it.
+	RouteScopes bool
 }
 
 // Names of fixed resources.
@@ -91,8 +94,14 @@ type Secret struct {
 // GRPCRoutes and GRPCClusters (the clusters without the fronts, which send to Envoy's
 // internal listeners). Both get the endpoints.
 type Config struct {
-	Listeners     []types.Resource
-	Routes        []types.Resource
+	Listeners []types.Resource
+	Routes    []types.Resource
+	// Scopes are the scoped route configurations that pick a route table by path (SRDS),
+	// when the routes are scoped; Envoys get them with Routes.
+	Scopes []types.Resource
+	// Unscoped, when RouteScopes was asked for and the routes are one table, is the API
+	// that kept them so.
+	Unscoped      string
 	GRPCListeners []types.Resource
 	GRPCRoutes    []types.Resource
 	Clusters      []types.Resource
@@ -164,12 +173,25 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 		routed = append(routed, ar)
 	}
 	c.Routes, c.GRPCRoutes = routeConfigs(routed, opt)
+	scoped := false
+	if opt.RouteScopes {
+		var byKey map[string][]apiRoutes
+		if byKey, scoped = scopedTables(routed); scoped {
+			c.Routes, c.Scopes = scopes(byKey)
+		}
+		for _, ar := range routed {
+			if !scoped && scopeKey(ar.api) == "" {
+				c.Unscoped = ar.api.ID()
+				break
+			}
+		}
+	}
 	c.Clusters = clusters(c.Sets, c.fronts, opt)
 	c.GRPCClusters = c.Clusters
 	if len(c.fronts) > 0 {
 		c.GRPCClusters = clusters(c.Sets, nil, opt)
 	}
-	c.Listeners, c.GRPCListeners = listeners(routed, opt)
+	c.Listeners, c.GRPCListeners = listeners(routed, scoped, opt)
 	c.Listeners = append(c.Listeners, internalListeners(c.fronts, opt)...)
 	// Serve only the secrets something refers to: Envoy asks for exactly those.
 	used := map[string]bool{}

@@ -31,6 +31,8 @@ type goldenOptions struct {
 		FaultFormat        string            `json:"faultFormat"`
 		Discovery          map[string]string `json:"discovery"`
 		Secrets            []string          `json:"secrets"`
+		RouteScopes        bool              `json:"routeScopes"`
+		Unscoped           string            `json:"unscoped"` // the API expected to keep one route table
 	} `json:"golden"`
 }
 
@@ -141,6 +143,7 @@ func buildGolden(t *testing.T, file string) map[string][]types.Resource {
 		}
 	}
 	o.HTTPSPort, o.ClientCertificates, o.FaultFormat, o.Discovery = g.Golden.HTTPSPort, g.Golden.ClientCertificates, g.Golden.FaultFormat, g.Golden.Discovery
+	o.RouteScopes = g.Golden.RouteScopes
 	var secrets []Secret
 	if o.HTTPSPort != 0 {
 		secrets = append(secrets, Secret{Name: ServerCertSecret, CertPEM: []byte("cert"), KeyPEM: []byte("key")})
@@ -160,18 +163,25 @@ func buildGolden(t *testing.T, file string) map[string][]types.Resource {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), msgs(c.Secrets)); err != nil {
+	if err := validate.Set(msgs(c.Listeners), append(msgs(c.Routes), msgs(c.Scopes)...), msgs(c.Clusters), msgs(eds), msgs(c.Secrets)); err != nil {
 		t.Fatal(err)
+	}
+	if c.Unscoped != g.Golden.Unscoped {
+		t.Fatalf("routes kept in one table because of %q, want %q", c.Unscoped, g.Golden.Unscoped)
 	}
 	if err := validate.Set(msgs(c.GRPCListeners), msgs(c.GRPCRoutes), msgs(c.GRPCClusters), msgs(eds), nil); err != nil {
 		t.Fatalf("what gRPC clients get: %v", err)
 	}
-	return map[string][]types.Resource{
+	out := map[string][]types.Resource{
 		"listeners": append(append([]types.Resource(nil), c.Listeners...), c.GRPCListeners...),
 		"routes":    append(append([]types.Resource(nil), c.Routes...), c.GRPCRoutes...),
 		"clusters":  c.Clusters,
 		"endpoints": eds,
 	}
+	if len(c.Scopes) > 0 {
+		out["scopes"] = c.Scopes
+	}
+	return out
 }
 
 // goldenYAML is resources as YAML, Anys expanded, keys sorted: stable across runs (protojson's

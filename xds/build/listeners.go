@@ -16,13 +16,13 @@ import (
 
 // listeners makes the gateway's HTTP and HTTPS listeners (ext_authz, then the router) and an
 // API listener per gRPC API.
-func listeners(apis []apiRoutes, opt Options) (out, grpc []types.Resource) {
+func listeners(apis []apiRoutes, scoped bool, opt Options) (out, grpc []types.Resource) {
 	if opt.HTTPPort != 0 {
 		out = append(out, &listenerv3.Listener{
 			Name:                          ListenerHTTP,
 			Address:                       socket("0.0.0.0", opt.HTTPPort),
 			PerConnectionBufferLimitBytes: wrapperspb.UInt32(opt.Edge.BufferLimitBytes),
-			FilterChains:                  []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter("http", opt)}}},
+			FilterChains:                  []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{hcmFilter("http", scoped, opt)}}},
 		})
 	}
 	if opt.HTTPSPort != 0 {
@@ -43,7 +43,7 @@ func listeners(apis []apiRoutes, opt Options) (out, grpc []types.Resource) {
 			Address:                       socket("0.0.0.0", opt.HTTPSPort),
 			PerConnectionBufferLimitBytes: wrapperspb.UInt32(opt.Edge.BufferLimitBytes),
 			FilterChains: []*listenerv3.FilterChain{{
-				Filters: []*listenerv3.Filter{hcmFilter("https", opt)},
+				Filters: []*listenerv3.Filter{hcmFilter("https", scoped, opt)},
 				TransportSocket: &corev3.TransportSocket{
 					Name:       "envoy.transport_sockets.tls",
 					ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(down)},
@@ -70,7 +70,7 @@ func listeners(apis []apiRoutes, opt Options) (out, grpc []types.Resource) {
 	return out, grpc
 }
 
-func hcmFilter(prefix string, opt Options) *listenerv3.Filter {
+func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 	authz := &extauthzv3.ExtAuthz{
 		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
 			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: opt.AuthzCluster}},
@@ -98,6 +98,9 @@ func hcmFilter(prefix string, opt Options) *listenerv3.Filter {
 			{Name: extAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
 			routerFilter(),
 		},
+	}
+	if scoped {
+		hcm.RouteSpecifier = scopedRoutes()
 	}
 	opt.Edge.harden(hcm)
 	if prefix == "https" && opt.ClientCertificates != "" {

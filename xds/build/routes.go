@@ -236,20 +236,11 @@ func exactHeader(name, value string) *routev3.HeaderMatcher {
 // most specific domain, so the routes of APIs without hosts are also placed, after the
 // host's own, in every named host — as the enforcer's matching serves them on any host.
 func routeConfigs(apis []apiRoutes, opt Options) (gateway, grpc []types.Resource) {
-	byHost := map[string][]*routev3.Route{}
-	var any []*routev3.Route
 	for _, ar := range apis {
 		for _, r := range ar.routes {
 			if ra := r.GetRoute(); ra != nil && ra.GetTimeout().AsDuration() == 0 {
 				ra.Timeout = durationpb.New(opt.RouteTimeout)
 			}
-		}
-		if len(ar.api.Hosts) == 0 {
-			any = append(any, ar.routes...)
-		}
-		for _, h := range ar.api.Hosts {
-			h = strings.ToLower(h)
-			byHost[h] = append(byHost[h], ar.routes...)
 		}
 		if ar.grpcCluster != "" {
 			grpc = append(grpc, &routev3.RouteConfiguration{
@@ -264,19 +255,36 @@ func routeConfigs(apis []apiRoutes, opt Options) (gateway, grpc []types.Resource
 			})
 		}
 	}
+	return []types.Resource{routeTable(RouteConfigName, apis)}, grpc
+}
+
+// routeTable is one route table of the gateway over apis: a virtual host per named host
+// and a catch-all "*".
+func routeTable(name string, apis []apiRoutes) *routev3.RouteConfiguration {
+	byHost := map[string][]*routev3.Route{}
+	var any []*routev3.Route
+	for _, ar := range apis {
+		if len(ar.api.Hosts) == 0 {
+			any = append(any, ar.routes...)
+		}
+		for _, h := range ar.api.Hosts {
+			h = strings.ToLower(h)
+			byHost[h] = append(byHost[h], ar.routes...)
+		}
+	}
 	hosts := make([]string, 0, len(byHost))
 	for h := range byHost {
 		hosts = append(hosts, h)
 	}
 	sort.Strings(hosts)
-	rc := &routev3.RouteConfiguration{Name: RouteConfigName}
+	rc := &routev3.RouteConfiguration{Name: name}
 	for _, h := range hosts {
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
 			Name: "host_" + h, Domains: []string{h, h + ":*"}, Routes: wildcardsLast(append(byHost[h], any...)),
 		})
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{Name: "any_host", Domains: []string{"*"}, Routes: wildcardsLast(any)})
-	return []types.Resource{rc}, grpc
+	return rc
 }
 
 // wildcardsLast moves the routes of wildcard resources ("/*", which match any rest of the

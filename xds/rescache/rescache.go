@@ -44,8 +44,8 @@ import (
 // stream what changed, not one copy of every name it knows.
 type Cache struct {
 	typeURL string
-	// full: state-of-the-world responses carry every subscribed resource (listeners and
-	// clusters: a listener or cluster left out is removed); otherwise only what changed.
+	// full: state-of-the-world responses carry every subscribed resource (listeners,
+	// clusters and route scopes: one left out is removed); otherwise only what changed.
 	full   bool
 	prefix string
 
@@ -107,7 +107,7 @@ type deltaWatch struct {
 // versions and must differ between processes.
 func New(typeURL, prefix string) *Cache {
 	return &Cache{typeURL: typeURL, prefix: prefix,
-		full: typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType,
+		full: typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType || typeURL == resourcev3.ScopedRouteType,
 		res:  map[string]*entry{}, watches: map[uint64]*watch{}, deltas: map[uint64]*deltaWatch{}}
 }
 

@@ -18,15 +18,32 @@ import (
 // Set checks a whole set of resources about to be served together: each one with Message,
 // and their references — every route's cluster exists (routes inlined in a listener too),
 // every EDS cluster has endpoints, every RDS name and SDS secret a listener names is
-// served, every internal address a cluster names is an internal listener, and no domain
-// is claimed by two virtual hosts of one route table (Envoy refuses all of these).
+// served, every route table a scope names is served and no two scopes have one key, every
+// internal address a cluster names is an internal listener, and no domain is claimed by
+// two virtual hosts of one route table (Envoy refuses all of these). routes holds the
+// route tables and the scoped route configurations that pick them.
 func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error {
 	var errs []error
+	var scopes []*routev3.ScopedRouteConfiguration
+	tablesOnly := routes[:0:0]
+	for _, m := range routes {
+		if sc, ok := m.(*routev3.ScopedRouteConfiguration); ok {
+			scopes = append(scopes, sc)
+		} else {
+			tablesOnly = append(tablesOnly, m)
+		}
+	}
+	routes = tablesOnly
 	for _, group := range [][]proto.Message{listeners, routes, clusters, endpoints, secrets} {
 		for _, m := range group {
 			if err := Message(m); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	for _, sc := range scopes {
+		if err := Message(sc); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	clusterNames, edsNames, routeNames, secretNames := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
@@ -91,8 +108,26 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 			}
 		}
 	}
+	scopeNames, scopeKeys := map[string]bool{}, map[string]string{}
+	for _, sc := range scopes {
+		if scopeNames[sc.GetName()] {
+			errs = append(errs, fmt.Errorf("two scopes are named %q", sc.GetName()))
+		}
+		scopeNames[sc.GetName()] = true
+		key := fmt.Sprint(sc.GetKey().GetFragments())
+		if prev, dup := scopeKeys[key]; dup {
+			errs = append(errs, fmt.Errorf("scopes %q and %q have the same key", prev, sc.GetName()))
+		}
+		scopeKeys[key] = sc.GetName()
+		if !routeNames[sc.GetRouteConfigurationName()] {
+			errs = append(errs, fmt.Errorf("scope %q uses route table %q, which does not exist", sc.GetName(), sc.GetRouteConfigurationName()))
+		}
+	}
 	for i, m := range listeners {
 		l := m.(*listenerv3.Listener)
+		if named[i].scoped && len(scopes) == 0 {
+			errs = append(errs, fmt.Errorf("listener %q uses scoped routes, but no scope is served", l.GetName()))
+		}
 		for _, rds := range named[i].rds {
 			if !routeNames[rds] {
 				errs = append(errs, fmt.Errorf("listener %q uses route table %q, which does not exist", l.GetName(), rds))
@@ -111,6 +146,7 @@ func Set(listeners, routes, clusters, endpoints, secrets []proto.Message) error 
 // the route tables it holds inline.
 type listenerRefs struct {
 	rds, sds []string
+	scoped   bool // it picks route tables by scope (SRDS)
 	inline   []*routev3.RouteConfiguration
 }
 
@@ -130,6 +166,8 @@ func refs(l *listenerv3.Listener) listenerRefs {
 			return
 		case *hcmv3.Rds:
 			out.rds = append(out.rds, t.GetRouteConfigName())
+		case *hcmv3.ScopedRoutes:
+			out.scoped = true
 		case *tlsv3.SdsSecretConfig:
 			out.sds = append(out.sds, t.GetName())
 		case *routev3.RouteConfiguration:

@@ -12,6 +12,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -37,7 +38,9 @@ type envoy struct {
 	clusters  map[string]bool // name → uses EDS
 	endpoints map[string]bool // assignments received
 	listeners map[string]bool
-	routes    map[string]bool // route tables received
+	scopes    map[string]string // route scope → its route table
+	wanted    map[string]bool   // route tables subscribed to
+	routes    map[string]bool   // route tables received
 	versions  map[string]string
 	nonces    map[string]string
 	asked     map[string][]string // names subscribed, by type (SOTW resends the whole list)
@@ -72,6 +75,7 @@ func newEnvoy(id int, delta bool, expected counts) *envoy {
 	return &envoy{id: id, delta: delta, expected: expected,
 		node:     &corev3.Node{Id: fmt.Sprintf("envoy-%d", id), Cluster: "default", UserAgentName: "envoy"},
 		clusters: map[string]bool{}, endpoints: map[string]bool{}, listeners: map[string]bool{}, routes: map[string]bool{},
+		scopes: map[string]string{}, wanted: map[string]bool{},
 		versions: map[string]string{}, nonces: map[string]string{}, asked: map[string][]string{},
 		got: make(chan time.Time, 1), ready: make(chan struct{})}
 }
@@ -166,7 +170,7 @@ func (e *envoy) loop() {
 			for _, a := range r.Resources {
 				res = append(res, resource{"", a})
 			}
-			full = typeURL == resourcev3.ClusterType || typeURL == resourcev3.ListenerType
+			full = typeURL == resourcev3.ClusterType || typeURL == resourcev3.ListenerType || typeURL == resourcev3.ScopedRouteType
 		}
 		now := time.Now()
 		if os.Getenv("FLEET_DEBUG") != "" && e.id == 0 && e.want == nil {
@@ -259,6 +263,7 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 	case resourcev3.ListenerType:
 		seen := map[string]bool{}
 		var add []string
+		scoped := false
 		for _, r := range res {
 			l := &listenerv3.Listener{}
 			if err := r.any.UnmarshalTo(l); err != nil {
@@ -266,8 +271,10 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 			}
 			seen[l.Name] = true
 			e.listeners[l.Name] = true
-			for _, rc := range routeNames(l) {
-				if _, ok := e.routes[rc]; !ok && !contains(add, rc) && !contains(e.asked[resourcev3.RouteType], rc) {
+			names, s := routeNames(l)
+			scoped = scoped || s
+			for _, rc := range names {
+				if !e.wanted[rc] && !contains(add, rc) {
 					add = append(add, rc)
 				}
 			}
@@ -280,9 +287,36 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 		if err := e.ack(typeURL); err != nil {
 			return err
 		}
-		if len(add) > 0 {
-			return e.ask(resourcev3.RouteType, add, nil)
+		if scoped && !e.wanted[scopesAsked] {
+			e.wanted[scopesAsked] = true
+			if err := e.ask(resourcev3.ScopedRouteType, nil, nil); err != nil {
+				return err
+			}
 		}
+		return e.wantRoutes(add)
+	case resourcev3.ScopedRouteType:
+		seen := map[string]bool{}
+		var add []string
+		for _, r := range res {
+			sc := &routev3.ScopedRouteConfiguration{}
+			if err := r.any.UnmarshalTo(sc); err != nil {
+				return err
+			}
+			seen[sc.Name] = true
+			e.scopes[sc.Name] = sc.RouteConfigurationName
+			if !e.wanted[sc.RouteConfigurationName] && !contains(add, sc.RouteConfigurationName) {
+				add = append(add, sc.RouteConfigurationName)
+			}
+		}
+		for name := range e.scopes {
+			if (full && !seen[name]) || contains(removed, name) {
+				delete(e.scopes, name)
+			}
+		}
+		if err := e.ack(typeURL); err != nil {
+			return err
+		}
+		return e.wantRoutes(add)
 	case resourcev3.RouteType:
 		for _, r := range res {
 			name := r.name
@@ -298,21 +332,36 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 	return nil
 }
 
-// routeNames are the route tables a listener's HTTP connection managers name.
-func routeNames(l *listenerv3.Listener) []string {
-	var out []string
+// scopesAsked marks, in wanted, that the route scopes were subscribed to.
+const scopesAsked = "\x00scopes"
+
+// wantRoutes subscribes to route tables not subscribed to yet.
+func (e *envoy) wantRoutes(add []string) error {
+	if len(add) == 0 {
+		return nil
+	}
+	for _, n := range add {
+		e.wanted[n] = true
+	}
+	return e.ask(resourcev3.RouteType, add, nil)
+}
+
+// routeNames are the route tables a listener's HTTP connection managers name, and whether
+// one picks its tables by scope (SRDS).
+func routeNames(l *listenerv3.Listener) (names []string, scoped bool) {
 	for _, fc := range l.GetFilterChains() {
 		for _, f := range fc.GetFilters() {
 			hcm := &hcmv3.HttpConnectionManager{}
 			if f.GetTypedConfig().UnmarshalTo(hcm) != nil {
 				continue
 			}
-			if n := hcm.GetRds().GetRouteConfigName(); n != "" && !contains(out, n) {
-				out = append(out, n)
+			if n := hcm.GetRds().GetRouteConfigName(); n != "" && !contains(names, n) {
+				names = append(names, n)
 			}
+			scoped = scoped || hcm.GetScopedRoutes() != nil
 		}
 	}
-	return out
+	return names, scoped
 }
 
 // routeConfigName reads field 1 (name) of a RouteConfiguration without decoding the rest.
@@ -348,6 +397,14 @@ func (e *envoy) checkReady() {
 	c := e.counts()
 	if c.clusters < e.expected.clusters || c.listeners < e.expected.listeners || c.routes < e.expected.routes ||
 		c.edsClusters < e.expected.edsClusters || len(e.endpoints) < c.edsClusters {
+		return
+	}
+	for n := range e.wanted {
+		if n != scopesAsked && !e.routes[n] {
+			return
+		}
+	}
+	if e.wanted[scopesAsked] && len(e.scopes) == 0 {
 		return
 	}
 	e.mu.Lock()

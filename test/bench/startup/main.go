@@ -115,8 +115,9 @@ func start(bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// firstSnapshot waits, as an Envoy would, for the route table and returns once it holds
-// want routes (the first one the control plane sends must already be complete).
+// firstSnapshot waits, as an Envoy would, for the route scopes and the route tables they
+// name, and returns once those hold want routes (the first ones the control plane sends
+// must already be complete).
 func firstSnapshot(addr string, want int) {
 	for {
 		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -125,30 +126,56 @@ func firstSnapshot(addr string, want int) {
 		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx, grpc.WaitForReady(true))
 		if err == nil {
 			node := &corev3.Node{Id: "bench", Cluster: "default"}
-			stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes"}})
+			stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.ScopedRouteType})
+			var names []string
+			tables := map[string]int{} // route table → routes of the bench's APIs
 			for {
 				resp, err := stream.Recv()
 				if err != nil {
 					break
 				}
-				rc := &routev3.RouteConfiguration{}
-				if len(resp.Resources) > 0 && resp.Resources[0].UnmarshalTo(rc) == nil {
-					n := 0
-					for _, vh := range rc.VirtualHosts {
-						for _, r := range vh.Routes {
-							if strings.HasPrefix(r.Name, "svc") {
-								n++
-							}
+				switch resp.TypeUrl {
+				case resourcev3.ScopedRouteType:
+					names = names[:0]
+					for _, a := range resp.Resources {
+						sc := &routev3.ScopedRouteConfiguration{}
+						if a.UnmarshalTo(sc) == nil {
+							names = append(names, sc.RouteConfigurationName)
 						}
 					}
-					if n >= want {
+					stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
+					stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.RouteType, ResourceNames: names})
+					continue
+				case resourcev3.RouteType:
+					for _, a := range resp.Resources {
+						rc := &routev3.RouteConfiguration{}
+						if a.UnmarshalTo(rc) != nil {
+							continue
+						}
+						n := 0
+						for _, vh := range rc.VirtualHosts {
+							for _, r := range vh.Routes {
+								if strings.HasPrefix(r.Name, "svc") {
+									n++
+								}
+							}
+						}
+						tables[rc.Name] = n
+					}
+					total := 0
+					for _, n := range tables {
+						total += n
+					}
+					if total >= want {
 						cancel()
 						conn.Close()
 						return
 					}
-					fmt.Fprintf(os.Stderr, "a route table with %d of %d routes was sent\n", n, want)
+					if len(tables) == len(names) {
+						fmt.Fprintf(os.Stderr, "route tables with %d of %d routes were sent\n", total, want)
+					}
+					stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resp.TypeUrl, ResourceNames: names, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
 				}
-				stream.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes"}, VersionInfo: resp.VersionInfo, ResponseNonce: resp.Nonce})
 			}
 		}
 		cancel()
