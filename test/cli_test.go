@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
 var binary string
@@ -264,8 +265,8 @@ log:
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The routes are scoped by first path segment: coffeebar's table is tollgate_routes/coffeebar.
-	stream.Send(&discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "tour", Cluster: "default"}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{"tollgate_routes/coffeebar"}})
+	// The routes are scoped by first path segment: coffeebar's scope names its table.
+	stream.Send(&discoverygrpc.DiscoveryRequest{Node: &corev3.Node{Id: "tour", Cluster: "default"}, TypeUrl: resourcev3.RouteType, ResourceNames: []string{build.ScopeRouteName("coffeebar")}})
 	rds, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 package build
 
 import (
+	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 
@@ -11,18 +13,27 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
 
-// Route scopes. With Options.RouteScopes the gateway's routes are not one table but one
-// per first path segment of the APIs' base paths ("/shop/v1/items" → "shop"), each picked
-// by Envoy's scoped routes (SRDS) from the request's :path: changing one API resends the
-// table of the APIs that share its first segment, a few kilobytes, instead of every API's
-// routes to every Envoy. A group is scoped only when every API can be keyed that way
+// Route scopes. With Options.RouteScopes the gateway's routes are not one table: a scope
+// per first path segment of the APIs' base paths ("/shop/v1/items" → "shop"), picked by
+// Envoy's scoped routes (SRDS) from the request's :path, names one of up to scopeBuckets
+// route tables (the segment's hash picks it, so adding an API moves no other): changing
+// one API resends its table — about 1/64 of the routes once there are many APIs — instead
+// of every API's routes to every Envoy, and an Envoy subscribes to at most 64 tables
+// however many APIs there are. A group is scoped only when every API can be keyed that way
 // (scopeKey); otherwise it keeps the one table, which serves every request the same.
 
 // ScopedRoutesName names the scoped routes of the gateway's listeners.
 const ScopedRoutesName = "tollgate_scopes"
 
+// scopeBuckets is the most route tables the scopes share.
+const scopeBuckets = 64
+
 // ScopeRouteName is the route table of the scope of first path segment seg.
-func ScopeRouteName(seg string) string { return RouteConfigName + "/" + seg }
+func ScopeRouteName(seg string) string {
+	h := fnv.New32a()
+	h.Write([]byte(seg))
+	return fmt.Sprintf("%s/%02d", RouteConfigName, h.Sum32()%scopeBuckets)
+}
 
 // scopeKey is the first segment of every request path an API serves, or "" when its
 // requests cannot be keyed by it: a root base path, a template in the first segment, or a
@@ -63,15 +74,28 @@ func scopedTables(apis []apiRoutes) (map[string][]apiRoutes, bool) {
 	return out, true
 }
 
-// scopes makes a route table per scope and the scope resources that pick them.
+// scopes makes the route tables of the scopes and the scope resources that pick them.
 func scopes(byKey map[string][]apiRoutes) (tables, scoped []types.Resource) {
 	keys := make([]string, 0, len(byKey))
 	for k := range byKey {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	byTable := map[string][]apiRoutes{}
 	for _, k := range keys {
-		tables = append(tables, routeTable(ScopeRouteName(k), byKey[k]))
+		byTable[ScopeRouteName(k)] = append(byTable[ScopeRouteName(k)], byKey[k]...)
+	}
+	names := make([]string, 0, len(byTable))
+	for n := range byTable {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		apis := byTable[n]
+		sort.SliceStable(apis, func(i, j int) bool { return apis[i].api.ID() < apis[j].api.ID() })
+		tables = append(tables, routeTable(n, apis))
+	}
+	for _, k := range keys {
 		scoped = append(scoped, &routev3.ScopedRouteConfiguration{
 			Name:                   "tollgate_scope/" + k,
 			RouteConfigurationName: ScopeRouteName(k),
