@@ -18,6 +18,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -209,16 +210,16 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 		seen := map[string]bool{}
 		var add []string
 		for _, r := range res {
-			c := &clusterv3.Cluster{}
-			if err := r.any.UnmarshalTo(c); err != nil {
+			name, typ, err := clusterHead(r.any.GetValue())
+			if err != nil {
 				return err
 			}
-			eds := c.GetType() == clusterv3.Cluster_EDS
-			seen[c.Name] = true
-			if eds && !e.clusters[c.Name] {
-				add = append(add, c.Name)
+			eds := typ == clusterv3.Cluster_EDS
+			seen[name] = true
+			if eds && !e.clusters[name] {
+				add = append(add, name)
 			}
-			e.clusters[c.Name] = eds
+			e.clusters[name] = eds
 		}
 		var drop []string
 		for name, eds := range e.clusters {
@@ -239,7 +240,10 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 	case resourcev3.EndpointType:
 		for _, r := range res {
 			name := r.name
-			if name == "" || e.firstAddress != nil {
+			if name == "" {
+				name = routeConfigName(r.any.GetValue()) // field 1 too: cluster_name
+			}
+			if e.firstAddress != nil {
 				cla := &endpointv3.ClusterLoadAssignment{}
 				if err := r.any.UnmarshalTo(cla); err != nil {
 					return err
@@ -364,7 +368,45 @@ func routeNames(l *listenerv3.Listener) (names []string, scoped bool) {
 	return names, scoped
 }
 
-// routeConfigName reads field 1 (name) of a RouteConfiguration without decoding the rest.
+// clusterHead reads a Cluster's name and discovery type (fields 1 and 2) without decoding
+// the rest: the simulated fleet shares the CPUs with the server it measures, so it does
+// not parse what it does not use.
+func clusterHead(b []byte) (string, clusterv3.Cluster_DiscoveryType, error) {
+	var name string
+	typ := clusterv3.Cluster_STATIC
+	for len(b) > 0 {
+		num, wt, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "", 0, protowire.ParseError(n)
+		}
+		b = b[n:]
+		switch {
+		case num == 1 && wt == protowire.BytesType:
+			v, m := protowire.ConsumeString(b)
+			if m < 0 {
+				return "", 0, protowire.ParseError(m)
+			}
+			name, b = v, b[m:]
+			continue
+		case num == 2 && wt == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return "", 0, protowire.ParseError(m)
+			}
+			typ, b = clusterv3.Cluster_DiscoveryType(v), b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, wt, b)
+		if m < 0 {
+			return "", 0, protowire.ParseError(m)
+		}
+		b = b[m:]
+	}
+	return name, typ, nil
+}
+
+// routeConfigName reads field 1 (name) of a RouteConfiguration or a ClusterLoadAssignment
+// (cluster_name) without decoding the rest.
 func routeConfigName(b []byte) string {
 	if len(b) < 2 || b[0] != 0x0a {
 		return ""
