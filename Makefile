@@ -41,6 +41,7 @@ bench: deps
 	$(GO) run ./test/bench/authz
 	$(GO) run ./test/bench/tail
 	$(GO) run ./test/bench/xds
+	$(GO) run ./test/bench/fleet
 	$(GO) run ./test/bench/revocation
 	$(GO) run ./test/bench/ratelimit
 	$(GO) run ./test/bench/startup

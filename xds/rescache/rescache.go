@@ -366,7 +366,7 @@ func (c *Cache) notify(changed []*entry, removed []string) {
 		var gone []string
 		returned := w.sub.ReturnedResources()
 		for _, name := range removed {
-			if _, had := returned[name]; had {
+			if _, had := returned[name]; had || w.sub.IsWildcard() {
 				gone = append(gone, name)
 			}
 		}
@@ -535,6 +535,7 @@ func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub cachev3.Subscrip
 				for _, name := range l.names {
 					e := c.res[name]
 					_, had := returned[name]
+					had = had || sub.IsWildcard() // a wildcard stream had all there was (see deltaResponse)
 					switch {
 					case e != nil && e.changed == l.n && subscribed(sub, name) && returned[name] != e.hash:
 						send = append(send, e)
@@ -611,7 +612,7 @@ func (c *Cache) deltaLacking(sub cachev3.Subscription, returned map[string]strin
 }
 
 func (c *Cache) deltaAnswer(w *deltaWatch, send []*entry, gone []string) *deltaResponse {
-	r := &deltaResponse{req: w.req, sub: w.sub, version: c.prefix + strconv.FormatUint(c.n, 10), typeURL: c.typeURL, removed: gone}
+	r := &deltaResponse{req: w.req, sub: w.sub, version: c.prefix + strconv.FormatUint(c.n, 10), typeURL: c.typeURL, removed: gone, wildcard: w.sub.IsWildcard()}
 	r.synced = r.version
 	r.sent = make(map[string]string, len(send))
 	for _, e := range send {
@@ -686,6 +687,7 @@ type deltaResponse struct {
 	sent      map[string]string // name → version
 	removed   []string
 	synced    string // the change count the stream is up to date as of once it sends this
+	wildcard  bool   // a wildcard stream: it holds everything as of synced, so no name is kept
 
 	returnedOnce sync.Once
 	returned     map[string]string
@@ -706,11 +708,19 @@ func (r *deltaResponse) GetReturnedResources() map[string]string {
 		if m == nil {
 			m = make(map[string]string, len(r.sent))
 		}
-		for name, v := range r.sent {
-			m[name] = v
-		}
-		for _, name := range r.removed {
-			delete(m, name)
+		if r.wildcard {
+			// Up to date as of synced with everything there was: that is all a later
+			// answer needs (it sends what changed since, and removals of what was removed
+			// since; one the stream never had is ignored by it). A thousand names less
+			// per stream for clusters, listeners and scopes.
+			clear(m)
+		} else {
+			for name, v := range r.sent {
+				m[name] = v
+			}
+			for _, name := range r.removed {
+				delete(m, name)
+			}
 		}
 		m[syncedKey] = r.synced
 		r.returned = m

@@ -366,6 +366,30 @@ func TestContractDelta(t *testing.T) {
 	if sent, removed := again.recv(); sent != nil || removed != nil {
 		t.Errorf("a reconnecting client holding a's version was sent %v/%v", sent, removed)
 	}
+	// A wildcard stream keeps no names, and still gets only what changed and is told of
+	// what was removed.
+	all := newDeltaClient(t)
+	all.watch(c, "")
+	if sent, _ := all.recv(); !slices.Equal(sent, []string{"a", "b", "z"}) {
+		t.Fatalf("a wildcard delta client got %v", sent)
+	}
+	if n := len(all.sub.ReturnedResources()); n != 1 {
+		t.Errorf("a wildcard stream keeps %d entries, want only the sync mark", n)
+	}
+	all.watch(c, "1")
+	c.Set([]types.Resource{cla("a", 6), cla("b", 7), cla("z", 1)})
+	if sent, removed := all.recv(); !slices.Equal(sent, []string{"a"}) || len(removed) != 0 {
+		t.Errorf("wildcard, after a changed: sent %v removed %v", sent, removed)
+	}
+	all.watch(c, "2")
+	c.Set([]types.Resource{cla("a", 6), cla("b", 7)})
+	if sent, removed := all.recv(); len(sent) != 0 || !slices.Equal(removed, []string{"z"}) {
+		t.Errorf("wildcard, after z was removed: sent %v removed %v", sent, removed)
+	}
+	all.watch(c, "3")
+	if sent, removed := all.recv(); sent != nil || removed != nil {
+		t.Errorf("an up-to-date wildcard stream was sent %v/%v", sent, removed)
+	}
 }
 
 // Rapid changes with many streams at once: every answer holds exactly the resources of the
