@@ -138,6 +138,7 @@ func (c *Cache) Set(all []types.Resource) error {
 		}
 		fresh[name] = &entry{name: name, msg: r, value: b}
 	}
+	remember(fresh)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var changed []*entry

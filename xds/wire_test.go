@@ -1,0 +1,113 @@
+package xds
+
+import (
+	"testing"
+	"unsafe"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/tollgate-gw/tollgate/xds/rescache"
+)
+
+func codec() sharedCodec { return sharedCodec{encoding.GetCodecV2("proto")} }
+
+// A request decodes to the same message as with the proto codec, and the names of served
+// resources are the caches' own copies.
+func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
+	c := rescache.New(resourcev3.EndpointType, "w-")
+	if err := c.Set([]types.Resource{&endpointv3.ClusterLoadAssignment{ClusterName: "served"}}); err != nil {
+		t.Fatal(err)
+	}
+	held := func() string {
+		for n := range c.Resources() {
+			return n
+		}
+		return ""
+	}()
+	for _, m := range []proto.Message{
+		&discoveryv3.DiscoveryRequest{VersionInfo: "v1", Node: &corev3.Node{Id: "n", Cluster: "g"}, TypeUrl: resourcev3.EndpointType,
+			ResourceNames: []string{"served", "unknown", "served"}, ResponseNonce: "7", ErrorDetail: &rpcstatus.Status{Code: 3, Message: "no"}},
+		&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "n"}, TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"served", "x"},
+			ResourceNamesUnsubscribe: []string{"y", "served"}, InitialResourceVersions: map[string]string{"served": "h"}, ResponseNonce: "3"},
+		&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}, // no names
+	} {
+		wire, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.ProtoReflect().New().Interface()
+		if err := codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, m) {
+			t.Errorf("decoded %v, want %v", got, m)
+		}
+		var names []string
+		switch r := got.(type) {
+		case *discoveryv3.DiscoveryRequest:
+			names = r.ResourceNames
+		case *discoveryv3.DeltaDiscoveryRequest:
+			names = append(r.ResourceNamesSubscribe, r.ResourceNamesUnsubscribe...)
+		}
+		for _, n := range names {
+			if n == "served" && unsafe.StringData(n) != unsafe.StringData(held) {
+				t.Errorf("the name of a served resource is a copy of its own")
+			}
+		}
+	}
+	// Not UTF-8: refused, as the proto codec refuses it.
+	bad, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType})
+	bad = append(bad, 0x1a, 2, 0xff, 0xfe)
+	if err := codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &discoveryv3.DiscoveryRequest{}); err == nil {
+		t.Error("a resource name that is not UTF-8 was accepted")
+	}
+}
+
+// A response whose resources are pre-framed (unknown fields) is written as two buffers and
+// decodes to the message with those resources.
+func TestCodecWritesSharedResources(t *testing.T) {
+	c := rescache.New(resourcev3.EndpointType, "w-")
+	c.Set([]types.Resource{&endpointv3.ClusterLoadAssignment{ClusterName: "a"}})
+	resp := &discoveryv3.DiscoveryResponse{VersionInfo: c.Version(), TypeUrl: resourcev3.EndpointType, Nonce: "1"}
+	framed, _ := proto.Marshal(&discoveryv3.DiscoveryResponse{Resources: mustAnys(t, &endpointv3.ClusterLoadAssignment{ClusterName: "a"})})
+	resp.ProtoReflect().SetUnknown(framed)
+	bs, err := codec().Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 2 || &bs[1].ReadOnlyData()[0] != &framed[0] {
+		t.Fatalf("the shared resources were copied (%d buffers)", len(bs))
+	}
+	got := &discoveryv3.DiscoveryResponse{}
+	if err := proto.Unmarshal(bs.Materialize(), got); err != nil {
+		t.Fatal(err)
+	}
+	cla := &endpointv3.ClusterLoadAssignment{}
+	if got.Nonce != "1" || len(got.Resources) != 1 || got.Resources[0].UnmarshalTo(cla) != nil || cla.ClusterName != "a" {
+		t.Fatalf("decoded %v", got)
+	}
+	if len(resp.ProtoReflect().GetUnknown()) == 0 {
+		t.Error("the codec left the message without its resources")
+	}
+}
+
+func mustAnys(t *testing.T, ms ...proto.Message) []*anypb.Any {
+	var out []*anypb.Any
+	for _, m := range ms {
+		a, err := anypb.New(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
