@@ -26,6 +26,10 @@ type Bootstrap struct {
 	// manager.
 	MaxHeapBytes   uint64
 	MaxConnections uint64
+	// Delta makes the ADS stream incremental (DELTA_GRPC): an ACK no longer restates every
+	// resource name, which is what a fleet's control plane spends most on in state of the
+	// world.
+	Delta bool
 }
 
 // Render writes the bootstrap YAML.
@@ -58,7 +62,7 @@ func (b Bootstrap) Render() ([]byte, error) {
 	err = bootstrap.Execute(&out, map[string]any{
 		"NodeID": strconv.Quote(b.NodeID), "Cluster": strconv.Quote(b.Cluster),
 		"XDSHost": host, "XDSPort": p, "XDSType": kind, "AdminPort": b.AdminPort,
-		"MaxHeapBytes": b.MaxHeapBytes, "MaxConnections": b.MaxConnections,
+		"MaxHeapBytes": b.MaxHeapBytes, "MaxConnections": b.MaxConnections, "APIType": map[bool]string{false: "GRPC", true: "DELTA_GRPC"}[b.Delta],
 	})
 	return out.Bytes(), err
 }

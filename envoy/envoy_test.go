@@ -85,8 +85,16 @@ func TestRenderedBootstrapIsValid(t *testing.T) {
 		if err := validate.Message(b); err != nil {
 			t.Fatal(err)
 		}
-		if b.GetNode().GetId() != "envoy-1" || b.GetNode().GetCluster() != "edge" || b.GetDynamicResources().GetAdsConfig() == nil {
+		if b.GetNode().GetId() != "envoy-1" || b.GetNode().GetCluster() != "edge" || b.GetDynamicResources().GetAdsConfig().GetApiType().String() != "GRPC" {
 			t.Errorf("bootstrap %v", b)
+		}
+		delta, err := Bootstrap{NodeID: "envoy-1", Cluster: "edge", XDS: xds, Delta: true}.Render()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := parseBytes(delta)
+		if err != nil || validate.Message(d) != nil || d.GetDynamicResources().GetAdsConfig().GetApiType().String() != "DELTA_GRPC" {
+			t.Errorf("--delta bootstrap: %v %v", err, d.GetDynamicResources().GetAdsConfig())
 		}
 		// Fronts (endpoint sets across paths) reach their parts through internal listeners.
 		if ext := b.GetBootstrapExtensions(); len(ext) != 1 || ext[0].GetName() != "envoy.bootstrap.internal_listener" {

@@ -288,8 +288,11 @@ log:
 	if o := tollgate(t, "endpoints", "set", "k", "not a url", "--config", cfg, "--etcd", etcdC); o.code == 0 {
 		t.Error("a bad address was stored")
 	}
-	if o := tollgate(t, "bootstrap", "--config", cfg, "--node-id", "e1"); o.code != 0 || !strings.Contains(o.stdout, "ads_config") {
+	if o := tollgate(t, "bootstrap", "--config", cfg, "--node-id", "e1"); o.code != 0 || !strings.Contains(o.stdout, "ads_config") || !strings.Contains(o.stdout, "api_type: GRPC\n") {
 		t.Errorf("bootstrap: %s %s", o.stdout, o.stderr)
+	}
+	if o := tollgate(t, "bootstrap", "--config", cfg, "--node-id", "e1", "--delta"); o.code != 0 || !strings.Contains(o.stdout, "api_type: DELTA_GRPC\n") {
+		t.Errorf("bootstrap --delta: %s %s", o.stdout, o.stderr)
 	}
 
 	// Metrics and health on the admin port (coffeebar, then petstore and online-store).

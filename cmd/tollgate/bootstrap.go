@@ -20,7 +20,8 @@ func bootstrapCmd(g *globals) *cobra.Command {
 with the overload manager (load shed at 95% of --max-heap-mb, no new requests at 98%) and
 a connection limit. The node cluster is the Envoy's gateway group.`,
 		Example: `  tollgate bootstrap --node-id envoy-1 > envoy.yaml && envoy -c envoy.yaml
-  tollgate bootstrap --node-id edge-1 --cluster edge --xds cp.internal:18000`,
+  tollgate bootstrap --node-id edge-1 --cluster edge --xds cp.internal:18000
+  tollgate bootstrap --node-id edge-1 --delta     # incremental xDS, for large fleets`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -46,5 +47,6 @@ a connection limit. The node cluster is the Envoy's gateway group.`,
 	f.IntVar(&b.AdminPort, "admin-port", 9901, "Envoy's admin port (on 127.0.0.1)")
 	f.Uint64Var(&maxHeapMB, "max-heap-mb", 2048, "Envoy's heap limit for the overload manager")
 	f.Uint64Var(&b.MaxConnections, "max-connections", 50000, "most client connections Envoy accepts at once")
+	f.BoolVar(&b.Delta, "delta", false, "incremental (delta) ADS: cheaper for the control plane at fleet scale")
 	return cmd
 }
