@@ -15,9 +15,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,17 +46,9 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	dir, err := os.MkdirTemp("", "tollgate-bench-fleet")
-	benchutil.Check(err)
-	if *keep {
-		fmt.Fprintln(os.Stderr, "working directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bin := filepath.Join(dir, "tollgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	benchutil.Check(build.Run())
+	dir, cleanup := benchutil.WorkDir("fleet", *keep)
+	defer cleanup()
+	bin := benchutil.Binary(dir)
 
 	etcdAddr, xdsAddr, adminAddr := benchutil.Addr(), benchutil.Addr(), benchutil.Addr()
 	cfg := filepath.Join(dir, "tollgate.yaml")
@@ -77,7 +66,7 @@ log: {level: warn}
 	benchutil.Check(server.Start())
 	defer benchutil.Stop(server)
 	pid := server.Process.Pid
-	waitTCP(xdsAddr)
+	benchutil.WaitTCP(xdsAddr)
 
 	// The definitions and their endpoints, written to etcd as an operator would.
 	st, err := store.Connect(store.Config{Endpoints: []string{"http://" + etcdAddr}}, zap.NewNop())
@@ -139,7 +128,7 @@ log: {level: warn}
 
 	// The fleet connects at once.
 	envoys := make([]*envoy, *nEnvoys)
-	cpu0, t0 := cpuOf(pid), time.Now()
+	cpu0, t0 := benchutil.CPUOf(pid), time.Now()
 	var wg sync.WaitGroup
 	for i := range envoys {
 		envoys[i] = newEnvoy(i, *delta, want)
@@ -156,7 +145,7 @@ log: {level: warn}
 		}
 	}
 	converged := time.Since(t0)
-	convergeCPU := cpuOf(pid) - cpu0
+	convergeCPU := benchutil.CPUOf(pid) - cpu0
 	time.Sleep(time.Second) // what the server holds once the connection burst is over
 	after := procStatus(pid)
 	var received int64
@@ -165,7 +154,7 @@ log: {level: warn}
 	}
 	if *profile != "" {
 		benchutil.Check(os.MkdirAll(*profile, 0o755))
-		fetch(adminAddr, "/debug/pprof/heap?gc=1", filepath.Join(*profile, "heap.pprof"))
+		benchutil.Fetch("http://"+adminAddr+"/debug/pprof/heap?gc=1", filepath.Join(*profile, "heap.pprof"))
 	}
 
 	// Endpoint changes: one cluster's addresses, at every Envoy.
@@ -174,7 +163,7 @@ log: {level: warn}
 		if *profile != "" {
 			stopProfile = cpuProfile(adminAddr, filepath.Join(*profile, name+".cpu.pprof"))
 		}
-		c0 := cpuOf(pid)
+		c0 := benchutil.CPUOf(pid)
 		for i := range n {
 			match, write := change(i)
 			for _, e := range envoys {
@@ -189,7 +178,7 @@ log: {level: warn}
 				lat = append(lat, d)
 			}
 		}
-		cpu = cpuOf(pid) - c0
+		cpu = benchutil.CPUOf(pid) - c0
 		if stopProfile != nil {
 			stopProfile()
 		}
@@ -295,16 +284,6 @@ func procStatus(pid int) status {
 	return s
 }
 
-// cpuOf is a process's user + system CPU time from /proc/PID/stat.
-func cpuOf(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	benchutil.Check(err)
-	s := string(b)
-	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(fs[11], 10, 64)
-	st, _ := strconv.ParseInt(fs[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100
-}
 
 func pct(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
@@ -315,16 +294,6 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(len(s)-1, len(s)*p/100)]
 }
 
-func fetch(admin, path, file string) {
-	resp, err := http.Get("http://" + admin + path)
-	benchutil.Check(err)
-	defer resp.Body.Close()
-	f, err := os.Create(file)
-	benchutil.Check(err)
-	defer f.Close()
-	_, err = io.Copy(f, resp.Body)
-	benchutil.Check(err)
-}
 
 // cpuProfile profiles the server for the first profileSeconds of a phase; the returned
 // func waits for the profile.
@@ -332,20 +301,11 @@ func cpuProfile(admin, file string) func() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		fetch(admin, fmt.Sprintf("/debug/pprof/profile?seconds=%d", *profileSeconds), file)
+		benchutil.Fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, *profileSeconds), file)
 	}()
 	return func() { <-done }
 }
 
-func waitTCP(a string) {
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", a); err == nil {
-			c.Close()
-			return
-		}
-	}
-	benchutil.Check(fmt.Errorf("%s did not start listening", a))
-}
 
 func envInt(k string, d int) int {
 	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {

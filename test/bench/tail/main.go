@@ -21,9 +21,7 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,17 +81,9 @@ func main() {
 		os.Exit(1)
 	}
 
-	dir, err := os.MkdirTemp("", "tollgate-bench-tail")
-	benchutil.Check(err)
-	if *keep {
-		fmt.Fprintln(os.Stderr, "working directory:", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bin := filepath.Join(dir, "tollgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	benchutil.Check(build.Run())
+	dir, cleanup := benchutil.WorkDir("tail", *keep)
+	defer cleanup()
+	bin := benchutil.Binary(dir)
 	self, err := os.Executable()
 	benchutil.Check(err)
 
@@ -165,7 +155,7 @@ issuers:
 		defer benchutil.Stop(etcd)
 		a := benchutil.Addr()
 		cfg := config("authz", "http://"+etcdAddr, a)
-		waitTCP(etcdAddr)
+		benchutil.WaitTCP(etcdAddr)
 		apply := exec.Command(bin, "apply", "--config", cfg, "-f", def)
 		apply.Stderr = os.Stderr
 		benchutil.Check(apply.Run())
@@ -217,16 +207,7 @@ issuers:
 func capture(admin, prefix string, d time.Duration) func() {
 	benchutil.Check(os.MkdirAll(filepath.Dir(prefix), 0o755))
 	done := make(chan struct{})
-	get := func(path, file string) {
-		resp, err := http.Get("http://" + admin + path)
-		benchutil.Check(err)
-		defer resp.Body.Close()
-		f, err := os.Create(file)
-		benchutil.Check(err)
-		defer f.Close()
-		_, err = io.Copy(f, resp.Body)
-		benchutil.Check(err)
-	}
+	get := func(path, file string) { benchutil.Fetch("http://"+admin+path, file) }
 	go func() {
 		defer close(done)
 		time.Sleep(1200 * time.Millisecond)
@@ -255,12 +236,12 @@ func load(dir, name, addr string, pid int, body string, conns, streams int, d ti
 	cmd.Stdout, cmd.Stderr = &out, &out
 	benchutil.Check(cmd.Start())
 	time.Sleep(time.Second) // the warm-up; CPU is counted over the timed part only
-	cpu0 := cpuOf(pid)
+	cpu0 := benchutil.CPUOf(pid)
 	if err := cmd.Wait(); err != nil {
 		fmt.Fprintln(os.Stderr, out.String())
 		benchutil.Check(err)
 	}
-	cpu := cpuOf(pid) - cpu0
+	cpu := benchutil.CPUOf(pid) - cpu0
 	m := regexp.MustCompile(`requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed`).FindStringSubmatch(out.String())
 	if m == nil || m[3] != "0" {
 		fmt.Fprintln(os.Stderr, out.String())
@@ -315,16 +296,6 @@ func readLog(path string) []time.Duration {
 	return out
 }
 
-// cpuOf is a process's user + system CPU time from /proc/PID/stat.
-func cpuOf(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	benchutil.Check(err)
-	s := string(b)
-	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after "pid (comm) "
-	ut, _ := strconv.ParseInt(fs[11], 10, 64)
-	st, _ := strconv.ParseInt(fs[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
-}
 
 func median(rs []result) result {
 	pick := func(f func(result) float64) result {
@@ -377,15 +348,6 @@ func start(dir, name, bin string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func waitTCP(a string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", a); err == nil {
-			c.Close()
-			return
-		}
-	}
-	benchutil.Check(fmt.Errorf("%s did not start listening", a))
-}
 
 // waitAllowed waits until the server allows the bench's request (the definition loaded and
 // the issuer's keys fetched), so every timed request is the cached-token path.

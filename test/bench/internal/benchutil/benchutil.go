@@ -1,6 +1,7 @@
 // Package benchutil holds what the load programs share: the do-nothing Check server (the
-// floor), an RS256 issuer (its JWKS served on loopback, tokens signed with its key), and
-// stopping a server process the way a service manager does.
+// floor), an RS256 issuer (its JWKS served on loopback, tokens signed with its key), a work
+// directory with the binary built into it, reading a process's CPU time, waiting for a
+// port, fetching profiles, and stopping a server process the way a service manager does.
 package benchutil
 
 import (
@@ -9,9 +10,14 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,4 +98,59 @@ func Check(err error) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// WorkDir is a new temporary directory for a load program, and the func that removes it
+// (or, with keep, prints where it is and leaves it).
+func WorkDir(name string, keep bool) (string, func()) {
+	dir, err := os.MkdirTemp("", "tollgate-bench-"+name)
+	Check(err)
+	if keep {
+		fmt.Fprintln(os.Stderr, "working directory:", dir)
+		return dir, func() {}
+	}
+	return dir, func() { os.RemoveAll(dir) }
+}
+
+// Binary builds ./cmd/tollgate into dir and returns its path.
+func Binary(dir string) string {
+	bin := filepath.Join(dir, "tollgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	Check(build.Run())
+	return bin
+}
+
+// CPUOf is a process's user + system CPU time from /proc/PID/stat.
+func CPUOf(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	Check(err)
+	s := string(b)
+	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after "pid (comm) "
+	ut, _ := strconv.ParseInt(fs[11], 10, 64)
+	st, _ := strconv.ParseInt(fs[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// WaitTCP waits until a accepts connections.
+func WaitTCP(a string) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			return
+		}
+	}
+	Check(fmt.Errorf("%s did not start listening", a))
+}
+
+// Fetch writes the body of a GET of url into file (a profile from an admin port, say).
+func Fetch(url, file string) {
+	resp, err := http.Get(url)
+	Check(err)
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	Check(err)
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	Check(err)
 }
