@@ -284,7 +284,6 @@ func procStatus(pid int) status {
 	return s
 }
 
-
 func pct(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -293,7 +292,6 @@ func pct(ds []time.Duration, p int) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[min(len(s)-1, len(s)*p/100)]
 }
-
 
 // cpuProfile profiles the server for the first profileSeconds of a phase; the returned
 // func waits for the profile.
@@ -305,7 +303,6 @@ func cpuProfile(admin, file string) func() {
 	}()
 	return func() { <-done }
 }
-
 
 func envInt(k string, d int) int {
 	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {

@@ -296,7 +296,6 @@ func readLog(path string) []time.Duration {
 	return out
 }
 
-
 func median(rs []result) result {
 	pick := func(f func(result) float64) result {
 		s := append([]result(nil), rs...)
@@ -347,7 +346,6 @@ func start(dir, name, bin string, args ...string) *exec.Cmd {
 	benchutil.Check(cmd.Start())
 	return cmd
 }
-
 
 // waitAllowed waits until the server allows the bench's request (the definition loaded and
 // the issuer's keys fetched), so every timed request is the cached-token path.
