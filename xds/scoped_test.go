@@ -117,3 +117,22 @@ func TestScopedRoutesAnAPIChangeSendsItsTableOnly(t *testing.T) {
 		t.Errorf("a new API resent the listeners: %v", got)
 	}
 }
+
+// A type the control plane does not serve ends the stream with an error naming it,
+// instead of a cache made for whatever type URL a client sends.
+func TestUnservedTypeEndsTheStream(t *testing.T) {
+	p := startPlane(t)
+	c := newADS(t, p.addr, "envoy-odd", "edge")
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: "type.googleapis.com/example.NotAType"})
+	select {
+	case r, ok := <-c.in:
+		if ok && r != nil {
+			t.Fatalf("an unserved type was answered: %v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream of an unserved type stayed open")
+	}
+	if _, err := c.stream.Recv(); err == nil || !strings.Contains(err.Error(), "not served") {
+		t.Errorf("stream error %v", err)
+	}
+}

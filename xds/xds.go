@@ -192,11 +192,22 @@ func (s *Server) table(group, kind, typeURL string) *rescache.Cache {
 // tables sends each watch to the cache of its node's group and kind and its type.
 type tables struct{ s *Server }
 
+// served are the types the control plane serves; a watch for another ends its stream
+// (an unknown type would otherwise make a cache for each type URL a client invents).
+var served = map[string]bool{resourcev3.ListenerType: true, resourcev3.RouteType: true, resourcev3.ScopedRouteType: true,
+	resourcev3.ClusterType: true, resourcev3.EndpointType: true, resourcev3.SecretType: true}
+
 func (t tables) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+	if !served[r.GetTypeUrl()] {
+		return nil, fmt.Errorf("resources of type %q are not served", r.GetTypeUrl())
+	}
 	return t.s.table(GroupOf(r.GetNode()), clientKind(r.GetNode()), r.GetTypeUrl()).CreateWatch(r, sub, ch)
 }
 
 func (t tables) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+	if !served[r.GetTypeUrl()] {
+		return nil, fmt.Errorf("resources of type %q are not served", r.GetTypeUrl())
+	}
 	return t.s.table(GroupOf(r.GetNode()), clientKind(r.GetNode()), r.GetTypeUrl()).CreateDeltaWatch(r, sub, ch)
 }
 
