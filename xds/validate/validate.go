@@ -7,6 +7,8 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -34,10 +36,35 @@ type validatorAll interface{ ValidateAll() error }
 // Message validates m and every message inside it, unpacking Any fields. The error names
 // the path of the failing message.
 func Message(m proto.Message) error {
-	return walk(m.ProtoReflect(), string(m.ProtoReflect().Descriptor().Name()))
+	return walk(m.ProtoReflect(), &at{name: string(m.ProtoReflect().Descriptor().Name())}, true)
 }
 
-func walk(m protoreflect.Message, path string) error {
+// at is where walk is, rendered only for an error: a field, a list index or map key, or the
+// type an Any holds.
+type at struct {
+	parent *at
+	name   string // ".field", "(Type)" or the root's type
+	key    any    // a list index or map key, or nil
+}
+
+func (a *at) String() string {
+	var parts []string
+	for p := a; p != nil; p = p.parent {
+		s := p.name
+		if p.key != nil {
+			s += fmt.Sprintf("[%v]", p.key)
+		}
+		parts = append(parts, s)
+	}
+	slices.Reverse(parts)
+	return strings.Join(parts, "")
+}
+
+// walk validates m when check is set — the root, the message inside each Any, and the
+// children of a message without a validator: a message's ValidateAll checks every message
+// under it except inside Anys, so calling it at every level would check a route table's
+// routes once per level above them — and descends to find the Anys.
+func walk(m protoreflect.Message, path *at, check bool) error {
 	if !m.IsValid() {
 		return nil
 	}
@@ -46,24 +73,28 @@ func walk(m protoreflect.Message, path string) error {
 		if err != nil {
 			return fmt.Errorf("%s: cannot unpack %s: %w", path, a.GetTypeUrl(), err)
 		}
-		return walk(inner.ProtoReflect(), path+"("+string(inner.ProtoReflect().Descriptor().Name())+")")
+		return walk(inner.ProtoReflect(), &at{parent: path, name: "(" + string(inner.ProtoReflect().Descriptor().Name()) + ")"}, true)
 	}
 	var errs []error
-	if v, ok := m.Interface().(validatorAll); ok {
+	v, has := m.Interface().(validatorAll)
+	if has && check {
 		if err := v.ValidateAll(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 		}
 	}
+	// A message with a validator checked its children (run here, or by an ancestor's);
+	// the children of one without are checked on their own.
+	check = !has
 	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
 		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
 			return true
 		}
-		p := path + "." + string(fd.Name())
+		name := "." + string(fd.Name())
 		switch {
 		case fd.IsList():
 			l := val.List()
 			for i := 0; i < l.Len(); i++ {
-				if err := walk(l.Get(i).Message(), fmt.Sprintf("%s[%d]", p, i)); err != nil {
+				if err := walk(l.Get(i).Message(), &at{parent: path, name: name, key: i}, check); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -72,13 +103,13 @@ func walk(m protoreflect.Message, path string) error {
 				return true
 			}
 			val.Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-				if err := walk(v.Message(), fmt.Sprintf("%s[%v]", p, k.Interface())); err != nil {
+				if err := walk(v.Message(), &at{parent: path, name: name, key: k.Interface()}, check); err != nil {
 					errs = append(errs, err)
 				}
 				return true
 			})
 		default:
-			if err := walk(val.Message(), p); err != nil {
+			if err := walk(val.Message(), &at{parent: path, name: name}, check); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -75,3 +75,24 @@ func TestSet(t *testing.T) {
 		}
 	}
 }
+
+// A problem deep in a message (not inside an Any) is found, and the error says where.
+func TestMessageFindsDeepProblems(t *testing.T) {
+	rc := &routev3.RouteConfiguration{Name: "t", VirtualHosts: []*routev3.VirtualHost{{
+		Name: "v", Domains: []string{"*"},
+		Routes: []*routev3.Route{
+			{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}}, Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200}}},
+			{Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 200}}}, // no match
+			{Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/x"}}, Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{Status: 99}}}, // status < 100
+		},
+	}}}
+	err := Message(rc)
+	if err == nil {
+		t.Fatal("a route without a match and a status below 100 passed")
+	}
+	for _, want := range []string{"Routes[1]", "Match", "Routes[2]", "Status"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+}
