@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -89,6 +90,13 @@ func walk(m protoreflect.Message, path *at, check bool) error {
 		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
 			return true
 		}
+		if fd.IsMap() {
+			if fd.MapValue().Kind() != protoreflect.MessageKind || !check && !mayHoldAny(fd.MapValue().Message()) {
+				return true
+			}
+		} else if !check && !mayHoldAny(fd.Message()) {
+			return true // checked by the validator above, and no Any below it
+		}
 		name := "." + string(fd.Name())
 		switch {
 		case fd.IsList():
@@ -99,9 +107,6 @@ func walk(m protoreflect.Message, path *at, check bool) error {
 				}
 			}
 		case fd.IsMap():
-			if fd.MapValue().Kind() != protoreflect.MessageKind {
-				return true
-			}
 			val.Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
 				if err := walk(v.Message(), &at{parent: path, name: name, key: k.Interface()}, check); err != nil {
 					errs = append(errs, err)
@@ -116,4 +121,46 @@ func walk(m protoreflect.Message, path *at, check bool) error {
 		return true
 	})
 	return errors.Join(errs...)
+}
+
+// holdsAny remembers, by message type, whether a message of it can hold an Any at any
+// depth: walk needs to descend only into those below a validated message.
+var holdsAny sync.Map // protoreflect.FullName → bool
+
+func mayHoldAny(md protoreflect.MessageDescriptor) bool {
+	if v, ok := holdsAny.Load(md.FullName()); ok {
+		return v.(bool)
+	}
+	seen := map[protoreflect.FullName]bool{}
+	var visit func(protoreflect.MessageDescriptor) bool
+	visit = func(d protoreflect.MessageDescriptor) bool {
+		if d.FullName() == "google.protobuf.Any" {
+			return true
+		}
+		if v, ok := holdsAny.Load(d.FullName()); ok {
+			return v.(bool)
+		}
+		if seen[d.FullName()] {
+			return false // a cycle: decided by the other fields
+		}
+		seen[d.FullName()] = true
+		fields := d.Fields()
+		for i := 0; i < fields.Len(); i++ {
+			f := fields.Get(i)
+			var sub protoreflect.MessageDescriptor
+			switch {
+			case f.IsMap() && f.MapValue().Kind() == protoreflect.MessageKind:
+				sub = f.MapValue().Message()
+			case f.Kind() == protoreflect.MessageKind || f.Kind() == protoreflect.GroupKind:
+				sub = f.Message()
+			}
+			if sub != nil && visit(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	v := visit(md)
+	holdsAny.Store(md.FullName(), v)
+	return v
 }
