@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -347,6 +349,37 @@ func targetOf(raw string, weight uint32) (Target, error) {
 // ParseDiscovery reads the value of endpoints/<key>: one URL, or a JSON list of URLs or of
 // {"url": URL, "weight": N}.
 func ParseDiscovery(raw string) ([]Target, error) {
+	parsedMu.Lock()
+	p, ok := parsed[raw]
+	parsedMu.Unlock()
+	if !ok {
+		p.targets, p.err = parseDiscovery(raw)
+		parsedMu.Lock()
+		if len(parsed) >= maxParsed {
+			clear(parsed)
+		}
+		parsed[raw] = p
+		parsedMu.Unlock()
+	}
+	return slices.Clone(p.targets), p.err
+}
+
+// parsed remembers the values ParseDiscovery has read: every build reads every API's
+// endpoints value again, and most are unchanged since the last one.
+var (
+	parsedMu sync.Mutex
+	parsed   = map[string]parsedValue{}
+)
+
+type parsedValue struct {
+	targets []Target
+	err     error
+}
+
+// maxParsed bounds parsed (it is emptied when full): far more values than a gateway keeps.
+const maxParsed = 1 << 16
+
+func parseDiscovery(raw string) ([]Target, error) {
 	raw = strings.TrimSpace(raw)
 	if !strings.HasPrefix(raw, "[") {
 		t, err := targetOf(raw, 1)
