@@ -33,13 +33,9 @@ func main() {
 	nAPIs := flag.Int("apis", 1000, "APIs (three operations each)")
 	runs := flag.Int("runs", 3, "starts of each kind (the median is printed)")
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "tollgate-bench-startup")
-	benchutil.Check(err)
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "tollgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/tollgate")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	benchutil.Check(build.Run())
+	dir, cleanup := benchutil.WorkDir("startup", false)
+	defer cleanup()
+	bin := benchutil.Binary(dir)
 
 	etcdAddr, peer := benchutil.Addr(), benchutil.Addr()
 	emb, err := store.StartEmbedded(store.EmbeddedConfig{Dir: filepath.Join(dir, "etcd"), ClientAddr: etcdAddr, PeerAddr: peer, NoFsync: true}, zap.NewNop())
