@@ -275,9 +275,10 @@ func TestEncodedOnceForEveryStream(t *testing.T) {
 
 // deltaClient is one delta stream as go-control-plane's server keeps it.
 type deltaClient struct {
-	t   testing.TB
-	sub stream.Subscription
-	ch  chan cachev3.DeltaResponse
+	t        testing.TB
+	sub      stream.Subscription
+	ch       chan cachev3.DeltaResponse
+	versions map[string]string // what it was sent, as Envoy keeps it
 }
 
 func newDeltaClient(t testing.TB, names ...string) *deltaClient {
@@ -307,6 +308,10 @@ func (cl *deltaClient) recv() (sent, removed []string) {
 				cl.t.Fatalf("delta resource %q (version %q) does not hold itself: %v", res.Name, res.Version, err)
 			}
 			sent = append(sent, res.Name)
+			if cl.versions == nil {
+				cl.versions = map[string]string{}
+			}
+			cl.versions[res.Name] = res.Version
 		}
 		slices.Sort(sent)
 		return sent, got.RemovedResources
@@ -356,16 +361,38 @@ func TestContractDelta(t *testing.T) {
 	if sent, _ := ab.recv(); !slices.Equal(sent, []string{"b"}) {
 		t.Errorf("b is back: sent %v, want [b]", sent)
 	}
-	// A reconnect with the versions held.
-	versions := map[string]string{}
-	for k, v := range ab.sub.ReturnedResources() {
-		versions[k] = v
+	// A stream keeps only its sync mark, whatever it subscribes to.
+	if n := len(ab.sub.ReturnedResources()); n != 1 {
+		t.Errorf("a delta stream keeps %d entries, want only the sync mark", n)
 	}
-	again := &deltaClient{t: t, sub: stream.NewDeltaSubscription([]string{"a"}, nil, versions, true), ch: make(chan cachev3.DeltaResponse, 1)}
-	again.watch(c, "")
-	if sent, removed := again.recv(); sent != nil || removed != nil {
-		t.Errorf("a reconnecting client holding a's version was sent %v/%v", sent, removed)
+	// A reconnect presenting the versions it holds, as Envoy does: nothing current is
+	// sent again; a stale one is.
+	for _, stale := range []bool{false, true} {
+		versions := map[string]string{"a": ab.versions["a"]}
+		if stale {
+			versions["a"] = "old"
+		}
+		again := &deltaClient{t: t, sub: stream.NewDeltaSubscription([]string{"a"}, nil, versions, true), ch: make(chan cachev3.DeltaResponse, 1)}
+		if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"a"}, InitialResourceVersions: versions}, again.sub, again.ch); err != nil {
+			t.Fatal(err)
+		}
+		sent, removed := again.recv()
+		if stale && !slices.Equal(sent, []string{"a"}) || !stale && (sent != nil || removed != nil) {
+			t.Errorf("a reconnecting client (stale %v) was sent %v/%v", stale, sent, removed)
+		}
 	}
+	// A new subscription on a stream that is up to date: only the new name is sent.
+	c.Set([]types.Resource{cla("a", 5), cla("b", 7), cla("c", 1), cla("z", 1)})
+	ab.watch(c, "5")
+	ab.recv() // c is not subscribed: nothing, or nothing for ab
+	ab.sub.UpdateResourceSubscriptions([]string{"c"}, nil)
+	if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: "6", ResourceNamesSubscribe: []string{"c"}}, ab.sub, ab.ch); err != nil {
+		t.Fatal(err)
+	}
+	if sent, _ := ab.recv(); !slices.Equal(sent, []string{"c"}) {
+		t.Errorf("subscribing to c sent %v, want [c]", sent)
+	}
+	c.Set([]types.Resource{cla("a", 5), cla("b", 7), cla("z", 1)})
 	// A wildcard stream keeps no names, and still gets only what changed and is told of
 	// what was removed.
 	all := newDeltaClient(t)
