@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strconv"
@@ -60,10 +61,14 @@ type Cache struct {
 	lastChange                  uint64 // n of the last change that a full response must reflect
 	// recent are the names changed by the last changes, oldest first: a watch of a
 	// client that is a few changes behind looks at those instead of its subscription.
-	recent  []changeLog
-	watches map[uint64]*watch
-	deltas  map[uint64]*deltaWatch
-	nextID  uint64
+	recent []changeLog
+	// sets are the subscriptions by-name answers were made for, by fingerprint, shared by
+	// every stream that subscribes to the same names; setOrder is oldest first.
+	sets     map[uint64]map[string]struct{}
+	setOrder []uint64
+	watches  map[uint64]*watch
+	deltas   map[uint64]*deltaWatch
+	nextID   uint64
 }
 
 // entry is a resource as it is sent: marshalled once, with the framing of a
@@ -448,18 +453,38 @@ func (c *Cache) lacking(sub cachev3.Subscription, known uint64, ok bool) []*entr
 	var send []*entry
 	returned := sub.ReturnedResources()
 	logged := known == c.n || len(c.recent) > 0 && c.recent[0].n <= known+1
-	if ok && logged && !sub.IsWildcard() && len(sub.SubscribedResources()) <= len(returned) {
-		for _, l := range c.recent {
-			if l.n <= known {
-				continue
-			}
-			for _, name := range l.names {
-				if e := c.res[name]; e != nil && e.changed == l.n && subscribed(sub, name) {
-					send = append(send, e)
+	if ok && !sub.IsWildcard() {
+		if was, found := markOf(returned); found {
+			// It holds, as of its version, every name of the set it was last answered for
+			// (see answer): it lacks what changed since and what that set did not hold.
+			now := fingerprint(sub.SubscribedResources())
+			old, kept := c.sets[was]
+			switch {
+			case now == was && logged:
+				for _, l := range c.recent {
+					if l.n <= known {
+						continue
+					}
+					for _, name := range l.names {
+						if e := c.res[name]; e != nil && e.changed == l.n && subscribed(sub, name) {
+							send = append(send, e)
+						}
+					}
 				}
+				return send
+			case now == was || kept:
+				for name := range sub.SubscribedResources() {
+					e := c.res[name]
+					if e == nil {
+						continue
+					}
+					if _, had := old[name]; e.changed > known || now != was && !had {
+						send = append(send, e)
+					}
+				}
+				return send
 			}
 		}
-		return send
 	}
 	consider := func(e *entry) {
 		if _, had := returned[e.name]; !ok || e.changed > known || !had {
@@ -478,6 +503,60 @@ func (c *Cache) lacking(sub cachev3.Subscription, known uint64, ok bool) []*entr
 		}
 	}
 	return send
+}
+
+// markPrefix starts a subscription mark in a by-name stream's returned map: no version
+// this cache makes starts with a NUL.
+const markPrefix = "\x00"
+
+// markCopies is how many names a mark is kept under.
+const markCopies = 3
+
+// markOf finds the subscription mark in a returned map (of one entry, or a few when the
+// stream was answered before marks).
+func markOf(returned map[string]string) (uint64, bool) {
+	for _, v := range returned {
+		if rest, ok := strings.CutPrefix(v, markPrefix); ok {
+			fp, err := strconv.ParseUint(rest, 16, 64)
+			return fp, err == nil
+		}
+	}
+	return 0, false
+}
+
+var fingerprintSeed = maphash.MakeSeed()
+
+// fingerprint identifies a set of names, whatever their order.
+func fingerprint(names map[string]struct{}) uint64 {
+	var h uint64
+	for n := range names {
+		x := maphash.String(fingerprintSeed, n)
+		x ^= x >> 33
+		x *= 0xff51afd7ed558ccd
+		h ^= x ^ x>>29
+	}
+	return h ^ uint64(len(names))*0x9e3779b97f4a7c15
+}
+
+// keptSets is how many distinct subscriptions a cache remembers.
+const keptSets = 32
+
+// keepSet remembers a subscription by its fingerprint. The map is the server's own for that
+// request, which it never changes (a state-of-the-world request makes a new one); c.mu is
+// held.
+func (c *Cache) keepSet(fp uint64, names map[string]struct{}) {
+	if _, ok := c.sets[fp]; ok {
+		return
+	}
+	if c.sets == nil {
+		c.sets = map[uint64]map[string]struct{}{}
+	}
+	if len(c.setOrder) == keptSets {
+		delete(c.sets, c.setOrder[0])
+		c.setOrder = append(c.setOrder[:0], c.setOrder[1:]...)
+	}
+	c.sets[fp] = names
+	c.setOrder = append(c.setOrder, fp)
 }
 
 // answer is the state-of-the-world response to w: send, or for a full type every
@@ -499,9 +578,29 @@ func (c *Cache) answer(w *watch, send []*entry) *response {
 			}
 		}
 	}
-	// A wildcard client of a full type is sent everything every time, so which names it
-	// holds is never asked: its returned map stays empty (a thousand names less per stream).
-	if !c.full || !w.sub.IsWildcard() {
+	switch {
+	case c.full && w.sub.IsWildcard():
+		// Sent everything every time, so which names it holds is never asked: its
+		// returned map stays empty (a thousand names less per stream).
+	case !c.full && !w.sub.IsWildcard():
+		// By name: the stream holds what changed up to this version of every name it
+		// subscribes to now. Its returned map keeps only a mark of that set — under a few
+		// of its names, which the server keeps while they are subscribed — and the set is
+		// kept here once for all the streams that subscribe to the same names, so a
+		// later request with new names is sent those (lacking). A stream that drops all
+		// the names its mark is under is sent everything it subscribes to, once.
+		r.replace = true
+		subscribedNow := w.sub.SubscribedResources()
+		fp := fingerprint(subscribedNow)
+		c.keepSet(fp, subscribedNow)
+		r.mark = markPrefix + strconv.FormatUint(fp, 16)
+		for name := range subscribedNow {
+			if len(r.markNames) == markCopies {
+				break
+			}
+			r.markNames = append(r.markNames, name)
+		}
+	default:
 		r.names = make([]string, len(send))
 		for i, e := range send {
 			r.names[i] = e.name
@@ -661,7 +760,9 @@ type response struct {
 	typeURL   string
 	resources []byte
 	names     []string
-	replace   bool // the names are all the client holds (full types)
+	replace   bool     // the names are all the client holds (full types)
+	markNames []string // by-name types: the returned map is {each of markNames: mark} (see answer)
+	mark      string
 
 	returnedOnce sync.Once
 	returned     map[string]string
@@ -689,6 +790,9 @@ func (r *response) GetReturnedResources() map[string]string {
 		}
 		for _, name := range r.names {
 			m[name] = r.version
+		}
+		for _, name := range r.markNames {
+			m[name] = r.mark
 		}
 		r.returned = m
 	})

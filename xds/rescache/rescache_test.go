@@ -1,6 +1,7 @@
 package rescache
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -200,6 +201,46 @@ func TestContractByName(t *testing.T) {
 	behind.watch(c)
 	if got := behind.recv(); !slices.Equal(got, []string{"a"}) {
 		t.Errorf("a client %d changes behind got %v, want [a]", 3*recentChanges, got)
+	}
+}
+
+// A by-name stream keeps a mark in its returned map (under at most three names), not a name
+// per resource; a request that swaps one name for another (the same count) is sent the new
+// one; when the set it was answered for is no longer remembered, it is sent everything it
+// subscribes to but the names the mark is under.
+func TestByNameStreamsKeepAMark(t *testing.T) {
+	c := New(resourcev3.EndpointType, "p1-")
+	c.Set([]types.Resource{cla("a", 1), cla("b", 1), cla("c", 1)})
+	cl := newClient(t, resourcev3.EndpointType, "a", "b")
+	cl.watch(c)
+	if got := cl.recv(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("first answer %v", got)
+	}
+	if n := len(cl.sub.ReturnedResources()); n != 2 {
+		t.Errorf("the stream keeps %d entries, want its mark under its two names", n)
+	}
+	cl.sub.SetResourceSubscription([]string{"a", "c"}) // b dropped, c added
+	cl.watch(c)
+	if got := cl.recv(); !slices.Equal(got, []string{"c"}) {
+		t.Errorf("after swapping b for c: %v, want [c]", got)
+	}
+	cl.watch(c)
+	if got := cl.recv(); got != nil {
+		t.Errorf("an up-to-date stream was sent %v", got)
+	}
+	// Many other subscriptions push this stream's set out of the cache's memory.
+	for i := range keptSets + 1 {
+		other := newClient(t, resourcev3.EndpointType, "a", fmt.Sprint("x", i))
+		other.watch(c)
+		other.recv()
+	}
+	cl.cancel()
+	cl.sub.SetResourceSubscription([]string{"a", "b", "c"})
+	cl.watch(c)
+	// Everything it subscribes to, except the names its mark is kept under (those it
+	// provably holds: a and c).
+	if got := cl.recv(); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("a stream whose set was forgotten got %v, want [b]", got)
 	}
 }
 
