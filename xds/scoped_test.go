@@ -69,7 +69,7 @@ func TestScopedRoutesAnAPIChangeSendsItsTableOnly(t *testing.T) {
 		t.Fatalf("%d route tables for 2 scopes", len(rds.Resources))
 	}
 	c.ack(rds, tables...)
-	c.quiet(300*time.Millisecond, "after ACKs")
+	c.settle(300 * time.Millisecond)
 
 	// One API changes: its table comes, alone.
 	p.applyData(t, groupAPI("Alpha", "edge", 3))

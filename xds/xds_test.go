@@ -94,6 +94,7 @@ type adsClient struct {
 	stream discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient
 	node   *corev3.Node
 	in     chan *discoverygrpc.DiscoveryResponse
+	acked  map[string]*discoverygrpc.DiscoveryRequest // the last ACK of each type
 }
 
 func dial(t testing.TB, addr string) *grpc.ClientConn {
@@ -110,7 +111,7 @@ func newADS(t testing.TB, addr, nodeID, group string) *adsClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &adsClient{t: t, stream: stream, node: &corev3.Node{Id: nodeID, Cluster: group}, in: make(chan *discoverygrpc.DiscoveryResponse, 100)}
+	c := &adsClient{t: t, stream: stream, node: &corev3.Node{Id: nodeID, Cluster: group}, in: make(chan *discoverygrpc.DiscoveryResponse, 100), acked: map[string]*discoverygrpc.DiscoveryRequest{}}
 	go func() {
 		for {
 			r, err := stream.Recv()
@@ -159,8 +160,35 @@ func (c *adsClient) quiet(d time.Duration, why string) {
 	}
 }
 
+// settle ACKs what still arrives until nothing has for d (the APIs applied before the
+// stream opened are published type by type, so a stream may be answered from an older
+// version of one type first), failing if a version already ACKed is sent again.
+func (c *adsClient) settle(d time.Duration) {
+	c.t.Helper()
+	for {
+		select {
+		case r := <-c.in:
+			if r == nil {
+				c.t.Fatal("stream closed")
+			}
+			last := c.acked[r.TypeUrl]
+			if last == nil {
+				c.t.Fatalf("unasked %s response", r.TypeUrl)
+			}
+			if r.VersionInfo == last.VersionInfo {
+				c.t.Fatalf("%s version %s sent again after its ACK", r.TypeUrl, r.VersionInfo)
+			}
+			c.ack(r, last.ResourceNames...)
+		case <-time.After(d):
+			return
+		}
+	}
+}
+
 func (c *adsClient) ack(r *discoverygrpc.DiscoveryResponse, names ...string) {
-	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce, ResourceNames: names})
+	req := &discoverygrpc.DiscoveryRequest{TypeUrl: r.TypeUrl, VersionInfo: r.VersionInfo, ResponseNonce: r.Nonce, ResourceNames: names}
+	c.send(req)
+	c.acked[r.TypeUrl] = req
 }
 
 // clusters subscribes to CDS and ACKs responses until one holds at least n clusters,
@@ -221,7 +249,7 @@ func TestADSServesResourcesAndSendsOnlyEDSOnEndpointChange(t *testing.T) {
 	c.ack(c.recv(resourcev3.ListenerType))
 	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.RouteType, ResourceNames: []string{build.RouteConfigName}})
 	c.ack(c.recv(resourcev3.RouteType), build.RouteConfigName)
-	c.quiet(200*time.Millisecond, "after ACKs")
+	c.settle(200 * time.Millisecond)
 
 	// The search service moves: one etcd write.
 	start := time.Now()
