@@ -1,6 +1,6 @@
 // Package xds is the control plane: it turns the live API catalogue and the endpoint values
 // in etcd into Envoy resources (xds/build), checks them (xds/validate), and serves them over
-// ADS, state-of-the-world and delta, with go-control-plane's servers over xds/rescache: each
+// ADS, state-of-the-world and delta, with xds/ads's stream servers over xds/rescache: each
 // gateway group (Envoy node cluster) has one cache per client kind and resource type,
 // shared by every client of the group, each resource marshalled once for all of them; only
 // what changed is sent, so an endpoint change sends that cluster's assignment and nothing
@@ -24,16 +24,9 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
-	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
-	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
-	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
-	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -42,6 +35,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/xds/ads"
 	"github.com/tollgate-gw/tollgate/xds/build"
 	"github.com/tollgate-gw/tollgate/xds/rescache"
 	"github.com/tollgate-gw/tollgate/xds/validate"
@@ -72,7 +66,7 @@ type Server struct {
 	tables   map[tableKey]*rescache.Cache
 	prefix   string
 	m        *metrics
-	cb       *callbacks
+	hooks    *hooks
 
 	mu        sync.Mutex
 	catalog   *apimodel.Catalog
@@ -157,7 +151,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	// Cache versions count from 1 in each process: the prefix keeps a restarted or another
 	// replica from matching a client's old version by accident.
 	s.prefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
-	s.cb = newCallbacks(s)
+	s.hooks = newHooks(s)
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
 	}
@@ -211,19 +205,9 @@ func (t tables) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscripti
 	return t.s.table(GroupOf(r.GetNode()), clientKind(r.GetNode()), r.GetTypeUrl()).CreateDeltaWatch(r, sub, ch)
 }
 
-func (t tables) Fetch(ctx context.Context, r *cachev3.Request) (cachev3.Response, error) {
-	return nil, errors.New("fetch (REST xDS) is not served")
-}
-
 // Register serves ADS and the per-type discovery services on g (made with ServerOptions).
 func (s *Server) Register(ctx context.Context, g *grpc.Server) {
-	srv := serverv3.NewServer(ctx, tables{s}, s.cb)
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)
-	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
-	clusterservice.RegisterClusterDiscoveryServiceServer(g, srv)
-	routeservice.RegisterRouteDiscoveryServiceServer(g, srv)
-	listenerservice.RegisterListenerDiscoveryServiceServer(g, srv)
-	secretservice.RegisterSecretDiscoveryServiceServer(g, srv)
+	ads.New(ctx, tables{s}, s.hooks).Register(g)
 }
 
 // SetCatalog takes a new API catalogue (from internal/catalog's OnChange).

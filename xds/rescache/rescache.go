@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash/maphash"
+	"iter"
 	"maps"
 	"slices"
 	"strconv"
@@ -457,7 +458,7 @@ func (c *Cache) lacking(sub cachev3.Subscription, known uint64, ok bool) []*entr
 		if was, found := markOf(returned); found {
 			// It holds, as of its version, every name of the set it was last answered for
 			// (see answer): it lacks what changed since and what that set did not hold.
-			now := fingerprint(sub.SubscribedResources())
+			now := fingerprint(sub)
 			old, kept := c.sets[was]
 			switch {
 			case now == was && logged:
@@ -526,16 +527,35 @@ func markOf(returned map[string]string) (uint64, bool) {
 
 var fingerprintSeed = maphash.MakeSeed()
 
-// fingerprint identifies a set of names, whatever their order.
-func fingerprint(names map[string]struct{}) uint64 {
-	var h uint64
-	for n := range names {
-		x := maphash.String(fingerprintSeed, n)
-		x ^= x >> 33
-		x *= 0xff51afd7ed558ccd
-		h ^= x ^ x>>29
+// Fingerprint identifies a set of distinct names, whatever their order: the same names give
+// the same value within a process. A stream handler that keeps subscriptions shared by
+// fingerprint uses it, and gives it to the cache through a subscription's Fingerprint
+// method so that it is not computed again for each watch.
+func Fingerprint(names iter.Seq[string]) uint64 {
+	var h, n uint64
+	for name := range names {
+		h ^= mix(name)
+		n++
 	}
-	return h ^ uint64(len(names))*0x9e3779b97f4a7c15
+	return h ^ n*0x9e3779b97f4a7c15
+}
+
+func mix(name string) uint64 {
+	x := maphash.String(fingerprintSeed, name)
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	return x ^ x>>29
+}
+
+// fingerprinted is a subscription that knows its fingerprint.
+type fingerprinted interface{ Fingerprint() uint64 }
+
+// fingerprint is the fingerprint of the names a subscription subscribes to.
+func fingerprint(sub cachev3.Subscription) uint64 {
+	if f, ok := sub.(fingerprinted); ok {
+		return f.Fingerprint()
+	}
+	return Fingerprint(maps.Keys(sub.SubscribedResources()))
 }
 
 // keptSets is how many distinct subscriptions a cache remembers.
@@ -591,7 +611,7 @@ func (c *Cache) answer(w *watch, send []*entry) *response {
 		// the names its mark is under is sent everything it subscribes to, once.
 		r.replace = true
 		subscribedNow := w.sub.SubscribedResources()
-		fp := fingerprint(subscribedNow)
+		fp := fingerprint(w.sub)
 		c.keepSet(fp, subscribedNow)
 		r.mark = markPrefix + strconv.FormatUint(fp, 16)
 		for name := range subscribedNow {

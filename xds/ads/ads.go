@@ -1,0 +1,143 @@
+// Package ads serves xDS streams — aggregated (ADS) and per type, state of the world and
+// delta — over caches that implement go-control-plane's cache interface (xds/rescache).
+//
+// It does what go-control-plane's stream servers do, at a fleet's scale: a stream's
+// subscription is a name set shared by every stream that subscribes to the same names (a
+// thousand Envoys of a gateway group subscribe to the same thousand clusters' endpoints),
+// not a map per stream rebuilt at every state-of-the-world ACK; an ACK that restates the
+// names it subscribes to costs a comparison of strings the request decoder shares
+// (xds.ServerOptions), and what a stream last sent, for a NACK, is the stream's own, not
+// a map behind a process-wide lock.
+package ads
+
+import (
+	"context"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Watcher answers watches: go-control-plane's cache interface, without Fetch.
+type Watcher interface {
+	CreateWatch(*cachev3.Request, cachev3.Subscription, chan cachev3.Response) (cancel func(), err error)
+	CreateDeltaWatch(*cachev3.DeltaRequest, cachev3.Subscription, chan cachev3.DeltaResponse) (cancel func(), err error)
+}
+
+// Hooks are told what streams do.
+type Hooks interface {
+	// Node is called with the node of each request that carries one (Envoy sends it in a
+	// stream's first request, or in every one).
+	Node(*corev3.Node)
+	// Refused is called when a client NACKs a response: the version it refused (for delta,
+	// the response's system version) and its error message.
+	Refused(node *corev3.Node, typeURL, version, message string)
+	// Sent is called for each response sent.
+	Sent(typeURL string)
+}
+
+// Server serves the discovery services over a Watcher.
+type Server struct {
+	ctx   context.Context
+	w     Watcher
+	hooks Hooks
+	sets  *sets
+
+	// Per-type services answer what ADS does, for clients configured with one stream per type.
+	endpointservice.UnimplementedEndpointDiscoveryServiceServer
+	clusterservice.UnimplementedClusterDiscoveryServiceServer
+	routeservice.UnimplementedRouteDiscoveryServiceServer
+	listenerservice.UnimplementedListenerDiscoveryServiceServer
+	secretservice.UnimplementedSecretDiscoveryServiceServer
+}
+
+// New makes a server whose streams end when ctx does.
+func New(ctx context.Context, w Watcher, hooks Hooks) *Server {
+	return &Server{ctx: ctx, w: w, hooks: hooks, sets: newSets()}
+}
+
+// Register serves ADS and the per-type discovery services on g.
+func (s *Server) Register(g *grpc.Server) {
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, aggregated{s})
+	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s)
+	clusterservice.RegisterClusterDiscoveryServiceServer(g, s)
+	routeservice.RegisterRouteDiscoveryServiceServer(g, s)
+	listenerservice.RegisterListenerDiscoveryServiceServer(g, s)
+	secretservice.RegisterSecretDiscoveryServiceServer(g, s)
+}
+
+// SharedSets is how many distinct subscriptions the streams hold.
+func (s *Server) SharedSets() int { return s.sets.inUse() }
+
+type sotwStreamServer = grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
+type deltaStreamServer = grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
+
+// aggregated is the ADS service (its methods' names are the per-type services' too).
+type aggregated struct{ s *Server }
+
+func (a aggregated) StreamAggregatedResources(st sotwStreamServer) error { return a.s.sotw(st, "") }
+func (a aggregated) DeltaAggregatedResources(st deltaStreamServer) error { return a.s.delta(st, "") }
+
+func (s *Server) StreamEndpoints(st sotwStreamServer) error {
+	return s.sotw(st, resourcev3.EndpointType)
+}
+func (s *Server) DeltaEndpoints(st deltaStreamServer) error {
+	return s.delta(st, resourcev3.EndpointType)
+}
+func (s *Server) StreamClusters(st sotwStreamServer) error { return s.sotw(st, resourcev3.ClusterType) }
+func (s *Server) DeltaClusters(st deltaStreamServer) error { return s.delta(st, resourcev3.ClusterType) }
+func (s *Server) StreamRoutes(st sotwStreamServer) error   { return s.sotw(st, resourcev3.RouteType) }
+func (s *Server) DeltaRoutes(st deltaStreamServer) error   { return s.delta(st, resourcev3.RouteType) }
+func (s *Server) StreamListeners(st sotwStreamServer) error {
+	return s.sotw(st, resourcev3.ListenerType)
+}
+func (s *Server) DeltaListeners(st deltaStreamServer) error {
+	return s.delta(st, resourcev3.ListenerType)
+}
+func (s *Server) StreamSecrets(st sotwStreamServer) error { return s.sotw(st, resourcev3.SecretType) }
+func (s *Server) DeltaSecrets(st deltaStreamServer) error { return s.delta(st, resourcev3.SecretType) }
+
+// receive reads a stream's requests into a channel until it ends.
+func receive[T any](ctx context.Context, recv func() (*T, error)) <-chan *T {
+	ch := make(chan *T)
+	go func() {
+		defer close(ch)
+		for {
+			r, err := recv()
+			if err != nil {
+				return
+			}
+			select {
+			case ch <- r:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// typeOf is a request's type URL: its own, else the per-type service's; ADS requires one.
+func typeOf(typeURL, service string) (string, error) {
+	switch {
+	case typeURL != "":
+		return typeURL, nil
+	case service != "":
+		return service, nil
+	}
+	return "", status.Error(codes.InvalidArgument, "a type URL is required on an aggregated stream")
+}
+
+// watchSlots is the room in a stream's response channel: each type has at most one open
+// watch, which answers once, and a stream reads what is waiting before it opens another
+// (a watch may answer in CreateWatch itself).
+const watchSlots = 16

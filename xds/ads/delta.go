@@ -1,0 +1,114 @@
+package ads
+
+import (
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// deltaType is a delta stream's state for one type.
+type deltaType struct {
+	sub    *subscription
+	cancel func()
+	nonce  string // of the last response sent
+	sent   string // its system version
+}
+
+// delta serves one delta stream; service is the per-type service's type URL, or "" for ADS.
+func (s *Server) delta(st deltaStreamServer, service string) error {
+	ctx := st.Context()
+	reqs := receive(ctx, st.Recv)
+	resps := make(chan cachev3.DeltaResponse, watchSlots)
+	types := map[string]*deltaType{}
+	var node *corev3.Node
+	var nonce uint64
+	defer func() {
+		for _, t := range types {
+			t.cancel()
+			t.sub.end(s.sets)
+		}
+	}()
+
+	// Every answer is sent, also one to a request since made: it brings the stream up to
+	// date as of the subscription it was made for, and the cache reads what the stream
+	// holds from what each response says (GetNextVersionMap) when the next watch opens.
+	send := func(r cachev3.DeltaResponse) error {
+		t := types[r.GetDeltaRequest().GetTypeUrl()]
+		out, err := r.GetDeltaDiscoveryResponse()
+		if err != nil {
+			return err
+		}
+		nonce++
+		out.Nonce = strconv.FormatUint(nonce, 10)
+		t.nonce, t.sent = out.Nonce, out.SystemVersionInfo
+		t.sub.returned = r.GetNextVersionMap()
+		s.hooks.Sent(out.TypeUrl)
+		return st.Send(out)
+	}
+	waiting := func() error {
+		for {
+			select {
+			case r := <-resps:
+				if err := send(r); err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+		}
+	}
+
+	for {
+		select {
+		case <-s.ctx.Done():
+			return nil
+		case r := <-resps:
+			if err := send(r); err != nil {
+				return err
+			}
+		case req, ok := <-reqs:
+			if !ok {
+				return nil
+			}
+			if req.Node != nil {
+				node = req.Node
+				s.hooks.Node(node)
+			} else {
+				req.Node = node
+			}
+			typeURL, err := typeOf(req.TypeUrl, service)
+			if err != nil {
+				return err
+			}
+			req.TypeUrl = typeURL
+			t := types[typeURL]
+			if t != nil {
+				t.cancel()
+			}
+			if err := waiting(); err != nil {
+				return err
+			}
+			if req.ErrorDetail != nil {
+				version := req.ResponseNonce
+				if t != nil && req.ResponseNonce == t.nonce {
+					version = t.sent
+				}
+				s.hooks.Refused(node, typeURL, version, req.ErrorDetail.GetMessage())
+			}
+			if t != nil {
+				t.sub.change(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe)
+			} else {
+				t = &deltaType{sub: newDeltaSubscription(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe, req.InitialResourceVersions), cancel: func() {}}
+				types[typeURL] = t
+			}
+			cancel, err := s.w.CreateDeltaWatch(req, t.sub, resps)
+			if err != nil {
+				return status.Error(codes.InvalidArgument, err.Error())
+			}
+			t.cancel = cancel
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package ads
+
+import (
+	"strconv"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// sotwType is a state-of-the-world stream's state for one type.
+type sotwType struct {
+	sub    *subscription
+	req    *discoveryv3.DiscoveryRequest // of the open watch; responses to another are stale
+	cancel func()
+	nonce  string // of the last response sent
+	sent   string // its version
+}
+
+// sotw serves one state-of-the-world stream; service is the per-type service's type URL,
+// or "" for ADS.
+func (s *Server) sotw(st sotwStreamServer, service string) error {
+	ctx := st.Context()
+	reqs := receive(ctx, st.Recv)
+	resps := make(chan cachev3.Response, watchSlots)
+	types := map[string]*sotwType{}
+	var node *corev3.Node
+	var nonce uint64
+	defer func() {
+		for _, t := range types {
+			t.cancel()
+			t.sub.end(s.sets)
+		}
+	}()
+
+	send := func(r cachev3.Response) error {
+		t := types[r.GetRequest().GetTypeUrl()]
+		if t == nil || r.GetRequest() != t.req {
+			return nil // answers a request since superseded
+		}
+		out, err := r.GetDiscoveryResponse()
+		if err != nil {
+			return err
+		}
+		nonce++
+		out.Nonce = strconv.FormatUint(nonce, 10)
+		t.nonce, t.sent = out.Nonce, out.VersionInfo
+		// What the response tells the cache to keep for the stream (xds/rescache updates
+		// the stream's map in place: this is where it may).
+		t.sub.returned = r.GetReturnedResources()
+		s.hooks.Sent(out.TypeUrl)
+		return st.Send(out)
+	}
+	// waiting sends what watches have answered, so that the channel has room.
+	waiting := func() error {
+		for {
+			select {
+			case r := <-resps:
+				if err := send(r); err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+		}
+	}
+
+	for {
+		select {
+		case <-s.ctx.Done():
+			return nil
+		case r := <-resps:
+			if err := send(r); err != nil {
+				return err
+			}
+		case req, ok := <-reqs:
+			if !ok {
+				return nil
+			}
+			if req.Node != nil {
+				node = req.Node
+				s.hooks.Node(node)
+			} else {
+				req.Node = node
+			}
+			typeURL, err := typeOf(req.TypeUrl, service)
+			if err != nil {
+				return err
+			}
+			req.TypeUrl = typeURL
+			t := types[typeURL]
+			if t != nil {
+				if t.nonce != "" && req.ResponseNonce != t.nonce {
+					// An answer to a response since superseded: the protocol says to ignore it.
+					continue
+				}
+				t.cancel()
+				if req.ErrorDetail != nil && t.nonce != "" {
+					s.hooks.Refused(node, typeURL, t.sent, req.ErrorDetail.GetMessage())
+					// It holds the refused version as far as the cache is concerned: it is
+					// answered when the version changes, not at once with the same.
+					req.VersionInfo = t.sent
+				}
+				t.sub.update(s.sets, req.ResourceNames)
+			} else {
+				t = &sotwType{sub: newSotwSubscription(s.sets, req.ResourceNames), cancel: func() {}}
+				types[typeURL] = t
+			}
+			if !t.sub.wildcard {
+				req.ResourceNames = t.sub.set.list // the shared copy: the request's own goes
+			}
+			t.req = req
+			if err := waiting(); err != nil {
+				return err
+			}
+			cancel, err := s.w.CreateWatch(req, t.sub, resps)
+			if err != nil {
+				t.cancel = func() {}
+				return status.Error(codes.InvalidArgument, err.Error())
+			}
+			t.cancel = cancel
+		}
+	}
+}
