@@ -94,9 +94,11 @@ func (s *Server) DeltaEndpoints(st deltaStreamServer) error {
 	return s.delta(st, resourcev3.EndpointType)
 }
 func (s *Server) StreamClusters(st sotwStreamServer) error { return s.sotw(st, resourcev3.ClusterType) }
-func (s *Server) DeltaClusters(st deltaStreamServer) error { return s.delta(st, resourcev3.ClusterType) }
-func (s *Server) StreamRoutes(st sotwStreamServer) error   { return s.sotw(st, resourcev3.RouteType) }
-func (s *Server) DeltaRoutes(st deltaStreamServer) error   { return s.delta(st, resourcev3.RouteType) }
+func (s *Server) DeltaClusters(st deltaStreamServer) error {
+	return s.delta(st, resourcev3.ClusterType)
+}
+func (s *Server) StreamRoutes(st sotwStreamServer) error { return s.sotw(st, resourcev3.RouteType) }
+func (s *Server) DeltaRoutes(st deltaStreamServer) error { return s.delta(st, resourcev3.RouteType) }
 func (s *Server) StreamListeners(st sotwStreamServer) error {
 	return s.sotw(st, resourcev3.ListenerType)
 }
