@@ -1,8 +1,11 @@
 package xds
 
 import (
+	"bytes"
 	"errors"
+	"hash/maphash"
 	"slices"
+	"sync"
 	"unicode/utf8"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -25,13 +28,16 @@ import (
 // into a buffer per stream. (gRPC-Go already gives write buffers back between writes, so
 // idle Envoys hold none.)
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto")})}
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto"), newNameLists()})}
 }
 
 // sharedCodec is the proto codec, except that a discovery response's unknown fields — the
 // pre-framed resources — follow its own fields as a buffer of their own. Protobuf allows
 // fields in any order, so the bytes on the wire decode to the same message.
-type sharedCodec struct{ encoding.CodecV2 }
+type sharedCodec struct {
+	encoding.CodecV2
+	lists *nameLists
+}
 
 func (c sharedCodec) Marshal(v any) (mem.BufferSlice, error) {
 	var m protoreflect.Message
@@ -63,7 +69,10 @@ func (sharedCodec) Name() string { return "proto" }
 // are the copies the caches hold (xds/rescache.Names) when they name a resource served:
 // an Envoy's state-of-the-world ACK restates every name it subscribes to (a thousand
 // clusters' endpoints, say), and a thousand Envoys would otherwise hold, and allocate at
-// every ACK, a copy each.
+// every ACK, a copy each. The names of a state-of-the-world request are, moreover, most
+// often byte for byte those of the stream's last request and of the other Envoys of its
+// group: the lists last decoded are kept by their bytes, and a request with the same
+// bytes gets the same list (read-only, as every request's names are to the servers).
 func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	var fields [2]protowire.Number // the request's repeated resource-name fields
 	var lists [2]*[]string
@@ -77,26 +86,68 @@ func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
-	b := buf.ReadOnlyData()
+	all := buf.ReadOnlyData()
+	// First the fields' places: the other fields go to the proto decoder; the names of
+	// the first list, when they are one run of fields, may be a list decoded before.
 	rest := make([]byte, 0, 256)
+	var count [2]int
+	run := [2]int{-1, -1} // the first list's run of fields, if one
+	split := false
+	for b := all; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return protowire.ParseError(m)
+		}
+		at := len(all) - len(b)
+		i := slices.Index(fields[:], num)
+		switch {
+		case num == 0 || i < 0 || typ != protowire.BytesType:
+			rest = append(rest, b[:n+m]...)
+		case i == 0 && run[0] < 0:
+			run = [2]int{at, at + n + m}
+			count[0]++
+		case i == 0 && run[1] == at:
+			run[1] = at + n + m
+			count[0]++
+		default:
+			if i == 0 {
+				split = true
+			}
+			count[i]++
+		}
+		b = b[n+m:]
+	}
+	if err := proto.Unmarshal(rest, v.(proto.Message)); err != nil {
+		return err
+	}
+	var raw []byte
+	if run[0] >= 0 && !split {
+		raw = all[run[0]:run[1]]
+		if names, ok := c.lists.get(raw); ok {
+			*lists[0] = names
+			if count[1] == 0 {
+				return nil
+			}
+			count[0] = 0 // decoded; only the second list is left
+		}
+	}
 	var found [2][]string
+	for i := range found {
+		if count[i] > 0 {
+			found[i] = make([]string, 0, count[i])
+		}
+	}
 	var err error
 	rescache.Names(func(lookup func([]byte) (string, bool)) {
-		for len(b) > 0 {
+		for b := all; len(b) > 0; {
 			num, typ, n := protowire.ConsumeTag(b)
-			if n < 0 {
-				err = protowire.ParseError(n)
-				return
-			}
 			m := protowire.ConsumeFieldValue(num, typ, b[n:])
-			if m < 0 {
-				err = protowire.ParseError(m)
-				return
-			}
-			field := b[:n+m]
 			i := slices.Index(fields[:], num)
-			if num == 0 || i < 0 || typ != protowire.BytesType {
-				rest = append(rest, field...)
+			if num == 0 || i < 0 || typ != protowire.BytesType || count[i] == 0 {
 				b = b[n+m:]
 				continue
 			}
@@ -116,13 +167,74 @@ func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := proto.Unmarshal(rest, v.(proto.Message)); err != nil {
-		return err
-	}
 	for i, l := range lists {
-		if l != nil && len(found[i]) > 0 {
+		if l != nil && count[i] > 0 {
 			*l = found[i]
 		}
 	}
+	if raw != nil && count[0] > 0 {
+		c.lists.put(raw, found[0])
+	}
 	return nil
+}
+
+// nameLists are the name lists last decoded, by their bytes on the wire.
+type nameLists struct {
+	mu    sync.Mutex
+	seed  maphash.Seed
+	by    map[uint64]*nameList
+	order []uint64 // oldest first
+}
+
+type nameList struct {
+	raw   []byte
+	names []string
+}
+
+// keptLists is how many lists are kept: a group's Envoys subscribe to one list per type
+// (the clusters' endpoints, the route tables), and groups are few.
+const keptLists = 32
+
+// A list is kept when it has from minListBytes (a short list costs little to decode) to
+// maxListBytes (what a client can make the codec hold stays bounded: 32 lists of up to
+// 10,000 names or so).
+const (
+	minListBytes = 256
+	maxListBytes = 512 << 10
+)
+
+func newNameLists() *nameLists {
+	return &nameLists{seed: maphash.MakeSeed(), by: map[uint64]*nameList{}}
+}
+
+func (l *nameLists) get(raw []byte) ([]string, bool) {
+	if len(raw) < minListBytes || len(raw) > maxListBytes {
+		return nil, false
+	}
+	h := maphash.Bytes(l.seed, raw)
+	l.mu.Lock()
+	e := l.by[h]
+	l.mu.Unlock()
+	if e == nil || !bytes.Equal(e.raw, raw) {
+		return nil, false
+	}
+	return e.names, true
+}
+
+func (l *nameLists) put(raw []byte, names []string) {
+	if len(raw) < minListBytes || len(raw) > maxListBytes {
+		return
+	}
+	h := maphash.Bytes(l.seed, raw)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.by[h]; ok {
+		return
+	}
+	if len(l.order) == keptLists {
+		delete(l.by, l.order[0])
+		l.order = append(l.order[:0], l.order[1:]...)
+	}
+	l.by[h] = &nameList{raw: bytes.Clone(raw), names: names}
+	l.order = append(l.order, h)
 }

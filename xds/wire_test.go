@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -18,7 +20,7 @@ import (
 	"github.com/tollgate-gw/tollgate/xds/rescache"
 )
 
-func codec() sharedCodec { return sharedCodec{encoding.GetCodecV2("proto")} }
+func codec() sharedCodec { return sharedCodec{encoding.GetCodecV2("proto"), newNameLists()} }
 
 // A request decodes to the same message as with the proto codec, and the names of served
 // resources are the caches' own copies.
@@ -69,6 +71,59 @@ func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
 	bad = append(bad, 0x1a, 2, 0xff, 0xfe)
 	if err := codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &discoveryv3.DiscoveryRequest{}); err == nil {
 		t.Error("a resource name that is not UTF-8 was accepted")
+	}
+}
+
+// A long list of names decoded before is handed out again for the same bytes (every ACK of
+// every Envoy of a group restates the same list), never for other bytes, and names split
+// around other fields still decode in order.
+func TestCodecSharesListsDecodedBefore(t *testing.T) {
+	c := codec()
+	var names []string
+	for i := range 100 {
+		names = append(names, fmt.Sprintf("cluster-%03d", i))
+	}
+	decode := func(m proto.Message) proto.Message {
+		t.Helper()
+		wire, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := m.ProtoReflect().New().Interface()
+		if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, m) {
+			t.Fatalf("decoded %v, want %v", got, m)
+		}
+		return got
+	}
+	req := func(names []string, nonce string) *discoveryv3.DiscoveryRequest {
+		return &discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: names, VersionInfo: "v" + nonce, ResponseNonce: nonce}
+	}
+	a := decode(req(names, "1")).(*discoveryv3.DiscoveryRequest)
+	b := decode(req(slices.Clone(names), "2")).(*discoveryv3.DiscoveryRequest)
+	if unsafe.SliceData(a.ResourceNames) != unsafe.SliceData(b.ResourceNames) {
+		t.Error("the same list of names was decoded twice")
+	}
+	// The same length, one name different: its own list.
+	other := slices.Clone(names)
+	other[57] = "cluster-999"
+	o := decode(req(other, "3")).(*discoveryv3.DiscoveryRequest)
+	if unsafe.SliceData(o.ResourceNames) == unsafe.SliceData(a.ResourceNames) || o.ResourceNames[57] != "cluster-999" {
+		t.Error("a different list got the one decoded before")
+	}
+	// Delta: the subscribed list may be shared, the unsubscribed one is decoded too.
+	decode(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: names, ResourceNamesUnsubscribe: []string{"gone"}})
+	// Names on both sides of another field: all of them, in order.
+	wire, _ := proto.Marshal(req(names[:50], "4"))
+	tail, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{ResourceNames: names[50:]})
+	got := &discoveryv3.DiscoveryRequest{}
+	if err := c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(append(wire, tail...))}, got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.ResourceNames, names) || got.ResponseNonce != "4" {
+		t.Errorf("split names decoded as %d names, nonce %q", len(got.ResourceNames), got.ResponseNonce)
 	}
 }
 

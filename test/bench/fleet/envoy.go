@@ -108,7 +108,7 @@ func (e *envoy) start(ctx context.Context, addr string) error {
 // change, in state-of-the-world the whole list is sent.
 func (e *envoy) ask(typeURL string, add, drop []string) error {
 	if e.delta {
-		return e.dstr.Send(&discoveryv3.DeltaDiscoveryRequest{Node: e.node, TypeUrl: typeURL, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: drop})
+		return e.dstr.Send(&discoveryv3.DeltaDiscoveryRequest{Node: e.firstNode(), TypeUrl: typeURL, ResourceNamesSubscribe: add, ResourceNamesUnsubscribe: drop})
 	}
 	names := e.asked[typeURL]
 	gone := map[string]bool{}
@@ -123,16 +123,24 @@ func (e *envoy) ask(typeURL string, add, drop []string) error {
 	}
 	next = append(next, add...)
 	e.asked[typeURL] = next
-	return e.sotw.Send(&discoveryv3.DiscoveryRequest{Node: e.node, TypeUrl: typeURL, ResourceNames: next,
+	return e.sotw.Send(&discoveryv3.DiscoveryRequest{Node: e.firstNode(), TypeUrl: typeURL, ResourceNames: next,
 		VersionInfo: e.versions[typeURL], ResponseNonce: e.nonces[typeURL]})
+}
+
+// firstNode is the node for the stream's first request, nil after: Envoy sends it once, as
+// tollgate bootstrap configures it (set_node_on_first_message_only).
+func (e *envoy) firstNode() *corev3.Node {
+	n := e.node
+	e.node = nil
+	return n
 }
 
 // ack acknowledges the last response of a type.
 func (e *envoy) ack(typeURL string) error {
 	if e.delta {
-		return e.dstr.Send(&discoveryv3.DeltaDiscoveryRequest{Node: e.node, TypeUrl: typeURL, ResponseNonce: e.nonces[typeURL]})
+		return e.dstr.Send(&discoveryv3.DeltaDiscoveryRequest{Node: e.firstNode(), TypeUrl: typeURL, ResponseNonce: e.nonces[typeURL]})
 	}
-	return e.sotw.Send(&discoveryv3.DiscoveryRequest{Node: e.node, TypeUrl: typeURL, ResourceNames: e.asked[typeURL],
+	return e.sotw.Send(&discoveryv3.DiscoveryRequest{Node: e.firstNode(), TypeUrl: typeURL, ResourceNames: e.asked[typeURL],
 		VersionInfo: e.versions[typeURL], ResponseNonce: e.nonces[typeURL]})
 }
 
