@@ -254,14 +254,6 @@ func TestStreamsWithTheSameNamesShareOneSet(t *testing.T) {
 		t.Fatalf("a stream with other names: %d sets, want 2", n)
 	}
 
-	// An answer to the response before the last one: ignored.
-	stale := &discoveryv3.DiscoveryRequest{ResourceNames: all[100:], ResponseNonce: "1"}
-	clients[1].send(stale)
-	clients[1].quiet("a request answering a superseded response")
-	if n := f.srv.SharedSets(); n != 2 {
-		t.Fatalf("a stale request changed a subscription: %d sets", n)
-	}
-
 	// A change reaches the streams that subscribe to it, once each.
 	if err := f.eds.Set(assignments(all, "10.0.0.2")); err != nil {
 		t.Fatal(err)
@@ -270,6 +262,19 @@ func TestStreamsWithTheSameNamesShareOneSet(t *testing.T) {
 		if r := c.recv(); len(r.Resources) < 100 {
 			t.Fatalf("a change sent %d assignments", len(r.Resources))
 		}
+	}
+	// A request made before that response arrived (it answers the one before): ignored.
+	clients[1].send(&discoveryv3.DiscoveryRequest{ResourceNames: all[100:], ResponseNonce: "1"})
+	if err := f.eds.Set(assignments(all, "10.0.0.3")); err != nil {
+		t.Fatal(err)
+	}
+	clients[1].quiet("a change, with no request since the last response but a stale one")
+	if n := f.srv.SharedSets(); n != 2 {
+		t.Fatalf("a stale request changed a subscription: %d sets", n)
+	}
+	clients[1].ask(more)
+	if r := clients[1].recv(); len(r.Resources) != 101 {
+		t.Fatalf("the ACK of the last response got %d assignments, want the 101 changed", len(r.Resources))
 	}
 
 	for _, c := range clients {

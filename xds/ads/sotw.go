@@ -15,8 +15,8 @@ type sotwType struct {
 	sub    *subscription
 	req    *discoveryv3.DiscoveryRequest // of the open watch; responses to another are stale
 	cancel func()
-	nonce  string // of the last response sent
-	sent   string // its version
+	nonce  string // of the last response sent, until a request answers it
+	sent   string // the version of the last response sent
 }
 
 // sotw serves one state-of-the-world stream; service is the per-type service's type URL,
@@ -93,7 +93,8 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 			t := types[typeURL]
 			if t != nil {
 				if t.nonce != "" && req.ResponseNonce != t.nonce {
-					// An answer to a response since superseded: the protocol says to ignore it.
+					// Made before the last response arrived (it answers an earlier one): the
+					// protocol says to ignore it; the client answers the last one.
 					continue
 				}
 				t.cancel()
@@ -103,6 +104,9 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 					// answered when the version changes, not at once with the same.
 					req.VersionInfo = t.sent
 				}
+				// Until the next response, any request of the type is taken, as
+				// go-control-plane does (a client may change its subscription without a nonce).
+				t.nonce = ""
 				t.sub.update(s.sets, req.ResourceNames)
 			} else {
 				t = &sotwType{sub: newSotwSubscription(s.sets, req.ResourceNames), cancel: func() {}}
