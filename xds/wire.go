@@ -28,7 +28,13 @@ import (
 // into a buffer per stream. (gRPC-Go already gives write buffers back between writes, so
 // idle Envoys hold none.)
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto"), newNameLists()})}
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto"), newNameLists()}),
+		// Fixed flow-control windows: gRPC-Go's dynamic ones send a BDP ping, and a window
+		// update before it, when data arrives after a quiet spell — on an xDS port every ACK
+		// does, so each ACK of each Envoy cost two more frames written and one more read.
+		// 1 MB lets a state-of-the-world ACK naming thousands of resources in without an
+		// update per ACK, and is less than the 16 MB the dynamic windows may grow to.
+		grpc.StaticStreamWindowSize(1 << 20), grpc.StaticConnWindowSize(1 << 20)}
 }
 
 // sharedCodec is the proto codec, except that a discovery response's unknown fields — the
