@@ -49,6 +49,8 @@ type envoy struct {
 	received  int64               // bytes of resources received
 	// firstAddress, when not nil, records each assignment's first address by cluster.
 	firstAddress map[string]string
+	// capture, when not nil, keeps what it was last sent, by type and name (under mu).
+	capture captured
 
 	mu       sync.Mutex
 	want     func(typeURL string, a *anypb.Any) bool // an expected change, or nil
@@ -202,11 +204,33 @@ func (e *envoy) loop() {
 				}
 			}
 		}
+		if e.capture != nil {
+			e.keep(typeURL, res, removed, full)
+		}
 		if err := e.take(typeURL, res, removed, full); err != nil {
 			e.fail(err)
 			return
 		}
 		e.checkReady()
+	}
+}
+
+// keep adds a response to the capture.
+func (e *envoy) keep(typeURL string, res []resource, removed []string, full bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if full || e.capture[typeURL] == nil {
+		e.capture[typeURL] = map[string]*anypb.Any{}
+	}
+	for _, r := range res {
+		name := r.name
+		if name == "" {
+			name = routeConfigName(r.any.GetValue()) // every type's name is its field 1
+		}
+		e.capture[typeURL][name] = r.any
+	}
+	for _, name := range removed {
+		delete(e.capture[typeURL], name)
 	}
 }
 

@@ -12,9 +12,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +27,10 @@ import (
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
@@ -42,7 +47,15 @@ func main() {
 	profile := flag.String("profile", "", "write the server's heap profile after convergence and CPU profiles of the changes into this directory")
 	profileSeconds = flag.Int("profile-seconds", 8, "length of each CPU profile (from the start of its phase)")
 	keep := flag.Bool("keep", false, "keep the working directory (logs, configuration)")
+	withFloor := flag.Bool("floor", true, "then run the same fleet against a do-nothing ADS server (its own process) holding the same configuration, for the floor under the figures")
+	floorAddr := flag.String("serve-floor", "", "(internal) serve the floor on this address")
+	floorAdmin := flag.String("floor-admin", "", "(internal) the floor's trigger address")
+	floorState := flag.String("floor-state", "", "(internal) the configuration the floor serves")
 	flag.Parse()
+	if *floorAddr != "" {
+		serveFloor(*floorAddr, *floorAdmin, *floorState)
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -87,6 +100,7 @@ log: {level: warn}
 	// One Envoy first, to learn what a converged Envoy holds once the server has built it all.
 	probe := newEnvoy(-1, *delta, counts{edsClusters: *nAPIs, listeners: 1, routes: 1})
 	probe.firstAddress = map[string]string{}
+	probe.capture = captured{}
 	benchutil.Check(probe.start(ctx, xdsAddr))
 	select {
 	case <-probe.ready:
@@ -127,24 +141,8 @@ log: {level: warn}
 	base := procStatus(pid)
 
 	// The fleet connects at once.
-	envoys := make([]*envoy, *nEnvoys)
-	cpu0, self0, t0 := benchutil.CPUOf(pid), benchutil.CPUOf(os.Getpid()), time.Now()
-	var wg sync.WaitGroup
-	for i := range envoys {
-		envoys[i] = newEnvoy(i, *delta, want)
-		wg.Go(func() { benchutil.Check(envoys[i].start(ctx, xdsAddr)) })
-	}
-	wg.Wait()
-	var connected []time.Duration
-	for _, e := range envoys {
-		select {
-		case <-e.ready:
-			connected = append(connected, time.Since(t0))
-		case <-time.After(5 * time.Minute):
-			benchutil.Check(fmt.Errorf("envoy %d did not converge (holds %+v of %+v; error %v)", e.id, e.counts(), want, e.err))
-		}
-	}
-	converged := time.Since(t0)
+	cpu0, self0 := benchutil.CPUOf(pid), benchutil.CPUOf(os.Getpid())
+	envoys, connected, converged := connectFleet(ctx, *nEnvoys, *delta, want, xdsAddr)
 	convergeCPU, fleetCPU := benchutil.CPUOf(pid)-cpu0, benchutil.CPUOf(os.Getpid())-self0
 	time.Sleep(time.Second) // what the server holds once the connection burst is over
 	after := procStatus(pid)
@@ -220,9 +218,101 @@ log: {level: warn}
 		(apiCPU / time.Duration(max(*apiChanges, 1))).Round(time.Millisecond))
 	fmt.Printf("  | %d | %s | %v | %d → %d MB | %v | %v |\n", *nEnvoys, mode, converged.Round(100*time.Millisecond), after.rss>>20, final.hwm>>20,
 		pct(epLat, 99).Round(time.Millisecond), pct(apiLat, 99).Round(10*time.Millisecond))
+	if !*withFloor {
+		return
+	}
+
+	// The floor: the same fleet against a do-nothing ADS server holding what tollgate
+	// served, with tollgate and its fleet gone.
+	for _, e := range envoys {
+		e.conn.Close()
+	}
+	benchutil.Stop(server)
+	probe.mu.Lock()
+	state := probe.capture
+	probe.mu.Unlock()
+	stateFile := filepath.Join(dir, "floor.state")
+	writeState(stateFile, state)
+	self, err := os.Executable()
+	benchutil.Check(err)
+	fAddr, fAdmin := benchutil.Addr(), benchutil.Addr()
+	fl := exec.Command(self, "-serve-floor", fAddr, "-floor-admin", fAdmin, "-floor-state", stateFile)
+	fl.Stdout, fl.Stderr = out, out
+	benchutil.Check(fl.Start())
+	defer benchutil.Stop(fl)
+	benchutil.WaitTCP(fAddr)
+	benchutil.WaitTCP(fAdmin)
+	fpid := fl.Process.Pid
+	runtime.GC()
+	fBase := procStatus(fpid)
+	fc0 := benchutil.CPUOf(fpid)
+	fleet, _, fConverged := connectFleet(ctx, *nEnvoys, *delta, want, fAddr)
+	fConvergeCPU := benchutil.CPUOf(fpid) - fc0
+	time.Sleep(time.Second)
+	fAfter := procStatus(fpid)
+	var fLat []time.Duration
+	fc1 := benchutil.CPUOf(fpid)
+	for i := range *epChanges {
+		k, g := (i*37)%*nAPIs, 100+i
+		b, err := proto.Marshal(assignment(clusterOf(k), k, g, *perKey))
+		benchutil.Check(err)
+		for _, e := range fleet {
+			e.expect(assignmentAt(clusterOf(k), address(k, g)))
+		}
+		start := time.Now()
+		resp, err := http.Post("http://"+fAdmin+"/eds", "application/octet-stream", bytes.NewReader(b))
+		benchutil.Check(err)
+		resp.Body.Close()
+		for _, e := range fleet {
+			d, err := e.wait(start, time.Minute)
+			benchutil.Check(err)
+			fLat = append(fLat, d)
+		}
+	}
+	fCPU := benchutil.CPUOf(fpid) - fc1
+	fmt.Printf("  the floor, a do-nothing ADS server (its own process, the same configuration, the same fleet): converged in %v (server CPU %v); RSS %d → %d MB (%.2f MB per Envoy); endpoint change → each Envoy p50 %v p99 %v (server CPU %v per change)\n",
+		fConverged.Round(10*time.Millisecond), fConvergeCPU.Round(10*time.Millisecond), fBase.rss>>20, fAfter.rss>>20,
+		float64(fAfter.rss-fBase.rss)/float64(*nEnvoys)/(1<<20), pct(fLat, 50).Round(100*time.Microsecond), pct(fLat, 99).Round(100*time.Microsecond),
+		(fCPU / time.Duration(max(*epChanges, 1))).Round(100*time.Microsecond))
+	fmt.Printf("  tollgate ÷ floor: convergence %.2f×, server CPU to converge %.2f×, RSS after convergence %.2f× (per Envoy %.2f×), endpoint change p50 %.2f× p99 %.2f× (tollgate's from the etcd write, the floor's from its trigger), server CPU per endpoint change %.2f×\n",
+		converged.Seconds()/fConverged.Seconds(), convergeCPU.Seconds()/fConvergeCPU.Seconds(), float64(after.rss)/float64(fAfter.rss),
+		float64(after.rss-base.rss)/float64(max(fAfter.rss-fBase.rss, 1)),
+		pct(epLat, 50).Seconds()/pct(fLat, 50).Seconds(), pct(epLat, 99).Seconds()/pct(fLat, 99).Seconds(), epCPU.Seconds()/fCPU.Seconds())
+}
+
+// assignment is cluster's assignment with key i's endpoints of generation g.
+func assignment(cluster string, i, g, n int) *endpointv3.ClusterLoadAssignment {
+	var lbs []*endpointv3.LbEndpoint
+	for j := range n {
+		lbs = append(lbs, &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+				Address: address(i, g), PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(8000 + j)}}}}}}})
+	}
+	return &endpointv3.ClusterLoadAssignment{ClusterName: cluster, Endpoints: []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}}
 }
 
 var profileSeconds *int
+
+// connectFleet connects n Envoys at once and waits until each holds want.
+func connectFleet(ctx context.Context, n int, delta bool, want counts, addr string) (envoys []*envoy, connected []time.Duration, converged time.Duration) {
+	envoys = make([]*envoy, n)
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for i := range envoys {
+		envoys[i] = newEnvoy(i, delta, want)
+		wg.Go(func() { benchutil.Check(envoys[i].start(ctx, addr)) })
+	}
+	wg.Wait()
+	for _, e := range envoys {
+		select {
+		case <-e.ready:
+			connected = append(connected, time.Since(t0))
+		case <-time.After(5 * time.Minute):
+			benchutil.Check(fmt.Errorf("envoy %d did not converge (holds %+v of %+v; error %v)", e.id, e.counts(), want, e.err))
+		}
+	}
+	return envoys, connected, time.Since(t0)
+}
 
 // definition is API i's document; change ≥ 0 adds a path that carries marker(change).
 func definition(i, change int) []byte {
