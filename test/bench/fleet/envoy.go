@@ -86,7 +86,7 @@ func newEnvoy(id int, delta bool, expected counts) *envoy {
 // start connects and asks for clusters; the rest follows from the responses.
 func (e *envoy) start(ctx context.Context, addr string) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.ForceCodecV2(newAliasCodec())))
 	if err != nil {
 		return err
 	}

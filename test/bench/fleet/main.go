@@ -21,6 +21,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +58,11 @@ func main() {
 		serveFloor(*floorAddr, *floorAdmin, *floorState)
 		return
 	}
+	// The simulated fleet collects garbage when its heap reaches 2 GB, not at every
+	// doubling: it shares the CPUs with the server it measures, and returning memory to
+	// the system only to fault it in again for the next responses was a third of its CPU.
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(2 << 30)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -142,7 +149,16 @@ log: {level: warn}
 
 	// The fleet connects at once.
 	cpu0, self0 := benchutil.CPUOf(pid), benchutil.CPUOf(os.Getpid())
+	if *profile != "" { // the simulated fleet's own CPU while it converges
+		benchutil.Check(os.MkdirAll(*profile, 0o755))
+		f, err := os.Create(filepath.Join(*profile, "fleet.converge.cpu.pprof"))
+		benchutil.Check(err)
+		benchutil.Check(pprof.StartCPUProfile(f))
+	}
 	envoys, connected, converged := connectFleet(ctx, *nEnvoys, *delta, want, xdsAddr)
+	if *profile != "" {
+		pprof.StopCPUProfile()
+	}
 	convergeCPU, fleetCPU := benchutil.CPUOf(pid)-cpu0, benchutil.CPUOf(os.Getpid())-self0
 	time.Sleep(time.Second) // what the server holds once the connection burst is over
 	after := procStatus(pid)
