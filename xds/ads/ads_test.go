@@ -449,3 +449,26 @@ func clusterNamesOf(t *testing.T, rs []*discoveryv3.Resource) []string {
 	}
 	return clusterNames(t, anys)
 }
+
+// A delta stream's first names find the set other streams have without a map of their own;
+// later changes make (or find) the new set.
+func TestDeltaFirstNamesShareTheSetWithoutAMap(t *testing.T) {
+	sets := newSets()
+	list := names(1000)
+	first := newDeltaSubscription(sets, list, nil, nil)
+	again := slices.Clone(list)
+	var second *subscription
+	if n := testing.AllocsPerRun(1, func() { second = newDeltaSubscription(sets, again, nil, nil) }); n > 3 {
+		t.Errorf("a second stream's first names allocated %.0f times", n)
+	}
+	if second.set != first.set {
+		t.Fatal("the same first names made a second set")
+	}
+	second.change(sets, []string{"extra"}, list[:1])
+	if _, ok := second.set.m["extra"]; !ok || len(second.set.m) != 1000 || second.set == first.set {
+		t.Fatalf("after a change the set holds %d names", len(second.set.m))
+	}
+	if _, ok := first.set.m["extra"]; ok {
+		t.Fatal("a change of one stream changed another's set")
+	}
+}

@@ -84,6 +84,12 @@ func (s *subscription) change(sets *sets, subscribe, unsubscribe []string) {
 	if len(subscribe) == 0 && len(unsubscribe) == 0 {
 		return
 	}
+	if s.set == empty && len(unsubscribe) == 0 && !slices.Contains(subscribe, explicitWildcard) {
+		// A stream's first names (a thousand clusters' endpoints, the same for every
+		// Envoy of a group): found by the list, without a map of its own.
+		s.set = sets.ofList(subscribe)
+		return
+	}
 	var m map[string]struct{}
 	edit := func() map[string]struct{} {
 		if m == nil {
