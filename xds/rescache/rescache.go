@@ -150,6 +150,10 @@ func (c *Cache) Set(all []types.Resource) error {
 	var changed []*entry
 	for name, e := range fresh {
 		if old, ok := c.res[name]; ok && (old == e || string(old.value) == string(e.value)) {
+			// Unchanged. The held entry takes the message it was given this time, which
+			// the next Set is most likely given again (an endpoint change hands back every
+			// message of the last full build): that Set then marshals none of them.
+			old.msg = e.msg
 			continue
 		}
 		changed = append(changed, e)

@@ -518,3 +518,35 @@ func TestAnswersHoldTheirVersion(t *testing.T) {
 		}
 	}
 }
+
+// A Set of new messages with the bytes held changes nothing and keeps the new messages: a
+// Set of those same messages again (an endpoint change hands back every message of the
+// last full build) marshals none of them.
+func TestSettingWhatIsHeldAgainMarshalsNothing(t *testing.T) {
+	c := New(resourcev3.EndpointType, "m-")
+	build := func() []types.Resource {
+		var out []types.Resource
+		for i := range 1000 {
+			out = append(out, cla(fmt.Sprint("c", i), 1))
+		}
+		return out
+	}
+	if err := c.Set(build()); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := build() // a full rebuild: new messages, the same bytes
+	if err := c.Set(rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	v := c.Version()
+	if n := testing.AllocsPerRun(5, func() {
+		if err := c.Set(rebuilt); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 50 {
+		t.Errorf("setting the messages held again allocated %.0f times (marshalled them)", n)
+	}
+	if c.Version() != v {
+		t.Error("setting what is held changed the version")
+	}
+}
