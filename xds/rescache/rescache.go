@@ -4,8 +4,8 @@
 // types whose state-of-the-world responses carry every resource, one list of them per
 // version); a change costs each open watch the changed names, not its subscription; a
 // resource that did not change is never resent. It implements go-control-plane's
-// cache.Cache, so the library's ADS servers serve it unchanged. Its contract is in
-// rescache_test.go.
+// cache.Cache (the stream servers of xds/ads serve it; the library's own would too). Its
+// contract is in rescache_test.go.
 package rescache
 
 import (
@@ -38,12 +38,13 @@ import (
 // restarted or another replica) holds what the cache holds and is sent nothing. A delta
 // resource's version is the hash of its bytes, the same on every replica.
 //
-// Returned resources: go-control-plane hands a stream's subscription to the cache on each
-// watch and takes the response's map of returned resources back, on the stream's own
-// goroutine, after it sends the response. The map a response returns is the stream's
-// current map updated in place at that moment — never while a watch is open, since the
-// stream cancels a watch before it changes the subscription — so a change costs a
-// stream what changed, not one copy of every name it knows.
+// Returned resources: the stream server (xds/ads, as go-control-plane's) hands a stream's
+// subscription to the cache on each watch and takes the response's map of returned
+// resources back, on the stream's own goroutine, after it sends the response. The map a
+// response returns is the stream's current map updated in place at that moment — never
+// while a watch is open, since the stream cancels a watch before it changes the
+// subscription — so a change costs a stream what changed, not one copy of every name it
+// knows.
 type Cache struct {
 	typeURL string
 	// full: state-of-the-world responses carry every subscribed resource (listeners,
@@ -91,7 +92,7 @@ type changeLog struct {
 
 // syncedKey is the key, in a delta stream's returned resources, of the change count its
 // last response brought it up to (no resource is named so: names are not empty and do not
-// start with a NUL). go-control-plane's server keeps keys it does not know.
+// start with a NUL). The stream servers keep keys they do not know.
 const syncedKey = "\x00rescache.synced"
 
 // recentChanges keeps this many changes' names.
@@ -425,7 +426,7 @@ func (c *Cache) CreateWatch(req *cachev3.Request, sub cachev3.Subscription, ch c
 
 // fullLacks reports whether a client of a full type lacks something: its version is not
 // ours or is older than the last change, or it subscribes to a name it was not sent, or it
-// holds one that is gone. go-control-plane's server keeps a stream's returned names
+// holds one that is gone. The stream servers keep a stream's returned names
 // within its subscription, so equal sizes mean no new name; c.mu is held.
 func (c *Cache) fullLacks(sub cachev3.Subscription, known uint64, ok bool) bool {
 	if !ok || c.lastChange > known {
