@@ -58,11 +58,12 @@ func main() {
 		serveFloor(*floorAddr, *floorAdmin, *floorState)
 		return
 	}
-	// The simulated fleet collects garbage when its heap reaches 2 GB, not at every
-	// doubling: it shares the CPUs with the server it measures, and returning memory to
-	// the system only to fault it in again for the next responses was a third of its CPU.
+	// The simulated fleet collects garbage when its heap reaches 1 GB and 1.5 MB per Envoy,
+	// not at every doubling: it shares the CPUs with the server it measures, and returning
+	// memory to the system only to fault it in again for the next responses was a third
+	// of its CPU.
 	debug.SetGCPercent(-1)
-	debug.SetMemoryLimit(2 << 30)
+	debug.SetMemoryLimit(1<<30 + int64(*nEnvoys)*3<<19)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
