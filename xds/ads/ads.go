@@ -128,6 +128,54 @@ func receive[T any](ctx context.Context, recv func() (*T, error)) <-chan *T {
 	return ch
 }
 
+// serve runs a stream: it sends what the watches answer and hands each request to take,
+// until the stream or the server ends.
+func serve[Q, R any](ctx context.Context, reqs <-chan *Q, resps <-chan R, send func(R) error, take func(*Q) error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-resps:
+			if err := send(r); err != nil {
+				return err
+			}
+		case req, ok := <-reqs:
+			if !ok {
+				return nil
+			}
+			if err := take(req); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// drain sends what watches have answered, so that the channel has room for the watch
+// about to open (which may answer in CreateWatch itself).
+func drain[T any](ch <-chan T, send func(T) error) error {
+	for {
+		select {
+		case r := <-ch:
+			if err := send(r); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// node keeps the node of a stream's request that carries one (telling the hooks) and gives
+// it to a request that does not.
+func (s *Server) node(req **corev3.Node, stream **corev3.Node) {
+	if *req != nil {
+		*stream = *req
+		s.hooks.Node(*req)
+	} else {
+		*req = *stream
+	}
+}
+
 // typeOf is a request's type URL: its own, else the per-type service's; ADS requires one.
 func typeOf(typeURL, service string) (string, error) {
 	switch {

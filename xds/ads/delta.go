@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -48,67 +49,39 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 		s.hooks.Sent(out.TypeUrl)
 		return st.Send(out)
 	}
-	waiting := func() error {
-		for {
-			select {
-			case r := <-resps:
-				if err := send(r); err != nil {
-					return err
-				}
-			default:
-				return nil
-			}
+	take := func(req *discoveryv3.DeltaDiscoveryRequest) error {
+		s.node(&req.Node, &node)
+		typeURL, err := typeOf(req.TypeUrl, service)
+		if err != nil {
+			return err
 		}
-	}
-
-	for {
-		select {
-		case <-s.ctx.Done():
-			return nil
-		case r := <-resps:
-			if err := send(r); err != nil {
-				return err
-			}
-		case req, ok := <-reqs:
-			if !ok {
-				return nil
-			}
-			if req.Node != nil {
-				node = req.Node
-				s.hooks.Node(node)
-			} else {
-				req.Node = node
-			}
-			typeURL, err := typeOf(req.TypeUrl, service)
-			if err != nil {
-				return err
-			}
-			req.TypeUrl = typeURL
-			t := types[typeURL]
-			if t != nil {
-				t.cancel()
-			}
-			if err := waiting(); err != nil {
-				return err
-			}
-			if req.ErrorDetail != nil {
-				version := req.ResponseNonce
-				if t != nil && req.ResponseNonce == t.nonce {
-					version = t.sent
-				}
-				s.hooks.Refused(node, typeURL, version, req.ErrorDetail.GetMessage())
-			}
-			if t != nil {
-				t.sub.change(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe)
-			} else {
-				t = &deltaType{sub: newDeltaSubscription(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe, req.InitialResourceVersions), cancel: func() {}}
-				types[typeURL] = t
-			}
-			cancel, err := s.w.CreateDeltaWatch(req, t.sub, resps)
-			if err != nil {
-				return status.Error(codes.InvalidArgument, err.Error())
-			}
-			t.cancel = cancel
+		req.TypeUrl = typeURL
+		t := types[typeURL]
+		if t != nil {
+			t.cancel()
 		}
+		if err := drain(resps, send); err != nil {
+			return err
+		}
+		if req.ErrorDetail != nil {
+			version := req.ResponseNonce
+			if t != nil && req.ResponseNonce == t.nonce {
+				version = t.sent
+			}
+			s.hooks.Refused(node, typeURL, version, req.ErrorDetail.GetMessage())
+		}
+		if t != nil {
+			t.sub.change(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe)
+		} else {
+			t = &deltaType{sub: newDeltaSubscription(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe, req.InitialResourceVersions), cancel: func() {}}
+			types[typeURL] = t
+		}
+		cancel, err := s.w.CreateDeltaWatch(req, t.sub, resps)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		t.cancel = cancel
+		return nil
 	}
+	return serve(s.ctx, reqs, resps, send, take)
 }

@@ -53,78 +53,49 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 		s.hooks.Sent(out.TypeUrl)
 		return st.Send(out)
 	}
-	// waiting sends what watches have answered, so that the channel has room.
-	waiting := func() error {
-		for {
-			select {
-			case r := <-resps:
-				if err := send(r); err != nil {
-					return err
-				}
-			default:
+	take := func(req *discoveryv3.DiscoveryRequest) error {
+		s.node(&req.Node, &node)
+		typeURL, err := typeOf(req.TypeUrl, service)
+		if err != nil {
+			return err
+		}
+		req.TypeUrl = typeURL
+		t := types[typeURL]
+		if t != nil {
+			if t.nonce != "" && req.ResponseNonce != t.nonce {
+				// Made before the last response arrived (it answers an earlier one): the
+				// protocol says to ignore it; the client answers the last one.
 				return nil
 			}
+			t.cancel()
+			if req.ErrorDetail != nil && t.nonce != "" {
+				s.hooks.Refused(node, typeURL, t.sent, req.ErrorDetail.GetMessage())
+				// It holds the refused version as far as the cache is concerned: it is
+				// answered when the version changes, not at once with the same.
+				req.VersionInfo = t.sent
+			}
+			// Until the next response, any request of the type is taken, as
+			// go-control-plane does (a client may change its subscription without a nonce).
+			t.nonce = ""
+			t.sub.update(s.sets, req.ResourceNames)
+		} else {
+			t = &sotwType{sub: newSotwSubscription(s.sets, req.ResourceNames), cancel: func() {}}
+			types[typeURL] = t
 		}
-	}
-
-	for {
-		select {
-		case <-s.ctx.Done():
-			return nil
-		case r := <-resps:
-			if err := send(r); err != nil {
-				return err
-			}
-		case req, ok := <-reqs:
-			if !ok {
-				return nil
-			}
-			if req.Node != nil {
-				node = req.Node
-				s.hooks.Node(node)
-			} else {
-				req.Node = node
-			}
-			typeURL, err := typeOf(req.TypeUrl, service)
-			if err != nil {
-				return err
-			}
-			req.TypeUrl = typeURL
-			t := types[typeURL]
-			if t != nil {
-				if t.nonce != "" && req.ResponseNonce != t.nonce {
-					// Made before the last response arrived (it answers an earlier one): the
-					// protocol says to ignore it; the client answers the last one.
-					continue
-				}
-				t.cancel()
-				if req.ErrorDetail != nil && t.nonce != "" {
-					s.hooks.Refused(node, typeURL, t.sent, req.ErrorDetail.GetMessage())
-					// It holds the refused version as far as the cache is concerned: it is
-					// answered when the version changes, not at once with the same.
-					req.VersionInfo = t.sent
-				}
-				// Until the next response, any request of the type is taken, as
-				// go-control-plane does (a client may change its subscription without a nonce).
-				t.nonce = ""
-				t.sub.update(s.sets, req.ResourceNames)
-			} else {
-				t = &sotwType{sub: newSotwSubscription(s.sets, req.ResourceNames), cancel: func() {}}
-				types[typeURL] = t
-			}
-			if !t.sub.wildcard {
-				req.ResourceNames = t.sub.set.list // the shared copy: the request's own goes
-			}
-			t.req = req
-			if err := waiting(); err != nil {
-				return err
-			}
-			cancel, err := s.w.CreateWatch(req, t.sub, resps)
-			if err != nil {
-				t.cancel = func() {}
-				return status.Error(codes.InvalidArgument, err.Error())
-			}
-			t.cancel = cancel
+		if !t.sub.wildcard {
+			req.ResourceNames = t.sub.set.list // the shared copy: the request's own goes
 		}
+		t.req = req
+		if err := drain(resps, send); err != nil {
+			return err
+		}
+		cancel, err := s.w.CreateWatch(req, t.sub, resps)
+		if err != nil {
+			t.cancel = func() {}
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		t.cancel = cancel
+		return nil
 	}
+	return serve(s.ctx, reqs, resps, send, take)
 }
