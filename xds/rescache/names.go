@@ -2,44 +2,62 @@ package rescache
 
 import "sync"
 
-// heldNames holds one copy of every resource name any cache has held. A request naming a
-// thousand resources — a state-of-the-world EDS request restates all its names in every
-// ACK — can then share those copies instead of holding its own (see Names).
+// heldNames holds one copy of every resource name a cache holds now, with how many caches
+// hold it. A request naming a thousand resources — a state-of-the-world EDS request
+// restates all its names in every ACK — can then share those copies instead of holding its
+// own (see Names); a name no cache holds any longer is forgotten, so APIs that come and go
+// leave nothing behind.
 var heldNames = struct {
 	sync.RWMutex
-	m map[string]string
-}{m: map[string]string{}}
+	m map[string]*heldName
+}{m: map[string]*heldName{}}
 
-// remember adds the names of a Set; c.setMu is held.
-func remember(fresh map[string]*entry) {
-	heldNames.RLock()
-	missing := false
-	for n := range fresh {
-		if _, ok := heldNames.m[n]; !ok {
-			missing = true
-			break
-		}
-	}
-	heldNames.RUnlock()
-	if !missing {
+type heldName struct {
+	s     string
+	holds int // caches holding it
+}
+
+// hold counts a cache more on each name it now holds; release one less on each it no
+// longer holds. c.setMu is held.
+func hold(names []string) {
+	if len(names) == 0 {
 		return
 	}
 	heldNames.Lock()
-	for n, e := range fresh {
-		if _, ok := heldNames.m[n]; !ok {
-			heldNames.m[n] = e.name
+	defer heldNames.Unlock()
+	for _, n := range names {
+		if h := heldNames.m[n]; h != nil {
+			h.holds++
+		} else {
+			heldNames.m[n] = &heldName{s: n, holds: 1}
 		}
 	}
-	heldNames.Unlock()
+}
+
+func release(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	heldNames.Lock()
+	defer heldNames.Unlock()
+	for _, n := range names {
+		if h := heldNames.m[n]; h != nil {
+			if h.holds--; h.holds <= 0 {
+				delete(heldNames.m, n)
+			}
+		}
+	}
 }
 
 // Names calls f with a lookup that gives the held copy of a resource name, without
-// allocating; ok is false for a name no cache has held.
+// allocating; ok is false for a name no cache holds.
 func Names(f func(lookup func(b []byte) (string, bool))) {
 	heldNames.RLock()
 	defer heldNames.RUnlock()
 	f(func(b []byte) (string, bool) {
-		s, ok := heldNames.m[string(b)]
-		return s, ok
+		if h := heldNames.m[string(b)]; h != nil {
+			return h.s, true
+		}
+		return "", false
 	})
 }

@@ -145,7 +145,6 @@ func (c *Cache) Set(all []types.Resource) error {
 		}
 		fresh[name] = &entry{name: name, msg: r, value: b}
 	}
-	remember(fresh)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var changed []*entry
@@ -169,6 +168,14 @@ func (c *Cache) Set(all []types.Resource) error {
 		return nil
 	}
 	c.n++
+	var added []string
+	for _, e := range changed {
+		if _, had := c.res[e.name]; !had {
+			added = append(added, e.name)
+		}
+	}
+	hold(added)
+	release(removed)
 	for _, e := range changed {
 		sum := sha256.Sum256(e.value)
 		e.hash = hex.EncodeToString(sum[:8])

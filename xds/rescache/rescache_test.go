@@ -550,3 +550,34 @@ func TestSettingWhatIsHeldAgainMarshalsNothing(t *testing.T) {
 		t.Error("setting what is held changed the version")
 	}
 }
+
+// The names requests may share are those some cache holds now: a name stays while one
+// cache holds it and is forgotten when none does.
+func TestNamesAreThoseHeldNow(t *testing.T) {
+	held := func(name string) bool {
+		var ok bool
+		Names(func(lookup func([]byte) (string, bool)) { _, ok = lookup([]byte(name)) })
+		return ok
+	}
+	a, b := New(resourcev3.EndpointType, "n-"), New(resourcev3.EndpointType, "n-")
+	for _, c := range []*Cache{a, b} {
+		if err := c.Set([]types.Resource{cla("names-shared", 1), cla("names-"+fmt.Sprintf("%p", c), 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !held("names-shared") {
+		t.Fatal("a name two caches hold is not held")
+	}
+	if err := a.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !held("names-shared") || held("names-"+fmt.Sprintf("%p", a)) {
+		t.Error("after one cache dropped its names: the shared one must stay, its own must go")
+	}
+	if err := b.Set([]types.Resource{cla("names-other", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if held("names-shared") || !held("names-other") {
+		t.Error("a name no cache holds is still held, or a new one is not")
+	}
+}
