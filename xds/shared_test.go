@@ -182,3 +182,23 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+// A node of a new gateway group gets its group built, and the groups already served are
+// not rebuilt for it.
+func TestANewGroupIsBuiltAloneAndTheOthersKept(t *testing.T) {
+	p := startPlane(t)
+	p.applyData(t, groupAPI("Alpha", "", 2)) // for every group
+	a := newADS(t, p.addr, "a-1", "alpha")
+	a.clusters(1, true)
+	a.settle(300 * time.Millisecond) // the API may arrive after the first build
+	before := counter(t, p.reg, "tollgate_xds_snapshots_total")
+	b := newADS(t, p.addr, "b-1", "beta")
+	if cds := b.clusters(1, true); len(cds.Resources) == 0 {
+		t.Fatal("the new group was served no clusters")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := counter(t, p.reg, "tollgate_xds_snapshots_total") - before; n != 1 {
+		t.Errorf("a new group made %.0f builds, want its own only", n)
+	}
+	a.quiet(200*time.Millisecond, "a group was added")
+}

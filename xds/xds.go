@@ -91,6 +91,8 @@ type Server struct {
 type change struct {
 	config bool
 	keys   map[string]bool
+	// fresh: a group was added; it is built in full, the others are left as they are.
+	fresh bool
 }
 
 // all marks everything to rebuild.
@@ -107,7 +109,7 @@ func (c *change) key(k string) {
 	c.keys[k] = true
 }
 
-func (c change) none() bool { return !c.config && len(c.keys) == 0 }
+func (c change) none() bool { return !c.config && len(c.keys) == 0 && !c.fresh }
 
 // group is what was last published for one gateway group.
 type group struct {
@@ -370,7 +372,7 @@ func (s *Server) addGroup(name string) {
 		return
 	}
 	s.groups[name] = &group{}
-	s.changed.all()
+	s.changed.fresh = true
 	s.mu.Unlock()
 	s.log.Info("new gateway group", zap.String("group", name))
 	s.poke()
@@ -434,6 +436,9 @@ func (s *Server) publish(ctx context.Context) {
 		var next *group
 		var err error
 		full := c.config || g.cfg == nil
+		if !full && len(c.keys) == 0 {
+			continue // another group was added; this one has nothing to do
+		}
 		if full {
 			next, err = s.rebuildAll(name, cat, secrets, discovery)
 		} else {
