@@ -31,7 +31,7 @@ type hooks struct {
 
 func newHooks(s *Server) *hooks { return &hooks{s: s, nacked: map[string]bool{}} }
 
-func (c *hooks) Node(n *corev3.Node) { c.s.addGroup(GroupOf(n)) }
+func (c *hooks) Node(n *corev3.Node) error { return c.s.addGroup(GroupOf(n)) }
 
 func (c *hooks) Sent(typeURL string) { c.s.m.responses.WithLabelValues(shortType(typeURL)).Inc() }
 

@@ -8,6 +8,8 @@ type metrics struct {
 	nacks           *prometheus.CounterVec
 	responses       *prometheus.CounterVec
 	discoveryErrors prometheus.Counter
+	groups          prometheus.Gauge
+	groupsRefused   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,8 +32,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tollgate_xds_discovery_errors_total", Help: "Unusable values under endpoints/ (the default URL serves instead).",
 		}),
 	}
+	m.groups = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tollgate_xds_groups", Help: "Gateway groups served."})
+	m.groupsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tollgate_xds_groups_refused_total", Help: "Streams refused for naming a gateway group beyond xds.maxGroups.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.builds, m.buildSeconds, m.nacks, m.responses, m.discoveryErrors)
+		reg.MustRegister(m.builds, m.buildSeconds, m.nacks, m.responses, m.discoveryErrors, m.groups, m.groupsRefused)
 	}
 	return m
 }

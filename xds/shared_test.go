@@ -11,6 +11,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 
+	"github.com/tollgate-gw/tollgate/xds"
 	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
@@ -201,4 +202,32 @@ func TestANewGroupIsBuiltAloneAndTheOthersKept(t *testing.T) {
 		t.Errorf("a new group made %.0f builds, want its own only", n)
 	}
 	a.quiet(200*time.Millisecond, "a group was added")
+}
+
+// Beyond xds.maxGroups a node naming a new group is refused: its stream ends, it is
+// counted, and the groups served go on being served.
+func TestGroupsBeyondTheLimitAreRefused(t *testing.T) {
+	p := startPlaneConfig(t, xds.Config{Build: build.Options{AuthzAddress: "127.0.0.1:9191", HTTPPort: 8080}, MaxGroups: 2})
+	p.applyData(t, groupAPI("Alpha", "", 1))
+	a := newADS(t, p.addr, "a", "alpha")
+	a.clusters(1, true)
+	b := newADS(t, p.addr, "b", "beta")
+	b.clusters(1, true)
+	c := newADS(t, p.addr, "c", "gamma")
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
+	select {
+	case r, ok := <-c.in:
+		if ok {
+			t.Fatalf("a third group was served %s", r.GetTypeUrl())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the third group's stream neither served nor ended")
+	}
+	if n := counter(t, p.reg, "tollgate_xds_groups_refused_total"); n != 1 {
+		t.Errorf("refused streams counted %v, want 1", n)
+	}
+	a2 := newADS(t, p.addr, "a-2", "alpha")
+	if cds := a2.clusters(1, true); len(cds.Resources) == 0 {
+		t.Error("a served group's new node is not served")
+	}
 }

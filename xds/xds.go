@@ -9,6 +9,7 @@
 package xds
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -30,6 +31,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -50,6 +53,9 @@ type Config struct {
 	Groups []string
 	// Debounce gathers a burst of changes into one build (default 2ms).
 	Debounce time.Duration
+	// MaxGroups bounds the groups served (default defaults.MaxGroups): every group is
+	// built on each configuration change, and a node names its group itself.
+	MaxGroups int
 }
 
 // DefaultGroup serves nodes that name no cluster.
@@ -82,6 +88,9 @@ type Server struct {
 	// tell Envoy to drop what it has. With nothing published, xDS requests wait.
 	haveCatalog bool
 	pending     map[string]bool
+	// refused counts nodes refused for naming a group beyond MaxGroups.
+	refused       int
+	refusedLogged time.Time
 }
 
 // change is what happened since the last publish. Config (the catalogue, secrets, a new
@@ -147,6 +156,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	if cfg.Debounce == 0 {
 		cfg.Debounce = 2 * time.Millisecond
 	}
+	cfg.MaxGroups = cmp.Or(cfg.MaxGroups, defaults.MaxGroups)
 	s := &Server{cfg: cfg, log: log, m: newMetrics(reg), discovery: map[string]string{},
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil), pending: map[string]bool{}}
 	s.tables = map[tableKey]*rescache.Cache{}
@@ -157,6 +167,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
 	}
+	s.m.groups.Set(float64(len(s.groups)))
 	s.changed.all()
 	return s
 }
@@ -364,18 +375,36 @@ func (k secretSink) parse(name string, raw []byte) (build.Secret, bool) {
 	return sec, true
 }
 
-// addGroup starts serving a group a connecting node belongs to.
-func (s *Server) addGroup(name string) {
+// addGroup starts serving a group a connecting node belongs to, unless MaxGroups are
+// served: then the node is refused (and that is logged at most once a minute).
+func (s *Server) addGroup(name string) error {
 	s.mu.Lock()
 	if _, ok := s.groups[name]; ok {
 		s.mu.Unlock()
-		return
+		return nil
+	}
+	if len(s.groups) >= s.cfg.MaxGroups {
+		s.refused++
+		logIt := time.Since(s.refusedLogged) > time.Minute
+		if logIt {
+			s.refusedLogged = time.Now()
+		}
+		n := s.refused
+		s.mu.Unlock()
+		s.m.groupsRefused.Inc()
+		if logIt {
+			s.log.Error("a node names a gateway group beyond xds.maxGroups; its stream is refused",
+				zap.String("group", name), zap.Int("maxGroups", s.cfg.MaxGroups), zap.Int("refusedSoFar", n))
+		}
+		return status.Errorf(codes.ResourceExhausted, "gateway group %q is not served: %d groups are (xds.maxGroups)", name, s.cfg.MaxGroups)
 	}
 	s.groups[name] = &group{}
+	s.m.groups.Set(float64(len(s.groups)))
 	s.changed.fresh = true
 	s.mu.Unlock()
 	s.log.Info("new gateway group", zap.String("group", name))
 	s.poke()
+	return nil
 }
 
 func (s *Server) poke() {

@@ -42,11 +42,17 @@ func startPlane(t testing.TB) *plane {
 // startPlaneWith is a plane whose Envoy resources are built with opt.
 func startPlaneWith(t testing.TB, opt build.Options) *plane {
 	t.Helper()
+	return startPlaneConfig(t, xds.Config{Build: opt})
+}
+
+// startPlaneConfig is a plane configured with cfg.
+func startPlaneConfig(t testing.TB, cfg xds.Config) *plane {
+	t.Helper()
 	e := tu.StartEtcd(t)
 	st := e.Store("/tollgate/")
 	ctx := t.Context()
 	promReg := prometheus.NewRegistry()
-	srv := xds.New(xds.Config{Build: opt}, zap.NewNop(), promReg)
+	srv := xds.New(cfg, zap.NewNop(), promReg)
 	reg := catalog.New(zap.NewNop(), nil)
 	reg.OnChange(srv.SetCatalog)
 	go st.Follow(ctx, store.APIs, reg, nil)

@@ -167,7 +167,7 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		}
 		secrets = append(secrets, build.Secret{Name: build.ClientCASecret, CA: ca})
 	}
-	return xds.Config{Build: opt, Secrets: secrets, Groups: x.Groups}, nil
+	return xds.Config{Build: opt, Secrets: secrets, Groups: x.Groups, MaxGroups: x.MaxGroups}, nil
 }
 
 // jwtIssuer turns a configured issuer into the verifier's form, reading the HMAC secret file.

@@ -158,7 +158,10 @@ type XDS struct {
 	HTTPSPort uint32 `json:"httpsPort"`
 	TLS       TLS    `json:"tls"`
 	// Groups are gateway groups built from the start (others are added as Envoys connect).
-	Groups         []string `json:"groups"`
+	Groups []string `json:"groups"`
+	// MaxGroups is how many gateway groups are served at most; a node naming another is
+	// refused (each group is built on every configuration change).
+	MaxGroups      int      `json:"maxGroups"`
 	RouteTimeout   Duration `json:"routeTimeout"`
 	ConnectTimeout Duration `json:"connectTimeout"`
 	// RouteScopes splits Envoy's route table by the APIs' first path segment (scoped
@@ -313,7 +316,7 @@ func Default() Config {
 		},
 		Authz: Authz{Listen: defaults.AuthzListen, FaultFormat: FaultFormat(defaults.FaultFormat), TokenCacheSize: defaults.TokenCacheSize, MaxTokenBytes: defaults.MaxTokenBytes,
 			MutualTLS: MutualTLS{CRLExpiry: CRLExpiry(defaults.CRLExpiry)}, DPoP: DPoP{MaxAge: Duration(defaults.DPoPMaxAge)}},
-		XDS: XDS{Listen: defaults.XDSListen, HTTPPort: defaults.HTTPPort, Groups: []string{defaults.NodeGroup},
+		XDS: XDS{Listen: defaults.XDSListen, HTTPPort: defaults.HTTPPort, Groups: []string{defaults.NodeGroup}, MaxGroups: defaults.MaxGroups,
 			RouteTimeout: Duration(defaults.RouteTimeout), ConnectTimeout: Duration(defaults.ConnectTimeout), RouteScopes: true,
 			UpstreamCAFile: defaults.UpstreamCAFile, Edge: edgeDefaults()},
 		Admin: Admin{Listen: defaults.AdminListen},
@@ -362,6 +365,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.XDS.Edge.Build(c.XDS.AccessLog).Check(); err != nil {
 		return fmt.Errorf("xds.edge: %w", err)
+	}
+	if c.XDS.MaxGroups < max(1, len(c.XDS.Groups)) {
+		return fmt.Errorf("xds.maxGroups %d must be at least 1 and at least the %d groups of xds.groups", c.XDS.MaxGroups, len(c.XDS.Groups))
 	}
 	if (c.XDS.TLS.CertFile == "") != (c.XDS.TLS.KeyFile == "") {
 		return fmt.Errorf("xds.tls.certFile and xds.tls.keyFile go together")

@@ -42,6 +42,8 @@ func TestRejects(t *testing.T) {
 		"throttling:\n  redis: {lease: 1m}\n":              "throttling.redis.lease",
 		"throttling:\n  redis: {tls: {caFile: /ca.pem}}\n": "enabled is false",
 		"throttling:\n  backend: redis\n":                  "needs throttling.redis.addrs",
+		"xds:\n  maxGroups: 0\n":                           "xds.maxGroups",
+		"xds:\n  groups: [a, b, c]\n  maxGroups: 2\n":      "xds.maxGroups",
 	} {
 		if _, err := load(t, doc); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err %v, want %q", doc, err, want)

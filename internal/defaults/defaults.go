@@ -50,9 +50,12 @@ const (
 
 // The control plane and the admin port.
 const (
-	XDSListen      = "127.0.0.1:18000"
-	HTTPPort       = 8080
-	NodeGroup      = "default"
+	XDSListen = "127.0.0.1:18000"
+	HTTPPort  = 8080
+	NodeGroup = "default"
+	// MaxGroups bounds the gateway groups a control plane serves: each is built on every
+	// change of the configuration.
+	MaxGroups      = 64
 	RouteTimeout   = 15 * time.Second
 	ConnectTimeout = 5 * time.Second
 	UpstreamCAFile = "/etc/ssl/certs/ca-certificates.crt"

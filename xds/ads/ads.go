@@ -36,8 +36,8 @@ type Watcher interface {
 // Hooks are told what streams do.
 type Hooks interface {
 	// Node is called with the node of each request that carries one (Envoy sends it in a
-	// stream's first request, or in every one).
-	Node(*corev3.Node)
+	// stream's first request, or in every one); an error ends the stream with it.
+	Node(*corev3.Node) error
 	// Refused is called when a client NACKs a response: the version it refused (for delta,
 	// the response's system version) and its error message.
 	Refused(node *corev3.Node, typeURL, version, message string)
@@ -167,13 +167,13 @@ func drain[T any](ch <-chan T, send func(T) error) error {
 
 // node keeps the node of a stream's request that carries one (telling the hooks) and gives
 // it to a request that does not.
-func (s *Server) node(req **corev3.Node, stream **corev3.Node) {
-	if *req != nil {
-		*stream = *req
-		s.hooks.Node(*req)
-	} else {
+func (s *Server) node(req **corev3.Node, stream **corev3.Node) error {
+	if *req == nil {
 		*req = *stream
+		return nil
 	}
+	*stream = *req
+	return s.hooks.Node(*req)
 }
 
 // typeOf is a request's type URL: its own, else the per-type service's; ADS requires one.

@@ -52,10 +52,14 @@ type heard struct {
 	sent    int
 }
 
-func (h *heard) Node(n *corev3.Node) {
+func (h *heard) Node(n *corev3.Node) error {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	h.nodes = append(h.nodes, n.GetId())
-	h.mu.Unlock()
+	if n.GetId() == "refused" {
+		return status.Error(codes.PermissionDenied, "refused")
+	}
+	return nil
 }
 func (h *heard) Refused(_ *corev3.Node, typeURL, version, msg string) {
 	h.mu.Lock()
@@ -358,6 +362,26 @@ func TestWildcardSubscriptions(t *testing.T) {
 	if got := clusterNames(t, c.recv().Resources); len(got) != 5 {
 		// It holds all[0] as of the last version: it is sent the five others.
 		t.Fatalf("an explicit wildcard sent %v", got)
+	}
+}
+
+// A node the hooks refuse ends its stream with their error.
+func TestARefusedNodeEndsItsStream(t *testing.T) {
+	f := start(t, names(1))
+	for _, delta := range []bool{false, true} {
+		var err error
+		if delta {
+			st, _ := discoveryv3.NewAggregatedDiscoveryServiceClient(f.conn).DeltaAggregatedResources(t.Context())
+			st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "refused"}, TypeUrl: resourcev3.EndpointType})
+			_, err = st.Recv()
+		} else {
+			st, _ := discoveryv3.NewAggregatedDiscoveryServiceClient(f.conn).StreamAggregatedResources(t.Context())
+			st.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "refused"}, TypeUrl: resourcev3.EndpointType})
+			_, err = st.Recv()
+		}
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("delta %v: a refused node's stream ended with %v", delta, err)
+		}
 	}
 }
 

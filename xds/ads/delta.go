@@ -50,7 +50,9 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 		return st.Send(out)
 	}
 	take := func(req *discoveryv3.DeltaDiscoveryRequest) error {
-		s.node(&req.Node, &node)
+		if err := s.node(&req.Node, &node); err != nil {
+			return err
+		}
 		typeURL, err := typeOf(req.TypeUrl, service)
 		if err != nil {
 			return err

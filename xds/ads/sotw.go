@@ -54,7 +54,9 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 		return st.Send(out)
 	}
 	take := func(req *discoveryv3.DiscoveryRequest) error {
-		s.node(&req.Node, &node)
+		if err := s.node(&req.Node, &node); err != nil {
+			return err
+		}
 		typeURL, err := typeOf(req.TypeUrl, service)
 		if err != nil {
 			return err
