@@ -173,7 +173,7 @@ log: {level: warn}
 	}
 
 	// Endpoint changes: one cluster's addresses, at every Envoy.
-	timed := func(name string, n int, change func(i int) (func(string, *anypb.Any) bool, func())) (lat, puts []time.Duration, cpu time.Duration) {
+	timed := func(name string, n int, change func(i int) (func(string, *anypb.Any) bool, func())) (lat, puts, afterPut []time.Duration, cpu time.Duration) {
 		var stopProfile func()
 		if *profile != "" {
 			stopProfile = cpuProfile(adminAddr, filepath.Join(*profile, name+".cpu.pprof"))
@@ -186,20 +186,26 @@ log: {level: warn}
 			}
 			start := time.Now()
 			write()
-			puts = append(puts, time.Since(start))
+			put := time.Since(start)
+			puts = append(puts, put)
 			for _, e := range envoys {
 				d, err := e.wait(start, time.Minute)
 				benchutil.Check(err)
 				lat = append(lat, d)
+				afterPut = append(afterPut, max(d-put, 0))
+			}
+			if os.Getenv("FLEET_DEBUG") != "" {
+				one := lat[len(lat)-len(envoys):]
+				fmt.Fprintf(os.Stderr, "%s change %d: write %v, p50 %v, max %v\n", name, i, put, pct(one, 50), pct(one, 100))
 			}
 		}
 		cpu = benchutil.CPUOf(pid) - c0
 		if stopProfile != nil {
 			stopProfile()
 		}
-		return lat, puts, cpu
+		return lat, puts, afterPut, cpu
 	}
-	epLat, epPuts, epCPU := timed("endpoints", *epChanges, func(i int) (func(string, *anypb.Any) bool, func()) {
+	epLat, epPuts, epAfterPut, epCPU := timed("endpoints", *epChanges, func(i int) (func(string, *anypb.Any) bool, func()) {
 		k := (i * 37) % *nAPIs
 		value := endpointList(k, i+1, *perKey)
 		return assignmentAt(clusterOf(k), address(k, i+1)), func() {
@@ -207,7 +213,7 @@ log: {level: warn}
 			benchutil.Check(err)
 		}
 	})
-	apiLat, _, apiCPU := timed("apis", *apiChanges, func(i int) (func(string, *anypb.Any) bool, func()) {
+	apiLat, _, _, apiCPU := timed("apis", *apiChanges, func(i int) (func(string, *anypb.Any) bool, func()) {
 		k := (i * 53) % *nAPIs
 		doc := store.Doc{Name: fmt.Sprintf("svc%d", k), Version: "v1", Data: definition(k, i)}
 		return routeWith(marker(i)), func() {
@@ -227,9 +233,11 @@ log: {level: warn}
 		converged.Round(10*time.Millisecond), pct(connected, 50).Round(10*time.Millisecond), convergeCPU.Round(10*time.Millisecond), fleetCPU.Round(10*time.Millisecond), float64(received)/float64(*nEnvoys)/1e6)
 	fmt.Printf("  server RSS: %d MB with nothing connected → %d MB after convergence → peak %d MB (%.2f MB per Envoy)\n",
 		base.rss>>20, after.rss>>20, final.hwm>>20, float64(after.rss-base.rss)/float64(*nEnvoys)/(1<<20))
-	fmt.Printf("  endpoint change → each Envoy (%d changes): p50 %v  p99 %v  max %v  (etcd write p50 %v; server CPU %v per change)\n",
+	fmt.Printf("  endpoint change → each Envoy (%d changes): p50 %v  p99 %v  max %v  (etcd write p50 %v max %v; from the write's return p50 %v p99 %v; server CPU %v per change)\n",
 		*epChanges, pct(epLat, 50).Round(100*time.Microsecond), pct(epLat, 99).Round(100*time.Microsecond), pct(epLat, 100).Round(100*time.Microsecond),
-		pct(epPuts, 50).Round(100*time.Microsecond), (epCPU / time.Duration(max(*epChanges, 1))).Round(100*time.Microsecond))
+		pct(epPuts, 50).Round(100*time.Microsecond), pct(epPuts, 100).Round(100*time.Microsecond),
+		pct(epAfterPut, 50).Round(100*time.Microsecond), pct(epAfterPut, 99).Round(100*time.Microsecond),
+		(epCPU / time.Duration(max(*epChanges, 1))).Round(100*time.Microsecond))
 	fmt.Printf("  API change → each Envoy (%d changes):      p50 %v  p99 %v  max %v  (server CPU %v per change)\n",
 		*apiChanges, pct(apiLat, 50).Round(time.Millisecond), pct(apiLat, 99).Round(time.Millisecond), pct(apiLat, 100).Round(time.Millisecond),
 		(apiCPU / time.Duration(max(*apiChanges, 1))).Round(time.Millisecond))
