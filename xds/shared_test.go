@@ -231,3 +231,15 @@ func TestGroupsBeyondTheLimitAreRefused(t *testing.T) {
 		t.Error("a served group's new node is not served")
 	}
 }
+
+// A client that names no node is of the default group, and is served although no group
+// was configured.
+func TestAClientWithoutANodeIsServed(t *testing.T) {
+	p := startPlane(t) // no groups configured
+	p.applyData(t, groupAPI("Alpha", "", 1))
+	c := newADS(t, p.addr, "", "")
+	c.node = nil
+	if cds := c.clusters(1, true); len(cds.Resources) == 0 {
+		t.Fatal("no clusters for a client without a node")
+	}
+}

@@ -36,7 +36,8 @@ type Watcher interface {
 // Hooks are told what streams do.
 type Hooks interface {
 	// Node is called with the node of each request that carries one (Envoy sends it in a
-	// stream's first request, or in every one); an error ends the stream with it.
+	// stream's first request, or in every one), and with nil for each request of a stream
+	// that has named none; an error ends the stream with it.
 	Node(*corev3.Node) error
 	// Refused is called when a client NACKs a response: the version it refused (for delta,
 	// the response's system version) and its error message.
@@ -170,6 +171,9 @@ func drain[T any](ch <-chan T, send func(T) error) error {
 func (s *Server) node(req **corev3.Node, stream **corev3.Node) error {
 	if *req == nil {
 		*req = *stream
+		if *stream == nil {
+			return s.hooks.Node(nil) // a stream that names no node is served too
+		}
 		return nil
 	}
 	*stream = *req

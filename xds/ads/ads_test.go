@@ -338,10 +338,15 @@ func TestWildcardSubscriptions(t *testing.T) {
 	all := names(5)
 	f := start(t, all)
 	c := f.ads(t)
-	c.ask(nil)
+	c.ask(nil) // and no node: the hooks hear of it all the same
 	if got := clusterNames(t, c.recv().Resources); !slices.Equal(got, all) {
 		t.Fatalf("a legacy wildcard stream got %v", got)
 	}
+	f.hooks.mu.Lock()
+	if !slices.Equal(f.hooks.nodes, []string{""}) {
+		t.Errorf("for a stream without a node the hooks heard %q", f.hooks.nodes)
+	}
+	f.hooks.mu.Unlock()
 	c.ask(nil)
 	c.quiet("an ACK of a legacy wildcard stream")
 	if err := f.eds.Set(assignments(append(slices.Clone(all), "cluster-new"), "10.0.0.1")); err != nil {
