@@ -17,34 +17,22 @@ type heldName struct {
 	holds int // caches holding it
 }
 
-// hold counts a cache more on each name it now holds; release one less on each it no
-// longer holds. c.setMu is held.
-func hold(names []string) {
+// count adds d to how many caches hold each name: 1 for the names a cache now holds, -1 for
+// those it no longer holds. c.setMu is held.
+func count(names []string, d int) {
 	if len(names) == 0 {
 		return
 	}
 	heldNames.Lock()
 	defer heldNames.Unlock()
 	for _, n := range names {
-		if h := heldNames.m[n]; h != nil {
-			h.holds++
-		} else {
-			heldNames.m[n] = &heldName{s: n, holds: 1}
+		h := heldNames.m[n]
+		if h == nil {
+			h = &heldName{s: n}
+			heldNames.m[n] = h
 		}
-	}
-}
-
-func release(names []string) {
-	if len(names) == 0 {
-		return
-	}
-	heldNames.Lock()
-	defer heldNames.Unlock()
-	for _, n := range names {
-		if h := heldNames.m[n]; h != nil {
-			if h.holds--; h.holds <= 0 {
-				delete(heldNames.m, n)
-			}
+		if h.holds += d; h.holds <= 0 {
+			delete(heldNames.m, n)
 		}
 	}
 }

@@ -174,8 +174,8 @@ func (c *Cache) Set(all []types.Resource) error {
 			added = append(added, e.name)
 		}
 	}
-	hold(added)
-	release(removed)
+	count(added, 1)
+	count(removed, -1)
 	for _, e := range changed {
 		sum := sha256.Sum256(e.value)
 		e.hash = hex.EncodeToString(sum[:8])
