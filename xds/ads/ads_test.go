@@ -317,13 +317,13 @@ func TestANACKIsHeardAndTheRefusedVersionNotResent(t *testing.T) {
 	refused := c.recv()
 	c.send(&discoveryv3.DiscoveryRequest{ResourceNames: all, VersionInfo: "", ResponseNonce: refused.Nonce,
 		ErrorDetail: &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: "bad address"}})
+	want := resourcev3.EndpointType + " " + refused.VersionInfo + " bad address"
+	tu.Eventually(t, "the NACK is heard", func() bool {
+		f.hooks.mu.Lock()
+		defer f.hooks.mu.Unlock()
+		return slices.Equal(f.hooks.refused, []string{want})
+	})
 	c.quiet("after a NACK")
-	f.hooks.mu.Lock()
-	heard := slices.Clone(f.hooks.refused)
-	f.hooks.mu.Unlock()
-	if want := resourcev3.EndpointType + " " + refused.VersionInfo + " bad address"; !slices.Equal(heard, []string{want}) {
-		t.Errorf("hooks heard %q, want %q", heard, want)
-	}
 	if err := f.eds.Set(assignments(all, "10.0.0.3")); err != nil {
 		t.Fatal(err)
 	}
@@ -356,6 +356,7 @@ func TestWildcardSubscriptions(t *testing.T) {
 		t.Fatalf("a new resource sent %v to a wildcard stream", got)
 	}
 	c.ask([]string{all[0]}) // names one: by name from now on
+	tu.Eventually(t, "the stream subscribes by name", func() bool { return f.srv.SharedSets() == 1 })
 	c.quiet("naming one it holds")
 	if err := f.eds.Set(assignments(append(slices.Clone(all), "cluster-new"), "10.0.0.9")); err != nil {
 		t.Fatal(err)
