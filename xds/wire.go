@@ -131,9 +131,15 @@ func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return err
 	}
 	var raw []byte
+	var h uint64
 	if run[0] >= 0 && !split {
-		raw = all[run[0]:run[1]]
-		if names, ok := c.lists.get(raw); ok {
+		var kept bool
+		if h, kept = c.lists.key(all[run[0]:run[1]]); kept {
+			raw = all[run[0]:run[1]]
+		}
+	}
+	if raw != nil {
+		if names, ok := c.lists.get(h, raw); ok {
 			*lists[0] = names
 			if count[1] == 0 {
 				return nil
@@ -179,14 +185,14 @@ func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		}
 	}
 	if raw != nil && count[0] > 0 {
-		c.lists.put(raw, found[0])
+		c.lists.put(h, raw, found[0])
 	}
 	return nil
 }
 
 // nameLists are the name lists last decoded, by their bytes on the wire.
 type nameLists struct {
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	seed  maphash.Seed
 	by    map[uint64]*nameList
 	order []uint64 // oldest first
@@ -213,25 +219,27 @@ func newNameLists() *nameLists {
 	return &nameLists{seed: maphash.MakeSeed(), by: map[uint64]*nameList{}}
 }
 
-func (l *nameLists) get(raw []byte) ([]string, bool) {
+// key is raw's hash, and whether a list of its size is kept.
+func (l *nameLists) key(raw []byte) (uint64, bool) {
 	if len(raw) < minListBytes || len(raw) > maxListBytes {
-		return nil, false
+		return 0, false
 	}
-	h := maphash.Bytes(l.seed, raw)
-	l.mu.Lock()
+	return maphash.Bytes(l.seed, raw), true
+}
+
+// get is the list decoded before from raw, whose key is h.
+func (l *nameLists) get(h uint64, raw []byte) ([]string, bool) {
+	l.mu.RLock()
 	e := l.by[h]
-	l.mu.Unlock()
+	l.mu.RUnlock()
 	if e == nil || !bytes.Equal(e.raw, raw) {
 		return nil, false
 	}
 	return e.names, true
 }
 
-func (l *nameLists) put(raw []byte, names []string) {
-	if len(raw) < minListBytes || len(raw) > maxListBytes {
-		return
-	}
-	h := maphash.Bytes(l.seed, raw)
+// put keeps names, decoded from raw, whose key is h.
+func (l *nameLists) put(h uint64, raw []byte, names []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, ok := l.by[h]; ok {
