@@ -68,7 +68,7 @@ type Server struct {
 	// Envoys get the gateway's listeners, route tables, clusters and secrets; proxyless
 	// gRPC clients get the API listeners and their routes and clusters; both get the
 	// same endpoints. One cache per (group, client kind, type), made on first use.
-	tablesMu sync.Mutex
+	tablesMu sync.RWMutex
 	tables   map[tableKey]*rescache.Cache
 	prefix   string
 	m        *metrics
@@ -186,9 +186,15 @@ func (s *Server) table(group, kind, typeURL string) *rescache.Cache {
 		kind = kindEndpoints
 	}
 	k := tableKey{group, kind, typeURL}
+	s.tablesMu.RLock() // every watch of every stream looks its table up
+	t := s.tables[k]
+	s.tablesMu.RUnlock()
+	if t != nil {
+		return t
+	}
 	s.tablesMu.Lock()
 	defer s.tablesMu.Unlock()
-	t := s.tables[k]
+	t = s.tables[k]
 	if t == nil {
 		t = rescache.New(typeURL, s.prefix)
 		s.tables[k] = t
