@@ -68,7 +68,7 @@ func New(ctx context.Context, w Watcher, hooks Hooks) *Server {
 
 // Register serves ADS and the per-type discovery services on g.
 func (s *Server) Register(g *grpc.Server) {
-	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, aggregated{s})
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, s)
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, s)
 	routeservice.RegisterRouteDiscoveryServiceServer(g, s)
@@ -82,11 +82,8 @@ func (s *Server) SharedSets() int { return s.sets.inUse() }
 type sotwStreamServer = grpc.BidiStreamingServer[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
 type deltaStreamServer = grpc.BidiStreamingServer[discoveryv3.DeltaDiscoveryRequest, discoveryv3.DeltaDiscoveryResponse]
 
-// aggregated is the ADS service (its methods' names are the per-type services' too).
-type aggregated struct{ s *Server }
-
-func (a aggregated) StreamAggregatedResources(st sotwStreamServer) error { return a.s.sotw(st, "") }
-func (a aggregated) DeltaAggregatedResources(st deltaStreamServer) error { return a.s.delta(st, "") }
+func (s *Server) StreamAggregatedResources(st sotwStreamServer) error { return s.sotw(st, "") }
+func (s *Server) DeltaAggregatedResources(st deltaStreamServer) error { return s.delta(st, "") }
 
 func (s *Server) StreamEndpoints(st sotwStreamServer) error {
 	return s.sotw(st, resourcev3.EndpointType)
