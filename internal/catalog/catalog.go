@@ -5,6 +5,7 @@
 package catalog
 
 import (
+	"crypto/sha256"
 	"sort"
 	"strings"
 	"sync"
@@ -30,7 +31,7 @@ type Registry struct {
 	// were published, also the one OnChange replays.
 	notify   sync.Mutex
 	good     map[string]*apimodel.API // etcd key → last good model
-	raw      map[string]string        // etcd key → last value seen (good or not)
+	raw      map[string][32]byte      // etcd key → SHA-256 of the last value seen (good or not)
 	onChange []func(*apimodel.Catalog)
 	rejected prometheus.Counter
 	apis     prometheus.Gauge
@@ -38,7 +39,7 @@ type Registry struct {
 
 // New makes an empty registry. reg (may be nil) gets its metrics.
 func New(log *zap.Logger, reg prometheus.Registerer) *Registry {
-	r := &Registry{log: log, good: map[string]*apimodel.API{}, raw: map[string]string{},
+	r := &Registry{log: log, good: map[string]*apimodel.API{}, raw: map[string][32]byte{},
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tollgate_api_definitions_rejected_total",
 			Help: "API definitions read from etcd that failed validation; the last good version stays in force.",
@@ -92,14 +93,20 @@ func (r *Registry) Reset(kvs []store.KV) {
 }
 
 // Update applies one change.
-func (r *Registry) Update(ev store.Event) {
+func (r *Registry) Update(ev store.Event) { r.UpdateBatch([]store.Event{ev}) }
+
+// UpdateBatch applies the changes of one etcd transaction and publishes one catalogue:
+// nobody sees half of an apply.
+func (r *Registry) UpdateBatch(evs []store.Event) {
 	r.mu.Lock()
-	if ev.Deleted {
-		delete(r.good, ev.Key)
-		delete(r.raw, ev.Key)
-		r.log.Info("API removed", zap.String("key", ev.Key))
-	} else {
-		r.apply(ev.Key, ev.Value)
+	for _, ev := range evs {
+		if ev.Deleted {
+			delete(r.good, ev.Key)
+			delete(r.raw, ev.Key)
+			r.log.Info("API removed", zap.String("key", ev.Key))
+		} else {
+			r.apply(ev.Key, ev.Value)
+		}
 	}
 	r.publish()
 }
@@ -107,10 +114,11 @@ func (r *Registry) Update(ev store.Event) {
 // apply parses one definition; a broken one is logged once and counted, and the last good
 // version of that key stays.
 func (r *Registry) apply(key string, value []byte) {
-	if r.raw[key] == string(value) {
+	sum := sha256.Sum256(value)
+	if prev, ok := r.raw[key]; ok && prev == sum {
 		return
 	}
-	r.raw[key] = string(value)
+	r.raw[key] = sum
 	res, err := openapi.Parse(store.APIs+key, value)
 	if err == nil && !matchesKey(key, res.API) {
 		err = apimodel.Problems{{File: store.APIs + key, Path: "$.info", Reason: "the definition's name/version is " + res.API.ID() + ", not its key's"}}
@@ -159,7 +167,7 @@ func (r *Registry) publish() {
 func (r *Registry) Set(apis []*apimodel.API) {
 	r.mu.Lock()
 	r.good = map[string]*apimodel.API{}
-	r.raw = map[string]string{}
+	r.raw = map[string][32]byte{}
 	for _, a := range apis {
 		r.good[a.ID()] = a
 	}

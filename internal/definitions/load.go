@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	"sigs.k8s.io/yaml"
 )
 
@@ -77,7 +79,21 @@ func LoadFrom(paths []string, stdin io.Reader, policies PolicyReader) ([]Definit
 			}
 		}
 	}
+	if n := l.stored(); n > store.MaxTxnOps {
+		l.problem("%s: $: %d definitions in one apply; etcd takes at most %d writes in a transaction by default (--max-txn-ops): apply them in parts", strings.Join(paths, ", "), n, store.MaxTxnOps)
+	}
 	return l.defs, l.report
+}
+
+// stored counts the definitions an apply would store.
+func (l *loader) stored() int {
+	n := 0
+	for _, d := range l.defs {
+		if d.API != nil || d.Policy != nil {
+			n++
+		}
+	}
+	return n
 }
 
 type loader struct {

@@ -45,7 +45,7 @@ func read(path string, stdin io.Reader) ([]source, error) {
 		return nil, err
 	}
 	if !info.IsDir() {
-		b, err := os.ReadFile(path)
+		b, err := readFile(path)
 		return []source{{path, b}}, err
 	}
 	var out []source
@@ -56,9 +56,9 @@ func read(path string, stdin io.Reader) ([]source, error) {
 		if d.IsDir() || !isDefinitionFile(p) {
 			return nil
 		}
-		b, err := os.ReadFile(p)
+		b, err := readFile(p)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", p, err)
 		}
 		out = append(out, source{p, b})
 		return nil
@@ -76,6 +76,16 @@ func isDefinitionFile(p string) bool {
 		return true
 	}
 	return false
+}
+
+// readFile reads a definition file of at most MaxDocumentBytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAtMost(f, "the file")
 }
 
 func fetch(url string) ([]byte, error) {
@@ -97,7 +107,7 @@ func readAtMost(r io.Reader, what string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) > MaxDocumentBytes {
-		return nil, fmt.Errorf("%s is larger than %d MiB", what, MaxDocumentBytes>>20)
+		return nil, fmt.Errorf("%s is larger than %d MiB, the most a definition may be", what, MaxDocumentBytes>>20)
 	}
 	return b, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/tollgate-gw/tollgate/internal/ctxtime"
 	"math/rand/v2"
 	"strconv"
@@ -34,6 +35,13 @@ type Event struct {
 type Sink interface {
 	Reset(kvs []KV)
 	Update(ev Event)
+}
+
+// BatchSink is a Sink that takes the changes of one etcd transaction together (they share
+// a revision), so that it never publishes a state that is half of one apply.
+type BatchSink interface {
+	Sink
+	UpdateBatch(evs []Event)
 }
 
 // SyncState is reported by Follow as it gains or loses its place in etcd.
@@ -102,6 +110,15 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 				read, timeout = s.readOrGiveUp, min(timeout, firstReadTimeout)
 			}
 			r, err := read(ctx, full, timeout)
+			var kvs []KV
+			if err == nil {
+				kvs = make([]KV, len(r.Kvs))
+				for i, kv := range r.Kvs {
+					kvs[i] = KV{Key: string(kv.Key[len(full):]), Value: kv.Value}
+				}
+				// Large values are blobs: read them at the revision of the range read.
+				err = s.resolveKVs(ctx, kvs, r.Header.Revision)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -124,10 +141,6 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 				}
 			} else {
 				first = false
-				kvs := make([]KV, len(r.Kvs))
-				for i, kv := range r.Kvs {
-					kvs[i] = KV{Key: string(kv.Key[len(full):]), Value: kv.Value}
-				}
 				sink.Reset(kvs)
 				if lc != nil {
 					lc.reset(kvs, r.Header.Revision, r.Header.ClusterId)
@@ -257,22 +270,10 @@ func (f *follower) watch(ctx context.Context, full string, rev int64, cluster ui
 			}
 			// The events of one transaction share its revision: compare with the revision
 			// applied before this answer, not with the event before.
-			applied := rev
-			for _, ev := range resp.Events {
-				if ev.Kv.ModRevision <= applied {
-					continue
-				}
-				e := Event{KV: KV{Key: string(ev.Kv.Key[len(full):])}}
-				if ev.Type == clientv3.EventTypeDelete {
-					e.Deleted = true
-				} else {
-					e.Value = ev.Kv.Value
-				}
-				sink.Update(e)
-				if lc != nil {
-					lc.update(e, ev.Kv.ModRevision)
-				}
-				rev = ev.Kv.ModRevision
+			var err error
+			if rev, err = f.apply(ctx, resp.Events, rev, sink, lc); err != nil {
+				f.log.Warn("a changed value could not be read whole; reading the range again", zap.Error(err))
+				return rev, true, healthy
 			}
 			if resp.Created {
 				// The watch is (re)established; events up to now follow. Ask soon whether
@@ -295,4 +296,55 @@ func (f *follower) watch(ctx context.Context, full string, rev int64, cluster ui
 			f.inStep(rev)
 		}
 	}
+}
+
+// apply hands the events after rev to sink, those of one revision (one transaction)
+// together when the sink takes batches, large values resolved from their blobs at the
+// event's revision. It returns the last revision applied; on an error, the revision before
+// the batch that failed.
+func (f *follower) apply(ctx context.Context, events []*clientv3.Event, rev int64, sink Sink, lc *localCopy) (int64, error) {
+	applied := rev
+	batch, _ := sink.(BatchSink)
+	var pending []Event
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		if batch != nil {
+			batch.UpdateBatch(pending)
+		} else {
+			for _, e := range pending {
+				sink.Update(e)
+			}
+		}
+		for _, e := range pending {
+			if lc != nil {
+				lc.update(e, rev)
+			}
+		}
+		pending = pending[:0]
+	}
+	for _, ev := range events {
+		if ev.Kv.ModRevision <= applied {
+			continue
+		}
+		if ev.Kv.ModRevision != rev {
+			flush()
+		}
+		e := Event{KV: KV{Key: string(ev.Kv.Key[len(f.s.prefix+f.name):])}}
+		if ev.Type == clientv3.EventTypeDelete {
+			e.Deleted = true
+		} else {
+			v, err := f.s.resolveTimed(ctx, ev.Kv.Value, ev.Kv.ModRevision)
+			if err != nil {
+				flush()
+				return rev, fmt.Errorf("%s: %w", e.Key, err)
+			}
+			e.Value = v
+		}
+		pending = append(pending, e)
+		rev = ev.Kv.ModRevision
+	}
+	flush()
+	return rev, nil
 }

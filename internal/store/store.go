@@ -155,22 +155,24 @@ func (s *Store) PutAPIs(ctx context.Context, docs []Doc) (int64, error) {
 }
 
 // PutDefinitions stores API definitions and throttling policies (by Name) in one
-// transaction: all are written or none.
+// transaction: all are written or none. A large value is stored as a blob (see blob.go),
+// so that any definition up to 16 MiB fits an etcd with default limits.
 func (s *Store) PutDefinitions(ctx context.Context, docs, policies []Doc) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	// Blobs are written before the commit, each part its own request.
+	ctx, cancel := context.WithTimeout(ctx, 4*s.timeout)
 	defer cancel()
-	ops := make([]clientv3.Op, 0, len(docs)+len(policies))
+	puts := make([]put, 0, len(docs)+len(policies))
 	for _, d := range docs {
-		ops = append(ops, clientv3.OpPut(s.APIKey(d.Name, d.Version), string(d.Data)))
+		puts = append(puts, put{key: s.APIKey(d.Name, d.Version), value: d.Data})
 	}
 	for _, p := range policies {
-		ops = append(ops, clientv3.OpPut(s.prefix+Policies+p.Name, string(p.Data)))
+		puts = append(puts, put{key: s.prefix + Policies + p.Name, value: p.Data})
 	}
-	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+	rev, err := s.commit(ctx, puts)
 	if err != nil {
-		return 0, fmt.Errorf("storing %d definitions: %w", len(docs), s.Explain(err))
+		return 0, fmt.Errorf("storing %d definitions: %w", len(puts), err)
 	}
-	return resp.Header.Revision, nil
+	return rev, nil
 }
 
 // DeleteAPI removes a definition; it reports whether one was there.
@@ -181,6 +183,7 @@ func (s *Store) DeleteAPI(ctx context.Context, name, version string) (bool, erro
 	if err != nil {
 		return false, fmt.Errorf("deleting %s/%s: %w", name, version, s.Explain(err))
 	}
+	s.collectBlobs(ctx, resp.Header.Revision)
 	return resp.Deleted > 0, nil
 }
 
@@ -223,7 +226,11 @@ func (s *Store) Get(ctx context.Context, rel string) (value []byte, ok bool, err
 	if len(resp.Kvs) == 0 {
 		return nil, false, nil
 	}
-	return resp.Kvs[0].Value, true, nil
+	v, err := s.resolve(ctx, resp.Kvs[0].Value, resp.Header.Revision)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading %s: %w", rel, err)
+	}
+	return v, true, nil
 }
 
 // List reads every key below the prefix that starts with rel, keys relative to the prefix.
@@ -237,6 +244,9 @@ func (s *Store) List(ctx context.Context, rel string) ([]KV, error) {
 	out := make([]KV, len(resp.Kvs))
 	for i, kv := range resp.Kvs {
 		out[i] = KV{Key: strings.TrimPrefix(string(kv.Key), s.prefix), Value: kv.Value}
+	}
+	if err := s.resolveKVs(ctx, out, resp.Header.Revision); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rel, err)
 	}
 	return out, nil
 }
@@ -258,6 +268,9 @@ func (s *Store) delete(ctx context.Context, rel string, opts ...clientv3.OpOptio
 	resp, err := s.cli.Delete(ctx, s.prefix+rel, opts...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("deleting %s: %w", rel, s.Explain(err))
+	}
+	if resp.Deleted > 0 && (strings.HasPrefix(rel, APIs) || strings.HasPrefix(rel, Policies)) {
+		s.collectBlobs(ctx, resp.Header.Revision)
 	}
 	return resp.Deleted, resp.Header.Revision, nil
 }
