@@ -87,7 +87,9 @@ func newBlob(value []byte) (*blob, error) {
 
 func (s *Store) blobPrefix(sha string) string { return s.prefix + Blobs + sha + "/" }
 
-func (s *Store) chunkKey(sha string, i int) string { return fmt.Sprintf("%s%04d", s.blobPrefix(sha), i) }
+func (s *Store) chunkKey(sha string, i int) string {
+	return fmt.Sprintf("%s%04d", s.blobPrefix(sha), i)
+}
 
 // writeBlob writes a blob's chunks unless it is stored already. Chunk 0 is written last:
 // when it is there, the whole blob is.
