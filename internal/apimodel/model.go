@@ -317,6 +317,7 @@ func (a *API) Validate() Problems {
 		add("$.paths", "the API has no operations")
 	}
 	seen := make(map[string]string, len(a.Operations))
+	var noEndpoint []string
 	for i := range a.Operations {
 		op := &a.Operations[i]
 		at := OpPath(op.Path, op.Method)
@@ -329,14 +330,14 @@ func (a *API) Validate() Problems {
 		// Two templates that differ only in parameter names match the same requests.
 		shape := op.Method + " " + t.Shape()
 		if prev, dup := seen[shape]; dup {
-			add(at, "duplicate operation: %s %s matches the same requests as %s", op.Method, op.Path, prev)
+			add(at, "duplicate operation: %s %s matches the same requests as %s, and they differ in security, endpoints or throttling", op.Method, op.Path, prev)
 		} else {
 			seen[shape] = op.Key()
 		}
 		ps = append(ps, op.Production.validate(a.Source, at+".x-tollgate-production-endpoints")...)
 		ps = append(ps, op.Sandbox.validate(a.Source, at+".x-tollgate-sandbox-endpoints")...)
 		if op.Production.Empty() && op.Sandbox.Empty() && a.Production.Empty() && a.Sandbox.Empty() {
-			add(at, "no production or sandbox endpoint for this operation or its API")
+			noEndpoint = append(noEndpoint, op.Key())
 		}
 		for j, r := range op.Security {
 			for _, use := range r {
@@ -346,8 +347,55 @@ func (a *API) Validate() Problems {
 			}
 		}
 	}
+	if len(noEndpoint) > 0 {
+		which, verb := fmt.Sprintf("%d of its %d operations", len(noEndpoint), len(a.Operations)), "have"
+		if len(noEndpoint) == len(a.Operations) {
+			which, verb = fmt.Sprintf("none of its %d operations", len(a.Operations)), "has"
+		}
+		if len(noEndpoint) <= 3 {
+			which += " (" + strings.Join(noEndpoint, ", ") + ")"
+		} else {
+			which += " (" + strings.Join(noEndpoint[:3], ", ") + ", ...)"
+		}
+		add("$.servers", "the API has no backend, and %s %s one of its own: give the API an absolute http(s) URL in servers, "+
+			"or x-tollgate-production-endpoints (x-wso2-production-endpoints); an operation may have its own", which, verb)
+	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
 	return ps
+}
+
+// MergeDuplicates keeps the first of two operations that match the same requests (the same
+// method, templates that differ only in their parameters' names) when they are alike in
+// everything the gateway enforces — security, endpoints, throttling — and returns a warning
+// for each one merged. Operations that differ stay, and Validate refuses them.
+func (a *API) MergeDuplicates() Problems {
+	var warnings Problems
+	seen := map[string]int{}
+	kept := a.Operations[:0]
+	for _, op := range a.Operations {
+		t, err := ParseTemplate(op.Path)
+		if err != nil {
+			kept = append(kept, op)
+			continue
+		}
+		shape := op.Method + " " + t.Shape()
+		if i, dup := seen[shape]; dup && alike(kept[i], op) {
+			warnings = append(warnings, Problem{File: a.Source, Path: OpPath(op.Path, op.Method),
+				Reason: fmt.Sprintf("matches the same requests as %s, with the same security and endpoints; served as that operation", kept[i].Key())})
+			continue
+		}
+		if _, dup := seen[shape]; !dup {
+			seen[shape] = len(kept)
+		}
+		kept = append(kept, op)
+	}
+	a.Operations = kept
+	return warnings
+}
+
+func alike(x, y Operation) bool {
+	return x.Throttling == y.Throttling && fmt.Sprint(x.Security) == fmt.Sprint(y.Security) &&
+		fmt.Sprint(x.Production) == fmt.Sprint(y.Production) && fmt.Sprint(x.Sandbox) == fmt.Sprint(y.Sandbox)
 }
 
 func (e Endpoints) validate(file, path string) Problems {

@@ -9,7 +9,6 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/store"
-	"sigs.k8s.io/yaml"
 )
 
 // Definition is one API or throttling policy read from a file, valid.
@@ -75,7 +74,7 @@ func LoadFrom(paths []string, stdin io.Reader, policies PolicyReader) ([]Definit
 		}
 		for _, src := range srcs {
 			for _, doc := range Split(src.name, src.data) {
-				l.document(doc)
+				l.document(src, doc)
 			}
 		}
 	}
@@ -117,11 +116,16 @@ func (l *loader) claim(name, at, path string) bool {
 	return true
 }
 
-func (l *loader) document(doc Document) {
+func (l *loader) document(src source, doc Document) {
+	d, err := openapi.Decode(doc.Data)
+	if err != nil {
+		l.problem("%s: $: %v", doc.Name, err)
+		return
+	}
 	switch {
-	case kindOf(doc.Data) == TestsKind:
+	case d.Kind() == TestsKind:
 		l.defs = append(l.defs, Definition{File: doc.Name, Tests: true, Data: doc.Data})
-	case l.policies.IsWSO2(doc.Data):
+	case !d.IsAPI() && l.policies.IsWSO2(doc.Data):
 		pols, warnings, err := l.policies.ParseWSO2(doc.Data)
 		if err != nil {
 			l.problem("%s: %v", doc.Name, err)
@@ -135,7 +139,7 @@ func (l *loader) document(doc Document) {
 				l.defs = append(l.defs, Definition{File: doc.Name, Policy: &pol, Data: pol.Data})
 			}
 		}
-	case l.policies.IsPolicy(doc.Data):
+	case !d.IsAPI() && l.policies.IsPolicy(doc.Data):
 		pol, err := l.policies.Parse(doc.Data)
 		if err != nil {
 			l.problem("%s: %v", doc.Name, err)
@@ -145,7 +149,7 @@ func (l *loader) document(doc Document) {
 			l.defs = append(l.defs, Definition{File: doc.Name, Policy: &pol, Data: doc.Data})
 		}
 	default:
-		res, err := openapi.Parse(doc.Name, doc.Data)
+		res, err := openapi.ParseDocument(doc.Name, d, openapi.Options{Location: src.location, Open: opener(src)})
 		if err != nil {
 			l.problem("%s", err.Error())
 			return
@@ -153,19 +157,19 @@ func (l *loader) document(doc Document) {
 		for _, w := range res.Warnings {
 			l.report.Warnings = append(l.report.Warnings, w.String())
 		}
+		data := doc.Data
+		if res.Bundled != nil {
+			// What is stored is the document with its references bundled in: the gateway
+			// never reads files.
+			data = res.Bundled
+			if len(data) > MaxDocumentBytes {
+				l.problem("%s: $: with the files it refers to bundled in, the definition is %d bytes, more than the %d MiB a definition may be", doc.Name, len(data), MaxDocumentBytes>>20)
+				return
+			}
+		}
 		if l.claim("API "+res.API.ID(), doc.Name, "$.info") {
-			l.defs = append(l.defs, Definition{File: doc.Name, API: res.API, Data: doc.Data})
+			l.defs = append(l.defs, Definition{File: doc.Name, API: res.API, Data: data})
 		}
 	}
 }
 
-// kindOf is a document's top-level kind, "" when it has none or does not parse.
-func kindOf(data []byte) string {
-	var k struct {
-		Kind string `json:"kind"`
-	}
-	if yaml.Unmarshal(data, &k) != nil {
-		return ""
-	}
-	return k.Kind
-}

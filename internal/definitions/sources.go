@@ -22,10 +22,12 @@ const (
 	FetchTimeout = 15 * time.Second
 )
 
-// source is one file's worth of documents: where it came from and its bytes.
+// source is one file's worth of documents: its name in messages, where references in it
+// are relative to ("" for standard input: it has no place), and its bytes.
 type source struct {
-	name string
-	data []byte
+	name     string
+	location string
+	data     []byte
 }
 
 // read expands what one -f names: a file; "-" (standard input); a directory (its
@@ -35,10 +37,10 @@ func read(path string, stdin io.Reader) ([]source, error) {
 	switch {
 	case path == Stdin:
 		b, err := readAtMost(stdin, "standard input")
-		return []source{{"<stdin>", b}}, err
+		return []source{{"<stdin>", "", b}}, err
 	case strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://"):
 		b, err := fetch(path)
-		return []source{{path, b}}, err
+		return []source{{path, path, b}}, err
 	}
 	info, err := os.Stat(path)
 	if err != nil {
@@ -46,7 +48,7 @@ func read(path string, stdin io.Reader) ([]source, error) {
 	}
 	if !info.IsDir() {
 		b, err := readFile(path)
-		return []source{{path, b}}, err
+		return []source{{path, absolute(path), b}}, err
 	}
 	var out []source
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
@@ -60,7 +62,7 @@ func read(path string, stdin io.Reader) ([]source, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		out = append(out, source{p, b})
+		out = append(out, source{p, absolute(p), b})
 		return nil
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })

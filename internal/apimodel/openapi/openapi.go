@@ -4,11 +4,9 @@
 package openapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -17,7 +15,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi2"
 	"github.com/getkin/kin-openapi/openapi2conv"
 	"github.com/getkin/kin-openapi/openapi3"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
@@ -31,232 +28,118 @@ const DefaultScheme = "default"
 type Result struct {
 	API      *apimodel.API
 	Warnings apimodel.Problems
+	// Bundled is the document with every reference to another file resolved, to be
+	// stored in place of what was read; nil when the document had no such reference.
+	Bundled []byte
 }
 
-// Parse reads one definition. file names it in problems. A definition with problems returns
-// them all as apimodel.Problems and no API.
+// Options say how a definition is read.
+type Options struct {
+	// Location is where the document was read from (a cleaned absolute file path, or a
+	// URL): references to other files are relative to it, and a reference back to it is
+	// a reference into the document.
+	Location string
+	// Open reads the files the document's $refs name. Nil refuses references to other
+	// files: a stored definition stands alone.
+	Open Opener
+}
+
+// Parse reads one self-contained definition. file names it in problems. A definition with
+// problems returns them all as apimodel.Problems and no API.
 func Parse(file string, data []byte) (*Result, error) {
-	doc, converted, fixes, err := load(data)
+	d, err := Decode(data)
 	if err != nil {
 		return nil, apimodel.Problems{{File: file, Path: "$", Reason: err.Error()}}
 	}
-	if doc.OpenAPI == "" || !strings.HasPrefix(doc.OpenAPI, "3.") {
-		return nil, apimodel.Problems{{File: file, Path: "$.openapi", Reason: fmt.Sprintf("want an OpenAPI 3.x or Swagger 2.0 document, got openapi %q", doc.OpenAPI)}}
+	return ParseDocument(file, d, Options{})
+}
+
+// ParseDocument reads a decoded definition (and changes it: references to other files are
+// bundled in, loose writing repaired). Only the gateway's view of the document is read by
+// kin-openapi (see gatewayView), so a document costs little more than its decoding.
+func ParseDocument(file string, d *Document, opts Options) (*Result, error) {
+	p := &parser{file: file, tree: d.tree}
+	res := &Result{}
+	changed, problems, warnings := bundle(file, opts.Location, d.tree, opts.Open)
+	p.problems, p.warnings = problems, warnings
+	if len(p.problems) > 0 {
+		return nil, p.problems
 	}
-	p := &parser{file: file, doc: doc}
-	for _, f := range fixes {
-		p.warn(f.path, "%s", f.reason)
+	if changed {
+		b, err := json.Marshal(d.tree)
+		if err != nil {
+			return nil, apimodel.Problems{{File: file, Path: "$", Reason: "the bundled document does not encode: " + err.Error()}}
+		}
+		res.Bundled = b
 	}
+	converted := swagger2(d.tree)
+	if v := fmt.Sprint(d.tree["openapi"]); !converted && !strings.HasPrefix(v, "3.") {
+		return nil, apimodel.Problems{{File: file, Path: "$.openapi", Reason: fmt.Sprintf("want an OpenAPI 3.x or Swagger 2.0 document, got openapi %q", v)}}
+	}
+	if v := fmt.Sprint(d.tree["swagger"]); converted && !strings.HasPrefix(v, "2") {
+		return nil, apimodel.Problems{{File: file, Path: "$.swagger", Reason: fmt.Sprintf("swagger %q: only Swagger 2.0 and OpenAPI 3.x are supported", v)}}
+	}
+	p.normalize(d.tree)
+	if converted {
+		p.scheme(d.tree)
+	}
+	if len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	doc, err := load(gatewayView(d.tree), converted)
+	if err != nil {
+		return nil, apimodel.Problems{{File: file, Path: "$", Reason: err.Error()}}
+	}
+	p.doc = doc
 	if converted {
 		p.warn("$.swagger", "Swagger 2.0 document converted to OpenAPI 3; JSON paths below refer to the converted document")
 	}
 	api := p.api()
+	p.warnings = append(p.warnings, api.MergeDuplicates()...)
 	if len(p.problems) == 0 {
 		p.problems = append(p.problems, api.Validate()...)
 	}
 	if len(p.problems) > 0 {
 		return nil, p.problems
 	}
-	// Spec violations the gateway does not depend on (an undeclared path parameter, a bad
-	// example) are warnings: WSO2 gateways accepted such definitions and users import them.
-	if err := doc.Validate(context.Background(), openapi3.DisableExamplesValidation()); err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				p.warnings = append(p.warnings, apimodel.Problem{File: file, Path: "$", Reason: "OpenAPI: " + line})
-			}
-		}
-	}
-	return &Result{API: api, Warnings: p.warnings}, nil
+	sort.SliceStable(p.warnings, func(i, j int) bool { return p.warnings[i].Path < p.warnings[j].Path })
+	res.API, res.Warnings = api, p.warnings
+	return res, nil
 }
 
-// load parses OpenAPI 3.x, or Swagger 2.0 converted to OpenAPI 3 (WSO2 gateways took both).
-func load(data []byte) (*openapi3.T, bool, []fix, error) {
-	var probe struct {
-		Swagger string `json:"swagger"`
+// load reads the gateway's view of a document with kin-openapi; Swagger 2.0 is converted
+// to OpenAPI 3 (WSO2 gateways took both).
+func load(view map[string]any, swagger bool) (*openapi3.T, error) {
+	j, err := json.Marshal(view)
+	if err != nil {
+		return nil, err
 	}
-	if j, err := yaml.YAMLToJSON(data); err == nil && json.Unmarshal(j, &probe) == nil && probe.Swagger != "" {
-		if !strings.HasPrefix(probe.Swagger, "2.") {
-			return nil, false, nil, fmt.Errorf("swagger %q: only Swagger 2.0 and OpenAPI 3.x are supported", probe.Swagger)
-		}
-		fixed, fixes := fixLoose(j)
+	if swagger {
 		var doc2 openapi2.T
-		if err := json.Unmarshal(fixed, &doc2); err != nil {
-			return nil, false, nil, fmt.Errorf("swagger 2.0: %v", err)
+		if err := json.Unmarshal(j, &doc2); err != nil {
+			return nil, fmt.Errorf("swagger 2.0: %v", err)
 		}
 		doc, err := openapi2conv.ToV3(&doc2)
 		if err != nil {
-			return nil, false, nil, fmt.Errorf("converting Swagger 2.0: %v", err)
+			return nil, fmt.Errorf("converting Swagger 2.0: %v", err)
 		}
-		return doc, true, fixes, nil
+		return doc, nil
 	}
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = false
-	doc, err := loader.LoadFromData(data)
+	doc, err := loader.LoadFromData(j)
 	if err != nil {
-		// WSO2's gateways read security requirements written loosely; read them the same
-		// way (with a warning each) before giving up.
-		if j, jerr := yaml.YAMLToJSON(data); jerr == nil {
-			if fixed, fixes := fixLoose(j); len(fixes) > 0 {
-				if doc, err2 := openapi3.NewLoader().LoadFromData(fixed); err2 == nil {
-					return doc, false, fixes, nil
-				}
-			}
-		}
-		return nil, false, nil, errors.New(cleanLoadError(err))
+		return nil, errors.New(strings.Join(strings.Fields(err.Error()), " "))
 	}
-	return doc, false, nil, nil
-}
-
-// fixLoose applies every repair WSO2's gateways would have made without a word.
-func fixLoose(j []byte) ([]byte, []fix) {
-	var doc map[string]any
-	if json.Unmarshal(j, &doc) != nil {
-		return j, nil
-	}
-	fixes := append(fixSecurity(doc), fixDanglingRefs(doc)...)
-	return fixed(j, doc, fixes)
-}
-
-// fixDanglingRefs replaces a local $ref that points at nothing (a response schema naming a
-// component the document does not define, say) with an empty object. A gateway does not
-// read schemas to route or to decide; a $ref that matters (a security scheme) then fails
-// where it is used, with its own error.
-func fixDanglingRefs(doc map[string]any) []fix {
-	var fixes []fix
-	var walk func(v any, at string) any
-	walk = func(v any, at string) any {
-		switch x := v.(type) {
-		case map[string]any:
-			if ref, ok := x["$ref"].(string); ok && strings.HasPrefix(ref, "#/") && resolve(doc, ref) == nil {
-				fixes = append(fixes, fix{at, fmt.Sprintf("$ref %q points at nothing in the document; ignored", ref)})
-				return map[string]any{}
-			}
-			for k, e := range x {
-				x[k] = walk(e, at+member(k))
-			}
-		case []any:
-			for i, e := range x {
-				x[i] = walk(e, fmt.Sprintf("%s[%d]", at, i))
-			}
-		}
-		return v
-	}
-	walk(doc, "$") // the document is a map: walk replaces below it, in place
-	return fixes
-}
-
-// fixed is the document re-encoded after repairs, with the repairs in path order; the
-// original bytes when there were none (or the document does not encode).
-func fixed(j []byte, doc any, fixes []fix) ([]byte, []fix) {
-	if len(fixes) == 0 {
-		return j, nil
-	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return j, nil
-	}
-	sort.Slice(fixes, func(a, b int) bool { return fixes[a].path < fixes[b].path })
-	return out, fixes
-}
-
-// member is a key's step in a JSON path: .name, or ['/a/{b}'] for anything else.
-func member(k string) string {
-	if identifier.MatchString(k) {
-		return "." + k
-	}
-	return "['" + k + "']"
+	return doc, nil
 }
 
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
-// resolve follows a local JSON pointer ("#/components/schemas/Pet") in doc.
-func resolve(doc any, ref string) any {
-	cur := doc
-	for _, part := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
-		part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		if cur, ok = m[part]; !ok {
-			return nil
-		}
-	}
-	return cur
-}
-
-// fix is a repair made to a document while loading it, reported as a warning.
-type fix struct{ path, reason string }
-
-// fixSecurity rewrites security requirements the way WSO2's gateways read them: a
-// requirement written as a string ("petstore_auth:[]", "petstore_auth") becomes
-// {petstore_auth: []}, and scopes written as one string ({default: "admin"}) a list.
-func fixSecurity(doc map[string]any) []fix {
-	var fixes []fix
-	fixList := func(at string, v any) {
-		list, ok := v.([]any)
-		if !ok {
-			return
-		}
-		for i, r := range list {
-			here := fmt.Sprintf("%s.security[%d]", at, i)
-			switch req := r.(type) {
-			case string:
-				name, scopes := parseLooseRequirement(req)
-				list[i] = map[string]any{name: scopes}
-				fixes = append(fixes, fix{here, fmt.Sprintf("requirement written as the string %q; read as {%s: %v}, as WSO2 does", req, name, scopes)})
-			case map[string]any:
-				for name, sc := range req {
-					switch v := sc.(type) {
-					case string:
-						req[name] = []any{v}
-						fixes = append(fixes, fix{here + "." + name, fmt.Sprintf("scopes written as the string %q; read as [%s], as WSO2 does", v, v)})
-					case nil:
-						req[name] = []any{}
-					}
-				}
-			}
-		}
-	}
-	fixList("$", doc["security"])
-	paths, _ := doc["paths"].(map[string]any)
-	for path, item := range paths {
-		ops, _ := item.(map[string]any)
-		for method, op := range ops {
-			if o, ok := op.(map[string]any); ok {
-				fixList(apimodel.OpPath(path, method), o["security"])
-			}
-		}
-	}
-	return fixes
-}
-
-// parseLooseRequirement reads "name", "name:[]" or "name:[a, b]".
-func parseLooseRequirement(s string) (string, []any) {
-	name, rest, _ := strings.Cut(s, ":")
-	scopes := []any{}
-	rest = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(rest), "["), "]"))
-	for _, sc := range strings.Split(rest, ",") {
-		if sc = strings.Trim(strings.TrimSpace(sc), `"'`); sc != "" {
-			scopes = append(scopes, sc)
-		}
-	}
-	return strings.TrimSpace(name), scopes
-}
-
-func cleanLoadError(err error) string {
-	msg := err.Error()
-	// kin-openapi tries JSON then YAML; the YAML error is the useful one for YAML input.
-	if i := strings.Index(msg, "yaml error: "); i >= 0 && strings.Contains(msg, "json error: invalid character") {
-		msg = msg[i+len("yaml error: "):]
-	}
-	msg = strings.TrimPrefix(msg, "error converting YAML to JSON: ")
-	return strings.Join(strings.Fields(msg), " ")
-}
-
 type parser struct {
 	file     string
-	doc      *openapi3.T
+	tree     map[string]any // the whole document, normalized
+	doc      *openapi3.T    // its gateway view
 	problems apimodel.Problems
 	warnings apimodel.Problems
 }
@@ -310,7 +193,12 @@ func (p *parser) api() *apimodel.API {
 	api.Production = root.endpoints("production-endpoints")
 	api.Sandbox = root.endpoints("sandbox-endpoints")
 	if api.Production.Empty() {
-		api.Production = p.servers()
+		// servers give what the extensions do not.
+		prod, sand := p.serverEndpoints("$.servers", doc.Servers)
+		api.Production = prod
+		if api.Sandbox.Empty() {
+			api.Sandbox = sand
+		}
 	}
 	api.Throttling, _ = root.str("throttling")
 	api.AuthHeader, _ = root.str("auth-header")
@@ -342,6 +230,7 @@ func (p *parser) api() *apimodel.API {
 		itemExt.checkKnown([]string{"production-endpoints", "sandbox-endpoints"})
 		itemProd, itemSand := itemExt.endpoints("production-endpoints"), itemExt.endpoints("sandbox-endpoints")
 		p.unsupportedWSO2(pathAt, paths[path].Extensions, "x-wso2-production-endpoints", "x-wso2-sandbox-endpoints")
+		pathProd, pathSand := p.serverEndpoints(pathAt+".servers", paths[path].Servers)
 		methods := make([]string, 0, len(ops))
 		for m := range ops {
 			methods = append(methods, m)
@@ -355,6 +244,13 @@ func (p *parser) api() *apimodel.API {
 			o := apimodel.Operation{Method: strings.ToUpper(m), Path: path, OperationID: op.OperationID}
 			o.Production = ext.endpoints("production-endpoints")
 			o.Sandbox = ext.endpoints("sandbox-endpoints")
+			if o.Production.Empty() && o.Sandbox.Empty() {
+				// An operation's or a path's own servers override the document's.
+				o.Production, o.Sandbox = pathProd, pathSand
+				if op.Servers != nil {
+					o.Production, o.Sandbox = p.serverEndpoints(at+".servers", *op.Servers)
+				}
+			}
 			if o.Production.Empty() {
 				o.Production = itemProd
 			}
@@ -657,23 +553,3 @@ func (p *parser) schemes(api *apimodel.API) {
 	}
 }
 
-// servers turns absolute OpenAPI server URLs into default production endpoints, so a plain
-// definition with no gateway extensions still routes to its declared backend.
-func (p *parser) servers() apimodel.Endpoints {
-	var e apimodel.Endpoints
-	for _, s := range p.doc.Servers {
-		if s == nil {
-			continue
-		}
-		raw := s.URL
-		for name, v := range s.Variables {
-			if v != nil {
-				raw = strings.ReplaceAll(raw, "{"+name+"}", v.Default)
-			}
-		}
-		if u, err := url.Parse(raw); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
-			e.URLs = append(e.URLs, apimodel.Endpoint{URL: raw})
-		}
-	}
-	return e
-}

@@ -135,16 +135,16 @@ paths: {/a: {get: ` + ok200 + `}}
 			"$.x-wso2-throttling-tier", "must be a string"},
 		{"unknown x-tollgate extension", head + "x-tollgate-base-path: /x\npaths: {/a: {get: " + ok200 + "}}\n",
 			"$.x-tollgate-base-path", "unknown extension"},
-		{"duplicate operation by template shape", head + "paths:\n  /pets/{id}: {get: " + ok200 + "}\n  /pets/{petId}: {get: " + ok200 + "}\n",
+		{"duplicate operation by template shape, with other security", head + "paths:\n  /pets/{id}: {get: " + ok200 + "}\n  /pets/{petId}: {get: {security: [], responses: {}}}\n",
 			"$.paths['/pets/{petId}'].get", "duplicate operation"},
 		{"duplicate path key", head + "paths:\n  /a:\n    get: " + ok200 + "\n  /a:\n    post: " + ok200 + "\n",
-			"$", "already defined"},
+			"$", "line 7: key \"/a\" is already defined at line 5"},
 		{"bad path template", head + "paths:\n  /a/{id: {get: " + ok200 + "}\n", "$.paths['/a/{id']", "well-formed"},
 		{"empty template parameter", head + "paths:\n  /a/{}: {get: " + ok200 + "}\n", "$.paths['/a/{}']", "empty or invalid"},
 		{"unknown scheme in requirement", head + "paths:\n  /a: {get: {security: [{nope: []}], responses: {\"200\": {description: ok}}}}\n",
 			"$.paths['/a'].get.security[0]", "unknown security scheme"},
 		{"no endpoints at all", "openapi: 3.0.3\ninfo: {title: Shop, version: v2}\npaths: {/a: {get: " + ok200 + "}}\n",
-			"$.paths['/a'].get", "no production or sandbox endpoint"},
+			"$.servers", "none of its 1 operations (GET /a) has one of its own: give the API an absolute http(s) URL in servers, or x-tollgate-production-endpoints"},
 		{"bad base path", head + "x-wso2-basePath: shop\npaths: {/a: {get: " + ok200 + "}}\n", "$.x-tollgate-basePath", "must start with '/'"},
 	}
 	for _, c := range cases {
@@ -170,14 +170,42 @@ paths: {/a: {get: ` + ok200 + `}}
 	}
 }
 
+// What changes neither routing nor security is a warning located by JSON path: an
+// undeclared path parameter, a schema $ref that points at nothing, an ECMA-262 pattern RE2
+// cannot compile, a description written as a $ref, a response $ref into requestBodies; and
+// two operations alike in everything enforced that match the same requests are one.
 func TestWarningsDoNotReject(t *testing.T) {
-	// An undeclared path parameter breaks the OpenAPI spec but not the gateway.
-	res, err := Parse("w.yaml", []byte(head+"paths:\n  /a/{id}: {get: {responses: {\"200\": {description: ok}}}}\n"))
+	res, err := Parse("w.yaml", []byte(`openapi: 3.0.3
+info: {title: Shop, version: v2, description: {$ref: "#/x-notes"}}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+paths:
+  /a/{id}:
+    get:
+      responses:
+        "200": {$ref: "#/components/requestBodies/Thing"}
+        "404": {description: no, content: {application/json: {schema: {$ref: "#/components/schemas/Gone"}}}}
+  /a/{other}:
+    get: {responses: {"200": {description: ok}}}
+components:
+  requestBodies:
+    Thing: {content: {application/json: {schema: {type: string, pattern: '^(a)\1$'}}}}
+`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Warnings) == 0 || !strings.Contains(res.Warnings.Error(), "path parameters") {
-		t.Errorf("want a warning about the path parameter, got %v", res.Warnings)
+	want := []string{
+		`w.yaml: $.components.requestBodies.Thing.content['application/json'].schema.pattern: pattern "^(a)\\1$" is not supported by the RE2 engine Go uses (invalid escape sequence); it is valid ECMA-262, and nothing checks it`,
+		`w.yaml: $.paths['/a/{id}'].get.responses['404'].content['application/json'].schema: $ref "#/components/schemas/Gone" points at nothing in the document; read as empty (nothing the gateway enforces is there)`,
+		`w.yaml: $.paths['/a/{other}'].get: matches the same requests as GET /a/{id}, with the same security and endpoints; served as that operation`,
+	}
+	got := res.Warnings.Error()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("want the warning\n  %s\ngot\n%s", w, got)
+		}
+	}
+	if len(res.API.Operations) != 1 {
+		t.Errorf("operations %d, want 1", len(res.API.Operations))
 	}
 }
 

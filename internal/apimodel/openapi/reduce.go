@@ -1,0 +1,56 @@
+package openapi
+
+import "strings"
+
+// gatewayView is the part of a (normalized) document the gateway reads: the document's
+// identity, servers, security and extensions, and for each path and operation its
+// servers, security, operationId and extensions. Schemas, parameters, bodies, responses
+// and examples — most of a large description's bytes — are left out: they change neither
+// routing nor security, a defect in them cannot refuse an API, and nothing is spent on
+// them. The JSON paths of what is kept are those of the document.
+func gatewayView(tree map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range tree {
+		switch {
+		case k == "openapi", k == "swagger", k == "servers", k == "security",
+			k == "host", k == "basePath", k == "schemes", k == "securityDefinitions", strings.HasPrefix(k, "x-"):
+			out[k] = v
+		case k == "info":
+			info := map[string]any{}
+			for _, f := range []string{"title", "version"} {
+				if s, ok := obj(v)[f]; ok {
+					info[f] = s
+				}
+			}
+			out[k] = info
+		case k == "components":
+			if s, ok := obj(v)["securitySchemes"]; ok {
+				out[k] = map[string]any{"securitySchemes": s}
+			}
+		}
+	}
+	paths := map[string]any{}
+	for key, item := range obj(tree["paths"]) {
+		it := map[string]any{}
+		for k, v := range obj(item) {
+			switch {
+			case k == "servers" || strings.HasPrefix(k, "x-"):
+				it[k] = v
+			case isMethod(k):
+				op := map[string]any{}
+				for f, fv := range obj(v) {
+					if f == "operationId" || f == "security" || f == "servers" || f == "schemes" || strings.HasPrefix(f, "x-") {
+						op[f] = fv
+					}
+				}
+				if swagger2(tree) {
+					op["responses"] = map[string]any{"default": map[string]any{"description": ""}}
+				}
+				it[k] = op
+			}
+		}
+		paths[key] = it
+	}
+	out["paths"] = paths
+	return out
+}
