@@ -172,4 +172,3 @@ func (l *loader) document(src source, doc Document) {
 		}
 	}
 }
-

@@ -552,4 +552,3 @@ func (p *parser) schemes(api *apimodel.API) {
 		api.Schemes[name] = sc
 	}
 }
-
