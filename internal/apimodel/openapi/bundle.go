@@ -179,9 +179,13 @@ func (b *bundler) walk(v any, loc, at string, s site) any {
 		if ref, ok := x["$ref"].(string); ok {
 			return b.ref(x, ref, loc, at, s)
 		}
+		// In a fixed order, so that the same files bundle to the same bytes (and the same
+		// stored blob), and schemas first, so that they keep their own names.
 		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = b.walk(e, loc, at+member(k), childSite(s, k))
+		keys := sortedKeys(x)
+		sort.SliceStable(keys, func(i, j int) bool { return keys[i] == "schemas" && keys[j] != "schemas" })
+		for _, k := range keys {
+			out[k] = b.walk(x[k], loc, at+member(k), childSite(s, k))
 		}
 		return out
 	case []any:
@@ -222,6 +226,12 @@ func (b *bundler) ref(x map[string]any, ref, loc, at string, s site) any {
 		return map[string]any{}
 	}
 	key := target + "#" + frag
+	if name, ok := b.sectionMember(at); ok && s == siteSchema && b.hoisted[key] == "" {
+		// A schema of the document's own schemas, written as a reference: it keeps its
+		// name, and other references to the same schema refer to it.
+		b.hoisted[key] = name
+		return b.walk(val, target, at, siteSchema)
+	}
 	if s == siteSchema {
 		name, seen := b.hoisted[key]
 		if !seen {
@@ -259,6 +269,24 @@ func (b *bundler) ref(x map[string]any, ref, loc, at string, s site) any {
 		}
 	}
 	return out
+}
+
+// sectionMember says whether at is a member of the root's schemas section, and its name.
+func (b *bundler) sectionMember(at string) (string, bool) {
+	sec := "$.components.schemas"
+	if b.prefix == "#/definitions/" {
+		sec = "$.definitions"
+	}
+	rest, ok := strings.CutPrefix(at, sec)
+	switch {
+	case !ok:
+		return "", false
+	case strings.HasPrefix(rest, ".") && identifier.MatchString(rest[1:]):
+		return rest[1:], true
+	case strings.HasPrefix(rest, "['") && strings.HasSuffix(rest, "']"):
+		return rest[2 : len(rest)-2], true
+	}
+	return "", false
 }
 
 // read opens another document once and returns its location.

@@ -1,6 +1,9 @@
 package openapi
 
-import "strings"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // gatewayView is the part of a (normalized) document the gateway reads: the document's
 // identity, servers, security and extensions, and for each path and operation its
@@ -18,7 +21,11 @@ func gatewayView(tree map[string]any) map[string]any {
 		case k == "info":
 			info := map[string]any{}
 			for _, f := range []string{"title", "version"} {
-				if s, ok := obj(v)[f]; ok {
+				switch s := obj(v)[f].(type) {
+				case json.Number: // version: 1.0, unquoted: read as written
+					info[f] = s.String()
+				case nil:
+				default:
 					info[f] = s
 				}
 			}

@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"strings"
@@ -42,17 +43,17 @@ func (p *parser) serverEndpoints(at string, servers openapi3.Servers) (prod, san
 			prod.URLs = []apimodel.Endpoint{{URL: raw}}
 			chosen = raw
 		default:
-			p.warn(here, "server %q is an alternative to %q and is not used: servers are alternatives, not replicas (to balance load over backends, list them in x-tollgate-production-endpoints)", raw, chosen+sandboxName(sandbox))
+			p.warn(here, "server %q is an alternative to %q and is not used: servers are alternatives, not replicas (to balance load over backends, list them in x-tollgate-production-endpoints)", raw, cmp.Or(chosen, sandboxURL(sandbox)))
 		}
 	}
 	return prod, sandbox
 }
 
-func sandboxName(s apimodel.Endpoints) string {
-	if s.Empty() || len(s.URLs) == 0 {
+func sandboxURL(s apimodel.Endpoints) string {
+	if len(s.URLs) == 0 {
 		return ""
 	}
-	return "\" and sandbox \"" + s.URLs[0].URL
+	return s.URLs[0].URL
 }
 
 // scheme keeps one of a Swagger 2.0 document's schemes: https when listed, else the first.

@@ -1,0 +1,169 @@
+package openapi
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
+)
+
+func mustParse(t *testing.T, doc string) *Result {
+	t.Helper()
+	res, err := Parse("d.yaml", []byte(doc))
+	if err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	return res
+}
+
+func op(t *testing.T, api *apimodel.API, key string) *apimodel.Operation {
+	t.Helper()
+	_, o := apimodel.NewCatalog([]*apimodel.API{api}).Operation(api.ID(), key)
+	if o == nil {
+		t.Fatalf("%s is not served; operations: %+v", key, api.Operations)
+	}
+	return o
+}
+
+func hasWarning(t *testing.T, res *Result, want string) {
+	t.Helper()
+	if !strings.Contains(res.Warnings.Error(), want) {
+		t.Errorf("want a warning\n  %s\ngot\n%s", want, res.Warnings.Error())
+	}
+}
+
+// An operation written as a $ref keeps the security of what it names; one whose $ref names
+// nothing — or another file, in a document that must stand alone — is refused where it
+// is, never served as an empty (open to any token) operation.
+func TestOperationRefsKeepTheirSecurity(t *testing.T) {
+	res := mustParse(t, head+`components:
+  securitySchemes: {o: {type: oauth2, flows: {clientCredentials: {tokenUrl: "https://idp/t", scopes: {}}}}}
+  x-ops: {}
+x-operations:
+  read: {security: [{o: [items:read, items:audit]}], responses: {"200": {description: ok}}}
+paths:
+  /items: {get: {$ref: "#/x-operations/read"}}
+  /again: {$ref: "#/x-paths/again"}
+x-paths:
+  again: {post: {$ref: "#/x-operations/read"}}
+`)
+	for _, key := range []string{"GET /items", "POST /again"} {
+		o := op(t, res.API, key)
+		if len(o.Security) != 1 || len(o.Security[0]) != 1 || strings.Join(o.Security[0][0].Scopes, " ") != "items:read items:audit" {
+			t.Errorf("%s: security %+v, want o with items:read and items:audit", key, o.Security)
+		}
+	}
+	for doc, want := range map[string]string{
+		head + "paths:\n  /items: {get: {$ref: \"#/x-operations/gone\"}}\n": `d.yaml: $.paths['/items'].get: the operation is a $ref to "#/x-operations/gone", which is not in the document; refused rather than served without what it says`,
+		head + "paths:\n  /items: {get: {$ref: \"paths/items.yaml\"}}\n":    `d.yaml: $.paths['/items'].get: $ref "paths/items.yaml" names another file, and this document was not read from a file or URL`,
+		head + "paths:\n  /items: {$ref: \"#/nowhere\"}\n":                  `d.yaml: $.paths['/items']: the path item is a $ref to "#/nowhere", which is not in the document`,
+	} {
+		_, err := Parse("d.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want the problem\n  %s\ngot\n  %v", want, err)
+		}
+	}
+}
+
+// Servers are alternatives, not replicas: the first is production; one described as a
+// sandbox is the sandbox; the others are named in warnings; a relative URL names no
+// backend and says so; a path's or an operation's servers override the document's.
+func TestServersAreAlternatives(t *testing.T) {
+	res := mustParse(t, `openapi: 3.0.3
+info: {title: Shop, version: v2}
+servers:
+  - {url: "https://production.example.com/v2"}
+  - {url: "https://sandbox.example.com/v2", description: Sandbox for testing}
+  - {url: "https://eu.example.com/v2", description: EU region}
+paths:
+  /a: {get: {responses: {}}}
+  /b:
+    servers: [{url: "https://b.example.com"}]
+    get: {responses: {}}
+    put: {servers: [{url: "https://b-writer.example.com"}], responses: {}}
+`)
+	api := res.API
+	if fmtEndpoints(api.Production) != "https://production.example.com/v2" || fmtEndpoints(api.Sandbox) != "https://sandbox.example.com/v2" {
+		t.Errorf("production %s, sandbox %s", fmtEndpoints(api.Production), fmtEndpoints(api.Sandbox))
+	}
+	hasWarning(t, res, `d.yaml: $.servers[1].url: server "https://sandbox.example.com/v2" is described as a sandbox: it is the sandbox endpoint, not a production one`)
+	hasWarning(t, res, `d.yaml: $.servers[2].url: server "https://eu.example.com/v2" is an alternative to "https://production.example.com/v2" and is not used`)
+	if got := fmtEndpoints(op(t, api, "GET /b").Production); got != "https://b.example.com" {
+		t.Errorf("GET /b goes to %s, not its path's server", got)
+	}
+	if got := fmtEndpoints(op(t, api, "PUT /b").Production); got != "https://b-writer.example.com" {
+		t.Errorf("PUT /b goes to %s, not its own server", got)
+	}
+	if o := op(t, api, "GET /a"); !o.Production.Empty() {
+		t.Errorf("GET /a has endpoints of its own: %s", fmtEndpoints(o.Production))
+	}
+
+	_, err := Parse("d.yaml", []byte("openapi: 3.0.3\ninfo: {title: Shop, version: v2}\nservers: [{url: /v2}]\npaths: {/a: {get: {responses: {}}}}\n"))
+	if err == nil || !strings.Contains(err.Error(), "$.servers: the API has no backend") {
+		t.Errorf("a relative server only: %v", err)
+	}
+	res = mustParse(t, "openapi: 3.0.3\ninfo: {title: Shop, version: v2}\nservers: [{url: /v2}]\nx-tollgate-production-endpoints: [http://127.0.0.1:9]\npaths: {/a: {get: {responses: {}}}}\n")
+	if len(res.Warnings) != 0 {
+		t.Errorf("servers are not read when the extension gives the backend: %v", res.Warnings)
+	}
+	res = mustParse(t, "openapi: 3.0.3\ninfo: {title: Shop, version: v2}\nservers: [{url: /v2}, {url: \"http://127.0.0.1:9\"}]\npaths: {/a: {get: {responses: {}}}}\n")
+	hasWarning(t, res, `d.yaml: $.servers[0].url: server URL "/v2" is not an absolute http(s) URL, so it names no backend and is not used`)
+
+	// Swagger 2.0: schemes are alternatives too; https wins.
+	res = mustParse(t, `swagger: "2.0"
+info: {title: Old, version: v1}
+host: api.example.com
+basePath: /base
+schemes: [http, https]
+paths: {/a: {get: {responses: {"200": {description: ok}}}}}
+`)
+	if got := fmtEndpoints(res.API.Production); got != "https://api.example.com/base" {
+		t.Errorf("Swagger 2.0 production %s", got)
+	}
+	hasWarning(t, res, "d.yaml: $.schemes: the backend is reached over https; http is not used (schemes are alternatives, not replicas)")
+}
+
+func fmtEndpoints(e apimodel.Endpoints) string {
+	var s []string
+	for _, u := range e.URLs {
+		s = append(s, u.URL)
+	}
+	return strings.Join(s, " ")
+}
+
+// Path keys with a fragment or a query (allowed by OpenAPI: any key starting with '/') are
+// served at their path, or skipped when the path has that method already; never refused.
+func TestPathKeysWithFragmentsAndQueries(t *testing.T) {
+	res := mustParse(t, head+`paths:
+  /items: {get: {responses: {}}}
+  /items#create: {post: {security: [], responses: {}}}
+  /items?beta=true: {get: {responses: {}}, put: {responses: {}}}
+  /other#x: {get: {responses: {}}}
+`)
+	for _, key := range []string{"GET /items", "POST /items", "PUT /items", "GET /other"} {
+		op(t, res.API, key)
+	}
+	if len(res.API.Operations) != 4 {
+		t.Errorf("operations %d, want 4", len(res.API.Operations))
+	}
+	if !op(t, res.API, "POST /items").Open() {
+		t.Errorf("POST /items lost its own security: []")
+	}
+	hasWarning(t, res, `d.yaml: $.paths['/items#create'].post: path key with a fragment; served as POST /items (routes match the path, not a fragment)`)
+	hasWarning(t, res, `d.yaml: $.paths['/items?beta=true'].get: path key with a query; GET /items is defined already, so this operation is not served`)
+	hasWarning(t, res, `d.yaml: $.paths['/items?beta=true'].put: path key with a query; served as PUT /items`)
+	hasWarning(t, res, `d.yaml: $.paths['/other#x']: path key with a fragment; served as "/other"`)
+}
+
+// YAML is read as 1.2, as OpenAPI tools read it: scopes named y, on or no are strings.
+func TestYAML12Scalars(t *testing.T) {
+	res := mustParse(t, `openapi: 3.0.3
+info: {title: Shop, version: 1.0}
+x-tollgate-production-endpoints: [http://127.0.0.1:9000]
+components: {securitySchemes: {o: {type: http, scheme: bearer}}}
+paths: {/a: {get: {security: [{o: [y, on, no]}], responses: {}}}}
+`)
+	if got := strings.Join(op(t, res.API, "GET /a").Security[0][0].Scopes, " "); got != "y on no" || res.API.Version != "1.0" {
+		t.Errorf("scopes %q, version %q", got, res.API.Version)
+	}
+}
