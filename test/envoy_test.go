@@ -35,6 +35,7 @@ type envoy struct {
 	node   *corev3.Node
 
 	mu        sync.Mutex
+	observe   func(*discoveryv3.DiscoveryResponse) // when set, hears every response (e.mu held)
 	responses int
 	listeners map[string]*listenerv3.Listener
 	routes    map[string]*routev3.RouteConfiguration
@@ -82,6 +83,9 @@ func (e *envoy) recv() {
 			return
 		}
 		e.mu.Lock()
+		if e.observe != nil {
+			e.observe(resp)
+		}
 		e.apply(resp)
 		e.responses++
 		e.mu.Unlock()
@@ -282,7 +286,8 @@ func (e *envoy) waitFor(what string, d time.Duration, cond func(config) bool) co
 		select {
 		case <-e.changed:
 		case <-deadline:
-			e.t.Fatalf("the Envoy did not get %s within %v; it holds %+v", what, d, e.config())
+			c := e.config()
+			e.t.Fatalf("the Envoy did not get %s within %v; it holds %d listeners, %d route tables, %d routes, %d clusters: %.2000v", what, d, len(c.Listeners), len(c.RouteTables), len(c.Routes), len(c.Clusters), c)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
