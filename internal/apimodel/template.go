@@ -1,14 +1,15 @@
 package apimodel
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 )
 
-// Template is a compiled OpenAPI path template such as "/pets/{petId}" or
-// "/files/{name}.json": literal segments, and segments holding one parameter with an
-// optional literal prefix and suffix.
+// Template is a compiled OpenAPI path template such as "/pets/{petId}",
+// "/files/{name}.json" or "/compare/{base}...{head}": literal segments, and segments holding
+// parameters between literal text.
 type Template struct {
 	segs []segment
 	// wild: the template ends in "/*" (WSO2's wildcard resource), matching any rest of
@@ -17,10 +18,9 @@ type Template struct {
 }
 
 type segment struct {
-	literal string // whole segment when param == ""
-	param   string
-	prefix  string
-	suffix  string
+	literal string   // the whole segment, when it has no parameter
+	params  []string // the parameters, in order
+	lits    []string // the literal text around them: len(params)+1 pieces, any empty
 }
 
 // ParseTemplate compiles a path template, refusing what the gateway cannot route on.
@@ -48,26 +48,73 @@ func ParseTemplate(path string) (Template, error) {
 		if p == "" && i != len(parts)-1 {
 			return Template{}, fmt.Errorf("path template %q has an empty segment", path)
 		}
-		open := strings.IndexByte(p, '{')
-		close := strings.IndexByte(p, '}')
-		if open < 0 && close < 0 {
+		if !strings.ContainsAny(p, "{}") {
 			t.segs = append(t.segs, segment{literal: p})
 			continue
 		}
-		if open < 0 || close < open || strings.Count(p, "{") != 1 || strings.Count(p, "}") != 1 {
-			return Template{}, fmt.Errorf("path template %q: segment %q must hold exactly one well-formed {parameter}", path, p)
+		seg, err := parseSegment(p)
+		if err != nil {
+			return Template{}, fmt.Errorf("path template %q: segment %q %v", path, p, err)
 		}
-		name := p[open+1 : close]
-		if name == "" || strings.ContainsAny(name, " /*") {
-			return Template{}, fmt.Errorf("path template %q: parameter name %q is empty or invalid", path, name)
+		for _, name := range seg.params {
+			if names[name] {
+				return Template{}, fmt.Errorf("path template %q: parameter %q appears twice", path, name)
+			}
+			names[name] = true
 		}
-		if names[name] {
-			return Template{}, fmt.Errorf("path template %q: parameter %q appears twice", path, name)
-		}
-		names[name] = true
-		t.segs = append(t.segs, segment{param: name, prefix: p[:open], suffix: p[close+1:]})
+		t.segs = append(t.segs, seg)
 	}
 	return t, nil
+}
+
+// parseSegment reads a segment holding parameters: "{id}", "{name}.json",
+// "{base}...{head}".
+func parseSegment(p string) (segment, error) {
+	var seg segment
+	rest := p
+	for {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			if strings.IndexByte(rest, '}') >= 0 {
+				return segment{}, errors.New("must hold well-formed {parameters}")
+			}
+			seg.lits = append(seg.lits, rest)
+			return seg, nil
+		}
+		close := strings.IndexByte(rest, '}')
+		if close < open || strings.IndexByte(rest[:open], '}') >= 0 {
+			return segment{}, errors.New("must hold well-formed {parameters}")
+		}
+		name := rest[open+1 : close]
+		if name == "" || strings.ContainsAny(name, " /*{") {
+			return segment{}, fmt.Errorf("has a parameter name %q that is empty or invalid", name)
+		}
+		seg.lits = append(seg.lits, rest[:open])
+		seg.params = append(seg.params, name)
+		rest = rest[close+1:]
+	}
+}
+
+// match reports whether one path segment matches: the literal text in order, each
+// parameter at least one character. Taking each literal's first occurrence leaves the most
+// room for what follows, so it finds a match whenever there is one.
+func (s segment) match(seg string) bool {
+	if !strings.HasPrefix(seg, s.lits[0]) {
+		return false
+	}
+	rest := seg[len(s.lits[0]):]
+	last := len(s.lits) - 1
+	for i := 1; i < last; i++ {
+		if len(rest) < 1 {
+			return false
+		}
+		j := strings.Index(rest[1:], s.lits[i])
+		if j < 0 {
+			return false
+		}
+		rest = rest[1+j+len(s.lits[i]):]
+	}
+	return len(rest) > len(s.lits[last]) && strings.HasSuffix(rest, s.lits[last])
 }
 
 // Shape is the template with parameter names erased: two templates of the same shape match
@@ -76,10 +123,10 @@ func (t Template) Shape() string {
 	var b strings.Builder
 	for _, s := range t.segs {
 		b.WriteByte('/')
-		if s.param == "" {
+		if s.params == nil {
 			b.WriteString(s.literal)
 		} else {
-			b.WriteString(s.prefix + "{}" + s.suffix)
+			b.WriteString(strings.Join(s.lits, "{}"))
 		}
 	}
 	if t.wild {
@@ -102,7 +149,7 @@ func (t Template) Specificity() int {
 func (t Template) Literals() int {
 	n := 0
 	for _, s := range t.segs {
-		if s.param == "" {
+		if s.params == nil {
 			n++
 		}
 	}
@@ -130,13 +177,13 @@ func (t Template) Match(path string) bool {
 		} else {
 			seg, rest, ended = rest, "", true
 		}
-		if s.param == "" {
+		if s.params == nil {
 			if seg != s.literal {
 				return false
 			}
 			continue
 		}
-		if len(seg) <= len(s.prefix)+len(s.suffix) || !strings.HasPrefix(seg, s.prefix) || !strings.HasSuffix(seg, s.suffix) {
+		if !s.match(seg) {
 			return false
 		}
 	}

@@ -18,6 +18,15 @@ func TestTemplateMatch(t *testing.T) {
 		{"/files/{name}.json", "/files/a.json", true},
 		{"/files/{name}.json", "/files/.json", false},
 		{"/files/{name}.json", "/files/a.xml", false},
+		{"/compare/{base}...{head}", "/compare/main...topic", true},
+		{"/compare/{base}...{head}", "/compare/a...b...c", true},
+		{"/compare/{base}...{head}", "/compare/...topic", false},
+		{"/compare/{base}...{head}", "/compare/main...", false},
+		{"/compare/{base}...{head}", "/compare/main..topic", false},
+		{"/v{major}.{minor}/x", "/v1.2/x", true},
+		{"/v{major}.{minor}/x", "/v1/x", false},
+		{"/a/{x}{y}", "/a/xy", true},
+		{"/a/{x}{y}", "/a/x", false},
 		{"/", "/", true},
 		{"/", "/a", false},
 	}
@@ -33,7 +42,7 @@ func TestTemplateMatch(t *testing.T) {
 }
 
 func TestTemplateRejects(t *testing.T) {
-	for _, bad := range []string{"menu", "/a//b", "/a/{", "/a/}", "/a/{}", "/a/{x}{y}", "/a/{x}/{x}", "/a?b"} {
+	for _, bad := range []string{"menu", "/a//b", "/a/{", "/a/}", "/a/{}", "/a/{x}}", "/a/}{x}", "/a/{x{y}}", "/a/{x}/{x}", "/a/{x}.{x}", "/a?b"} {
 		if _, err := ParseTemplate(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -194,7 +194,7 @@ func basePrefix(base string) string {
 }
 
 // PathRegex is the RE2 pattern of base path + template: a parameter matches one non-empty
-// segment (or its middle, between a literal prefix and suffix); a trailing slash is allowed.
+// segment (or its part between literal text); a trailing slash is allowed.
 func PathRegex(base, template string) string {
 	var b strings.Builder
 	b.WriteString("^")
@@ -209,14 +209,17 @@ func PathRegex(base, template string) string {
 	}
 	for _, seg := range strings.Split(strings.TrimPrefix(template, "/"), "/") {
 		b.WriteString("/")
-		open, close := strings.IndexByte(seg, '{'), strings.IndexByte(seg, '}')
-		if open < 0 || close < open {
-			b.WriteString(regexp.QuoteMeta(seg))
-			continue
+		for {
+			open := strings.IndexByte(seg, '{')
+			close := strings.IndexByte(seg, '}')
+			if open < 0 || close < open {
+				b.WriteString(regexp.QuoteMeta(seg))
+				break
+			}
+			b.WriteString(regexp.QuoteMeta(seg[:open]))
+			b.WriteString("[^/]+")
+			seg = seg[close+1:]
 		}
-		b.WriteString(regexp.QuoteMeta(seg[:open]))
-		b.WriteString("[^/]+")
-		b.WriteString(regexp.QuoteMeta(seg[close+1:]))
 	}
 	if !strings.HasSuffix(b.String(), "/") {
 		b.WriteString("/?")

@@ -23,6 +23,8 @@ func TestWildcardResources(t *testing.T) {
 		{"/shop", "/items/*", []string{"/shop/items", "/shop/items/1", "/shop/items/1/x"}, []string{"/shop/itemsX", "/shop/other"}},
 		{"/", "/*", []string{"/", "/anything/at/all"}, nil},
 		{"/shop", "/{id}/*", []string{"/shop/7", "/shop/7/a/b"}, []string{"/shop"}},
+		// Several parameters in one segment: the route and the enforcer agree.
+		{"/gh", "/compare/{base}...{head}", []string{"/gh/compare/main...topic", "/gh/compare/a...b...c"}, []string{"/gh/compare/main..topic", "/gh/compare/...x", "/gh/compare/a/...b"}},
 	} {
 		re := regexp.MustCompile(PathRegex(c.base, c.tmpl))
 		tmpl, err := apimodel.ParseTemplate(c.tmpl)
@@ -41,8 +43,8 @@ func TestWildcardResources(t *testing.T) {
 			}
 		}
 		for _, p := range c.miss {
-			if re.MatchString(p) {
-				t.Errorf("%s%s route should not match %s", c.base, c.tmpl, p)
+			if re.MatchString(p) || tmpl.Match(rel(p)) {
+				t.Errorf("%s%s should not match %s (route %v, enforcer %v)", c.base, c.tmpl, p, re.MatchString(p), tmpl.Match(rel(p)))
 			}
 		}
 	}
