@@ -5,7 +5,7 @@ EXAMPLES := $(wildcard examples/*/*.yaml)
 # staticcheck, pinned; `go run` fetches it from the Go module proxy and caches the build.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test race bench fuzz golden clean deps
+.PHONY: build run test race bench fuzz golden clean deps realdocs
 
 # Tests and benchmarks run against a real redis-server (and redis-cli, to form a Cluster);
 # install them when they are missing.
@@ -45,6 +45,12 @@ bench: deps
 	$(GO) run ./test/bench/revocation
 	$(GO) run ./test/bench/ratelimit
 	$(GO) run ./test/bench/startup
+	$(GO) run ./test/bench/definitions
+
+# Real public API descriptions from the npm registry (GitHub's, the APIs.guru directory,
+# ...) through validate and apply; prints a table. Needs npm; takes about half an hour.
+realdocs: build
+	bash test/realdocs/run.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/

@@ -468,6 +468,10 @@ func (e Endpoints) Conflicts() error {
 	return nil
 }
 
+// ValidName says whether s can be an API's name or version: 1-100 letters, digits, '-',
+// '_' or '.' (it is part of etcd keys, route metadata and the default base path).
+func ValidName(s string) bool { return validName(s) }
+
 func validName(s string) bool {
 	if len(s) == 0 || len(s) > 100 {
 		return false

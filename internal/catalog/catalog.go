@@ -6,10 +6,12 @@ package catalog
 
 import (
 	"crypto/sha256"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -35,7 +37,20 @@ type Registry struct {
 	onChange []func(*apimodel.Catalog)
 	rejected prometheus.Counter
 	apis     prometheus.Gauge
+
+	parsed  int         // bytes of definitions parsed since the last release; under mu
+	release atomic.Bool // a release of memory to the OS is scheduled
 }
+
+// releaseAfter is how much definition text, parsed, makes the registry give the memory its
+// parsing used back to the OS; releaseDelay lets the control plane's build that follows a
+// change finish first. Parsing a description takes several times its size for a moment,
+// and Go keeps freed memory for reuse: without this, a gateway that once loaded a 5 MB
+// description would hold that moment's peak for good.
+const (
+	releaseAfter = 256 << 10
+	releaseDelay = 2 * time.Second
+)
 
 // New makes an empty registry. reg (may be nil) gets its metrics.
 func New(log *zap.Logger, reg prometheus.Registerer) *Registry {
@@ -131,6 +146,7 @@ func (r *Registry) apply(key string, value []byte) {
 		return
 	}
 	r.good[key] = res.API
+	r.parsed += len(value)
 	r.log.Info("API loaded", zap.String("api", res.API.ID()), zap.String("base_path", res.API.BasePath), zap.Int("operations", len(res.API.Operations)))
 }
 
@@ -150,6 +166,10 @@ func (r *Registry) publish() {
 		list = append(list, r.good[k])
 	}
 	c := apimodel.NewCatalog(list)
+	if r.parsed >= releaseAfter && r.release.CompareAndSwap(false, true) {
+		r.parsed = 0
+		time.AfterFunc(releaseDelay, func() { r.release.Store(false); debug.FreeOSMemory() })
+	}
 	r.cur.Store(c)
 	r.loaded.Store(true)
 	r.apis.Set(float64(c.Len()))

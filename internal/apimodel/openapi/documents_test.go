@@ -167,3 +167,12 @@ paths: {/a: {get: {security: [{o: [y, on, no]}], responses: {}}}}
 		t.Errorf("scopes %q, version %q", got, res.API.Version)
 	}
 }
+
+// info.version is free text in OpenAPI; one the gateway cannot key on is served as its slug.
+func TestFreeTextVersion(t *testing.T) {
+	res := mustParse(t, "openapi: 3.0.3\ninfo: {title: Gitea, version: \"1.20.0+dev-539-g5e389228f\"}\nx-tollgate-production-endpoints: [http://127.0.0.1:9]\npaths: {/a: {get: {responses: {}}}}\n")
+	if res.API.ID() != "gitea/1.20.0-dev-539-g5e389228f" || res.API.BasePath != "/gitea/1.20.0-dev-539-g5e389228f" {
+		t.Errorf("id %s, base path %s", res.API.ID(), res.API.BasePath)
+	}
+	hasWarning(t, res, `d.yaml: $.info.version: version "1.20.0+dev-539-g5e389228f" is not a name the gateway can key and route on (letters, digits, '-', '_', '.'); served as version "1.20.0-dev-539-g5e389228f"`)
+}

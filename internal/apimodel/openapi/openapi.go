@@ -161,6 +161,12 @@ func (p *parser) api() *apimodel.API {
 		api.Title = doc.Info.Title
 		api.Version = doc.Info.Version
 	}
+	if v := apimodel.Slug(api.Version); !apimodel.ValidName(api.Version) && apimodel.ValidName(v) {
+		// info.version is any text in OpenAPI ("1.20.0+dev-539", a date, "N/A"); the gateway
+		// keys and routes on it.
+		p.warn("$.info.version", "version %q is not a name the gateway can key and route on (letters, digits, '-', '_', '.'); served as version %q", api.Version, v)
+		api.Version = v
+	}
 	api.Name = apimodel.Slug(api.Title)
 	if name, ok := root.str("name"); ok {
 		api.Name = name
