@@ -176,3 +176,23 @@ func TestFreeTextVersion(t *testing.T) {
 	}
 	hasWarning(t, res, `d.yaml: $.info.version: version "1.20.0+dev-539-g5e389228f" is not a name the gateway can key and route on (letters, digits, '-', '_', '.'); served as version "1.20.0-dev-539-g5e389228f"`)
 }
+
+// A member the gateway reads, of the wrong type, is refused where it is, in OpenAPI's
+// words; a server variable's numeric default is read as the string it stands for.
+func TestWrongShapesAreLocated(t *testing.T) {
+	for doc, want := range map[string]string{
+		"openapi: 3.0.3\ninfo: {title: A, version: v1}\nservers: http://x\npaths: {/a: {get: {}}}\n":                                 `d.yaml: $.servers: must be a list of servers ([{url: "https://..."}]), not a string`,
+		head + "components: {securitySchemes: {o: {type: 42}}}\npaths: {/a: {get: {security: [{o: []}]}}}\n":                         "d.yaml: $.components.securitySchemes.o.type: must be a string, not a number",
+		head + "paths: {/a: {get: {operationId: [1]}}}\n":                                                                            "d.yaml: $.paths['/a'].get.operationId: must be a string, not a list",
+		head + "components: {securitySchemes: {o: {type: http, scheme: bearer}}}\npaths: {/a: {get: {security: [{o: [{x: 1}]}]}}}\n": "d.yaml: $.paths['/a'].get.security[0].o[0]: must be a string, not an object",
+	} {
+		_, err := Parse("d.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want\n  %s\ngot\n  %v", want, err)
+		}
+	}
+	res := mustParse(t, "openapi: 3.0.3\ninfo: {title: A, version: v1}\nservers: [{url: \"http://127.0.0.1:{port}\", variables: {port: {default: 8443}}}]\npaths: {/a: {get: {}}}\n")
+	if got := fmtEndpoints(res.API.Production); got != "http://127.0.0.1:8443" {
+		t.Errorf("production %s", got)
+	}
+}

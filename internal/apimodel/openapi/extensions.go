@@ -1,6 +1,7 @@
 package openapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"sort"
@@ -339,7 +340,7 @@ func kind(v any) string {
 		return "a string"
 	case bool:
 		return "a boolean"
-	case float64, int, int64:
+	case float64, int, int64, json.Number:
 		return "a number"
 	case []any:
 		return "a list"

@@ -86,7 +86,11 @@ func ParseDocument(file string, d *Document, opts Options) (*Result, error) {
 	if len(p.problems) > 0 {
 		return nil, p.problems
 	}
-	doc, err := load(gatewayView(d.tree), converted)
+	view := gatewayView(d.tree)
+	if p.checkShape(view); len(p.problems) > 0 {
+		return nil, p.problems
+	}
+	doc, err := load(view, converted)
 	if err != nil {
 		return nil, apimodel.Problems{{File: file, Path: "$", Reason: err.Error()}}
 	}

@@ -59,5 +59,32 @@ func gatewayView(tree map[string]any) map[string]any {
 		paths[key] = it
 	}
 	out["paths"] = paths
+	forServers(out, stringDefaults)
 	return out
+}
+
+// forServers calls f with every servers list of a view: the document's, each path's and
+// each operation's.
+func forServers(view map[string]any, f func(any)) {
+	f(view["servers"])
+	for _, item := range obj(view["paths"]) {
+		f(obj(item)["servers"])
+		for k, op := range obj(item) {
+			if isMethod(k) {
+				f(obj(op)["servers"])
+			}
+		}
+	}
+}
+
+// stringDefaults writes a server variable's numeric default (port: {default: 8443}, as
+// YAML writers put it) as the string OpenAPI says it is.
+func stringDefaults(servers any) {
+	for _, s := range list(servers) {
+		for _, v := range obj(obj(s)["variables"]) {
+			if n, ok := obj(v)["default"].(json.Number); ok {
+				obj(v)["default"] = n.String()
+			}
+		}
+	}
 }
