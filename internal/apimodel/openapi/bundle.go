@@ -200,51 +200,69 @@ func (b *bundler) walk(v any, loc, at string, s site) any {
 
 // ref resolves one reference object found in the document at loc.
 func (b *bundler) ref(x map[string]any, ref, loc, at string, s site) any {
+	target, val, ok := b.target(ref, loc, at, s)
+	switch {
+	case !ok:
+		return map[string]any{}
+	case target == b.root:
+		// A reference into the root document (from it, or back from another file).
+		return map[string]any{"$ref": "#" + escapeFragment(fragment(ref))}
+	case s == siteSchema:
+		return b.hoist(target, fragment(ref), val, at)
+	}
+	return b.inline(x, ref, target, val, at, s)
+}
+
+// target finds what a reference names: the document it is in and the value there.
+func (b *bundler) target(ref, loc, at string, s site) (string, any, bool) {
 	file, _, _ := strings.Cut(ref, "#")
-	frag := fragment(ref)
 	target := loc
 	if file != "" {
 		if b.open == nil {
 			b.fail(at, "$ref %q names another file, and this document was not read from a file or URL its references could be read against", ref)
-			return map[string]any{}
+			return "", nil, false
 		}
 		t, err := b.read(loc, file)
 		if err != nil {
 			b.unresolved(at, s, fmt.Sprintf("$ref %q: %v", ref, err))
-			return map[string]any{}
+			return "", nil, false
 		}
 		target = t
 	}
 	if target == b.root {
-		// A reference into the root document (from it, or back from another file).
-		return map[string]any{"$ref": "#" + escapeFragment(frag)}
+		return target, nil, true
 	}
-	doc := b.docs[target]
-	val, ok := pointer(doc, frag)
+	val, ok := pointer(b.docs[target], fragment(ref))
 	if !ok {
-		b.unresolved(at, s, fmt.Sprintf("$ref %q: %s has nothing at #%s", ref, target, frag))
-		return map[string]any{}
+		b.unresolved(at, s, fmt.Sprintf("$ref %q: %s has nothing at #%s", ref, target, fragment(ref)))
 	}
+	return target, val, ok
+}
+
+// hoist puts a schema of another file into the document's own schemas, once, and refers
+// to it there. A schema of the section itself, written as a reference, keeps its name.
+func (b *bundler) hoist(target, frag string, val any, at string) any {
 	key := target + "#" + frag
-	if name, ok := b.sectionMember(at); ok && s == siteSchema && b.hoisted[key] == "" {
-		// A schema of the document's own schemas, written as a reference: it keeps its
-		// name, and other references to the same schema refer to it.
+	if name, ok := b.sectionMember(at); ok && b.hoisted[key] == "" {
 		b.hoisted[key] = name
 		return b.walk(val, target, at, siteSchema)
 	}
-	if s == siteSchema {
-		name, seen := b.hoisted[key]
-		if !seen {
-			name = b.name(target, frag)
-			b.hoisted[key] = name
-			if b.extra == nil {
-				b.extra = map[string]any{}
-			}
-			b.extra[name] = map[string]any{} // taken before its content, which may refer to it
-			b.extra[name] = b.walk(val, target, at, siteSchema)
+	name, seen := b.hoisted[key]
+	if !seen {
+		// Named before its content is walked, which may refer to it.
+		name = b.name(target, frag)
+		b.hoisted[key] = name
+		if b.extra == nil {
+			b.extra = map[string]any{}
 		}
-		return map[string]any{"$ref": b.prefix + name} // names are [A-Za-z0-9._-]
+		b.extra[name] = b.walk(val, target, at, siteSchema)
 	}
+	return map[string]any{"$ref": b.prefix + name} // names are [A-Za-z0-9._-]
+}
+
+// inline copies what a reference outside schemas names in its place.
+func (b *bundler) inline(x map[string]any, ref, target string, val any, at string, s site) any {
+	key := target + "#" + fragment(ref)
 	if b.active[key] {
 		b.fail(at, "$ref %q: refers to itself through other references outside schemas", ref)
 		return map[string]any{}
@@ -255,7 +273,7 @@ func (b *bundler) ref(x map[string]any, ref, loc, at string, s site) any {
 		// A whole file as the schemas section: its schemas keep their names, and
 		// references to them (also from inside it) refer to these.
 		for k := range m {
-			b.hoisted[target+"#"+frag+"/"+escapePointer(k)] = k
+			b.hoisted[key+"/"+escapePointer(k)] = k
 			b.taken[k] = true
 		}
 	}
@@ -264,7 +282,7 @@ func (b *bundler) ref(x map[string]any, ref, loc, at string, s site) any {
 	if m := obj(out); m != nil && len(x) > 1 {
 		for k, v := range x {
 			if k != "$ref" {
-				m[k] = v
+				m[k] = copyTree(v)
 			}
 		}
 	}

@@ -38,29 +38,35 @@ func gatewayView(tree map[string]any) map[string]any {
 	}
 	paths := map[string]any{}
 	for key, item := range obj(tree["paths"]) {
-		it := map[string]any{}
-		for k, v := range obj(item) {
-			switch {
-			case k == "servers" || strings.HasPrefix(k, "x-"):
-				it[k] = v
-			case isMethod(k):
-				op := map[string]any{}
-				for f, fv := range obj(v) {
-					if f == "operationId" || f == "security" || f == "servers" || f == "schemes" || strings.HasPrefix(f, "x-") {
-						op[f] = fv
-					}
-				}
-				if swagger2(tree) {
-					op["responses"] = map[string]any{"default": map[string]any{"description": ""}}
-				}
-				it[k] = op
-			}
-		}
-		paths[key] = it
+		paths[key] = pathView(obj(item), swagger2(tree))
 	}
 	out["paths"] = paths
 	forServers(out, stringDefaults)
 	return out
+}
+
+// pathView is the gateway's view of a path item: its servers and extensions, and each
+// operation's operationId, security, servers (schemes) and extensions.
+func pathView(item map[string]any, swagger bool) map[string]any {
+	it := map[string]any{}
+	for k, v := range item {
+		switch {
+		case k == "servers" || strings.HasPrefix(k, "x-"):
+			it[k] = v
+		case isMethod(k):
+			op := map[string]any{}
+			for f, fv := range obj(v) {
+				if f == "operationId" || f == "security" || f == "servers" || f == "schemes" || strings.HasPrefix(f, "x-") {
+					op[f] = fv
+				}
+			}
+			if swagger {
+				op["responses"] = map[string]any{"default": map[string]any{"description": ""}}
+			}
+			it[k] = op
+		}
+	}
+	return it
 }
 
 // forServers calls f with every servers list of a view: the document's, each path's and
