@@ -348,20 +348,25 @@ func (a *API) Validate() Problems {
 		}
 	}
 	if len(noEndpoint) > 0 {
-		which, verb := fmt.Sprintf("%d of its %d operations", len(noEndpoint), len(a.Operations)), "have"
-		if len(noEndpoint) == len(a.Operations) {
-			which, verb = fmt.Sprintf("none of its %d operations", len(a.Operations)), "has"
-		}
-		if len(noEndpoint) <= 3 {
-			which += " (" + strings.Join(noEndpoint, ", ") + ")"
-		} else {
-			which += " (" + strings.Join(noEndpoint[:3], ", ") + ", ...)"
-		}
-		add("$.servers", "the API has no backend, and %s %s one of its own: give the API an absolute http(s) URL in servers, "+
-			"or x-tollgate-production-endpoints (x-wso2-production-endpoints); an operation may have its own", which, verb)
+		add("$.servers", "%s", noBackend(noEndpoint, len(a.Operations)))
 	}
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
 	return ps
+}
+
+// noBackend says, once for the API, which operations have no backend and how to give one.
+func noBackend(ops []string, total int) string {
+	which, verb := fmt.Sprintf("%d of its %d operations", len(ops), total), "have"
+	if len(ops) == total {
+		which, verb = fmt.Sprintf("none of its %d operations", total), "has"
+	}
+	if len(ops) <= 3 {
+		which += " (" + strings.Join(ops, ", ") + ")"
+	} else {
+		which += " (" + strings.Join(ops[:3], ", ") + ", ...)"
+	}
+	return fmt.Sprintf("the API has no backend, and %s %s one of its own: give the API an absolute http(s) URL in servers, "+
+		"or x-tollgate-production-endpoints (x-wso2-production-endpoints); an operation may have its own", which, verb)
 }
 
 // MergeDuplicates keeps the first of two operations that match the same requests (the same

@@ -109,16 +109,7 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 				// long for an etcd that is away.
 				read, timeout = s.readOrGiveUp, min(timeout, firstReadTimeout)
 			}
-			r, err := read(ctx, full, timeout)
-			var kvs []KV
-			if err == nil {
-				kvs = make([]KV, len(r.Kvs))
-				for i, kv := range r.Kvs {
-					kvs[i] = KV{Key: string(kv.Key[len(full):]), Value: kv.Value}
-				}
-				// Large values are blobs: read them at the revision of the range read.
-				err = s.resolveKVs(ctx, kvs, r.Header.Revision)
-			}
+			r, kvs, err := s.readRange(ctx, read, full, timeout)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -166,6 +157,21 @@ func (f *follower) run(ctx context.Context, sink Sink) {
 			backoff = min(backoff*2, backoffMax)
 		}
 	}
+}
+
+// readRange reads the whole range with read, its large values resolved from their blobs
+// at the revision of the read.
+func (s *Store) readRange(ctx context.Context, read func(context.Context, string, time.Duration) (*clientv3.GetResponse, error),
+	full string, timeout time.Duration) (*clientv3.GetResponse, []KV, error) {
+	r, err := read(ctx, full, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	kvs := make([]KV, len(r.Kvs))
+	for i, kv := range r.Kvs {
+		kvs[i] = KV{Key: string(kv.Key[len(full):]), Value: kv.Value}
+	}
+	return r, kvs, s.resolveKVs(ctx, kvs, r.Header.Revision)
 }
 
 // readOrGiveUp is the first read of a range that has a local copy: it stops waiting as

@@ -161,9 +161,50 @@ func (p *parser) api() *apimodel.API {
 	root := extensions{p: p, path: "$", m: doc.Extensions}
 	root.checkKnown(apiExtensions)
 	api := &apimodel.API{Source: p.file, Schemes: map[string]apimodel.Scheme{}}
-	if doc.Info != nil {
-		api.Title = doc.Info.Title
-		api.Version = doc.Info.Version
+	p.identity(api, root)
+	p.settings(api, root)
+	p.schemes(api)
+	p.unsupportedWSO2("$", doc.Extensions)
+	// How the scopes of one scheme in a requirement combine: OpenAPI says all of them, WSO2's
+	// gateways any one. A document written for WSO2 (any x-wso2-* extension) gets WSO2's
+	// reading; x-tollgate-scopes: any|all says it explicitly, on the document or an operation.
+	d := defaults{anyScopes: scopeMode(root, usesWSO2(doc))}
+	d.open, _ = root.boolean("disable-security")
+	paths := doc.Paths.Map()
+	keys := make([]string, 0, len(paths))
+	for k := range paths {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, path := range keys {
+		item := paths[path]
+		// Choreo Connect writes endpoints on the path item, beside the operations: they are
+		// the endpoints of every operation of the path that has none of its own.
+		pathAt := "$.paths['" + path + "']"
+		itemExt := extensions{p: p, path: pathAt, m: item.Extensions}
+		itemExt.checkKnown([]string{"production-endpoints", "sandbox-endpoints"})
+		d.itemProd, d.itemSand = itemExt.endpoints("production-endpoints"), itemExt.endpoints("sandbox-endpoints")
+		p.unsupportedWSO2(pathAt, item.Extensions, "x-wso2-production-endpoints", "x-wso2-sandbox-endpoints")
+		d.pathProd, d.pathSand = p.serverEndpoints(pathAt+".servers", item.Servers)
+		ops := item.Operations()
+		methods := make([]string, 0, len(ops))
+		for m := range ops {
+			methods = append(methods, m)
+		}
+		sort.Strings(methods)
+		for _, m := range methods {
+			api.Operations = append(api.Operations, p.operation(api, path, m, ops[m], d))
+		}
+	}
+	p.lenientChecks(api, usesWSO2(doc))
+	return api
+}
+
+// identity reads the API's name, version and base path.
+func (p *parser) identity(api *apimodel.API, root extensions) {
+	if p.doc.Info != nil {
+		api.Title = p.doc.Info.Title
+		api.Version = p.doc.Info.Version
 	}
 	if v := apimodel.Slug(api.Version); !apimodel.ValidName(api.Version) && apimodel.ValidName(v) {
 		// info.version is any text in OpenAPI ("1.20.0+dev-539", a date, "N/A"); the gateway
@@ -187,6 +228,10 @@ func (p *parser) api() *apimodel.API {
 	if len(api.BasePath) > 1 {
 		api.BasePath = strings.TrimRight(api.BasePath, "/")
 	}
+}
+
+// settings reads the document-level extensions and servers.
+func (p *parser) settings(api *apimodel.API, root extensions) {
 	api.Hosts = root.strings("hosts")
 	api.Gateways = root.strings("gateways")
 	api.GRPC, _ = root.boolean("grpc")
@@ -204,7 +249,7 @@ func (p *parser) api() *apimodel.API {
 	api.Sandbox = root.endpoints("sandbox-endpoints")
 	if api.Production.Empty() {
 		// servers give what the extensions do not.
-		prod, sand := p.serverEndpoints("$.servers", doc.Servers)
+		prod, sand := p.serverEndpoints("$.servers", p.doc.Servers)
 		api.Production = prod
 		if api.Sandbox.Empty() {
 			api.Sandbox = sand
@@ -215,99 +260,77 @@ func (p *parser) api() *apimodel.API {
 	if api.AuthHeader == "" {
 		api.AuthHeader = "Authorization"
 	}
-	apiOpen, _ := root.boolean("disable-security")
-	// How the scopes of one scheme in a requirement combine: OpenAPI says all of them, WSO2's
-	// gateways any one. A document written for WSO2 (any x-wso2-* extension) gets WSO2's
-	// reading; x-tollgate-scopes: any|all says it explicitly, on the document or an operation.
-	anyScopes := scopeMode(root, usesWSO2(doc))
+}
 
-	p.schemes(api)
-	declared := doc.Security != nil
+// defaults is what an operation takes from its document and its path item.
+type defaults struct {
+	open, anyScopes    bool
+	itemProd, itemSand apimodel.Endpoints // the path item's extensions
+	pathProd, pathSand apimodel.Endpoints // the path item's servers
+}
 
-	paths := doc.Paths.Map()
-	keys := make([]string, 0, len(paths))
-	for k := range paths {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	p.unsupportedWSO2("$", doc.Extensions)
-	for _, path := range keys {
-		ops := paths[path].Operations()
-		// Choreo Connect writes endpoints on the path item, beside the operations: they are
-		// the endpoints of every operation of the path that has none of its own.
-		pathAt := "$.paths['" + path + "']"
-		itemExt := extensions{p: p, path: pathAt, m: paths[path].Extensions}
-		itemExt.checkKnown([]string{"production-endpoints", "sandbox-endpoints"})
-		itemProd, itemSand := itemExt.endpoints("production-endpoints"), itemExt.endpoints("sandbox-endpoints")
-		p.unsupportedWSO2(pathAt, paths[path].Extensions, "x-wso2-production-endpoints", "x-wso2-sandbox-endpoints")
-		pathProd, pathSand := p.serverEndpoints(pathAt+".servers", paths[path].Servers)
-		methods := make([]string, 0, len(ops))
-		for m := range ops {
-			methods = append(methods, m)
-		}
-		sort.Strings(methods)
-		for _, m := range methods {
-			op := ops[m]
-			at := apimodel.OpPath(path, m)
-			ext := extensions{p: p, path: at, m: op.Extensions}
-			ext.checkKnown(operationExtensions)
-			o := apimodel.Operation{Method: strings.ToUpper(m), Path: path, OperationID: op.OperationID}
-			o.Production = ext.endpoints("production-endpoints")
-			o.Sandbox = ext.endpoints("sandbox-endpoints")
-			if o.Production.Empty() && o.Sandbox.Empty() {
-				// An operation's or a path's own servers override the document's.
-				o.Production, o.Sandbox = pathProd, pathSand
-				if op.Servers != nil {
-					o.Production, o.Sandbox = p.serverEndpoints(at+".servers", *op.Servers)
-				}
-			}
-			if o.Production.Empty() {
-				o.Production = itemProd
-			}
-			if o.Sandbox.Empty() {
-				o.Sandbox = itemSand
-			}
-			p.unsupportedWSO2(at, op.Extensions)
-			o.Throttling, _ = ext.str("throttling")
-			// The operation's own x-wso2-disable-security wins over the API's, either way:
-			// false under an API-level true secures the operation again (as in WSO2).
-			open := apiOpen
-			if v, set := ext.boolean("disable-security"); set {
-				open = v
-			}
-			// WSO2 API Manager exports an open resource as x-auth-type: None.
-			if at, _ := op.Extensions["x-auth-type"].(string); strings.EqualFold(at, "none") {
-				open = true
-			}
-			switch {
-			case open:
-				o.Security = []apimodel.Requirement{{}}
-			case op.Security != nil:
-				o.Security = p.requirements(*op.Security)
-			case declared:
-				o.Security = p.requirements(doc.Security)
-			default:
-				o.Security = []apimodel.Requirement{{{Scheme: DefaultScheme}}}
-				api.Schemes[DefaultScheme] = apimodel.Scheme{Name: DefaultScheme, Type: apimodel.SchemeBearer}
-			}
-			// WSO2's older spelling of a resource's scope: x-scope on the operation adds the
-			// scope to every bearer scheme of its requirements.
-			if scope, _ := op.Extensions["x-scope"].(string); scope != "" && !open {
-				o.Security = withScope(o.Security, api.Schemes, scope)
-			}
-			if !open {
-				o.Security = withScopeMode(o.Security, scopeMode(ext, anyScopes))
-				appSec := doc.Extensions["x-wso2-application-security"]
-				if v, ok := op.Extensions["x-wso2-application-security"]; ok {
-					appSec = v
-				}
-				o.Security = p.applicationSecurity(at, appSec, o.Security, api.Schemes)
-			}
-			api.Operations = append(api.Operations, o)
+// operation reads one operation.
+func (p *parser) operation(api *apimodel.API, path, m string, op *openapi3.Operation, d defaults) apimodel.Operation {
+	at := apimodel.OpPath(path, m)
+	ext := extensions{p: p, path: at, m: op.Extensions}
+	ext.checkKnown(operationExtensions)
+	o := apimodel.Operation{Method: strings.ToUpper(m), Path: path, OperationID: op.OperationID}
+	o.Production = ext.endpoints("production-endpoints")
+	o.Sandbox = ext.endpoints("sandbox-endpoints")
+	if o.Production.Empty() && o.Sandbox.Empty() {
+		// An operation's or a path's own servers override the document's.
+		o.Production, o.Sandbox = d.pathProd, d.pathSand
+		if op.Servers != nil {
+			o.Production, o.Sandbox = p.serverEndpoints(at+".servers", *op.Servers)
 		}
 	}
-	p.lenientChecks(api, usesWSO2(doc))
-	return api
+	if o.Production.Empty() {
+		o.Production = d.itemProd
+	}
+	if o.Sandbox.Empty() {
+		o.Sandbox = d.itemSand
+	}
+	p.unsupportedWSO2(at, op.Extensions)
+	o.Throttling, _ = ext.str("throttling")
+	o.Security = p.operationSecurity(api, at, op, ext, d)
+	return o
+}
+
+// operationSecurity is an operation's effective requirements.
+func (p *parser) operationSecurity(api *apimodel.API, at string, op *openapi3.Operation, ext extensions, d defaults) []apimodel.Requirement {
+	// The operation's own x-wso2-disable-security wins over the API's, either way:
+	// false under an API-level true secures the operation again (as in WSO2).
+	open := d.open
+	if v, set := ext.boolean("disable-security"); set {
+		open = v
+	}
+	// WSO2 API Manager exports an open resource as x-auth-type: None.
+	if at, _ := op.Extensions["x-auth-type"].(string); strings.EqualFold(at, "none") {
+		open = true
+	}
+	var reqs []apimodel.Requirement
+	switch {
+	case open:
+		return []apimodel.Requirement{{}}
+	case op.Security != nil:
+		reqs = p.requirements(*op.Security)
+	case p.doc.Security != nil:
+		reqs = p.requirements(p.doc.Security)
+	default:
+		reqs = []apimodel.Requirement{{{Scheme: DefaultScheme}}}
+		api.Schemes[DefaultScheme] = apimodel.Scheme{Name: DefaultScheme, Type: apimodel.SchemeBearer}
+	}
+	// WSO2's older spelling of a resource's scope: x-scope on the operation adds the
+	// scope to every bearer scheme of its requirements.
+	if scope, _ := op.Extensions["x-scope"].(string); scope != "" {
+		reqs = withScope(reqs, api.Schemes, scope)
+	}
+	reqs = withScopeMode(reqs, scopeMode(ext, d.anyScopes))
+	appSec := p.doc.Extensions["x-wso2-application-security"]
+	if v, ok := op.Extensions["x-wso2-application-security"]; ok {
+		appSec = v
+	}
+	return p.applicationSecurity(at, appSec, reqs, api.Schemes)
 }
 
 // lenientChecks turn spec problems that change neither routing nor security into
