@@ -153,7 +153,8 @@ func (s *Store) resolve(ctx context.Context, v []byte, rev int64) ([]byte, error
 	return out, nil
 }
 
-// resolveKVs resolves every pointer among kvs in place, at rev.
+// resolveKVs resolves every pointer among kvs in place, at rev, each blob within the
+// request timeout of its own (a range of many large definitions takes as many reads).
 func (s *Store) resolveKVs(ctx context.Context, kvs []KV, rev int64) error {
 	for i := range kvs {
 		if !isPointer(kvs[i].Value) {

@@ -217,16 +217,16 @@ func (s *Store) PutTTL(ctx context.Context, rel, value string, ttl time.Duration
 
 // Get reads one key below the prefix; ok is false when it is not set.
 func (s *Store) Get(ctx context.Context, rel string) (value []byte, ok bool, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, s.prefix+rel)
+	resp, err := s.cli.Get(rctx, s.prefix+rel)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s: %w", rel, s.Explain(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, false, nil
 	}
-	v, err := s.resolve(ctx, resp.Kvs[0].Value, resp.Header.Revision)
+	v, err := s.resolveTimed(ctx, resp.Kvs[0].Value, resp.Header.Revision)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s: %w", rel, err)
 	}
@@ -235,9 +235,9 @@ func (s *Store) Get(ctx context.Context, rel string) (value []byte, ok bool, err
 
 // List reads every key below the prefix that starts with rel, keys relative to the prefix.
 func (s *Store) List(ctx context.Context, rel string) ([]KV, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Get(ctx, s.prefix+rel, clientv3.WithPrefix())
+	resp, err := s.cli.Get(rctx, s.prefix+rel, clientv3.WithPrefix())
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", rel, s.Explain(err))
 	}

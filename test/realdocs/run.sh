@@ -39,10 +39,11 @@ for pkg in "${PACKAGES[@]}"; do
 		set -e
 		secs=$(echo "$(date +%s.%N) - $start" | bc)
 		ops=$(grep -oE ', [0-9]+ operations$' "$work/out" | grep -oE '[0-9]+' || echo 0)
+		id=$(grep -oE ': ok: [^ ]+' "$work/out" | head -1 | cut -d' ' -f3 || true)
 		warnings=$(grep -c '^warning: ' "$work/err" || true)
 		problem=$(grep -v '^warning: ' "$work/err" | grep -v '^Command exited' | head -1 | sed -E 's/^[^:]+: //' | cut -c1-160 | tr '\t' ' ' || true)
 		version=$(head -c 4096 "$f" | grep -oE '"?(openapi|swagger)"?[[:space:]]*:[[:space:]]*"?[0-9.]+' | head -1 | grep -oE '[0-9][0-9.]*' || echo "?")
-		printf '%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.2f\t%s\t%s\n' "$pkg" "${f#"$dir"/package/}" "$version" "$(stat -c %s "$f")" "$code" "$ops" "$warnings" "$secs" "$(tail -1 "$work/rss")" "$problem" >>"$results"
+		printf '%s\t%s\t%s\t%d\t%d\t%s\t%s\t%.2f\t%s\t%s\t%s\n' "$pkg" "${f#"$dir"/package/}" "$version" "$(stat -c %s "$f")" "$code" "$ops" "$warnings" "$secs" "$(tail -1 "$work/rss")" "$problem" "$id" >>"$results"
 	done < <(find "$dir/package" -type f \( -name '*.json' -o -name '*.yaml' -o -name '*.yml' \) ! -name package.json | sort)
 done
 
@@ -58,7 +59,9 @@ admin: {listen: 127.0.0.1:$(addr)}
 EOF
 "$tg" run --config "$work/tollgate.yaml" >"$work/run.log" 2>&1 &
 for _ in $(seq 100); do grep -q "Tollgate is up" "$work/run.log" && break; sleep 0.2; done
-awk -F'\t' '$5 == 0 { print $1 "\t" $2 }' "$results" | while IFS=$'\t' read -r pkg rel; do
+# One document per API (name/version): several versions of one vendor's description are
+# one API to the gateway, and the later would replace the earlier.
+awk -F'\t' '$5 == 0 && !seen[$11]++ { print $1 "\t" $2 }' "$results" | while IFS=$'\t' read -r pkg rel; do
 	echo "$work/pkgs/${pkg//\//_}/package/$rel"
 done >"$work/accepted"
 applied=0 refused=0
@@ -83,12 +86,13 @@ for part in "$work"/part.*; do
 		while IFS= read -r f; do apply_one "$f"; done <"$part"
 	fi
 done
-stored=$("$tg" get apis --config "$work/tollgate.yaml" | tail -n +2 | wc -l)
+stored=$("$tg" get apis --config "$work/tollgate.yaml" | tail -n +2 | wc -l) || stored="? (tollgate get apis failed)"
 
 total=$(wc -l <"$results")
 ok=$(awk -F'\t' '$5 == 0' "$results" | wc -l)
 echo
-echo "## Real public descriptions: $ok of $total accepted; $applied applied ($refused refused at apply), $stored APIs stored"
+apis=$(awk -F'\t' '$5 == 0' "$results" | cut -f11 | sort -u | wc -l)
+echo "## Real public descriptions: $ok of $total accepted ($apis distinct APIs); $applied applied ($refused refused at apply), $stored APIs stored"
 echo
 echo "| package | documents | accepted | refused | operations served | largest | slowest validate | most RSS |"
 echo "|---|---|---|---|---|---|---|---|"
