@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -227,20 +228,40 @@ func (s *Store) commit(ctx context.Context, puts []put) (int64, error) {
 				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.chunkKey(p.blob.ref.SHA256, 0)), ">", 0))
 				v, _ = json.Marshal(blobPointer{Blob: p.blob.ref})
 			}
-			ops = append(ops, clientv3.OpPut(p.key, string(v)))
+			ops = append(ops, clientv3.OpPut(p.key, string(v), clientv3.WithPrevKV()))
 		}
 		resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
 			return 0, s.Explain(err)
 		}
 		if resp.Succeeded {
-			s.collectBlobs(ctx, resp.Header.Revision)
+			var prev []*mvccpb.KeyValue
+			for _, r := range resp.Responses {
+				if pv := r.GetResponsePut().GetPrevKv(); pv != nil {
+					prev = append(prev, pv)
+				}
+			}
+			if replacedPointer(prev) {
+				s.collectBlobs(ctx, resp.Header.Revision)
+			}
 			return resp.Header.Revision, nil
 		}
 		if attempt == 2 {
 			return 0, errors.New("the definitions' blobs were removed by other applies three times running; try again")
 		}
 	}
+}
+
+// replacedPointer says whether a write or delete replaced a blob pointer: only then may a
+// blob have lost its last reference, and only then is it worth reading every stored value
+// to find out.
+func replacedPointer(prev []*mvccpb.KeyValue) bool {
+	for _, kv := range prev {
+		if isPointer(kv.Value) {
+			return true
+		}
+	}
+	return false
 }
 
 // collectBlobs removes the blobs no stored value points at any more and that were written

@@ -179,11 +179,13 @@ func (s *Store) PutDefinitions(ctx context.Context, docs, policies []Doc) (int64
 func (s *Store) DeleteAPI(ctx context.Context, name, version string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.cli.Delete(ctx, s.APIKey(name, version))
+	resp, err := s.cli.Delete(ctx, s.APIKey(name, version), clientv3.WithPrevKV())
 	if err != nil {
 		return false, fmt.Errorf("deleting %s/%s: %w", name, version, s.Explain(err))
 	}
-	s.collectBlobs(ctx, resp.Header.Revision)
+	if replacedPointer(resp.PrevKvs) {
+		s.collectBlobs(ctx, resp.Header.Revision)
+	}
 	return resp.Deleted > 0, nil
 }
 
@@ -265,11 +267,15 @@ func (s *Store) DeletePrefix(ctx context.Context, rel string) (n, rev int64, err
 func (s *Store) delete(ctx context.Context, rel string, opts ...clientv3.OpOption) (int64, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	blobs := strings.HasPrefix(rel, APIs) || strings.HasPrefix(rel, Policies)
+	if blobs {
+		opts = append(opts, clientv3.WithPrevKV())
+	}
 	resp, err := s.cli.Delete(ctx, s.prefix+rel, opts...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("deleting %s: %w", rel, s.Explain(err))
 	}
-	if resp.Deleted > 0 && (strings.HasPrefix(rel, APIs) || strings.HasPrefix(rel, Policies)) {
+	if blobs && replacedPointer(resp.PrevKvs) {
 		s.collectBlobs(ctx, resp.Header.Revision)
 	}
 	return resp.Deleted, resp.Header.Revision, nil
