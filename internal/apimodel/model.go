@@ -294,7 +294,7 @@ func (a *API) Validate() Problems {
 		ps = append(ps, Problem{File: a.Source, Path: path, Reason: fmt.Sprintf(format, args...)})
 	}
 	if !validName(a.Name) {
-		add("$.info.title", "API name %q must be 1-100 characters of letters, digits, '-', '_' or '.'", a.Name)
+		add("$.info.title", "API name %q must be 1-100 characters of letters, digits, '-', '_' or '.' (it is made of info.title; x-tollgate-name sets it)", a.Name)
 	}
 	if !validName(a.Version) {
 		add("$.info.version", "API version %q must be 1-100 characters of letters, digits, '-', '_' or '.'", a.Version)

@@ -106,6 +106,11 @@ paths:
 	if len(res.Warnings) != 0 {
 		t.Errorf("servers are not read when the extension gives the backend: %v", res.Warnings)
 	}
+	res = mustParse(t, "openapi: 3.0.3\ninfo: {title: Shop, version: v2}\nservers: [{url: //api.example.com/v2}]\npaths: {/a: {get: {responses: {}}}}\n")
+	if got := fmtEndpoints(res.API.Production); got != "https://api.example.com/v2" {
+		t.Errorf("a scheme-relative server: production %s", got)
+	}
+	hasWarning(t, res, `d.yaml: $.servers[0].url: server URL "//api.example.com/v2" names no scheme; read as "https://api.example.com/v2"`)
 	res = mustParse(t, "openapi: 3.0.3\ninfo: {title: Shop, version: v2}\nservers: [{url: /v2}, {url: \"http://127.0.0.1:9\"}]\npaths: {/a: {get: {responses: {}}}}\n")
 	hasWarning(t, res, `d.yaml: $.servers[0].url: server URL "/v2" is not an absolute http(s) URL, so it names no backend and is not used`)
 
@@ -195,4 +200,59 @@ func TestWrongShapesAreLocated(t *testing.T) {
 	if got := fmtEndpoints(res.API.Production); got != "http://127.0.0.1:8443" {
 		t.Errorf("production %s", got)
 	}
+}
+
+// What real descriptions write and the gateway can still serve as written: a scheme it
+// cannot check as one alternative among others (that alternative is not served; an
+// operation with no other is refused), a title too long or with nothing to make a name of,
+// path keys with empty segments, and extensions among the paths.
+func TestMoreRealWorldShapes(t *testing.T) {
+	res := mustParse(t, `openapi: 3.0.3
+info: {title: "", version: v2}
+servers: [{url: "https://api.example.com/v2"}]
+components:
+  securitySchemes:
+    bearer: {type: http, scheme: bearer}
+    oauth1: {type: http, scheme: OAuth}
+security: [{bearer: []}, {oauth1: []}]
+paths:
+  x-codegen-contextRoot: /api
+  //openapi: {get: {security: [], responses: {}}}
+  /map/wms//: {get: {responses: {}}}
+`)
+	if res.API.Name != "api.example.com" {
+		t.Errorf("name %q", res.API.Name)
+	}
+	if o := op(t, res.API, "GET /map/wms"); security(o) != "bearer:" {
+		t.Errorf("GET /map/wms: %s, want the bearer alternative alone", security(o))
+	}
+	if !op(t, res.API, "GET /openapi").Open() {
+		t.Error("GET /openapi is not open as written")
+	}
+	hasWarning(t, res, `d.yaml: $.components.securitySchemes.oauth1.scheme: HTTP authentication scheme "OAuth" is not supported: requirements that need scheme "oauth1" are not served, the operation's other alternatives are`)
+	hasWarning(t, res, `d.yaml: $.info.title: the title makes no name; the API is named "api.example.com" after its server`)
+	hasWarning(t, res, `d.yaml: $.paths['//openapi']: path key with empty segments; served as "/openapi"`)
+
+	_, err := Parse("d.yaml", []byte(head+`components: {securitySchemes: {k: {type: http, scheme: negotiate}}}
+paths: {/a: {get: {security: [{k: []}], responses: {}}}, /b: {get: {security: [], responses: {}}}}
+`))
+	if err == nil || !strings.Contains(err.Error(), `d.yaml: $.components.securitySchemes.k.scheme: 1 operations (GET /a) need k, which the gateway cannot check, in every alternative; refused rather than served without it`) {
+		t.Errorf("an operation with no alternative left: %v", err)
+	}
+	res = mustParse(t, "openapi: 3.0.3\ninfo: {title: "+strings.Repeat("word ", 30)+", version: v1}\nx-tollgate-production-endpoints: [http://127.0.0.1:9]\npaths: {/a: {get: {}}}\n")
+	if n := res.API.Name; len(n) > 100 || !strings.HasPrefix(n, "word-word") || strings.HasSuffix(n, "-") {
+		t.Errorf("a long title's name: %q", n)
+	}
+}
+
+func security(o *apimodel.Operation) string {
+	var alts []string
+	for _, r := range o.Security {
+		var uses []string
+		for _, u := range r {
+			uses = append(uses, u.Scheme+":"+strings.Join(u.Scopes, ","))
+		}
+		alts = append(alts, strings.Join(uses, "+"))
+	}
+	return strings.Join(alts, "|")
 }

@@ -16,8 +16,10 @@ import (
 func (p *parser) normalize(tree map[string]any) {
 	p.pathKeys(tree)
 	paths := obj(tree["paths"])
-	keys := sortedKeys(paths)
-	for _, k := range keys {
+	for _, k := range sortedKeys(paths) {
+		if strings.HasPrefix(k, "x-") {
+			continue // an extension of the Paths Object
+		}
 		at := "$.paths" + member(k)
 		item := p.follow(tree, paths[k], at, "path item")
 		if item == nil {
@@ -92,22 +94,18 @@ func (p *parser) follow(tree map[string]any, v any, at, what string) map[string]
 	}
 }
 
-// pathKeys merges path keys that carry a fragment ("/a#b") or a query ("/a?beta=true") into
-// their path: OpenAPI allows any key that starts with '/', but a route matches a path. An
+// pathKeys merges path keys that carry a fragment ("/a#b") or a query ("/a?beta=true"), or
+// empty segments ("//a", "/a//"), into their path: OpenAPI allows any key that starts with
+// '/', but a route matches a path (and Envoy, as configured here, merges slashes). An
 // operation whose method the path has already is skipped; each is a warning.
 func (p *parser) pathKeys(tree map[string]any) {
 	paths := obj(tree["paths"])
 	for _, k := range sortedKeys(paths) {
-		i := strings.IndexAny(k, "#?")
-		if i < 0 {
+		base, what := pathOf(k)
+		if what == "" {
 			continue
 		}
 		at := "$.paths" + member(k)
-		base := k[:i]
-		what := "a fragment"
-		if k[i] == '?' {
-			what = "a query"
-		}
 		src := obj(paths[k])
 		delete(paths, k)
 		if base == "" || src == nil {
@@ -131,6 +129,32 @@ func (p *parser) pathKeys(tree map[string]any) {
 			}
 		}
 	}
+}
+
+// pathOf is the path a path key is served at, and what was taken off it ("" when nothing).
+func pathOf(k string) (string, string) {
+	if strings.HasPrefix(k, "x-") {
+		return k, ""
+	}
+	base, what := k, ""
+	if i := strings.IndexAny(k, "#?"); i >= 0 {
+		base, what = k[:i], "a fragment"
+		if k[i] == '?' {
+			what = "a query"
+		}
+	}
+	if strings.Contains(base, "//") {
+		for strings.Contains(base, "//") {
+			base = strings.ReplaceAll(base, "//", "/")
+		}
+		if what == "" {
+			what = "empty segments"
+		}
+		if len(base) > 1 {
+			base = strings.TrimSuffix(base, "/")
+		}
+	}
+	return base, what
 }
 
 // scan warns, once each, about what the gateway cannot honour but that changes neither

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -141,11 +142,15 @@ func load(view map[string]any, swagger bool) (*openapi3.T, error) {
 var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 
 type parser struct {
-	file     string
-	tree     map[string]any // the whole document, normalized
-	doc      *openapi3.T    // its gateway view
-	problems apimodel.Problems
-	warnings apimodel.Problems
+	// unsupported are the security schemes the gateway cannot check, by name (with where
+	// they are declared); uncheckable are the operations left without an alternative.
+	unsupported map[string]string
+	uncheckable []string
+	file        string
+	tree        map[string]any // the whole document, normalized
+	doc         *openapi3.T    // its gateway view
+	problems    apimodel.Problems
+	warnings    apimodel.Problems
 }
 
 func (p *parser) fail(path, format string, args ...any) {
@@ -197,7 +202,58 @@ func (p *parser) api() *apimodel.API {
 		}
 	}
 	p.lenientChecks(api, usesWSO2(doc))
+	if len(p.uncheckable) > 0 {
+		names := make([]string, 0, len(p.unsupported))
+		for n := range p.unsupported {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		p.fail(p.unsupported[names[0]], "%d operations (%s) need %s, which the gateway cannot check, in every alternative; refused rather than served without it (give them another alternative)",
+			len(p.uncheckable), firstFew(p.uncheckable), strings.Join(names, " or "))
+	}
 	return api
+}
+
+// unsupportedScheme records a scheme the gateway cannot check: alternatives that need it
+// are not served (a client must present another), which narrows access, never widens it.
+func (p *parser) unsupportedScheme(at, name, what string) {
+	if p.unsupported == nil {
+		p.unsupported = map[string]string{}
+	}
+	p.unsupported[name] = at
+	p.warn(at, "%s is not supported: requirements that need scheme %q are not served, the operation's other alternatives are", what, name)
+}
+
+// checkable drops the alternatives that need a scheme the gateway cannot check; an
+// operation left with none is recorded (and refused).
+func (p *parser) checkable(reqs []apimodel.Requirement, op string) []apimodel.Requirement {
+	if len(p.unsupported) == 0 {
+		return reqs
+	}
+	out := reqs[:0:0]
+	for _, r := range reqs {
+		ok := true
+		for _, use := range r {
+			if _, bad := p.unsupported[use.Scheme]; bad {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		p.uncheckable = append(p.uncheckable, op)
+	}
+	return out
+}
+
+// firstFew lists up to three items, and says when there are more.
+func firstFew(items []string) string {
+	if len(items) <= 3 {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:3], ", ") + ", ..."
 }
 
 // identity reads the API's name, version and base path.
@@ -215,6 +271,8 @@ func (p *parser) identity(api *apimodel.API, root extensions) {
 	api.Name = apimodel.Slug(api.Title)
 	if name, ok := root.str("name"); ok {
 		api.Name = name
+	} else {
+		api.Name = p.nameFallback(api.Name)
 	}
 	api.BasePath = "/" + api.Name + "/" + api.Version
 	if bp, ok := root.str("basePath"); ok {
@@ -228,6 +286,31 @@ func (p *parser) identity(api *apimodel.API, root extensions) {
 	if len(api.BasePath) > 1 {
 		api.BasePath = strings.TrimRight(api.BasePath, "/")
 	}
+}
+
+// nameFallback makes a name of a title's slug that cannot be one: cut to 100 characters,
+// or, for a title with nothing to make a name of, the first server's host. Each is a
+// warning; x-tollgate-name says it outright.
+func (p *parser) nameFallback(slug string) string {
+	if len(slug) > 100 {
+		cut := slug[:100]
+		if i := strings.LastIndexByte(cut, '-'); i > 0 {
+			cut = cut[:i]
+		}
+		p.warn("$.info.title", "the title makes a name longer than 100 characters; the API is named %q (x-tollgate-name names it)", cut)
+		return cut
+	}
+	if slug != "" {
+		return slug
+	}
+	for _, s := range p.doc.Servers {
+		if u, err := url.Parse(s.URL); err == nil && u.Hostname() != "" && !strings.Contains(u.Host, "{") {
+			name := apimodel.Slug(u.Hostname())
+			p.warn("$.info.title", "the title makes no name; the API is named %q after its server (x-tollgate-name names it)", name)
+			return name
+		}
+	}
+	return slug
 }
 
 // settings reads the document-level extensions and servers.
@@ -292,12 +375,12 @@ func (p *parser) operation(api *apimodel.API, path, m string, op *openapi3.Opera
 	}
 	p.unsupportedWSO2(at, op.Extensions)
 	o.Throttling, _ = ext.str("throttling")
-	o.Security = p.operationSecurity(api, at, op, ext, d)
+	o.Security = p.operationSecurity(api, at, o.Key(), op, ext, d)
 	return o
 }
 
 // operationSecurity is an operation's effective requirements.
-func (p *parser) operationSecurity(api *apimodel.API, at string, op *openapi3.Operation, ext extensions, d defaults) []apimodel.Requirement {
+func (p *parser) operationSecurity(api *apimodel.API, at, key string, op *openapi3.Operation, ext extensions, d defaults) []apimodel.Requirement {
 	// The operation's own x-wso2-disable-security wins over the API's, either way:
 	// false under an API-level true secures the operation again (as in WSO2).
 	open := d.open
@@ -325,6 +408,7 @@ func (p *parser) operationSecurity(api *apimodel.API, at string, op *openapi3.Op
 	if scope, _ := op.Extensions["x-scope"].(string); scope != "" {
 		reqs = withScope(reqs, api.Schemes, scope)
 	}
+	reqs = p.checkable(reqs, key)
 	reqs = withScopeMode(reqs, scopeMode(ext, d.anyScopes))
 	appSec := p.doc.Extensions["x-wso2-application-security"]
 	if v, ok := op.Extensions["x-wso2-application-security"]; ok {
@@ -562,7 +646,7 @@ func (p *parser) schemes(api *apimodel.API) {
 			case "basic":
 				sc.Type = apimodel.SchemeBasic
 			default:
-				p.fail(at+".scheme", "HTTP authentication scheme %q is not supported (use bearer or basic)", s.Scheme)
+				p.unsupportedScheme(at+".scheme", name, fmt.Sprintf("HTTP authentication scheme %q", s.Scheme))
 				continue
 			}
 		case "apikey":
@@ -579,7 +663,7 @@ func (p *parser) schemes(api *apimodel.API) {
 		case "mutualtls":
 			sc.Type = apimodel.SchemeMutualTLS
 		default:
-			p.fail(at+".type", "security scheme type %q is not supported", s.Type)
+			p.unsupportedScheme(at+".type", name, fmt.Sprintf("security scheme type %q", s.Type))
 			continue
 		}
 		api.Schemes[name] = sc

@@ -38,6 +38,10 @@ func gatewayView(tree map[string]any) map[string]any {
 	}
 	paths := map[string]any{}
 	for key, item := range obj(tree["paths"]) {
+		if strings.HasPrefix(key, "x-") {
+			paths[key] = item
+			continue
+		}
 		paths[key] = pathView(obj(item), swagger2(tree))
 	}
 	out["paths"] = paths

@@ -30,6 +30,12 @@ func (p *parser) serverEndpoints(at string, servers openapi3.Servers) (prod, san
 			}
 		}
 		u, err := url.Parse(raw)
+		if err == nil && u.Scheme == "" && u.Host != "" {
+			// "//api.example.com": a description converted from Swagger 2.0 without
+			// schemes. The gateway reaches its backend over TLS.
+			raw, u.Scheme = "https:"+raw, "https"
+			p.warn(here, "server URL %q names no scheme; read as %q", s.URL, raw)
+		}
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			p.warn(here, "server URL %q is not an absolute http(s) URL, so it names no backend and is not used (give the backend in x-tollgate-production-endpoints)", s.URL)
 			continue

@@ -31,7 +31,7 @@ func (p *parser) checkShape(view map[string]any) {
 			}
 		})
 	})
-	p.object("$.paths", view["paths"], "an object of path items", func(at string, item any) {
+	p.object("$.paths", view["paths"], "an object of path items", func(at string, item any) { // x- keys skipped
 		p.object(at, item, "a path item object", func(at string, v any) {
 			if strings.HasSuffix(at, ".servers") {
 				p.servers(at, v)
