@@ -93,7 +93,7 @@ func TestValidateReportsEveryProblemWithFileAndPath(t *testing.T) {
 	dir := t.TempDir()
 	badYAML := write(t, dir, "bad-yaml.yaml", "openapi: 3.0.3\ninfo: [\n")
 	badExt := write(t, dir, "bad-ext.yaml", "openapi: 3.0.3\ninfo: {title: A, version: v1}\nx-wso2-production-endpoints: 42\npaths:\n  /a: {get: {responses: {\"200\": {description: ok}}}}\n")
-	dupOp := write(t, dir, "dup.yaml", good+"  /items/{a}: {get: {responses: {\"200\": {description: ok}}}}\n  /items/{b}: {get: {responses: {\"200\": {description: ok}}}}\n")
+	dupOp := write(t, dir, "dup.yaml", good+"  /items/{a}: {get: {responses: {\"200\": {description: ok}}}}\n  /items/{b}: {get: {security: [{}], responses: {\"200\": {description: ok}}}}\n")
 	badTmpl := write(t, dir, "tmpl.yaml", good+"  /items/{id: {get: {responses: {\"200\": {description: ok}}}}\n")
 	ok := write(t, dir, "ok.yaml", good)
 
@@ -102,7 +102,7 @@ func TestValidateReportsEveryProblemWithFileAndPath(t *testing.T) {
 		t.Fatalf("exit %d, want 1\n%s%s", o.code, o.stdout, o.stderr)
 	}
 	for _, want := range []string{
-		badYAML + ": $: yaml: line 2",
+		badYAML + ": $: line 2: did not find expected node content",
 		badExt + ": $.x-wso2-production-endpoints: must be an endpoint object",
 		dupOp + ": $.paths['/items/{b}'].get: duplicate operation",
 		badTmpl + ": $.paths['/items/{id']: ",
