@@ -49,7 +49,14 @@ done
 
 # Apply every accepted document to one gateway (in parts: etcd takes 128 writes a
 # transaction) and list what etcd holds.
-addr() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# A free loopback port below 32768 (above it the kernel picks client ports).
+addr() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 12000))
+		(: </dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+	done
+}
 cat >"$work/tollgate.yaml" <<EOF
 dataDir: $work/data
 etcd: {embeddedClientAddr: 127.0.0.1:$(addr), embeddedPeerAddr: 127.0.0.1:$(addr)}
@@ -108,7 +115,7 @@ awk -F'\t' '{ v = substr($3, 1, 3); n[v]++; if ($5 == 0) ok[v]++ } END { for (v 
 echo
 echo "Why documents were refused (the first problem of each, grouped):"
 echo
-awk -F'\t' '$5 != 0 { r = $10; gsub(/\$[^:]*: /, "", r); gsub(/"[^"]*"/, "\"…\"", r); gsub(/[0-9]+/, "N", r); print r }' "$results" | sort | uniq -c | sort -rn | head -25
+awk -F'\t' '$5 != 0 { r = $10; sub(/^\$[^:]*: /, "", r); gsub(/\([^)]*\)?/, "(…)", r); gsub(/"[^"]*"/, "\"…\"", r); gsub(/[0-9]+/, "N", r); print substr(r, 1, 60) }' "$results" | sort | uniq -c | sort -rn | head -25
 echo
 echo "Every refused document:"
 echo
