@@ -55,6 +55,7 @@ realdocs: build
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime 60s ./policies/jwt/
 	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime 60s ./extauthz/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeYAML -fuzztime 60s ./internal/apimodel/openapi/
 
 # Rewrite the control plane's golden output (xds/build/testdata) after a deliberate change;
 # review the diff: it is what Envoys will receive.

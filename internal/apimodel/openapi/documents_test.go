@@ -3,6 +3,7 @@ package openapi
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
@@ -255,4 +256,19 @@ func security(o *apimodel.Operation) string {
 		alts = append(alts, strings.Join(uses, "+"))
 	}
 	return strings.Join(alts, "|")
+}
+
+// Aliases that would expand a small document into millions of values are refused, fast.
+func TestAliasBombIsRefused(t *testing.T) {
+	doc := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for _, n := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		doc += n + ": &" + n + " [" + strings.TrimSuffix(strings.Repeat("*"+prev+", ", 10), ", ") + "]\n"
+		prev = n
+	}
+	start := time.Now()
+	_, err := Parse("bomb.yaml", []byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "expands to too many values") || time.Since(start) > 2*time.Second {
+		t.Errorf("a billion laughs: %v after %v", err, time.Since(start))
+	}
 }

@@ -11,15 +11,18 @@ import (
 )
 
 // decodeYAML reads YAML 1.2 — as OpenAPI documents are written: "y", "on" and "no" are
-// strings, and 1.0 stays 1.0 — into plain values. A key written twice in one mapping is
-// refused with its line (the second would silently replace the first: a path's operations,
-// say). Merge keys (<<) are honoured; aliases are expanded up to a bound.
+// strings, and 1.0 stays 1.0; a date stays the text it is — into plain values. A key
+// written twice in one mapping is refused with its line (the second would silently replace
+// the first: a path's operations, say). Merge keys (<<) are honoured; aliases are expanded
+// up to a bound proportional to the document.
 func decodeYAML(data []byte) (any, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, err
 	}
-	c := converter{budget: 10_000_000}
+	// Aliases may repeat a part of the document; they may not make it more than a few
+	// times larger than it is (a billion laughs in a kilobyte).
+	c := converter{budget: 100_000 + 4*len(data)}
 	return c.value(&root)
 }
 
@@ -131,8 +134,19 @@ func (c *converter) key(k *yaml.Node) (string, error) {
 	if k.Kind != yaml.ScalarNode {
 		return "", fmt.Errorf("line %d: a mapping key must be a scalar", k.Line)
 	}
-	if k.ShortTag() == "!!null" {
+	// A key that YAML reads as a number or a boolean is written as that value, as JSON
+	// converters write it (010 is "10", True is "true").
+	switch v := scalar(k).(type) {
+	case nil:
 		return "null", nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case json.Number:
+		if k.ShortTag() == "!!float" {
+			f, _ := v.Float64()
+			return strconv.FormatFloat(f, 'g', -1, 64), nil
+		}
+		return v.String(), nil
 	}
 	return k.Value, nil
 }
@@ -145,17 +159,22 @@ func scalar(n *yaml.Node) any {
 	case "!!bool":
 		return strings.EqualFold(n.Value, "true")
 	case "!!int":
-		if i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
+		v := strings.ReplaceAll(n.Value, "_", "")
+		if i, err := strconv.ParseInt(v, 0, 64); err == nil {
 			return json.Number(strconv.FormatInt(i, 10))
 		}
-		if u, err := strconv.ParseUint(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
+		if u, err := strconv.ParseUint(v, 0, 64); err == nil {
 			return json.Number(strconv.FormatUint(u, 10))
 		}
+		if i, err := strconv.ParseInt(v, 10, 64); err == nil { // 080: leading zeros, decimal
+			return json.Number(strconv.FormatInt(i, 10))
+		}
 	case "!!float":
-		f, err := strconv.ParseFloat(n.Value, 64)
+		v := strings.ReplaceAll(n.Value, "_", "")
+		f, err := strconv.ParseFloat(v, 64)
 		if err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-			if _, err := json.Number(n.Value).Float64(); err == nil && validJSONNumber(n.Value) {
-				return json.Number(n.Value) // as written: 1.0 stays 1.0
+			if validJSONNumber(v) {
+				return json.Number(v) // as written: 1.0 stays 1.0
 			}
 			return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
 		}
