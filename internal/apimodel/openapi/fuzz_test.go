@@ -31,6 +31,9 @@ func FuzzDecodeYAML(f *testing.F) {
 		mine, err := decodeYAML(data)
 		var theirs any
 		err2 := yaml.Unmarshal(data, &theirs)
+		if (err == nil) != (err2 == nil) && !bounded(err) {
+			t.Fatalf("%q: this reader says %v, the library %v", data, err, err2)
+		}
 		if err == nil && err2 == nil {
 			a, b := canonical(t, mine), canonical(t, plain(theirs))
 			if a != "" && b != "" && !reflect.DeepEqual(reread(a), reread(b)) {
@@ -86,4 +89,12 @@ func reread(s string) any {
 	var v any
 	_ = json.Unmarshal([]byte(s), &v)
 	return v
+}
+
+// bounded says whether err is one of this reader's own bounds (aliases, depth) or its
+// stricter rule that two keys reading as one value are one key written twice (000 and 00),
+// which the library does not have.
+func bounded(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "too many values") || strings.Contains(err.Error(), "nested too deep") ||
+		strings.Contains(err.Error(), "is already defined"))
 }

@@ -40,6 +40,8 @@ func (c *converter) value(n *yaml.Node) (any, error) {
 	}
 	defer func() { c.depth-- }()
 	switch n.Kind {
+	case 0: // an empty document
+		return nil, nil
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
 			return nil, nil
