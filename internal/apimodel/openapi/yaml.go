@@ -171,6 +171,11 @@ func scalar(n *yaml.Node) any {
 		if i, err := strconv.ParseInt(v, 10, 64); err == nil { // 080: leading zeros, decimal
 			return json.Number(strconv.FormatInt(i, 10))
 		}
+		if o, ok := strings.CutPrefix(v, "0o"); ok { // as the library reads 0o+17
+			if i, err := strconv.ParseInt(o, 8, 64); err == nil {
+				return json.Number(strconv.FormatInt(i, 10))
+			}
+		}
 	case "!!float":
 		v := strings.ReplaceAll(n.Value, "_", "")
 		f, err := strconv.ParseFloat(v, 64)
