@@ -75,14 +75,10 @@ func yamlOfSize(name string, ops, size int) []byte {
 // apply to the enforcer holding the API, and the RSS and heap (after a GC) the process
 // holds for it, per MB of description.
 func gateway(bin, dir, file string, mb float64) (time.Duration, float64, float64) {
-	admin := benchutil.Addr()
 	cfg := filepath.Join(dir, "tollgate.yaml")
-	benchutil.Check(os.WriteFile(cfg, []byte(fmt.Sprintf(`dataDir: %s
-etcd: {embeddedClientAddr: %s, embeddedPeerAddr: %s}
-authz: {listen: %s}
-xds: {listen: %s}
-admin: {listen: %s, profiling: true}
-`, filepath.Join(dir, "data-"+filepath.Base(file)), benchutil.Addr(), benchutil.Addr(), benchutil.Addr(), benchutil.Addr(), admin)), 0o644))
+	var srv benchutil.Server
+	benchutil.WriteConfig(cfg, filepath.Join(dir, "data-"+filepath.Base(file)), "", &srv, "")
+	admin := srv.Admin
 	run := exec.Command(bin, "run", "--config", cfg)
 	stdout, err := run.StdoutPipe()
 	benchutil.Check(err)

@@ -71,15 +71,10 @@ func main() {
 	defer cleanup()
 	bin := benchutil.Binary(dir)
 
-	etcdAddr, xdsAddr, adminAddr := benchutil.Addr(), benchutil.Addr(), benchutil.Addr()
 	cfg := filepath.Join(dir, "tollgate.yaml")
-	benchutil.Check(os.WriteFile(cfg, []byte(fmt.Sprintf(`dataDir: %s
-etcd: {embeddedClientAddr: %s, embeddedPeerAddr: %s}
-authz: {listen: %s}
-xds: {listen: %s}
-admin: {listen: %s, profiling: true}
-log: {level: warn}
-`, filepath.Join(dir, "data"), etcdAddr, benchutil.Addr(), benchutil.Addr(), xdsAddr, adminAddr)), 0o644))
+	var srv benchutil.Server
+	benchutil.WriteConfig(cfg, filepath.Join(dir, "data"), "", &srv, "log: {level: warn}\n")
+	etcdAddr, xdsAddr, adminAddr := srv.Etcd, srv.XDS, srv.Admin
 	out, err := os.Create(filepath.Join(dir, "run.out"))
 	benchutil.Check(err)
 	server := exec.Command(bin, "run", "--config", cfg)

@@ -123,17 +123,12 @@ paths:
 	admins := map[string]string{}
 	config := func(name, etcd, authzAddr string) string {
 		p := filepath.Join(dir, name+".yaml")
-		adminAddr := benchutil.Addr()
-		admins["tollgate "+name] = adminAddr
-		benchutil.Check(os.WriteFile(p, []byte(fmt.Sprintf(`dataDir: %s
-etcd: {endpoints: [%s], embeddedClientAddr: %s, embeddedPeerAddr: %s}
-authz: {listen: %s}
-xds: {listen: %s}
-admin: {listen: %s, profiling: true}
-log: {level: warn}
+		srv := benchutil.Server{Authz: authzAddr}
+		benchutil.WriteConfig(p, filepath.Join(dir, "data-"+name), etcd, &srv, fmt.Sprintf(`log: {level: warn}
 issuers:
   - {name: bench, issuer: %q, audiences: [%s], jwksURL: %q, algorithms: [RS256]}
-`, filepath.Join(dir, "data-"+name), etcd, benchutil.Addr(), benchutil.Addr(), authzAddr, benchutil.Addr(), adminAddr, issuer, aud, jwksURL)), 0o644))
+`, issuer, aud, jwksURL))
+		admins["tollgate "+name] = srv.Admin
 		return p
 	}
 	if want["floor"] {

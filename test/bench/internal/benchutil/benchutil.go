@@ -154,3 +154,29 @@ func Fetch(url, file string) {
 	_, err = io.Copy(f, resp.Body)
 	Check(err)
 }
+
+// Server is where one server of a load program listens (Etcd: its embedded etcd's client
+// address).
+type Server struct{ Etcd, Authz, XDS, Admin string }
+
+// WriteConfig writes the tollgate.yaml of one server of a load program to path: its data in
+// dataDir; etcd.endpoints when etcd is not "" (else the embedded etcd serves); the embedded
+// etcd, authz, xds and admin on s's addresses (free loopback ones below 32768 where empty,
+// filled in); profiling on; then extra (YAML).
+func WriteConfig(path, dataDir, etcd string, s *Server, extra string) {
+	for _, a := range []*string{&s.Etcd, &s.Authz, &s.XDS, &s.Admin} {
+		if *a == "" {
+			*a = Addr()
+		}
+	}
+	endpoints := ""
+	if etcd != "" {
+		endpoints = "endpoints: [" + etcd + "], "
+	}
+	Check(os.WriteFile(path, []byte(fmt.Sprintf(`dataDir: %s
+etcd: {%sembeddedClientAddr: %s, embeddedPeerAddr: %s}
+authz: {listen: %s}
+xds: {listen: %s}
+admin: {listen: %s, profiling: true}
+%s`, dataDir, endpoints, s.Etcd, Addr(), s.Authz, s.XDS, s.Admin, extra)), 0o644))
+}
