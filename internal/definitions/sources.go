@@ -38,7 +38,7 @@ func read(path string, stdin io.Reader) ([]source, error) {
 	case path == Stdin:
 		b, err := readAtMost(stdin, "standard input")
 		return []source{{"<stdin>", "", b}}, err
-	case strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://"):
+	case isURL(path):
 		b, err := fetch(path)
 		return []source{{path, path, b}}, err
 	}

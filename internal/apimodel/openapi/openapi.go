@@ -1,6 +1,9 @@
-// Package openapi turns an OpenAPI 3.0/3.1 document (YAML or JSON) with x-tollgate-*
-// extensions, or their WSO2 API Microgateway x-wso2-* aliases, into an apimodel.API. It is
-// the only package that knows OpenAPI; parsing is done by kin-openapi.
+// Package openapi turns an OpenAPI 3.0/3.1 or Swagger 2.0 document (YAML or JSON) with
+// x-tollgate-* extensions, or their WSO2 API Microgateway x-wso2-* aliases, into an
+// apimodel.API. It is the only package that knows OpenAPI. A document is decoded once
+// (tree.go, yaml.go), its references to other files bundled in (bundle.go), what real
+// documents write loosely repaired (normalize.go), and only the gateway's view of it
+// (reduce.go) read by kin-openapi.
 package openapi
 
 import (

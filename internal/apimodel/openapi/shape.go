@@ -23,27 +23,26 @@ func (p *parser) checkShape(view map[string]any) {
 	if swagger2(view) {
 		schemes, at = view["securityDefinitions"], "$.securityDefinitions"
 	}
-	p.object(at, schemes, "an object of security schemes by name", func(at string, s any) {
-		p.object(at, s, "a security scheme object", func(at string, v any) {
-			switch {
-			case strings.HasSuffix(at, ".type"), strings.HasSuffix(at, ".scheme"), strings.HasSuffix(at, ".in"), strings.HasSuffix(at, ".name"):
+	p.object(at, schemes, "an object of security schemes by name", func(at, _ string, s any) {
+		p.object(at, s, "a security scheme object", func(at, k string, v any) {
+			if k == "type" || k == "scheme" || k == "in" || k == "name" {
 				p.str(at, v)
 			}
 		})
 	})
-	p.object("$.paths", view["paths"], "an object of path items", func(at string, item any) { // x- keys skipped
-		p.object(at, item, "a path item object", func(at string, v any) {
-			if strings.HasSuffix(at, ".servers") {
+	p.object("$.paths", view["paths"], "an object of path items", func(at, _ string, item any) {
+		p.object(at, item, "a path item object", func(at, k string, v any) {
+			if k == "servers" {
 				p.servers(at, v)
 				return
 			}
-			p.object(at, v, "an operation object", func(at string, v any) {
-				switch {
-				case strings.HasSuffix(at, ".operationId"):
+			p.object(at, v, "an operation object", func(at, k string, v any) {
+				switch k {
+				case "operationId":
 					p.str(at, v)
-				case strings.HasSuffix(at, ".security"):
+				case "security":
 					p.security(at, v)
-				case strings.HasSuffix(at, ".servers"):
+				case "servers":
 					p.servers(at, v)
 				}
 			})
@@ -57,8 +56,9 @@ func (p *parser) str(at string, v any) {
 	}
 }
 
-// object calls each for every member of v, an object (nil is allowed: absent).
-func (p *parser) object(at string, v any, what string, each func(at string, v any)) {
+// object calls each for every member of v but its extensions, with the member's JSON path
+// and key; v is an object (nil is allowed: absent).
+func (p *parser) object(at string, v any, what string, each func(at, key string, v any)) {
 	if v == nil {
 		return
 	}
@@ -69,7 +69,7 @@ func (p *parser) object(at string, v any, what string, each func(at string, v an
 	}
 	for _, k := range sortedKeys(m) {
 		if !strings.HasPrefix(k, "x-") {
-			each(at+member(k), m[k])
+			each(at+member(k), k, m[k])
 		}
 	}
 }
@@ -100,7 +100,7 @@ func (p *parser) servers(at string, v any) {
 		}
 		p.str(at+".url", m["url"])
 		p.str(at+".description", m["description"])
-		p.object(at+".variables", m["variables"], "an object of server variables", func(at string, v any) {
+		p.object(at+".variables", m["variables"], "an object of server variables", func(at, _ string, v any) {
 			if vm, ok := v.(map[string]any); ok {
 				p.str(at+".default", vm["default"])
 				return
@@ -112,7 +112,7 @@ func (p *parser) servers(at string, v any) {
 
 func (p *parser) security(at string, v any) {
 	p.list(at, v, "a list of security requirements ([{scheme: [scopes]}])", func(at string, r any) {
-		p.object(at, r, "a security requirement object ({scheme: [scopes]})", func(at string, scopes any) {
+		p.object(at, r, "a security requirement object ({scheme: [scopes]})", func(at, _ string, scopes any) {
 			p.list(at, scopes, "a list of scopes", func(at string, s any) { p.str(at, s) })
 		})
 	})

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -65,9 +67,6 @@ func (d *Document) Kind() string {
 	return k
 }
 
-// JSON is the document encoded as JSON.
-func (d *Document) JSON() ([]byte, error) { return json.Marshal(d.tree) }
-
 // swagger2 says whether the tree is a Swagger 2.0 document.
 func swagger2(tree map[string]any) bool {
 	_, ok := tree["swagger"]
@@ -123,8 +122,8 @@ func pointer(doc any, ptr string) (any, bool) {
 			}
 			cur = v
 		case []any:
-			var i int
-			if _, err := fmt.Sscanf(part, "%d", &i); err != nil || i < 0 || i >= len(c) {
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(c) {
 				return nil, false
 			}
 			cur = c[i]
@@ -135,36 +134,14 @@ func pointer(doc any, ptr string) (any, bool) {
 	return cur, true
 }
 
-// fragment is a $ref's JSON pointer: the part after '#', unescaped from its URI form.
+// fragment is a $ref's JSON pointer: the part after '#', unescaped from its URI form (real
+// documents also write raw '{' '}' there, which stay as they are).
 func fragment(ref string) string {
 	_, frag, _ := strings.Cut(ref, "#")
-	if strings.Contains(frag, "%") {
-		if u, err := unescape(frag); err == nil {
-			frag = u
-		}
+	if u, err := url.PathUnescape(frag); err == nil {
+		frag = u
 	}
 	return frag
-}
-
-// unescape undoes percent-encoding; real documents also write raw '{' '}' in pointers.
-func unescape(s string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", errors.New("short escape")
-		}
-		var c byte
-		if _, err := fmt.Sscanf(s[i+1:i+3], "%02x", &c); err != nil {
-			return "", err
-		}
-		b.WriteByte(c)
-		i += 2
-	}
-	return b.String(), nil
 }
 
 // member is a key's step in a JSON path: .name, or ['/a/{b}'] for anything else.
