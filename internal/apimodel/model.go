@@ -528,3 +528,32 @@ const (
 // enforcer sets it (for tokens issued for the sandbox); it removes any value a client sent,
 // and Envoy picks the route again after ext_authz.
 const EnvironmentHeader = "x-tollgate-environment"
+
+// SecurityText writes requirements as people read them: "oauth[read write] or key",
+// "mtls and key", "open"; any-of scopes are separated by " | ".
+func SecurityText(reqs []Requirement) string {
+	if len(reqs) == 0 {
+		return "open"
+	}
+	var alts []string
+	for _, r := range reqs {
+		if len(r) == 0 {
+			alts = append(alts, "open")
+			continue
+		}
+		var all []string
+		for _, u := range r {
+			s := u.Scheme
+			if len(u.Scopes) > 0 {
+				sep := " "
+				if u.AnyScope {
+					sep = " | "
+				}
+				s += "[" + strings.Join(u.Scopes, sep) + "]"
+			}
+			all = append(all, s)
+		}
+		alts = append(alts, strings.Join(all, " and "))
+	}
+	return strings.Join(alts, " or ")
+}

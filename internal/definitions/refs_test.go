@@ -83,19 +83,6 @@ func (noPolicies) Parse([]byte) (Policy, error)                 { return Policy{
 func (noPolicies) IsWSO2([]byte) bool                           { return false }
 func (noPolicies) ParseWSO2([]byte) ([]Policy, []string, error) { return nil, nil, nil }
 
-// security is an operation's requirements, written "scheme:scope,scope|scheme:".
-func security(op *apimodel.Operation) string {
-	var alts []string
-	for _, r := range op.Security {
-		var uses []string
-		for _, u := range r {
-			uses = append(uses, u.Scheme+":"+strings.Join(u.Scopes, ","))
-		}
-		alts = append(alts, strings.Join(uses, "+"))
-	}
-	return strings.Join(alts, "|")
-}
-
 // checkParts checks what the gateway reads from the multi-file description, from the
 // definition loaded and from what is stored (read again as etcd's followers read it: with
 // no files at hand).
@@ -114,16 +101,16 @@ func checkParts(t *testing.T, defs []Definition, report Report) {
 	for _, api := range []*apimodel.API{defs[0].API, stored.API} {
 		cat := apimodel.NewCatalog([]*apimodel.API{api})
 		for key, want := range map[string]string{
-			"GET /parts":         "oauth:parts:list|key:",
-			"GET /parts/{id}":    "oauth:parts:read,parts:audit",
-			"DELETE /parts/{id}": "oauth:parts:delete",
+			"GET /parts":         "oauth[parts:list] or key",
+			"GET /parts/{id}":    "oauth[parts:read parts:audit]",
+			"DELETE /parts/{id}": "oauth[parts:delete]",
 		} {
 			_, op := cat.Operation("parts/v1", key)
 			if op == nil {
 				t.Errorf("%s: not served", key)
 				continue
 			}
-			if got := security(op); got != want {
+			if got := apimodel.SecurityText(op.Security); got != want {
 				t.Errorf("%s: security %s, want %s (the file's own)", key, got, want)
 			}
 		}

@@ -60,7 +60,7 @@ func (i Inventory) Describe(ctx context.Context, id string, opt build.Options) (
 	d.Hosts, d.Gateways, d.MutualTLS = m.Hosts, m.Gateways, string(m.MutualTLS)
 	for _, op := range m.Operations {
 		d.Operations = append(d.Operations, OperationDescription{Method: op.Method, Path: m.BasePath + op.Path,
-			Security: security(op.Security), Throttling: op.Throttling})
+			Security: apimodel.SecurityText(op.Security), Throttling: op.Throttling})
 	}
 	eps, err := i.Endpoints(ctx)
 	if err != nil {
@@ -99,33 +99,6 @@ func (i Inventory) Describe(ctx context.Context, id string, opt build.Options) (
 		d.Clusters = append(d.Clusters, cd)
 	}
 	return d, nil
-}
-
-func security(reqs []apimodel.Requirement) string {
-	if len(reqs) == 0 {
-		return "open"
-	}
-	var alts []string
-	for _, r := range reqs {
-		if len(r) == 0 {
-			alts = append(alts, "open")
-			continue
-		}
-		var all []string
-		for _, u := range r {
-			s := u.Scheme
-			if len(u.Scopes) > 0 {
-				sep := " "
-				if u.AnyScope {
-					sep = " | "
-				}
-				s += "[" + strings.Join(u.Scopes, sep) + "]"
-			}
-			all = append(all, s)
-		}
-		alts = append(alts, strings.Join(all, " and "))
-	}
-	return strings.Join(alts, " or ")
 }
 
 func addresses(la *endpointv3.ClusterLoadAssignment) []string {
