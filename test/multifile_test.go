@@ -3,8 +3,6 @@ package test
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -34,13 +32,7 @@ responses: {"200": {description: a parcel, content: {application/json: {schema: 
 		"schemas/parcel.yaml": "{type: object, properties: {id: {type: string}, next: {$ref: \"#\"}}}\n",
 		"escape.yaml":         "openapi: 3.0.3\ninfo: {title: Escape, version: v1}\nservers: [{url: \"http://127.0.0.1:9300\"}]\npaths: {/a: {$ref: \"http://localhost:1/a.yaml\"}}\n",
 	} {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		write(t, dir, name, content)
 	}
 	files := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer files.Close()
