@@ -24,6 +24,7 @@ run: build
 	./$(BIN) run --dev -f examples/coffeebar/coffeebar.yaml -f examples/coffeebar/orders-per-user.yaml -f examples/petstore/petstore.yaml -f examples/online-store/online-store.yaml
 
 test: deps
+	bash .ci/tracked-files
 	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above"; exit 1)
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
