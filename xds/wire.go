@@ -27,8 +27,8 @@ import (
 // message's unknown fields) from the bytes every stream shares instead of copying them
 // into a buffer per stream. (gRPC-Go already gives write buffers back between writes, so
 // idle Envoys hold none.)
-func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(sharedCodec{encoding.GetCodecV2("proto"), newNameLists()}),
+func (s *Server) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(newSharedCodec(s.names)),
 		// Fixed flow-control windows: gRPC-Go's dynamic ones send a BDP ping, and a window
 		// update before it, when data arrives after a quiet spell — on an xDS port every ACK
 		// does, so each ACK of each Envoy cost two more frames written and one more read.
@@ -43,6 +43,11 @@ func ServerOptions() []grpc.ServerOption {
 type sharedCodec struct {
 	encoding.CodecV2
 	lists *nameLists
+	held  *rescache.Names // the names the caches hold
+}
+
+func newSharedCodec(held *rescache.Names) sharedCodec {
+	return sharedCodec{encoding.GetCodecV2("proto"), newNameLists(), held}
 }
 
 func (c sharedCodec) Marshal(v any) (mem.BufferSlice, error) {
@@ -154,7 +159,7 @@ func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		}
 	}
 	var err error
-	rescache.Names(func(lookup func([]byte) (string, bool)) {
+	c.held.Lookup(func(lookup func([]byte) (string, bool)) {
 		for b := all; len(b) > 0; {
 			num, typ, n := protowire.ConsumeTag(b)
 			m := protowire.ConsumeFieldValue(num, typ, b[n:])

@@ -12,7 +12,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -20,16 +19,17 @@ import (
 	"github.com/tollgate-gw/tollgate/xds/rescache"
 )
 
-func codec() sharedCodec { return sharedCodec{encoding.GetCodecV2("proto"), newNameLists()} }
+func codec(held *rescache.Names) sharedCodec { return newSharedCodec(held) }
 
 // A request decodes to the same message as with the proto codec, and the names of served
 // resources are the caches' own copies.
 func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
-	c := rescache.New(resourcev3.EndpointType, "w-")
+	held := rescache.NewNames()
+	c := rescache.New(resourcev3.EndpointType, "w-", held)
 	if err := c.Set([]types.Resource{&endpointv3.ClusterLoadAssignment{ClusterName: "served"}}); err != nil {
 		t.Fatal(err)
 	}
-	held := func() string {
+	heldName := func() string {
 		for n := range c.Resources() {
 			return n
 		}
@@ -47,7 +47,7 @@ func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := m.ProtoReflect().New().Interface()
-		if err := codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, got); err != nil {
+		if err := codec(held).Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, got); err != nil {
 			t.Fatal(err)
 		}
 		if !proto.Equal(got, m) {
@@ -61,7 +61,7 @@ func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
 			names = append(r.ResourceNamesSubscribe, r.ResourceNamesUnsubscribe...)
 		}
 		for _, n := range names {
-			if n == "served" && unsafe.StringData(n) != unsafe.StringData(held) {
+			if n == "served" && unsafe.StringData(n) != unsafe.StringData(heldName) {
 				t.Errorf("the name of a served resource is a copy of its own")
 			}
 		}
@@ -69,7 +69,7 @@ func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
 	// Not UTF-8: refused, as the proto codec refuses it.
 	bad, _ := proto.Marshal(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.EndpointType})
 	bad = append(bad, 0x1a, 2, 0xff, 0xfe)
-	if err := codec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &discoveryv3.DiscoveryRequest{}); err == nil {
+	if err := codec(held).Unmarshal(mem.BufferSlice{mem.SliceBuffer(bad)}, &discoveryv3.DiscoveryRequest{}); err == nil {
 		t.Error("a resource name that is not UTF-8 was accepted")
 	}
 }
@@ -78,7 +78,7 @@ func TestCodecDecodesRequestsWithSharedNames(t *testing.T) {
 // every Envoy of a group restates the same list), never for other bytes, and names split
 // around other fields still decode in order.
 func TestCodecSharesListsDecodedBefore(t *testing.T) {
-	c := codec()
+	c := codec(nil)
 	var names []string
 	for i := range 100 {
 		names = append(names, fmt.Sprintf("cluster-%03d", i))
@@ -130,12 +130,12 @@ func TestCodecSharesListsDecodedBefore(t *testing.T) {
 // A response whose resources are pre-framed (unknown fields) is written as two buffers and
 // decodes to the message with those resources.
 func TestCodecWritesSharedResources(t *testing.T) {
-	c := rescache.New(resourcev3.EndpointType, "w-")
+	c := rescache.New(resourcev3.EndpointType, "w-", nil)
 	c.Set([]types.Resource{&endpointv3.ClusterLoadAssignment{ClusterName: "a"}})
 	resp := &discoveryv3.DiscoveryResponse{VersionInfo: c.Version(), TypeUrl: resourcev3.EndpointType, Nonce: "1"}
 	framed, _ := proto.Marshal(&discoveryv3.DiscoveryResponse{Resources: mustAnys(t, &endpointv3.ClusterLoadAssignment{ClusterName: "a"})})
 	resp.ProtoReflect().SetUnknown(framed)
-	bs, err := codec().Marshal(resp)
+	bs, err := codec(nil).Marshal(resp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,6 +71,7 @@ type Server struct {
 	tablesMu sync.RWMutex
 	tables   map[tableKey]*rescache.Cache
 	prefix   string
+	names    *rescache.Names // the names the tables hold, shared with the request decoder
 	m        *metrics
 	hooks    *hooks
 
@@ -159,7 +160,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	cfg.MaxGroups = cmp.Or(cfg.MaxGroups, defaults.MaxGroups)
 	s := &Server{cfg: cfg, log: log, m: newMetrics(reg), discovery: map[string]string{},
 		groups: map[string]*group{}, kick: make(chan struct{}, 1), catalog: apimodel.NewCatalog(nil), pending: map[string]bool{}}
-	s.tables = map[tableKey]*rescache.Cache{}
+	s.tables, s.names = map[tableKey]*rescache.Cache{}, rescache.NewNames()
 	// Cache versions count from 1 in each process: the prefix keeps a restarted or another
 	// replica from matching a client's old version by accident.
 	s.prefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
@@ -196,7 +197,7 @@ func (s *Server) table(group, kind, typeURL string) *rescache.Cache {
 	defer s.tablesMu.Unlock()
 	t = s.tables[k]
 	if t == nil {
-		t = rescache.New(typeURL, s.prefix)
+		t = rescache.New(typeURL, s.prefix, s.names)
 		s.tables[k] = t
 	}
 	return t

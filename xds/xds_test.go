@@ -62,7 +62,7 @@ func startPlaneConfig(t testing.TB, cfg xds.Config) *plane {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(xds.ServerOptions()...)
+	g := grpc.NewServer(srv.ServerOptions()...)
 	srv.Register(ctx, g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)

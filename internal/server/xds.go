@@ -34,7 +34,7 @@ func NewXDS(cfg xds.Config, listen string, st *store.Store, apis *Catalog, adm *
 	if x.lis, err = net.Listen("tcp", listen); err != nil {
 		return nil, fmt.Errorf("xds listen: %w", err)
 	}
-	x.grpc = newGRPCServer(xds.ServerOptions()...)
+	x.grpc = newGRPCServer(x.cp.ServerOptions()...)
 	return x, nil
 }
 

@@ -100,7 +100,7 @@ func assignments(names []string, addr string) []types.Resource {
 // start serves EDS from a rescache holding the named assignments, over a real socket.
 func start(t *testing.T, held []string) *fixture {
 	t.Helper()
-	f := &fixture{eds: rescache.New(resourcev3.EndpointType, "t-"), hooks: &heard{}}
+	f := &fixture{eds: rescache.New(resourcev3.EndpointType, "t-", nil), hooks: &heard{}}
 	if err := f.eds.Set(assignments(held, "10.0.0.1")); err != nil {
 		t.Fatal(err)
 	}

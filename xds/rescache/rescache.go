@@ -47,6 +47,7 @@ import (
 // knows.
 type Cache struct {
 	typeURL string
+	names   *Names // the names held, shared with the request decoder
 	// full: state-of-the-world responses carry every subscribed resource (listeners,
 	// clusters and route scopes: one left out is removed); otherwise only what changed.
 	full   bool
@@ -111,9 +112,10 @@ type deltaWatch struct {
 }
 
 // New makes an empty cache for resources of typeURL; prefix starts its state-of-the-world
-// versions and must differ between processes.
-func New(typeURL, prefix string) *Cache {
-	return &Cache{typeURL: typeURL, prefix: prefix,
+// versions and must differ between processes. names (may be nil) is told which names the
+// cache holds.
+func New(typeURL, prefix string, names *Names) *Cache {
+	return &Cache{typeURL: typeURL, prefix: prefix, names: names,
 		full: typeURL == resourcev3.ListenerType || typeURL == resourcev3.ClusterType || typeURL == resourcev3.ScopedRouteType,
 		res:  map[string]*entry{}, watches: map[uint64]*watch{}, deltas: map[uint64]*deltaWatch{}}
 }
@@ -174,8 +176,8 @@ func (c *Cache) Set(all []types.Resource) error {
 			added = append(added, e.name)
 		}
 	}
-	count(added, 1)
-	count(removed, -1)
+	c.names.count(added, 1)
+	c.names.count(removed, -1)
 	for _, e := range changed {
 		sum := sha256.Sum256(e.value)
 		e.hash = hex.EncodeToString(sum[:8])

@@ -121,7 +121,7 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 // concerns, with only what changed; a client of another process gets everything again,
 // unless the content it holds is what the cache holds; nothing is sent before the first Set.
 func TestContractByName(t *testing.T) {
-	c := New(resourcev3.EndpointType, "p1-")
+	c := New(resourcev3.EndpointType, "p1-", nil)
 	early := newClient(t, resourcev3.EndpointType, "a")
 	early.watch(c)
 	if got := early.recv(); got != nil {
@@ -209,7 +209,7 @@ func TestContractByName(t *testing.T) {
 // one; when the set it was answered for is no longer remembered, it is sent everything it
 // subscribes to but the names the mark is under.
 func TestByNameStreamsKeepAMark(t *testing.T) {
-	c := New(resourcev3.EndpointType, "p1-")
+	c := New(resourcev3.EndpointType, "p1-", nil)
 	c.Set([]types.Resource{cla("a", 1), cla("b", 1), cla("c", 1)})
 	cl := newClient(t, resourcev3.EndpointType, "a", "b")
 	cl.watch(c)
@@ -247,7 +247,7 @@ func TestByNameStreamsKeepAMark(t *testing.T) {
 // Listeners and clusters: every answer carries all the client subscribes to (one left
 // out is removed), and a removal is an answer too.
 func TestContractFullState(t *testing.T) {
-	c := New(resourcev3.ClusterType, "p1-")
+	c := New(resourcev3.ClusterType, "p1-", nil)
 	if err := c.Set([]types.Resource{cluster("a", 1), cluster("b", 1)}); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +290,7 @@ func TestContractFullState(t *testing.T) {
 // same memory for every client of a version.
 func TestEncodedOnceForEveryStream(t *testing.T) {
 	for _, typeURL := range []string{resourcev3.ClusterType, resourcev3.EndpointType} {
-		c := New(typeURL, "p1-")
+		c := New(typeURL, "p1-", nil)
 		mk := cla
 		if typeURL == resourcev3.ClusterType {
 			mk = func(n string, p uint32) types.Resource { return cluster(n, int64(p)) }
@@ -365,7 +365,7 @@ func (cl *deltaClient) recv() (sent, removed []string) {
 // removed; a change costs the watches it concerns only; a reconnecting client that presents
 // the versions it holds (initial_resource_versions) is sent nothing unchanged.
 func TestContractDelta(t *testing.T) {
-	c := New(resourcev3.EndpointType, "p1-")
+	c := New(resourcev3.EndpointType, "p1-", nil)
 	c.Set([]types.Resource{cla("a", 1), cla("b", 1)})
 	ab := newDeltaClient(t, "a", "b")
 	ab.watch(c, "")
@@ -463,7 +463,7 @@ func TestContractDelta(t *testing.T) {
 // Rapid changes with many streams at once: every answer holds exactly the resources of the
 // version it names, whatever was set while it was being sent (run under -race by make race).
 func TestAnswersHoldTheirVersion(t *testing.T) {
-	c := New(resourcev3.EndpointType, "p1-")
+	c := New(resourcev3.EndpointType, "p1-", nil)
 	const versions, clients = 300, 8
 	// The n-th Set (version "p1-<n>.…") sets every resource to priority n.
 	set := func(p uint32) { c.Set([]types.Resource{cla("a", p), cla("b", p), cla("c", p)}) }
@@ -523,7 +523,7 @@ func TestAnswersHoldTheirVersion(t *testing.T) {
 // Set of those same messages again (an endpoint change hands back every message of the
 // last full build) marshals none of them.
 func TestSettingWhatIsHeldAgainMarshalsNothing(t *testing.T) {
-	c := New(resourcev3.EndpointType, "m-")
+	c := New(resourcev3.EndpointType, "m-", nil)
 	build := func() []types.Resource {
 		var out []types.Resource
 		for i := range 1000 {
@@ -554,12 +554,13 @@ func TestSettingWhatIsHeldAgainMarshalsNothing(t *testing.T) {
 // The names requests may share are those some cache holds now: a name stays while one
 // cache holds it and is forgotten when none does.
 func TestNamesAreThoseHeldNow(t *testing.T) {
+	names := NewNames()
 	held := func(name string) bool {
 		var ok bool
-		Names(func(lookup func([]byte) (string, bool)) { _, ok = lookup([]byte(name)) })
+		names.Lookup(func(lookup func([]byte) (string, bool)) { _, ok = lookup([]byte(name)) })
 		return ok
 	}
-	a, b := New(resourcev3.EndpointType, "n-"), New(resourcev3.EndpointType, "n-")
+	a, b := New(resourcev3.EndpointType, "n-", names), New(resourcev3.EndpointType, "n-", names)
 	for _, c := range []*Cache{a, b} {
 		if err := c.Set([]types.Resource{cla("names-shared", 1), cla("names-"+fmt.Sprintf("%p", c), 1)}); err != nil {
 			t.Fatal(err)
@@ -579,5 +580,8 @@ func TestNamesAreThoseHeldNow(t *testing.T) {
 	}
 	if held("names-shared") || !held("names-other") {
 		t.Error("a name no cache holds is still held, or a new one is not")
+	}
+	if n := names.Len(); n != 1 {
+		t.Errorf("%d names held after the changes, want 1 (names-other)", n)
 	}
 }
