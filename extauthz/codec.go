@@ -68,16 +68,37 @@ func hadInvalidUTF8(attrs *authv3.AttributeContext) bool {
 }
 
 // repairUTF8 rewrites the wire form of a message of type md, replacing bytes that are not
-// UTF-8 in every string field (nested messages and map entries included).
+// UTF-8 in every string field (nested messages and map entries included). It is linear in
+// the input whatever the nesting: every level writes into one buffer, a nested message's
+// length as a varint of a fixed width (protobuf decoders take varints of any width up to
+// ten bytes), so no level copies what the levels below wrote. It refuses what is not well
+// formed and what nests deeper than protobuf's decoder would (maxDepth).
 func repairUTF8(b []byte, md protoreflect.MessageDescriptor) ([]byte, bool) {
-	out := make([]byte, 0, len(b))
+	return repairInto(make([]byte, 0, len(b)+len(b)/8), b, md, 0)
+}
+
+// maxDepth is protobuf-go's default recursion limit.
+const maxDepth = 10000
+
+// lengthWidth is the width of a nested message's length: up to 2^35-1 bytes, more than
+// gRPC lets a request carry.
+const lengthWidth = 5
+
+func repairInto(out, b []byte, md protoreflect.MessageDescriptor, depth int) ([]byte, bool) {
+	if depth > maxDepth {
+		return nil, false
+	}
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
 			return nil, false
 		}
 		fd := md.Fields().ByNumber(num)
-		if typ != protowire.BytesType || fd == nil {
+		kind := protoreflect.Kind(0)
+		if fd != nil && typ == protowire.BytesType {
+			kind = fd.Kind()
+		}
+		if kind != protoreflect.StringKind && kind != protoreflect.MessageKind {
 			m := protowire.ConsumeFieldValue(num, typ, b[n:])
 			if m < 0 {
 				return nil, false
@@ -90,18 +111,28 @@ func repairUTF8(b []byte, md protoreflect.MessageDescriptor) ([]byte, bool) {
 		if m < 0 {
 			return nil, false
 		}
-		switch fd.Kind() {
-		case protoreflect.StringKind:
-			v = []byte(strings.ToValidUTF8(string(v), "\uFFFD"))
-		case protoreflect.MessageKind:
+		out = append(out, b[:n]...) // the tag
+		if kind == protoreflect.StringKind {
+			out = protowire.AppendBytes(out, []byte(strings.ToValidUTF8(string(v), "\uFFFD")))
+		} else {
+			at := len(out)
+			out = append(out, make([]byte, lengthWidth)...)
 			var ok bool
-			if v, ok = repairUTF8(v, fd.Message()); !ok {
+			if out, ok = repairInto(out, v, fd.Message(), depth+1); !ok {
 				return nil, false
 			}
+			putWideVarint(out[at:at+lengthWidth], uint64(len(out)-at-lengthWidth))
 		}
-		out = protowire.AppendTag(out, num, typ)
-		out = protowire.AppendBytes(out, v)
 		b = b[n+m:]
 	}
 	return out, true
+}
+
+// putWideVarint writes x as a varint of exactly len(dst) bytes.
+func putWideVarint(dst []byte, x uint64) {
+	for i := range dst {
+		dst[i] = byte(x&0x7f) | 0x80
+		x >>= 7
+	}
+	dst[len(dst)-1] &^= 0x80
 }
