@@ -85,86 +85,129 @@ func (sharedCodec) Name() string { return "proto" }
 // group: the lists last decoded are kept by their bytes, and a request with the same
 // bytes gets the same list (read-only, as every request's names are to the servers).
 func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	var fields [2]protowire.Number // the request's repeated resource-name fields
-	var lists [2]*[]string
+	var fields nameFields
 	switch r := v.(type) {
 	case *discoveryv3.DiscoveryRequest:
-		fields, lists = [2]protowire.Number{3}, [2]*[]string{&r.ResourceNames}
+		fields = nameFields{numbers: [2]protowire.Number{3}, lists: [2]*[]string{&r.ResourceNames}}
 	case *discoveryv3.DeltaDiscoveryRequest:
-		fields, lists = [2]protowire.Number{3, 4}, [2]*[]string{&r.ResourceNamesSubscribe, &r.ResourceNamesUnsubscribe}
+		fields = nameFields{numbers: [2]protowire.Number{3, 4}, lists: [2]*[]string{&r.ResourceNamesSubscribe, &r.ResourceNamesUnsubscribe}}
 	default:
 		return c.CodecV2.Unmarshal(data, v)
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	all := buf.ReadOnlyData()
-	// First the fields' places: the other fields go to the proto decoder; the names of
-	// the first list, when they are one run of fields, may be a list decoded before.
-	rest := make([]byte, 0, 256)
-	var count [2]int
-	run := [2]int{-1, -1} // the first list's run of fields, if one
-	split := false
-	for b := all; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		at := len(all) - len(b)
-		i := slices.Index(fields[:], num)
-		switch {
-		case num == 0 || i < 0 || typ != protowire.BytesType:
-			rest = append(rest, b[:n+m]...)
-		case i == 0 && run[0] < 0:
-			run = [2]int{at, at + n + m}
-			count[0]++
-		case i == 0 && run[1] == at:
-			run[1] = at + n + m
-			count[0]++
-		default:
-			if i == 0 {
-				split = true
-			}
-			count[i]++
-		}
-		b = b[n+m:]
-	}
-	if err := proto.Unmarshal(rest, v.(proto.Message)); err != nil {
+	l, err := fields.locate(all)
+	if err != nil {
 		return err
 	}
+	if err := proto.Unmarshal(l.rest, v.(proto.Message)); err != nil {
+		return err
+	}
+	// The first list, when it is one run of fields of a size worth keeping, may be one
+	// decoded before.
 	var raw []byte
 	var h uint64
-	if run[0] >= 0 && !split {
+	if l.run[0] >= 0 && !l.split {
 		var kept bool
-		if h, kept = c.lists.key(all[run[0]:run[1]]); kept {
-			raw = all[run[0]:run[1]]
+		if h, kept = c.lists.key(all[l.run[0]:l.run[1]]); kept {
+			raw = all[l.run[0]:l.run[1]]
 		}
 	}
 	if raw != nil {
 		if names, ok := c.lists.get(h, raw); ok {
-			*lists[0] = names
-			if count[1] == 0 {
-				return nil
-			}
-			count[0] = 0 // decoded; only the second list is left
+			*fields.lists[0] = names
+			l.count[0] = 0 // decoded; only the second list may be left
 		}
 	}
+	found, err := fields.decode(all, l.count, c.held)
+	if err != nil {
+		return err
+	}
+	for i, list := range fields.lists {
+		if list != nil && l.count[i] > 0 {
+			*list = found[i]
+		}
+	}
+	if raw != nil && l.count[0] > 0 {
+		c.lists.put(h, raw, found[0])
+	}
+	return nil
+}
+
+// nameFields are a request's repeated resource-name fields (one or two) and where their
+// decoded names go.
+type nameFields struct {
+	numbers [2]protowire.Number
+	lists   [2]*[]string
+}
+
+// layout is where a request's name fields are.
+type layout struct {
+	rest  []byte // every other field, for the proto decoder
+	count [2]int // names of each list
+	run   [2]int // the first list's fields, from..to, when they are one run; else -1
+	split bool   // the first list's fields are not one run
+}
+
+// of is which list a field is of, or -1 when it is none.
+func (f nameFields) of(num protowire.Number, typ protowire.Type) int {
+	if num == 0 || typ != protowire.BytesType {
+		return -1
+	}
+	return slices.Index(f.numbers[:], num)
+}
+
+// locate finds the name fields of a request, refusing bytes that are not well formed.
+func (f nameFields) locate(all []byte) (layout, error) {
+	l := layout{rest: make([]byte, 0, 256), run: [2]int{-1, -1}}
+	for b := all; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return l, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return l, protowire.ParseError(m)
+		}
+		at := len(all) - len(b)
+		switch i := f.of(num, typ); {
+		case i < 0:
+			l.rest = append(l.rest, b[:n+m]...)
+		case i == 0 && l.run[0] < 0:
+			l.run = [2]int{at, at + n + m}
+		case i == 0 && l.run[1] == at:
+			l.run[1] = at + n + m
+		case i == 0:
+			l.split = true
+		}
+		if i := f.of(num, typ); i >= 0 {
+			l.count[i]++
+		}
+		b = b[n+m:]
+	}
+	return l, nil
+}
+
+// decode reads the names of the lists that count says are left, in order, as the copies
+// held names share (all was checked by locate).
+func (f nameFields) decode(all []byte, count [2]int, held *rescache.Names) ([2][]string, error) {
 	var found [2][]string
+	if count[0] == 0 && count[1] == 0 {
+		return found, nil
+	}
 	for i := range found {
 		if count[i] > 0 {
 			found[i] = make([]string, 0, count[i])
 		}
 	}
 	var err error
-	c.held.Lookup(func(lookup func([]byte) (string, bool)) {
+	held.Lookup(func(lookup func([]byte) (string, bool)) {
 		for b := all; len(b) > 0; {
 			num, typ, n := protowire.ConsumeTag(b)
 			m := protowire.ConsumeFieldValue(num, typ, b[n:])
-			i := slices.Index(fields[:], num)
-			if num == 0 || i < 0 || typ != protowire.BytesType || count[i] == 0 {
+			i := f.of(num, typ)
+			if i < 0 || count[i] == 0 {
 				b = b[n+m:]
 				continue
 			}
@@ -181,18 +224,7 @@ func (c sharedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			found[i] = append(found[i], string(name))
 		}
 	})
-	if err != nil {
-		return err
-	}
-	for i, l := range lists {
-		if l != nil && count[i] > 0 {
-			*l = found[i]
-		}
-	}
-	if raw != nil && count[0] > 0 {
-		c.lists.put(h, raw, found[0])
-	}
-	return nil
+	return found, err
 }
 
 // nameLists are the name lists last decoded, by their bytes on the wire.
