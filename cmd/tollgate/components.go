@@ -145,7 +145,7 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		RouteTimeout:       time.Duration(x.RouteTimeout), ConnectTimeout: time.Duration(x.ConnectTimeout),
 		RouteScopes:    x.RouteScopes,
 		UpstreamCAFile: x.UpstreamCAFile,
-		Edge:           x.Edge.Build(x.AccessLog),
+		Edge:           x.Edge.Settings(x.AccessLog),
 		FaultFormat:    string(cfg.Authz.FaultFormat),
 	}
 	var secrets []build.Secret

@@ -14,7 +14,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/tollgate-gw/tollgate/xds/build"
+	"github.com/tollgate-gw/tollgate/internal/edge"
 )
 
 // Config is tollgate.yaml.
@@ -174,7 +174,7 @@ type XDS struct {
 	AccessLog AccessLog `json:"accessLog"`
 }
 
-// Edge is Envoy's client-facing hardening (see xds/build.Edge for each field's meaning).
+// Edge is Envoy's client-facing hardening (see internal/edge for each field's meaning).
 type Edge struct {
 	TrustedHops                 uint32   `json:"trustedHops"`
 	MaxRequestHeadersKB         uint32   `json:"maxRequestHeadersKB"`
@@ -199,9 +199,9 @@ type AccessLog struct {
 	Disabled bool   `json:"disabled"`
 }
 
-// Build is the edge settings in the control plane's form.
-func (e Edge) Build(l AccessLog) build.Edge {
-	return build.Edge{
+// Settings is the edge settings in the control plane's form.
+func (e Edge) Settings(l AccessLog) edge.Settings {
+	return edge.Settings{
 		TrustedHops: e.TrustedHops, MaxRequestHeadersKB: e.MaxRequestHeadersKB,
 		RequestHeadersTimeout: time.Duration(e.RequestHeadersTimeout), StreamIdleTimeout: time.Duration(e.StreamIdleTimeout),
 		RequestTimeout: time.Duration(e.RequestTimeout), IdleTimeout: time.Duration(e.IdleTimeout),
@@ -209,12 +209,12 @@ func (e Edge) Build(l AccessLog) build.Edge {
 		InitialStreamWindowSize: e.InitialStreamWindowSize, InitialConnectionWindow: e.InitialConnectionWindowSize,
 		HeadersWithUnderscores: e.HeadersWithUnderscores, EscapedSlashes: e.EscapedSlashes,
 		TLSMinVersion: e.TLSMinVersion, TLSMaxVersion: e.TLSMaxVersion, CipherSuites: e.CipherSuites,
-		AccessLog: build.AccessLog{Path: l.Path, Disabled: l.Disabled},
+		AccessLog: edge.AccessLog{Path: l.Path, Disabled: l.Disabled},
 	}
 }
 
 func edgeDefaults() Edge {
-	d := build.DefaultEdge()
+	d := edge.Default()
 	return Edge{
 		TrustedHops: d.TrustedHops, MaxRequestHeadersKB: d.MaxRequestHeadersKB,
 		RequestHeadersTimeout: Duration(d.RequestHeadersTimeout), StreamIdleTimeout: Duration(d.StreamIdleTimeout),
@@ -363,7 +363,7 @@ func (c *Config) Validate() error {
 	if c.Throttling.Redis.Lease < 0 || c.Throttling.Redis.Lease > Duration(10*time.Second) {
 		return fmt.Errorf("throttling.redis.lease %v must be between 0 (off) and 10s", time.Duration(c.Throttling.Redis.Lease))
 	}
-	if err := c.XDS.Edge.Build(c.XDS.AccessLog).Check(); err != nil {
+	if err := c.XDS.Edge.Settings(c.XDS.AccessLog).Check(); err != nil {
 		return fmt.Errorf("xds.edge: %w", err)
 	}
 	if c.XDS.MaxGroups < max(1, len(c.XDS.Groups)) {

@@ -12,11 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tollgate-gw/tollgate/internal/defaults"
-
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/defaults"
+	"github.com/tollgate-gw/tollgate/internal/edge"
 )
 
 // Options are the gateway-wide settings of generated resources.
@@ -40,7 +40,7 @@ type Options struct {
 	// without a CA of their own (default /etc/ssl/certs/ca-certificates.crt).
 	UpstreamCAFile string
 	// Edge is how the gateway's listeners face clients (edge.go).
-	Edge Edge
+	Edge edge.Settings
 	// Discovery holds the stored endpoints/<key> values: a set found by a key follows the
 	// scheme and path of the stored URLs (its route rewrites to that path), not its
 	// default URL's.
@@ -63,7 +63,7 @@ const (
 )
 
 func (o *Options) defaults() {
-	o.Edge.defaults()
+	o.Edge.Fill()
 	if o.AuthzCluster == "" {
 		o.AuthzCluster = "tollgate_authz"
 	}

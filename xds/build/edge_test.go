@@ -14,8 +14,31 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
+	"github.com/tollgate-gw/tollgate/internal/edge"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
+
+// Every value the edge settings accept has its Envoy enum here, and no other.
+func TestEdgeValuesMapToEnvoy(t *testing.T) {
+	for _, c := range []struct {
+		values []string
+		has    func(string) bool
+		n      int
+	}{
+		{edge.HeadersWithUnderscores, func(v string) bool { _, ok := underscores[v]; return ok }, len(underscores)},
+		{edge.EscapedSlashes, func(v string) bool { _, ok := escapedSlashes[v]; return ok }, len(escapedSlashes)},
+		{edge.TLSVersions, func(v string) bool { _, ok := tlsVersions[v]; return ok }, len(tlsVersions)},
+	} {
+		for _, v := range c.values {
+			if !c.has(v) {
+				t.Errorf("%q is accepted but has no Envoy value", v)
+			}
+		}
+		if c.n != len(c.values) {
+			t.Errorf("%d Envoy values for %d accepted ones (%v)", c.n, len(c.values), c.values)
+		}
+	}
+}
 
 // edgeListeners builds the examples with o and returns each listener with its HCM.
 func edgeListeners(t *testing.T, o Options) map[string]*hcmv3.HttpConnectionManager {
@@ -119,12 +142,12 @@ func TestEdgeDefaultsAreEnvoysEdgeBestPractices(t *testing.T) {
 }
 
 func TestEdgeSettingsAreConfigurable(t *testing.T) {
-	ls := edgeListeners(t, Options{Edge: Edge{
+	ls := edgeListeners(t, Options{Edge: edge.Settings{
 		TrustedHops: 2, MaxRequestHeadersKB: 96, RequestHeadersTimeout: 3 * time.Second, StreamIdleTimeout: time.Minute,
 		RequestTimeout: 30 * time.Second, IdleTimeout: 10 * time.Minute, BufferLimitBytes: 1 << 20, MaxConcurrentStreams: 10,
 		InitialStreamWindowSize: 1 << 20, InitialConnectionWindow: 4 << 20, HeadersWithUnderscores: "drop", EscapedSlashes: "reject",
 		TLSMinVersion: "1.3", TLSMaxVersion: "1.3", CipherSuites: []string{"ECDHE-ECDSA-AES128-GCM-SHA256"},
-		AccessLog: AccessLog{Path: "/var/log/envoy/access.log"},
+		AccessLog: edge.AccessLog{Path: "/var/log/envoy/access.log"},
 	}})
 	if ls["tls:TLSv1_3-TLSv1_3:ECDHE-ECDSA-AES128-GCM-SHA256"] == nil {
 		t.Errorf("TLS parameters not applied: %v", ls)
@@ -142,13 +165,13 @@ func TestEdgeSettingsAreConfigurable(t *testing.T) {
 	if err := h.AccessLog[0].GetTypedConfig().UnmarshalTo(file); err != nil || file.Path != "/var/log/envoy/access.log" {
 		t.Errorf("file access log: %v %v", file, err)
 	}
-	if off := edgeListeners(t, Options{Edge: Edge{AccessLog: AccessLog{Disabled: true}}}); len(off[ListenerHTTP].AccessLog) != 0 {
+	if off := edgeListeners(t, Options{Edge: edge.Settings{AccessLog: edge.AccessLog{Disabled: true}}}); len(off[ListenerHTTP].AccessLog) != 0 {
 		t.Error("access log not disabled")
 	}
 }
 
 func TestEdgeSettingsAreChecked(t *testing.T) {
-	for _, e := range []Edge{
+	for _, e := range []edge.Settings{
 		{HeadersWithUnderscores: "maybe"},
 		{EscapedSlashes: "decode"},
 		{TLSMinVersion: "1.1"},
@@ -159,7 +182,7 @@ func TestEdgeSettingsAreChecked(t *testing.T) {
 			t.Errorf("%+v accepted", e)
 		}
 	}
-	if err := (Edge{}).Check(); err != nil {
+	if err := (edge.Settings{}).Check(); err != nil {
 		t.Errorf("the defaults: %v", err)
 	}
 }

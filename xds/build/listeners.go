@@ -29,7 +29,7 @@ func listeners(apis []apiRoutes, scoped bool, opt Options) (out, grpc []types.Re
 		common := &tlsv3.CommonTlsContext{
 			TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{{Name: ServerCertSecret, SdsConfig: ADS()}},
 			AlpnProtocols:                  []string{"h2", "http/1.1"},
-			TlsParams:                      opt.Edge.tlsParams(),
+			TlsParams:                      tlsParams(opt.Edge),
 		}
 		down := &tlsv3.DownstreamTlsContext{CommonTlsContext: common}
 		if opt.ClientCertificates != "" {
@@ -102,7 +102,7 @@ func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 	if scoped {
 		hcm.RouteSpecifier = scopedRoutes()
 	}
-	opt.Edge.harden(hcm)
+	harden(opt.Edge, hcm)
 	if prefix == "https" && opt.ClientCertificates != "" {
 		// The client's certificate chain reaches the enforcer (and the backend) in
 		// x-forwarded-client-cert, set by Envoy alone (a client's own header is dropped):
