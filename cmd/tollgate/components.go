@@ -13,7 +13,7 @@ import (
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
-	"github.com/tollgate-gw/tollgate/internal/server"
+	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/server"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/dpop"

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
-	"github.com/tollgate-gw/tollgate/internal/inventory"
+	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/inventory"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/gctune"
-	"github.com/tollgate-gw/tollgate/internal/server"
+	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/server"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
@@ -50,7 +50,7 @@ etcd.endpoints.`,
 )
 
 // serveCmd is a server role's command: ` + "`tollgate run`" + `, ` + "`tollgate authz`" + ` or ` + "`tollgate xds`" + `. The
-// roles are internal/server's components; serve composes them from the configuration.
+// roles are cmd/tollgate/internal/server's components; serve composes them from the configuration.
 func serveCmd(g *globals, r role) *cobra.Command {
 	var dev bool
 	var fl []string
