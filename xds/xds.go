@@ -11,9 +11,6 @@ package xds
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -47,7 +44,7 @@ import (
 // Config configures the control plane.
 type Config struct {
 	Build   build.Options
-	Secrets []build.Secret
+	Secrets []store.Secret
 	// Groups are gateway groups to build for from the start; groups of connecting nodes are
 	// added as they appear.
 	Groups []string
@@ -82,7 +79,7 @@ type Server struct {
 	// changed is what happened since the last publish.
 	changed change
 	// secrets are the TLS secrets stored in etcd, by name.
-	secrets map[string]build.Secret
+	secrets map[string]store.Secret
 	kick    chan struct{}
 	// Nothing is published before the catalogue and every sink handed out (Endpoints,
 	// Secrets) have had their first Reset: a snapshot built from part of the state would
@@ -304,38 +301,8 @@ func (s *Server) Secrets() store.Sink { s.expect("secrets"); return secretSink{s
 
 type secretSink struct{ s *Server }
 
-// SecretValue is the JSON stored at secrets/<name>: a certificate chain and its private key
-// (PEM), or CA certificates (PEM).
-type SecretValue struct {
-	Certificate string `json:"certificate,omitempty"`
-	PrivateKey  string `json:"privateKey,omitempty"`
-	CA          string `json:"ca,omitempty"`
-}
-
-// ParseSecret checks a stored secret.
-func ParseSecret(name string, raw []byte) (build.Secret, error) {
-	var v SecretValue
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return build.Secret{}, fmt.Errorf("secrets/%s: not JSON: %v", name, err)
-	}
-	sec := build.Secret{Name: name, CertPEM: []byte(v.Certificate), KeyPEM: []byte(v.PrivateKey), CA: []byte(v.CA)}
-	switch {
-	case v.CA != "" && v.Certificate == "" && v.PrivateKey == "":
-		if b, _ := pem.Decode(sec.CA); b == nil {
-			return sec, fmt.Errorf("secrets/%s: ca holds no PEM certificate", name)
-		}
-	case v.Certificate != "" && v.PrivateKey != "" && v.CA == "":
-		if _, err := tls.X509KeyPair(sec.CertPEM, sec.KeyPEM); err != nil {
-			return sec, fmt.Errorf("secrets/%s: %v", name, err)
-		}
-	default:
-		return sec, fmt.Errorf("secrets/%s: want {certificate, privateKey} or {ca}", name)
-	}
-	return sec, nil
-}
-
 func (k secretSink) Reset(kvs []store.KV) {
-	m := map[string]build.Secret{}
+	m := map[string]store.Secret{}
 	for _, kv := range kvs {
 		if sec, ok := k.parse(kv.Key, kv.Value); ok {
 			m[kv.Key] = sec
@@ -350,7 +317,7 @@ func (k secretSink) Reset(kvs []store.KV) {
 }
 
 func (k secretSink) Update(ev store.Event) {
-	var sec build.Secret
+	var sec store.Secret
 	ok := false
 	if !ev.Deleted {
 		sec, ok = k.parse(ev.Key, ev.Value)
@@ -360,7 +327,7 @@ func (k secretSink) Update(ev store.Event) {
 	}
 	k.s.mu.Lock()
 	if k.s.secrets == nil {
-		k.s.secrets = map[string]build.Secret{}
+		k.s.secrets = map[string]store.Secret{}
 	}
 	if ok {
 		k.s.secrets[ev.Key] = sec
@@ -372,8 +339,8 @@ func (k secretSink) Update(ev store.Event) {
 	k.s.poke()
 }
 
-func (k secretSink) parse(name string, raw []byte) (build.Secret, bool) {
-	sec, err := ParseSecret(name, raw)
+func (k secretSink) parse(name string, raw []byte) (store.Secret, bool) {
+	sec, err := store.ParseSecret(name, raw)
 	if err != nil {
 		k.s.m.discoveryErrors.Inc()
 		k.s.log.Error("secret rejected", zap.Error(err)) // the error never holds key material
@@ -453,7 +420,7 @@ func (s *Server) publish(ctx context.Context) {
 	c := s.changed
 	s.changed = change{}
 	cat := s.catalog
-	secrets := append([]build.Secret(nil), s.cfg.Secrets...)
+	secrets := append([]store.Secret(nil), s.cfg.Secrets...)
 	for _, sec := range s.secrets {
 		secrets = append(secrets, sec)
 	}
@@ -563,7 +530,7 @@ func (s *Server) setSnapshots(_ context.Context, name string, g *group) error {
 
 // rebuildAll is the full path: every resource of the group from the catalogue, the secrets
 // and the discovery values, validated as one set and versioned by content.
-func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []build.Secret, discovery map[string]string) (*group, error) {
+func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []store.Secret, discovery map[string]string) (*group, error) {
 	var apis []*apimodel.API
 	for _, a := range cat.APIs() {
 		if build.ForGroup(a, name) {

@@ -10,10 +10,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/server"
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
-	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/server"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/dpop"
@@ -148,7 +148,7 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		Edge:           x.Edge.Settings(x.AccessLog),
 		FaultFormat:    string(cfg.Authz.FaultFormat),
 	}
-	var secrets []build.Secret
+	var secrets []store.Secret
 	if x.TLS.CertFile != "" {
 		cert, err := os.ReadFile(x.TLS.CertFile)
 		if err != nil {
@@ -158,14 +158,14 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		if err != nil {
 			return xds.Config{}, err
 		}
-		secrets = append(secrets, build.Secret{Name: build.ServerCertSecret, CertPEM: cert, KeyPEM: key})
+		secrets = append(secrets, store.Secret{Name: build.ServerCertSecret, CertPEM: cert, KeyPEM: key})
 	}
 	if x.TLS.ClientCAFile != "" {
 		ca, err := os.ReadFile(x.TLS.ClientCAFile)
 		if err != nil {
 			return xds.Config{}, err
 		}
-		secrets = append(secrets, build.Secret{Name: build.ClientCASecret, CA: ca})
+		secrets = append(secrets, store.Secret{Name: build.ClientCASecret, CA: ca})
 	}
 	return xds.Config{Build: opt, Secrets: secrets, Groups: x.Groups, MaxGroups: x.MaxGroups}, nil
 }

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
-	"github.com/tollgate-gw/tollgate/xds/build"
 )
 
 // endpointsCmd sets, shows or removes the addresses behind a service discovery key — what a
@@ -28,7 +27,7 @@ others' becomes its own part of a front.`,
 		"  tollgate endpoints set orders http://10.0.0.7:8080 http://10.0.0.8:8080", minArgs(2),
 		func(ctx context.Context, st *store.Store, key string, urls []string) error {
 			value, _ := json.Marshal(urls)
-			if _, err := build.ParseDiscovery(string(value)); err != nil {
+			if _, err := store.ParseDiscovery(string(value)); err != nil {
 				return err
 			}
 			rev, err := st.Put(ctx, store.Endpoints+key, string(value))

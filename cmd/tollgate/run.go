@@ -11,10 +11,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/spf13/cobra"
+	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/server"
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/gctune"
-	"github.com/tollgate-gw/tollgate/cmd/tollgate/internal/server"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
 

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tollgate-gw/tollgate/internal/store"
-	"github.com/tollgate-gw/tollgate/xds"
 )
 
 // secretCmd stores or removes TLS material that Envoy gets over SDS: a certificate and key
@@ -35,7 +34,7 @@ private key (they must match), or CA certificates. Envoy gets it over SDS.`,
 		if cert == "" && key == "" && ca == "" {
 			return usageError{errors.New("give --cert and --key, or --ca")}
 		}
-		var v xds.SecretValue
+		var v store.SecretValue
 		for _, f := range []struct {
 			path string
 			into *string
@@ -50,7 +49,7 @@ private key (they must match), or CA certificates. Envoy gets it over SDS.`,
 			*f.into = string(b)
 		}
 		raw, _ := json.Marshal(v)
-		if _, err := xds.ParseSecret(name, raw); err != nil {
+		if _, err := store.ParseSecret(name, raw); err != nil {
 			return err
 		}
 		rev, err := st.Put(ctx, store.Secrets+name, string(raw))

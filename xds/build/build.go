@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 	"github.com/tollgate-gw/tollgate/internal/edge"
+	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
 // Options are the gateway-wide settings of generated resources.
@@ -79,14 +80,6 @@ func (o *Options) defaults() {
 	if o.UpstreamCAFile == "" {
 		o.UpstreamCAFile = defaults.UpstreamCAFile
 	}
-}
-
-// Secret is TLS material served by SDS: a certificate and key, or CA certificates.
-type Secret struct {
-	Name    string
-	CertPEM []byte
-	KeyPEM  []byte
-	CA      []byte
 }
 
 // Config is everything but endpoints, for one gateway group. Envoys get Listeners, Routes
@@ -154,7 +147,7 @@ func ForGroup(a *apimodel.API, group string) bool {
 
 // Build makes the Config for a gateway group from the APIs it serves. Problems with one API
 // (endpoints that cannot be routed) are returned; those APIs are left out and the rest built.
-func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []error) {
+func Build(apis []*apimodel.API, secrets []store.Secret, opt Options) (*Config, []error) {
 	opt.defaults()
 	sort.Slice(apis, func(i, j int) bool { return apis[i].ID() < apis[j].ID() })
 	c := &Config{Sets: map[string]EndpointSet{}, fronts: map[string]EndpointSet{}}
@@ -205,7 +198,7 @@ func Build(apis []*apimodel.API, secrets []Secret, opt Options) (*Config, []erro
 		used[set.Policy.TLS.CA] = true
 		used[set.Policy.TLS.ClientCert] = true
 	}
-	var served []Secret
+	var served []store.Secret
 	for _, sec := range secrets {
 		if used[sec.Name] {
 			served = append(served, sec)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
 
@@ -223,7 +224,7 @@ paths: {/a: {get: {security: [{}], responses: {"200": {description: ok}}}}}
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := []Secret{{Name: "backend-ca", CA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")},
+	secrets := []store.Secret{{Name: "backend-ca", CA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")},
 		{Name: "gateway-client", CertPEM: []byte("c"), KeyPEM: []byte("k")}, {Name: "unused", CA: []byte("x")}}
 	c, errs := Build([]*apimodel.API{res.API}, secrets, opt)
 	if len(errs) > 0 {
@@ -288,7 +289,7 @@ func TestHTTPSBackendIsVerifiedByDefault(t *testing.T) {
 // The HTTPS listener asks for client certificates when mutual TLS is on: "require" makes
 // the handshake fail without a trusted one, "optional" leaves the decision to the enforcer.
 func TestListenerClientCertificates(t *testing.T) {
-	secrets := []Secret{{Name: ServerCertSecret, CertPEM: []byte("c"), KeyPEM: []byte("k")}, {Name: ClientCASecret, CA: []byte("ca")}}
+	secrets := []store.Secret{{Name: ServerCertSecret, CertPEM: []byte("c"), KeyPEM: []byte("k")}, {Name: ClientCASecret, CA: []byte("ca")}}
 	for mode, require := range map[string]bool{"require": true, "optional": false} {
 		o := opt
 		o.HTTPSPort, o.ClientCertificates = 8443, mode

@@ -1,15 +1,11 @@
 package build
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -24,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
 // ADS is the config source of every dynamic resource: the same ADS stream.
@@ -193,20 +190,11 @@ func authzCluster(opt Options) *clusterv3.Cluster {
 	}
 }
 
-// Target is one resolved backend address.
-type Target struct {
-	Host   string
-	Port   uint32
-	Weight uint32
-	// Scheme and Path of the stored URL: the route follows them (DiscoveryShape).
-	Scheme, Path string
-}
-
 // DiscoveryShape is the scheme and path that every URL of a stored endpoints/<key> value
 // shares; ok is false when the value is unusable or its URLs disagree (the definition's
 // default URL then decides).
 func DiscoveryShape(raw string) (scheme, path string, ok bool) {
-	ts, err := ParseDiscovery(raw)
+	ts, err := store.ParseDiscovery(raw)
 	if err != nil || len(ts) == 0 {
 		return "", "", false
 	}
@@ -236,10 +224,10 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 		}
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: n}
 		for i, ep := range s.Endpoints {
-			var targets []Target
+			var targets []store.Target
 			if ep.Discovery != "" {
 				if raw, ok := discovery[ep.Discovery]; ok {
-					t, err := ParseDiscovery(raw)
+					t, err := store.ParseDiscovery(raw)
 					if err != nil {
 						errs = append(errs, fmt.Errorf("endpoints/%s: %w; using the default %s", ep.Discovery, err, ep.URL))
 					}
@@ -247,12 +235,12 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 				}
 			}
 			if targets == nil {
-				t, err := targetOf(ep.URL, 1)
+				t, err := store.ParseTarget(ep.URL, 1)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				targets = []Target{t}
+				targets = []store.Target{t}
 			}
 			lbs := make([]*endpointv3.LbEndpoint, 0, len(targets))
 			for _, t := range targets {
@@ -282,7 +270,7 @@ func dnsAssignment(name string, s EndpointSet) *endpointv3.ClusterLoadAssignment
 	cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
 	for _, ep := range s.Endpoints {
 		u, _ := url.Parse(ep.URL)
-		p, _ := strconv.ParseUint(portOf(u), 10, 16)
+		p, _ := strconv.ParseUint(store.PortOf(u), 10, 16)
 		place(cla, s.Type == apimodel.Failover, lbEndpoint(u.Hostname(), uint32(p), 1))
 	}
 	return cla
@@ -302,17 +290,6 @@ func place(cla *endpointv3.ClusterLoadAssignment, failover bool, lb *endpointv3.
 	cla.Endpoints[0].LbEndpoints = append(cla.Endpoints[0].LbEndpoints, lb)
 }
 
-// portOf is a URL's port, or its scheme's (443 for https, else 80).
-func portOf(u *url.URL) string {
-	if p := u.Port(); p != "" {
-		return p
-	}
-	if u.Scheme == "https" {
-		return "443"
-	}
-	return "80"
-}
-
 func lbEndpoint(host string, port uint32, weight uint32) *endpointv3.LbEndpoint {
 	return &endpointv3.LbEndpoint{
 		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
@@ -323,97 +300,4 @@ func lbEndpoint(host string, port uint32, weight uint32) *endpointv3.LbEndpoint 
 		}},
 		LoadBalancingWeight: wrapperspb.UInt32(max(weight, 1)),
 	}
-}
-
-// targetOf resolves a URL to an address. EDS carries IP addresses: a host name must be an
-// IP literal or "localhost".
-func targetOf(raw string, weight uint32) (Target, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Host == "" {
-		return Target{}, fmt.Errorf("endpoint %q is not a URL with a host", raw)
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		host = "127.0.0.1"
-	}
-	if net.ParseIP(host) == nil {
-		return Target{}, fmt.Errorf("endpoint %q: EDS needs an IP address, not the host name %q", raw, host)
-	}
-	p, err := strconv.ParseUint(portOf(u), 10, 16)
-	if err != nil || p == 0 {
-		return Target{}, fmt.Errorf("endpoint %q: bad port", raw)
-	}
-	return Target{Host: host, Port: uint32(p), Weight: max(weight, 1), Scheme: u.Scheme, Path: strings.TrimRight(u.Path, "/")}, nil
-}
-
-// ParseDiscovery reads the value of endpoints/<key>: one URL, or a JSON list of URLs or of
-// {"url": URL, "weight": N}.
-func ParseDiscovery(raw string) ([]Target, error) {
-	parsedMu.Lock()
-	p, ok := parsed[raw]
-	parsedMu.Unlock()
-	if !ok {
-		p.targets, p.err = parseDiscovery(raw)
-		parsedMu.Lock()
-		if len(parsed) >= maxParsed {
-			clear(parsed)
-		}
-		parsed[raw] = p
-		parsedMu.Unlock()
-	}
-	return slices.Clone(p.targets), p.err
-}
-
-// parsed remembers the values ParseDiscovery has read: every build reads every API's
-// endpoints value again, and most are unchanged since the last one.
-var (
-	parsedMu sync.Mutex
-	parsed   = map[string]parsedValue{}
-)
-
-type parsedValue struct {
-	targets []Target
-	err     error
-}
-
-// maxParsed bounds parsed (it is emptied when full): far more values than a gateway keeps.
-const maxParsed = 1 << 16
-
-func parseDiscovery(raw string) ([]Target, error) {
-	raw = strings.TrimSpace(raw)
-	if !strings.HasPrefix(raw, "[") {
-		t, err := targetOf(raw, 1)
-		if err != nil {
-			return nil, err
-		}
-		return []Target{t}, nil
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &items); err != nil {
-		return nil, fmt.Errorf("not a URL or a JSON list: %v", err)
-	}
-	var out []Target
-	for _, it := range items {
-		var s string
-		var obj struct {
-			URL    string `json:"url"`
-			Weight uint32 `json:"weight"`
-		}
-		switch {
-		case json.Unmarshal(it, &s) == nil:
-			obj.URL, obj.Weight = s, 1
-		case json.Unmarshal(it, &obj) == nil && obj.URL != "":
-		default:
-			return nil, fmt.Errorf("list item %s is not a URL or {\"url\":..., \"weight\":...}", it)
-		}
-		t, err := targetOf(obj.URL, obj.Weight)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("empty list")
-	}
-	return out, nil
 }

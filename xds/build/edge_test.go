@@ -15,6 +15,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
 	"github.com/tollgate-gw/tollgate/internal/edge"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
 
@@ -44,7 +45,7 @@ func TestEdgeValuesMapToEnvoy(t *testing.T) {
 func edgeListeners(t *testing.T, o Options) map[string]*hcmv3.HttpConnectionManager {
 	t.Helper()
 	o.AuthzAddress, o.HTTPPort, o.HTTPSPort = "127.0.0.1:9191", 8080, 8443
-	c, errs := Build(examples(t), []Secret{{Name: ServerCertSecret}}, o)
+	c, errs := Build(examples(t), []store.Secret{{Name: ServerCertSecret}}, o)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
 
@@ -179,7 +180,7 @@ func TestEndpointConflictsAreRefusedByValidate(t *testing.T) {
 		if ps := a.Validate(); len(ps) != 1 {
 			t.Errorf("%s: Validate says %v", name, ps)
 		}
-		if _, errs := Build([]*apimodel.API{a}, []Secret{{Name: "ca", CA: []byte("x")}}, opt); len(errs) != 1 {
+		if _, errs := Build([]*apimodel.API{a}, []store.Secret{{Name: "ca", CA: []byte("x")}}, opt); len(errs) != 1 {
 			t.Errorf("%s: Build says %v", name, errs)
 		}
 	}
@@ -207,7 +208,7 @@ func TestValidateAndBuildAgreeOnEndpoints(t *testing.T) {
 				a := &apimodel.API{Name: "m", Version: "v1", BasePath: "/m", Operations: []apimodel.Operation{{Method: "GET", Path: "/x"}},
 					Production: apimodel.Endpoints{Type: typ, URLs: urls, Policy: apimodel.Policy{TLS: apimodel.BackendTLS{CA: ca}}}}
 				ps := a.Validate()
-				c, errs := Build([]*apimodel.API{a}, []Secret{{Name: "ca", CA: []byte("x")}}, opt)
+				c, errs := Build([]*apimodel.API{a}, []store.Secret{{Name: "ca", CA: []byte("x")}}, opt)
 				tried++
 				if (len(ps) == 0) != (len(errs) == 0) {
 					t.Fatalf("%v %s ca=%q: Validate says %v, Build says %v", urls, typ, ca, ps, errs)

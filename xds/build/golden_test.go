@@ -16,6 +16,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
 	"github.com/tollgate-gw/tollgate/internal/definitions"
+	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
@@ -144,15 +145,15 @@ func buildGolden(t *testing.T, file string) map[string][]types.Resource {
 	}
 	o.HTTPSPort, o.ClientCertificates, o.FaultFormat, o.Discovery = g.Golden.HTTPSPort, g.Golden.ClientCertificates, g.Golden.FaultFormat, g.Golden.Discovery
 	o.RouteScopes = g.Golden.RouteScopes
-	var secrets []Secret
+	var secrets []store.Secret
 	if o.HTTPSPort != 0 {
-		secrets = append(secrets, Secret{Name: ServerCertSecret, CertPEM: []byte("cert"), KeyPEM: []byte("key")})
+		secrets = append(secrets, store.Secret{Name: ServerCertSecret, CertPEM: []byte("cert"), KeyPEM: []byte("key")})
 		if o.ClientCertificates != "" {
-			secrets = append(secrets, Secret{Name: ClientCASecret, CA: []byte("ca")})
+			secrets = append(secrets, store.Secret{Name: ClientCASecret, CA: []byte("ca")})
 		}
 	}
 	for _, n := range g.Golden.Secrets {
-		secrets = append(secrets, Secret{Name: n, CA: []byte("ca")})
+		secrets = append(secrets, store.Secret{Name: n, CA: []byte("ca")})
 	}
 	// Nothing validate accepts is dropped: every API of the case is built.
 	c, errs := Build(served, secrets, o)

@@ -12,6 +12,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
 // listeners makes the gateway's HTTP and HTTPS listeners (ext_authz, then the router) and an
@@ -130,7 +132,7 @@ func socket(host string, port uint32) *corev3.Address {
 }
 
 // secretResources makes SDS secrets: a server certificate, or a client CA.
-func secretResources(secrets []Secret) []types.Resource {
+func secretResources(secrets []store.Secret) []types.Resource {
 	var out []types.Resource
 	for _, s := range secrets {
 		sec := &tlsv3.Secret{Name: s.Name}
