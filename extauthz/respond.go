@@ -16,7 +16,6 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/identity"
-	"github.com/tollgate-gw/tollgate/policies/jwt"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
 
@@ -56,7 +55,7 @@ func newIdentityView(id *identity.Principal) *identityView {
 	// The same rule as for backend headers: these values end up in access logs, where a
 	// control character could forge a line.
 	put := func(k, s string) {
-		if s != "" && jwt.Printable(s) {
+		if s != "" && identity.Printable(s) {
 			v.fields[k] = structpb.NewStringValue(s)
 		}
 	}

@@ -7,6 +7,7 @@ package catalog
 import (
 	"crypto/sha256"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,19 +93,19 @@ func (r *Registry) OnChange(f func(*apimodel.Catalog)) {
 
 // Reset replaces everything with the full contents of the apis/ range.
 func (r *Registry) Reset(kvs []store.KV) {
-	r.mu.Lock()
-	seen := map[string]bool{}
-	for _, kv := range kvs {
-		seen[kv.Key] = true
-		r.apply(kv.Key, kv.Value)
-	}
-	for k := range r.good {
-		if !seen[k] {
-			delete(r.good, k)
-			delete(r.raw, k)
+	r.change(func() {
+		seen := map[string]bool{}
+		for _, kv := range kvs {
+			seen[kv.Key] = true
+			r.apply(kv.Key, kv.Value)
 		}
-	}
-	r.publish()
+		for k := range r.good {
+			if !seen[k] {
+				delete(r.good, k)
+				delete(r.raw, k)
+			}
+		}
+	})
 }
 
 // Update applies one change.
@@ -113,17 +114,17 @@ func (r *Registry) Update(ev store.Event) { r.UpdateBatch([]store.Event{ev}) }
 // UpdateBatch applies the changes of one etcd transaction and publishes one catalogue:
 // nobody sees half of an apply.
 func (r *Registry) UpdateBatch(evs []store.Event) {
-	r.mu.Lock()
-	for _, ev := range evs {
-		if ev.Deleted {
-			delete(r.good, ev.Key)
-			delete(r.raw, ev.Key)
-			r.log.Info("API removed", zap.String("key", ev.Key))
-		} else {
-			r.apply(ev.Key, ev.Value)
+	r.change(func() {
+		for _, ev := range evs {
+			if ev.Deleted {
+				delete(r.good, ev.Key)
+				delete(r.raw, ev.Key)
+				r.log.Info("API removed", zap.String("key", ev.Key))
+			} else {
+				r.apply(ev.Key, ev.Value)
+			}
 		}
-	}
-	r.publish()
+	})
 }
 
 // apply parses one definition; a broken one is logged once and counted, and the last good
@@ -154,8 +155,24 @@ func matchesKey(key string, a *apimodel.API) bool {
 	return key == a.ID() || strings.EqualFold(key, a.ID())
 }
 
-// publish builds and swaps in a new catalogue, then tells listeners; it unlocks r.mu.
-func (r *Registry) publish() {
+// change runs edit on the definitions under r.mu, publishes the catalogue they make, and
+// tells the listeners, in the order catalogues are published: r.notify is taken before
+// r.mu is let go, so the next change's listeners wait for these.
+func (r *Registry) change(edit func()) {
+	r.mu.Lock()
+	edit()
+	c := r.publish()
+	listeners := slices.Clone(r.onChange)
+	r.notify.Lock()
+	r.mu.Unlock()
+	defer r.notify.Unlock()
+	for _, f := range listeners {
+		f(c)
+	}
+}
+
+// publish builds and swaps in a new catalogue from the good definitions; r.mu is held.
+func (r *Registry) publish() *apimodel.Catalog {
 	keys := make([]string, 0, len(r.good))
 	for k := range r.good {
 		keys = append(keys, k)
@@ -173,23 +190,17 @@ func (r *Registry) publish() {
 	r.cur.Store(c)
 	r.loaded.Store(true)
 	r.apis.Set(float64(c.Len()))
-	listeners := append([]func(*apimodel.Catalog){}, r.onChange...)
-	r.notify.Lock()
-	r.mu.Unlock()
-	defer r.notify.Unlock()
-	for _, f := range listeners {
-		f(c)
-	}
+	return c
 }
 
 // Set replaces the catalogue with APIs given directly (for tools and tests that do not
 // read etcd).
 func (r *Registry) Set(apis []*apimodel.API) {
-	r.mu.Lock()
-	r.good = map[string]*apimodel.API{}
-	r.raw = map[string][32]byte{}
-	for _, a := range apis {
-		r.good[a.ID()] = a
-	}
-	r.publish()
+	r.change(func() {
+		r.good = map[string]*apimodel.API{}
+		r.raw = map[string][32]byte{}
+		for _, a := range apis {
+			r.good[a.ID()] = a
+		}
+	})
 }

@@ -111,3 +111,18 @@ func FailureOf(err error) Failure {
 	}
 	return Invalid
 }
+
+// Printable reports whether a principal's value (a claim, a subject) may go into a header
+// or a log line: no control characters (tab aside) and at most 4 KiB. Values that fail it
+// are not passed on.
+func Printable(s string) bool {
+	if len(s) > 4096 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -471,19 +471,5 @@ func headerValue(v any) (string, bool) {
 	default:
 		return "", false
 	}
-	return s, Printable(s)
-}
-
-// Printable reports whether s may go into a header or a log line: no control characters
-// (tab aside) and at most 4 KiB. Claims that fail it are not passed on.
-func Printable(s string) bool {
-	if len(s) > 4096 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
+	return s, identity.Printable(s)
 }
