@@ -208,14 +208,14 @@ type tables struct{ s *Server }
 var served = map[string]bool{resourcev3.ListenerType: true, resourcev3.RouteType: true, resourcev3.ScopedRouteType: true,
 	resourcev3.ClusterType: true, resourcev3.EndpointType: true, resourcev3.SecretType: true}
 
-func (t tables) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+func (t tables) CreateWatch(r *cachev3.Request, sub rescache.Subscription, ch chan cachev3.Response) (func(), error) {
 	if !served[r.GetTypeUrl()] {
 		return nil, fmt.Errorf("resources of type %q are not served", r.GetTypeUrl())
 	}
 	return t.s.table(GroupOf(r.GetNode()), clientKind(r.GetNode()), r.GetTypeUrl()).CreateWatch(r, sub, ch)
 }
 
-func (t tables) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+func (t tables) CreateDeltaWatch(r *cachev3.DeltaRequest, sub rescache.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
 	if !served[r.GetTypeUrl()] {
 		return nil, fmt.Errorf("resources of type %q are not served", r.GetTypeUrl())
 	}

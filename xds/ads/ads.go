@@ -25,12 +25,15 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-gw/tollgate/xds/rescache"
 )
 
-// Watcher answers watches: go-control-plane's cache interface, without Fetch.
+// Watcher answers watches: go-control-plane's cache interface, without Fetch, over the
+// subscriptions xds/rescache reads (which know what their stream holds).
 type Watcher interface {
-	CreateWatch(*cachev3.Request, cachev3.Subscription, chan cachev3.Response) (cancel func(), err error)
-	CreateDeltaWatch(*cachev3.DeltaRequest, cachev3.Subscription, chan cachev3.DeltaResponse) (cancel func(), err error)
+	CreateWatch(*cachev3.Request, rescache.Subscription, chan cachev3.Response) (cancel func(), err error)
+	CreateDeltaWatch(*cachev3.DeltaRequest, rescache.Subscription, chan cachev3.DeltaResponse) (cancel func(), err error)
 }
 
 // Hooks are told what streams do.

@@ -30,14 +30,14 @@ import (
 // caches is a Watcher with one rescache per type, as the control plane has per group.
 type caches map[string]*rescache.Cache
 
-func (c caches) CreateWatch(r *cachev3.Request, sub cachev3.Subscription, ch chan cachev3.Response) (func(), error) {
+func (c caches) CreateWatch(r *cachev3.Request, sub rescache.Subscription, ch chan cachev3.Response) (func(), error) {
 	if c[r.TypeUrl] == nil {
 		return nil, fmt.Errorf("type %s is not served", r.TypeUrl)
 	}
 	return c[r.TypeUrl].CreateWatch(r, sub, ch)
 }
 
-func (c caches) CreateDeltaWatch(r *cachev3.DeltaRequest, sub cachev3.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
+func (c caches) CreateDeltaWatch(r *cachev3.DeltaRequest, sub rescache.Subscription, ch chan cachev3.DeltaResponse) (func(), error) {
 	if c[r.TypeUrl] == nil {
 		return nil, fmt.Errorf("type %s is not served", r.TypeUrl)
 	}
@@ -500,5 +500,48 @@ func TestDeltaFirstNamesShareTheSetWithoutAMap(t *testing.T) {
 	}
 	if _, ok := first.set.m["extra"]; ok {
 		t.Fatal("a change of one stream changed another's set")
+	}
+}
+
+// What a state-of-the-world stream holds follows its subscription: names dropped leave it
+// (sent again when named again), names added do not join it, and the set it holds is
+// shared, not copied, when only names were dropped.
+func TestSubscriptionForgetsDroppedNames(t *testing.T) {
+	ss := newSets()
+	s := newSotwSubscription(ss, []string{"a", "b", "c"})
+	s.held = rescache.Held{AsOf: 3, Names: s.set.m, Set: s.set.fp}
+	s.update(ss, []string{"a", "b", "c", "d"})
+	if len(s.held.Names) != 3 {
+		t.Errorf("after naming d it holds %v", s.held.Names)
+	}
+	s.update(ss, []string{"a", "d"})
+	if _, ok := s.held.Names["b"]; ok || len(s.held.Names) != 1 || s.held.Set != rescache.FingerprintOf(s.held.Names) {
+		t.Errorf("after dropping b and c it holds %v (set %x)", s.held.Names, s.held.Set)
+	}
+	s.update(ss, []string{"a"})
+	if len(s.held.Names) != 1 || s.held.Set != s.set.fp {
+		t.Errorf("after dropping d it holds %v, want its subscription's set", s.held.Names)
+	}
+	if s.held.AsOf != 3 {
+		t.Errorf("the change it holds as of moved to %d", s.held.AsOf)
+	}
+}
+
+// A delta stream that unsubscribes by name from what its wildcard still covers is to be
+// sent it again; one that unsubscribes from a name it subscribed to alone drops its version.
+func TestDeltaUnsubscribeUnderWildcard(t *testing.T) {
+	ss := newSets()
+	s := newDeltaSubscription(ss, []string{"*", "a", "b"}, nil, map[string]string{"a": "v1", "b": "v1"})
+	s.change(ss, nil, []string{"a"})
+	if v, ok := s.held.Versions["a"]; !ok || v != "" {
+		t.Errorf("a, still covered by the wildcard, has version %q (%v), want \"\"", v, ok)
+	}
+	s.change(ss, nil, []string{"*"})
+	s.change(ss, nil, []string{"b"})
+	if _, ok := s.held.Versions["b"]; ok || s.wildcard {
+		t.Errorf("b unsubscribed without a wildcard still has a version (wildcard %v)", s.wildcard)
+	}
+	if _, ok := s.set.m["b"]; ok {
+		t.Error("b is still subscribed")
 	}
 }

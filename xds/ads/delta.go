@@ -8,6 +8,8 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-gw/tollgate/xds/rescache"
 )
 
 // deltaType is a delta stream's state for one type.
@@ -35,7 +37,7 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 
 	// Every answer is sent, also one to a request since made: it brings the stream up to
 	// date as of the subscription it was made for, and the cache reads what the stream
-	// holds from what each response says (GetNextVersionMap) when the next watch opens.
+	// holds from what each response says (rescache.Answer's Held) when the next watch opens.
 	send := func(r cachev3.DeltaResponse) error {
 		t := types[r.GetDeltaRequest().GetTypeUrl()]
 		out, err := r.GetDeltaDiscoveryResponse()
@@ -45,7 +47,9 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 		nonce++
 		out.Nonce = strconv.FormatUint(nonce, 10)
 		t.nonce, t.sent = out.Nonce, out.SystemVersionInfo
-		t.sub.returned = r.GetNextVersionMap()
+		if a, ok := r.(rescache.Answer); ok {
+			t.sub.held = a.Held()
+		}
 		s.hooks.Sent(out.TypeUrl)
 		return st.Send(out)
 	}

@@ -8,6 +8,8 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tollgate-gw/tollgate/xds/rescache"
 )
 
 // sotwType is a state-of-the-world stream's state for one type.
@@ -47,9 +49,10 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 		nonce++
 		out.Nonce = strconv.FormatUint(nonce, 10)
 		t.nonce, t.sent = out.Nonce, out.VersionInfo
-		// What the response tells the cache to keep for the stream (xds/rescache updates
-		// the stream's map in place: this is where it may).
-		t.sub.returned = r.GetReturnedResources()
+		// What the stream holds once it has this (xds/rescache's answers say).
+		if a, ok := r.(rescache.Answer); ok {
+			t.sub.held = a.Held()
+		}
 		s.hooks.Sent(out.TypeUrl)
 		return st.Send(out)
 	}

@@ -1,24 +1,29 @@
 package ads
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/tollgate-gw/tollgate/xds/rescache"
+)
 
 // subscription is one stream's subscription to one type, as the caches read it
-// (go-control-plane's cache.Subscription): the names are a shared nameSet; the returned
-// map is what the cache keeps for the stream (its responses give it back, see
-// sotwStream.send). It follows the protocol's rules on wildcards, legacy and explicit
+// (rescache.Subscription): the names are a shared nameSet; held is what the stream holds,
+// as the last answer sent said (see sotw's and delta's send) and the protocol changes it
+// (a name unsubscribed from is no longer held). It follows the protocol's rules on
+// wildcards, legacy and explicit
 // (https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol#how-the-client-specifies-what-resources-to-return).
 type subscription struct {
 	set      *nameSet
 	wildcard bool
 	// legacy: the stream's first request named nothing, and none since has named
 	// anything: a wildcard subscription until one does.
-	legacy   bool
-	returned map[string]string
+	legacy bool
+	held   rescache.Held
 }
 
-func (s *subscription) ReturnedResources() map[string]string     { return s.returned }
 func (s *subscription) SubscribedResources() map[string]struct{} { return s.set.m }
 func (s *subscription) IsWildcard() bool                         { return s.wildcard }
+func (s *subscription) Held() rescache.Held                      { return s.held }
 
 // Fingerprint is the set's (see rescache.Fingerprint).
 func (s *subscription) Fingerprint() uint64 { return s.set.fp }
@@ -26,7 +31,7 @@ func (s *subscription) Fingerprint() uint64 { return s.set.fp }
 const explicitWildcard = "*"
 
 func newSotwSubscription(sets *sets, names []string) *subscription {
-	s := &subscription{set: empty, legacy: len(names) == 0, wildcard: len(names) == 0, returned: map[string]string{}}
+	s := &subscription{set: empty, legacy: len(names) == 0, wildcard: len(names) == 0}
 	s.update(sets, names)
 	return s
 }
@@ -53,21 +58,46 @@ func (s *subscription) update(sets *sets, names []string) {
 	next := sets.ofList(names)
 	sets.release(s.set)
 	s.set, s.wildcard = next, wildcard
-	if !wildcard {
-		// What it no longer subscribes to is forgotten: subscribing again sends it again.
-		for name := range s.returned {
-			if _, ok := next.m[name]; !ok {
-				delete(s.returned, name)
+	s.forget()
+}
+
+// forget drops from what a state-of-the-world stream holds the names it no longer
+// subscribes to: subscribing again sends them again.
+func (s *subscription) forget() {
+	h := &s.held
+	if h.Names == nil || s.wildcard {
+		return
+	}
+	switch {
+	case subsetOf(s.set.m, h.Names): // names dropped only: it holds all it subscribes to
+		h.Names, h.Set = s.set.m, s.set.fp
+	case subsetOf(h.Names, s.set.m): // names added only: it holds what it held
+	default:
+		kept := make(map[string]struct{}, min(len(h.Names), len(s.set.m)))
+		for name := range h.Names {
+			if _, ok := s.set.m[name]; ok {
+				kept[name] = struct{}{}
 			}
 		}
+		h.Names, h.Set = kept, rescache.FingerprintOf(kept)
 	}
 }
 
-func newDeltaSubscription(sets *sets, subscribe, unsubscribe []string, initial map[string]string) *subscription {
-	s := &subscription{set: empty, legacy: len(subscribe) == 0, wildcard: len(subscribe) == 0, returned: initial}
-	if s.returned == nil {
-		s.returned = map[string]string{}
+// subsetOf reports whether every name of a is in b.
+func subsetOf(a, b map[string]struct{}) bool {
+	if len(a) > len(b) {
+		return false
 	}
+	for name := range a {
+		if _, ok := b[name]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func newDeltaSubscription(sets *sets, subscribe, unsubscribe []string, initial map[string]string) *subscription {
+	s := &subscription{set: empty, legacy: len(subscribe) == 0, wildcard: len(subscribe) == 0, held: rescache.Held{Versions: initial}}
 	s.change(sets, subscribe, unsubscribe)
 	return s
 }
@@ -90,51 +120,80 @@ func (s *subscription) change(sets *sets, subscribe, unsubscribe []string) {
 		s.set = sets.ofList(subscribe)
 		return
 	}
-	var m map[string]struct{}
-	edit := func() map[string]struct{} {
-		if m == nil {
-			m = make(map[string]struct{}, len(s.set.m)+len(subscribe))
-			for n := range s.set.m {
-				m[n] = struct{}{}
-			}
-		}
-		return m
-	}
+	e := setEdit{from: s.set.m}
 	for _, name := range subscribe {
 		if name == explicitWildcard {
 			s.wildcard = true
-			continue
-		}
-		if _, ok := s.set.m[name]; !ok || m != nil {
-			edit()[name] = struct{}{}
+		} else {
+			e.add(name)
 		}
 	}
 	for _, name := range unsubscribe {
-		if name == explicitWildcard {
+		switch {
+		case name == explicitWildcard:
 			s.wildcard = false
-			continue
-		}
-		_, had := s.set.m[name]
-		if m != nil {
-			_, had = m[name]
-		}
-		if had && s.wildcard {
+		case e.remove(name) && s.wildcard:
 			// Still covered by the wildcard: the protocol wants it sent again (or
-			// reported removed); an empty version makes the cache do that.
-			s.returned[name] = ""
-		} else {
-			delete(s.returned, name)
-		}
-		if had {
-			delete(edit(), name)
+			// reported removed).
+			s.resend(name)
+		default:
+			delete(s.held.Versions, name)
 		}
 	}
-	if m == nil {
+	if e.m == nil {
 		return
 	}
-	next := sets.ofMap(m)
+	next := sets.ofMap(e.m)
 	sets.release(s.set)
 	s.set = next
+}
+
+// resend notes that the stream no longer holds name, so a cache sends it again.
+func (s *subscription) resend(name string) {
+	if s.held.Versions == nil {
+		s.held.Versions = map[string]string{}
+	}
+	s.held.Versions[name] = ""
+}
+
+// setEdit is a change to a shared set of names: the set is copied at the first change.
+type setEdit struct {
+	from map[string]struct{}
+	m    map[string]struct{} // the changed copy, once there is a change
+}
+
+func (e *setEdit) edit() map[string]struct{} {
+	if e.m == nil {
+		e.m = make(map[string]struct{}, len(e.from)+1)
+		for n := range e.from {
+			e.m[n] = struct{}{}
+		}
+	}
+	return e.m
+}
+
+func (e *setEdit) has(name string) bool {
+	if e.m != nil {
+		_, ok := e.m[name]
+		return ok
+	}
+	_, ok := e.from[name]
+	return ok
+}
+
+func (e *setEdit) add(name string) {
+	if !e.has(name) {
+		e.edit()[name] = struct{}{}
+	}
+}
+
+// remove reports whether name was in the set.
+func (e *setEdit) remove(name string) bool {
+	if !e.has(name) {
+		return false
+	}
+	delete(e.edit(), name)
+	return true
 }
 
 // end releases the subscription's set when its stream ends.

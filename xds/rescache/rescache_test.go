@@ -2,6 +2,7 @@ package rescache
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	stream "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -41,26 +41,62 @@ func wire(t testing.TB, m proto.Message, into proto.Message) {
 	}
 }
 
-// client is one state-of-the-world stream as go-control-plane's server keeps it: its
+// sub is a stream's subscription as the stream server keeps it (xds/ads's, reduced to
+// what the cache reads).
+type sub struct {
+	names    map[string]struct{}
+	wildcard bool
+	held     Held
+}
+
+func newSub(names ...string) sub {
+	s := sub{wildcard: len(names) == 0}
+	s.setNames(names...)
+	return s
+}
+
+func (s *sub) IsWildcard() bool                         { return s.wildcard }
+func (s *sub) SubscribedResources() map[string]struct{} { return s.names }
+func (s *sub) Fingerprint() uint64                      { return FingerprintOf(s.names) }
+func (s *sub) Held() Held                               { return s.held }
+
+// setNames replaces the names, forgetting that it holds those it no longer names.
+func (s *sub) setNames(names ...string) {
+	s.names = map[string]struct{}{}
+	for _, n := range names {
+		s.names[n] = struct{}{}
+	}
+	if s.held.Names != nil {
+		kept := map[string]struct{}{}
+		for n := range s.held.Names {
+			if _, ok := s.names[n]; ok {
+				kept[n] = struct{}{}
+			}
+		}
+		s.held.Names, s.held.Set = kept, FingerprintOf(kept)
+	}
+}
+
+// client is one state-of-the-world stream as the stream server keeps it: its
 // subscription and the version it last took.
 type client struct {
 	t       testing.TB
 	typeURL string
-	sub     stream.Subscription
+	sub     sub
 	version string
 	ch      chan cachev3.Response
 	cancel  func()
 }
 
 func newClient(t testing.TB, typeURL string, names ...string) *client {
-	return &client{t: t, typeURL: typeURL, sub: stream.NewSotwSubscription(names, true), ch: make(chan cachev3.Response, 1)}
+	return &client{t: t, typeURL: typeURL, sub: newSub(names...), ch: make(chan cachev3.Response, 1)}
 }
 
 // watch opens a watch as the server does after each request (an ACK of what it holds).
 func (cl *client) watch(c *Cache) {
 	cl.t.Helper()
 	req := &discoveryv3.DiscoveryRequest{TypeUrl: cl.typeURL, VersionInfo: cl.version, ResourceNames: slices.Collect(mapKeys(cl.sub.SubscribedResources()))}
-	cancel, err := c.CreateWatch(req, cl.sub, cl.ch)
+	cancel, err := c.CreateWatch(req, &cl.sub, cl.ch)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -75,7 +111,7 @@ func (cl *client) take(r cachev3.Response) *discoveryv3.DiscoveryResponse {
 		cl.t.Fatal(err)
 	}
 	d.Nonce = "1"
-	cl.sub.SetReturnedResources(r.GetReturnedResources())
+	cl.sub.held = r.(Answer).Held()
 	got := &discoveryv3.DiscoveryResponse{}
 	wire(cl.t, d, got)
 	cl.version = got.VersionInfo
@@ -152,25 +188,21 @@ func TestContractByName(t *testing.T) {
 		t.Errorf("b's client was sent %v for a change of a", got)
 	}
 	// A new name in a subscription is sent at once, alone.
-	early.sub.SetResourceSubscription([]string{"a", "b"})
+	early.sub.setNames("a", "b")
 	early.watch(c)
 	if got := early.recv(); !slices.Equal(got, []string{"b"}) {
 		t.Errorf("a newly subscribed name: got %v, want [b]", got)
 	}
-	// Another process's version: everything again, unless it holds the same content.
-	stale := newClient(t, resourcev3.EndpointType, "a", "b")
-	stale.version = "other-7.0123456789abcdef"
-	stale.watch(c)
-	if got := stale.recv(); len(got) != 2 {
-		t.Errorf("a client of another process got %v", got)
-	}
-	same := newClient(t, resourcev3.EndpointType, "a", "b")
-	same.sub.SetReturnedResources(map[string]string{"a": "x", "b": "x"})
+	// Another process's version: everything again — also when it is of the same content,
+	// since a version of a type sent by name does not tell which names it holds.
 	v := c.Version()
-	same.version = "other-7" + v[len(v)-17:]
-	same.watch(c)
-	if got := same.recv(); got != nil {
-		t.Errorf("a client of another process holding the same content was sent %v", got)
+	for _, version := range []string{"other-7.0123456789abcdef", "other-7" + v[len(v)-17:]} {
+		stale := newClient(t, resourcev3.EndpointType, "a", "b")
+		stale.version = version
+		stale.watch(c)
+		if got := stale.recv(); len(got) != 2 {
+			t.Errorf("a client of another process (version %s) got %v", version, got)
+		}
 	}
 	// A cancelled watch is not answered.
 	onlyB.cancel()
@@ -178,7 +210,7 @@ func TestContractByName(t *testing.T) {
 	if got := onlyB.recv(); got != nil {
 		t.Errorf("a cancelled watch got %v", got)
 	}
-	if _, err := c.CreateWatch(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}, stream.NewSotwSubscription(nil, true), make(chan cachev3.Response, 1)); err == nil {
+	if _, err := c.CreateWatch(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}, &sub{wildcard: true}, make(chan cachev3.Response, 1)); err == nil {
 		t.Error("a cluster watch was taken by an endpoints cache")
 	}
 	// A client a few changes behind, and one further behind than the recent changes
@@ -204,11 +236,11 @@ func TestContractByName(t *testing.T) {
 	}
 }
 
-// A by-name stream keeps a mark in its returned map (under at most three names), not a name
-// per resource; a request that swaps one name for another (the same count) is sent the new
-// one; when the set it was answered for is no longer remembered, it is sent everything it
-// subscribes to but the names the mark is under.
-func TestByNameStreamsKeepAMark(t *testing.T) {
+// A by-name stream holds, per its last answer, the set of names it subscribed to then —
+// the subscription's own map, not a copy per stream; a request that swaps one name for
+// another (the same count) is sent the new one; a name dropped and named again is sent
+// again.
+func TestByNameStreamsHoldTheirSet(t *testing.T) {
 	c := New(resourcev3.EndpointType, "p1-", nil)
 	c.Set([]types.Resource{cla("a", 1), cla("b", 1), cla("c", 1)})
 	cl := newClient(t, resourcev3.EndpointType, "a", "b")
@@ -216,10 +248,10 @@ func TestByNameStreamsKeepAMark(t *testing.T) {
 	if got := cl.recv(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("first answer %v", got)
 	}
-	if n := len(cl.sub.ReturnedResources()); n != 2 {
-		t.Errorf("the stream keeps %d entries, want its mark under its two names", n)
+	if h := cl.sub.held; h.AsOf != 1 || reflect.ValueOf(h.Names).UnsafePointer() != reflect.ValueOf(cl.sub.names).UnsafePointer() || h.Set != cl.sub.Fingerprint() {
+		t.Errorf("the stream holds %+v, want its subscription's own set as of change 1", h)
 	}
-	cl.sub.SetResourceSubscription([]string{"a", "c"}) // b dropped, c added
+	cl.sub.setNames("a", "c") // b dropped, c added
 	cl.watch(c)
 	if got := cl.recv(); !slices.Equal(got, []string{"c"}) {
 		t.Errorf("after swapping b for c: %v, want [c]", got)
@@ -228,19 +260,17 @@ func TestByNameStreamsKeepAMark(t *testing.T) {
 	if got := cl.recv(); got != nil {
 		t.Errorf("an up-to-date stream was sent %v", got)
 	}
-	// Many other subscriptions push this stream's set out of the cache's memory.
-	for i := range keptSets + 1 {
-		other := newClient(t, resourcev3.EndpointType, "a", fmt.Sprint("x", i))
-		other.watch(c)
-		other.recv()
+	cl.cancel()
+	cl.sub.setNames("a") // c dropped: nothing to send
+	cl.watch(c)
+	if got := cl.recv(); got != nil {
+		t.Errorf("dropping a name sent %v", got)
 	}
 	cl.cancel()
-	cl.sub.SetResourceSubscription([]string{"a", "b", "c"})
+	cl.sub.setNames("a", "c") // named again: sent again
 	cl.watch(c)
-	// Everything it subscribes to, except the names its mark is kept under (those it
-	// provably holds: a and c).
-	if got := cl.recv(); !slices.Equal(got, []string{"b"}) {
-		t.Errorf("a stream whose set was forgotten got %v, want [b]", got)
+	if got := cl.recv(); !slices.Equal(got, []string{"c"}) {
+		t.Errorf("a name dropped and named again: %v, want [c]", got)
 	}
 }
 
@@ -314,21 +344,21 @@ func TestEncodedOnceForEveryStream(t *testing.T) {
 	}
 }
 
-// deltaClient is one delta stream as go-control-plane's server keeps it.
+// deltaClient is one delta stream as the stream server keeps it.
 type deltaClient struct {
 	t        testing.TB
-	sub      stream.Subscription
+	sub      sub
 	ch       chan cachev3.DeltaResponse
 	versions map[string]string // what it was sent, as Envoy keeps it
 }
 
 func newDeltaClient(t testing.TB, names ...string) *deltaClient {
-	return &deltaClient{t: t, sub: stream.NewDeltaSubscription(names, nil, nil, true), ch: make(chan cachev3.DeltaResponse, 1)}
+	return &deltaClient{t: t, sub: newSub(names...), ch: make(chan cachev3.DeltaResponse, 1)}
 }
 
 func (cl *deltaClient) watch(c *Cache, nonce string) {
 	cl.t.Helper()
-	if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: nonce}, cl.sub, cl.ch); err != nil {
+	if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: nonce}, &cl.sub, cl.ch); err != nil {
 		cl.t.Fatal(err)
 	}
 }
@@ -339,7 +369,7 @@ func (cl *deltaClient) recv() (sent, removed []string) {
 	select {
 	case r := <-cl.ch:
 		d, _ := r.GetDeltaDiscoveryResponse()
-		cl.sub.SetReturnedResources(r.GetReturnedResources())
+		cl.sub.held = r.(Answer).Held()
 		got := &discoveryv3.DeltaDiscoveryResponse{}
 		wire(cl.t, d, got)
 		sent = []string{}
@@ -402,9 +432,9 @@ func TestContractDelta(t *testing.T) {
 	if sent, _ := ab.recv(); !slices.Equal(sent, []string{"b"}) {
 		t.Errorf("b is back: sent %v, want [b]", sent)
 	}
-	// A stream keeps only its sync mark, whatever it subscribes to.
-	if n := len(ab.sub.ReturnedResources()); n != 1 {
-		t.Errorf("a delta stream keeps %d entries, want only the sync mark", n)
+	// A stream keeps only the change it is up to date as of, whatever it subscribes to.
+	if h := ab.sub.held; h.Names != nil || h.Versions != nil || h.AsOf != 6 {
+		t.Errorf("a delta stream holds %+v, want only change 6", h)
 	}
 	// A reconnect presenting the versions it holds, as Envoy does: nothing current is
 	// sent again; a stale one is.
@@ -413,8 +443,9 @@ func TestContractDelta(t *testing.T) {
 		if stale {
 			versions["a"] = "old"
 		}
-		again := &deltaClient{t: t, sub: stream.NewDeltaSubscription([]string{"a"}, nil, versions, true), ch: make(chan cachev3.DeltaResponse, 1)}
-		if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"a"}, InitialResourceVersions: versions}, again.sub, again.ch); err != nil {
+		again := &deltaClient{t: t, sub: newSub("a"), ch: make(chan cachev3.DeltaResponse, 1)}
+		again.sub.held.Versions = versions
+		if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNamesSubscribe: []string{"a"}, InitialResourceVersions: versions}, &again.sub, again.ch); err != nil {
 			t.Fatal(err)
 		}
 		sent, removed := again.recv()
@@ -426,8 +457,8 @@ func TestContractDelta(t *testing.T) {
 	c.Set([]types.Resource{cla("a", 5), cla("b", 7), cla("c", 1), cla("z", 1)})
 	ab.watch(c, "5")
 	ab.recv() // c is not subscribed: nothing, or nothing for ab
-	ab.sub.UpdateResourceSubscriptions([]string{"c"}, nil)
-	if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: "6", ResourceNamesSubscribe: []string{"c"}}, ab.sub, ab.ch); err != nil {
+	ab.sub.setNames("a", "b", "c")
+	if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: "6", ResourceNamesSubscribe: []string{"c"}}, &ab.sub, ab.ch); err != nil {
 		t.Fatal(err)
 	}
 	if sent, _ := ab.recv(); !slices.Equal(sent, []string{"c"}) {
@@ -441,8 +472,8 @@ func TestContractDelta(t *testing.T) {
 	if sent, _ := all.recv(); !slices.Equal(sent, []string{"a", "b", "z"}) {
 		t.Fatalf("a wildcard delta client got %v", sent)
 	}
-	if n := len(all.sub.ReturnedResources()); n != 1 {
-		t.Errorf("a wildcard stream keeps %d entries, want only the sync mark", n)
+	if h := all.sub.held; !h.Wildcard || h.Names != nil || h.Versions != nil {
+		t.Errorf("a wildcard stream holds %+v, want only the change it is up to date as of", h)
 	}
 	all.watch(c, "1")
 	c.Set([]types.Resource{cla("a", 6), cla("b", 7), cla("z", 1)})
