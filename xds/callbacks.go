@@ -25,11 +25,15 @@ func GroupOf(n *corev3.Node) string {
 type hooks struct {
 	s  *Server
 	mu sync.Mutex
-	// nacked remembers (group, type, version) already logged, so each is logged once.
-	nacked map[string]bool
+	// nacked is the version last logged as refused per group and type: the Envoys of a
+	// group refusing one version log it once. It holds one entry per group (at most
+	// MaxGroups) and type, however many versions are refused over time.
+	nacked map[nackKey]string
 }
 
-func newHooks(s *Server) *hooks { return &hooks{s: s, nacked: map[string]bool{}} }
+type nackKey struct{ group, typeURL string }
+
+func newHooks(s *Server) *hooks { return &hooks{s: s, nacked: map[nackKey]string{}} }
 
 func (c *hooks) Node(n *corev3.Node) error { return c.s.addGroup(GroupOf(n)) }
 
@@ -37,10 +41,10 @@ func (c *hooks) Sent(typeURL string) { c.s.m.responses.WithLabelValues(shortType
 
 func (c *hooks) Refused(node *corev3.Node, typeURL, version, msg string) {
 	c.s.m.nacks.WithLabelValues(shortType(typeURL)).Inc()
-	key := GroupOf(node) + "|" + typeURL + "|" + version
+	key := nackKey{GroupOf(node), typeURL}
 	c.mu.Lock()
-	seen := c.nacked[key]
-	c.nacked[key] = true
+	seen := c.nacked[key] == version
+	c.nacked[key] = version
 	c.mu.Unlock()
 	if !seen {
 		c.s.log.Error("Envoy refused a configuration (NACK); it will not be resent",
