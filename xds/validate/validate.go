@@ -87,40 +87,51 @@ func walk(m protoreflect.Message, path *at, check bool) error {
 	// the children of one without are checked on their own.
 	check = !has
 	m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
-		if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
-			return true
-		}
-		if fd.IsMap() {
-			if fd.MapValue().Kind() != protoreflect.MessageKind || !check && !mayHoldAny(fd.MapValue().Message()) {
-				return true
-			}
-		} else if !check && !mayHoldAny(fd.Message()) {
-			return true // checked by the validator above, and no Any below it
-		}
-		name := "." + string(fd.Name())
-		switch {
-		case fd.IsList():
-			l := val.List()
-			for i := 0; i < l.Len(); i++ {
-				if err := walk(l.Get(i).Message(), &at{parent: path, name: name, key: i}, check); err != nil {
-					errs = append(errs, err)
-				}
-			}
-		case fd.IsMap():
-			val.Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-				if err := walk(v.Message(), &at{parent: path, name: name, key: k.Interface()}, check); err != nil {
-					errs = append(errs, err)
-				}
-				return true
-			})
-		default:
-			if err := walk(val.Message(), &at{parent: path, name: name}, check); err != nil {
-				errs = append(errs, err)
-			}
+		if descend(fd, check) {
+			errs = append(errs, walkField(fd, val, &at{parent: path, name: "." + string(fd.Name())}, check)...)
 		}
 		return true
 	})
 	return errors.Join(errs...)
+}
+
+// descend reports whether walk goes into a field: a message field, when its messages are
+// to be checked or may hold an Any.
+func descend(fd protoreflect.FieldDescriptor, check bool) bool {
+	if fd.Kind() != protoreflect.MessageKind && fd.Kind() != protoreflect.GroupKind {
+		return false
+	}
+	if fd.IsMap() {
+		return fd.MapValue().Kind() == protoreflect.MessageKind && (check || mayHoldAny(fd.MapValue().Message()))
+	}
+	return check || mayHoldAny(fd.Message()) // else checked by the validator above, and no Any below it
+}
+
+// walkField walks the message or messages of a field.
+func walkField(fd protoreflect.FieldDescriptor, val protoreflect.Value, path *at, check bool) []error {
+	var errs []error
+	each := func(m protoreflect.Message, key any) {
+		if err := walk(m, &at{parent: path.parent, name: path.name, key: key}, check); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch {
+	case fd.IsList():
+		l := val.List()
+		for i := 0; i < l.Len(); i++ {
+			each(l.Get(i).Message(), i)
+		}
+	case fd.IsMap():
+		val.Map().Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
+			each(v.Message(), k.Interface())
+			return true
+		})
+	default:
+		if err := walk(val.Message(), path, check); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // holdsAny remembers, by message type, whether a message of it can hold an Any at any
