@@ -184,50 +184,15 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 	claims := gojwt.MapClaims{}
 	var is *issuer
 	tok, err := v.parser.ParseWithClaims(token, claims, func(t *gojwt.Token) (any, error) {
-		iss, _ := claims["iss"].(string)
-		is = v.issuers[iss]
-		if is == nil {
-			return nil, refuse(identity.Invalid, "unknown issuer")
+		var e *identity.Error
+		is, e = v.issuerOf(claims)
+		if e != nil {
+			return nil, e
 		}
-		alg := t.Method.Alg()
-		if !is.allowed[alg] {
-			return nil, refuse(identity.Invalid, "algorithm %s is not allowed for this issuer", alg)
-		}
-		kid, _ := t.Header["kid"].(string)
-		k := is.src.keys.Load().find(kid, alg)
-		if k == nil {
-			// Perhaps the IdP rotated its keys: fetch again (rate-limited) and look once more.
-			if wait := is.src.refresh(); wait != nil {
-				timer := time.NewTimer(v.waitLimit)
-				select {
-				case <-wait:
-				case <-ctx.Done():
-				case <-timer.C:
-				}
-				timer.Stop()
-				k = is.src.keys.Load().find(kid, alg)
-			}
-		}
-		if k == nil {
-			return nil, refuse(identity.Invalid, "no key of this issuer matches the token's kid and algorithm")
-		}
-		if !fits(alg, k) {
-			return nil, refuse(identity.Invalid, "the key's type does not match algorithm %s", alg)
-		}
-		return k.pub, nil
+		return v.keyFor(ctx, is, t)
 	})
 	if err != nil {
-		var e *identity.Error
-		switch {
-		case errors.As(err, &e):
-			return nil, time.Time{}, e
-		case errors.Is(err, gojwt.ErrTokenMalformed):
-			return nil, time.Time{}, refuse(identity.Malformed, "malformed token")
-		case errors.Is(err, gojwt.ErrTokenSignatureInvalid):
-			return nil, time.Time{}, refuse(identity.Invalid, "signature or algorithm is invalid")
-		default:
-			return nil, time.Time{}, refuse(identity.Invalid, "token could not be verified")
-		}
+		return nil, time.Time{}, parseFailure(err)
 	}
 	if e := checkCrit(tok.Header); e != nil {
 		return nil, time.Time{}, e
@@ -244,15 +209,87 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 		return nil, time.Time{}, refuse(identity.Invalid, "the token is not for this audience")
 	}
 	id := &identity.Principal{Issuer: is.cfg.Name, Audience: aud, Expiry: exp, Claims: claims, TokenHash: hex.EncodeToString(h[:]), Kind: identity.JWT}
-	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
+	if err := is.bind(id, claims); err != nil {
 		return nil, time.Time{}, err
 	}
+	v.describe(id, is, claims)
+	return id, exp, nil
+}
+
+// issuerOf is the configured issuer of a token's claims.
+func (v *Verifier) issuerOf(claims gojwt.MapClaims) (*issuer, *identity.Error) {
+	iss, _ := claims["iss"].(string)
+	if is := v.issuers[iss]; is != nil {
+		return is, nil
+	}
+	return nil, refuse(identity.Invalid, "unknown issuer")
+}
+
+// keyFor is the issuer's key that verifies t: of an algorithm the issuer allows, with the
+// token's kid, of the type the algorithm needs. A kid not known makes the key set be
+// fetched again (rate-limited), waiting at most waitLimit.
+func (v *Verifier) keyFor(ctx context.Context, is *issuer, t *gojwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if !is.allowed[alg] {
+		return nil, refuse(identity.Invalid, "algorithm %s is not allowed for this issuer", alg)
+	}
+	kid, _ := t.Header["kid"].(string)
+	k := is.src.keys.Load().find(kid, alg)
+	if k == nil {
+		// Perhaps the IdP rotated its keys: fetch again (rate-limited) and look once more.
+		if wait := is.src.refresh(); wait != nil {
+			timer := time.NewTimer(v.waitLimit)
+			select {
+			case <-wait:
+			case <-ctx.Done():
+			case <-timer.C:
+			}
+			timer.Stop()
+			k = is.src.keys.Load().find(kid, alg)
+		}
+	}
+	if k == nil {
+		return nil, refuse(identity.Invalid, "no key of this issuer matches the token's kid and algorithm")
+	}
+	if !fits(alg, k) {
+		return nil, refuse(identity.Invalid, "the key's type does not match algorithm %s", alg)
+	}
+	return k.pub, nil
+}
+
+// parseFailure is why the parser refused a token.
+func parseFailure(err error) *identity.Error {
+	var e *identity.Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.Is(err, gojwt.ErrTokenMalformed):
+		return refuse(identity.Malformed, "malformed token")
+	case errors.Is(err, gojwt.ErrTokenSignatureInvalid):
+		return refuse(identity.Invalid, "signature or algorithm is invalid")
+	}
+	return refuse(identity.Invalid, "token could not be verified")
+}
+
+// bind reads the token's confirmation (cnf) into id, refusing a token the issuer wants
+// bound that is not.
+func (is *issuer) bind(id *identity.Principal, claims gojwt.MapClaims) error {
+	var err error
+	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
+		return err
+	}
 	if is.cfg.DPoPBound && id.KeyThumbprint == "" {
-		return nil, time.Time{}, refuse(identity.Invalid, "this issuer's tokens must be DPoP-bound (cnf jkt)")
+		return refuse(identity.Invalid, "this issuer's tokens must be DPoP-bound (cnf jkt)")
 	}
 	if is.cfg.CertificateBound && id.CertThumbprint == "" {
-		return nil, time.Time{}, refuse(identity.Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
+		return refuse(identity.Invalid, "this issuer's tokens must be bound to a client certificate (cnf x5t#S256)")
 	}
+	return nil
+}
+
+// describe fills in who the token speaks for: issue time, subject, token id, client,
+// scopes and the claims passed on as headers.
+func (v *Verifier) describe(id *identity.Principal, is *issuer, claims gojwt.MapClaims) {
 	if iat, err := claims.GetIssuedAt(); err == nil && iat != nil {
 		id.IssuedAt = iat.Time
 	}
@@ -270,7 +307,6 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, h [3
 			id.Headers = append(id.Headers, identity.Header{Name: ch.header, Value: val})
 		}
 	}
-	return id, exp, nil
 }
 
 // checkCrit applies RFC 7515 §4.1.11: "crit" lists header parameters that are extensions
