@@ -1,7 +1,9 @@
 package jwt
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,8 +102,18 @@ func (c *IssuerConfig) setDefaults() {
 }
 
 func (c *IssuerConfig) validate() error {
+	for _, check := range []func() error{c.validateSource, c.validateTrust, c.validateAlgorithms} {
+		if err := check(); err != nil {
+			return fmt.Errorf("issuer %q: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
+// validateSource checks the issuer's name and that its keys come from exactly one place.
+func (c *IssuerConfig) validateSource() error {
 	if c.Issuer == "" {
-		return fmt.Errorf("issuer %q: issuer (the iss value) is required", c.Name)
+		return errors.New("issuer (the iss value) is required")
 	}
 	sources := 0
 	for _, s := range []string{c.JWKSURL, c.JWKSFile, c.CertificateFile} {
@@ -113,47 +125,51 @@ func (c *IssuerConfig) validate() error {
 		sources++
 	}
 	if sources != 1 {
-		return fmt.Errorf("issuer %q: set exactly one of jwksURL, jwksFile, certificateFile or an HMAC secret", c.Name)
+		return errors.New("set exactly one of jwksURL, jwksFile, certificateFile or an HMAC secret")
 	}
+	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < 32 {
+		return errors.New("the HMAC secret must be at least 32 bytes")
+	}
+	return nil
+}
+
+// validateTrust checks what a token must carry to be accepted: an audience, times within
+// the skew, a type that is an access token's.
+func (c *IssuerConfig) validateTrust() error {
 	if len(c.Audiences) == 0 && !c.AnyAudience {
-		return fmt.Errorf("issuer %q: audiences are required (set anyAudience: true to accept any, which is unsafe)", c.Name)
+		return errors.New("audiences are required (set anyAudience: true to accept any, which is unsafe)")
 	}
 	if c.ClockSkew < 0 || c.ClockSkew > maxSkew {
-		return fmt.Errorf("issuer %q: clockSkew %v must be between 0 and %v", c.Name, c.ClockSkew, maxSkew)
+		return fmt.Errorf("clockSkew %v must be between 0 and %v", c.ClockSkew, maxSkew)
 	}
 	if len(c.AcceptedTypes) == 0 {
-		return fmt.Errorf("issuer %q: acceptedTypes must list at least one typ (\"\" for tokens without one)", c.Name)
+		return errors.New("acceptedTypes must list at least one typ (\"\" for tokens without one)")
 	}
 	for _, t := range c.AcceptedTypes {
 		if nonAccessTypes[normalType(t)] {
-			return fmt.Errorf("issuer %q: acceptedTypes: %q is never an access token", c.Name, t)
+			return fmt.Errorf("acceptedTypes: %q is never an access token", t)
 		}
 	}
-	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < 32 {
-		return fmt.Errorf("issuer %q: the HMAC secret must be at least 32 bytes", c.Name)
-	}
+	return nil
+}
+
+// validateAlgorithms checks the algorithms allowed: never none, HMAC ones only with (and
+// only for) an HMAC secret, asymmetric ones known.
+func (c *IssuerConfig) validateAlgorithms() error {
+	hmac := len(c.HMACSecret) > 0
 	for _, a := range c.Algorithms {
 		switch {
 		case strings.EqualFold(a, "none"):
-			return fmt.Errorf("issuer %q: algorithm none is never allowed", c.Name)
+			return errors.New("algorithm none is never allowed")
+		case strings.HasPrefix(a, "HS") && !hmac:
+			return fmt.Errorf("%s needs an HMAC secret", a)
+		case strings.HasPrefix(a, "HS") && !slices.Contains([]string{"HS256", "HS384", "HS512"}, a):
+			return fmt.Errorf("unknown algorithm %q", a)
 		case strings.HasPrefix(a, "HS"):
-			if len(c.HMACSecret) == 0 {
-				return fmt.Errorf("issuer %q: %s needs an HMAC secret", c.Name, a)
-			}
-			if a != "HS256" && a != "HS384" && a != "HS512" {
-				return fmt.Errorf("issuer %q: unknown algorithm %q", c.Name, a)
-			}
-		default:
-			if len(c.HMACSecret) > 0 {
-				return fmt.Errorf("issuer %q: an HMAC issuer allows only HS256/HS384/HS512, not %s", c.Name, a)
-			}
-			known := false
-			for _, k := range asymmetric {
-				known = known || k == a
-			}
-			if !known {
-				return fmt.Errorf("issuer %q: unknown algorithm %q (known: %s, HS256/384/512)", c.Name, a, strings.Join(asymmetric, ", "))
-			}
+		case hmac:
+			return fmt.Errorf("an HMAC issuer allows only HS256/HS384/HS512, not %s", a)
+		case !slices.Contains(asymmetric, a):
+			return fmt.Errorf("unknown algorithm %q (known: %s, HS256/384/512)", a, strings.Join(asymmetric, ", "))
 		}
 	}
 	return nil
