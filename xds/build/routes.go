@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"regexp"
 	"sort"
 	"strings"
@@ -35,77 +36,25 @@ type apiRoutes struct {
 // sandbox endpoints) and records the endpoint sets it uses.
 func routesFor(a *apimodel.API, c *Config, secrets map[string]bool, opt Options) (apiRoutes, error) {
 	out := apiRoutes{api: a}
-	ops := make([]*apimodel.Operation, len(a.Operations))
-	for i := range a.Operations {
-		ops[i] = &a.Operations[i]
-	}
-	// Overlapping templates: the one with more literal segments goes first, a wildcard
-	// after the templates with as many.
-	sort.SliceStable(ops, func(i, j int) bool {
-		li, lj := ops[i].Template().Specificity(), ops[j].Template().Specificity()
-		if li != lj {
-			return li > lj
-		}
-		return ops[i].Key() < ops[j].Key()
-	})
-	mine, myFronts := map[string]EndpointSet{}, map[string]EndpointSet{}
-	use := func(e apimodel.Endpoints) (string, EndpointSet, error) {
-		s, err := endpointSet(e, opt.Discovery)
-		if err != nil {
-			return "", s, err
-		}
-		for _, name := range []string{s.Policy.TLS.CA, s.Policy.TLS.ClientCert} {
-			if name != "" && !secrets[name] {
-				return "", s, fmt.Errorf("secret %q is not in etcd (secrets/%s)", name, name)
-			}
-		}
-		name := clusterName(s)
-		if len(s.Parts) == 0 {
-			mine[name] = s
-			return name, s, nil
-		}
-		myFronts[name] = s
-		for _, p := range s.Parts {
-			mine[clusterName(p)] = p
-		}
-		return name, s, nil
-	}
+	ops := byPrecedence(a)
+	u := &clusterUse{opt: opt, secrets: secrets, sets: map[string]EndpointSet{}, fronts: map[string]EndpointSet{}}
 	for _, op := range ops {
-		prod, sand := op.Production, op.Sandbox
-		if prod.Empty() {
-			prod = a.Production
+		rs, err := opRoutes(a, op, u.use, opt)
+		if err != nil {
+			return out, err
 		}
-		if sand.Empty() {
-			sand = a.Sandbox
-		}
-		if !sand.Empty() {
-			name, s, err := use(sand)
-			if err != nil {
-				return out, err
-			}
-			r := route(a, op, name, s, opt)
-			r.Name += "/sandbox"
-			r.Match.Headers = append(r.Match.Headers, exactHeader(apimodel.EnvironmentHeader, "sandbox"))
-			out.routes = append(out.routes, r)
-		}
-		if !prod.Empty() {
-			name, s, err := use(prod)
-			if err != nil {
-				return out, err
-			}
-			out.routes = append(out.routes, route(a, op, name, s, opt))
-		}
+		out.routes = append(out.routes, rs...)
 	}
 	out.routes = append(out.routes, methodNotAllowed(a, ops, opt)...)
 	if a.CORS != nil {
-		out.routes = append(preflights(a, ops, use), out.routes...)
+		out.routes = append(preflights(a, ops, u.use), out.routes...)
 		policy := mustAny(corsPolicy(a.CORS))
 		for _, r := range out.routes {
 			r.TypedPerFilterConfig[corsFilter] = policy
 		}
 	}
 	if a.GRPC && !a.Production.Empty() {
-		name, s, err := use(a.Production)
+		name, s, err := u.use(a.Production)
 		if err != nil {
 			return out, err
 		}
@@ -117,11 +66,88 @@ func routesFor(a *apimodel.API, c *Config, secrets map[string]bool, opt Options)
 		out.grpcCluster = name
 	}
 	// Only an API built whole contributes its clusters.
-	for n, s := range mine {
-		c.Sets[n] = s
+	maps.Copy(c.Sets, u.sets)
+	maps.Copy(c.fronts, u.fronts)
+	return out, nil
+}
+
+// byPrecedence is an API's operations in the order their routes go: of overlapping
+// templates, the one with more literal segments first, a wildcard after the templates with
+// as many.
+func byPrecedence(a *apimodel.API) []*apimodel.Operation {
+	ops := make([]*apimodel.Operation, len(a.Operations))
+	for i := range a.Operations {
+		ops[i] = &a.Operations[i]
 	}
-	for n, s := range myFronts {
-		c.fronts[n] = s
+	sort.SliceStable(ops, func(i, j int) bool {
+		li, lj := ops[i].Template().Specificity(), ops[j].Template().Specificity()
+		if li != lj {
+			return li > lj
+		}
+		return ops[i].Key() < ops[j].Key()
+	})
+	return ops
+}
+
+// clusterUse is the endpoint sets an API's routes use, as clusters.
+type clusterUse struct {
+	opt          Options
+	secrets      map[string]bool
+	sets, fronts map[string]EndpointSet
+}
+
+// use is the cluster that serves endpoints e (a front of internal listeners when e is
+// split by path), noting the sets it needs; the TLS secrets it names must be served.
+func (u *clusterUse) use(e apimodel.Endpoints) (string, EndpointSet, error) {
+	s, err := endpointSet(e, u.opt.Discovery)
+	if err != nil {
+		return "", s, err
+	}
+	for _, name := range []string{s.Policy.TLS.CA, s.Policy.TLS.ClientCert} {
+		if name != "" && !u.secrets[name] {
+			return "", s, fmt.Errorf("secret %q is not in etcd (secrets/%s)", name, name)
+		}
+	}
+	name := clusterName(s)
+	if len(s.Parts) == 0 {
+		u.sets[name] = s
+		return name, s, nil
+	}
+	u.fronts[name] = s
+	for _, p := range s.Parts {
+		u.sets[clusterName(p)] = p
+	}
+	return name, s, nil
+}
+
+// opRoutes is an operation's routes: to its sandbox endpoints for sandbox requests, when
+// it has some, then to its production endpoints (the API's where the operation names
+// none).
+func opRoutes(a *apimodel.API, op *apimodel.Operation, use func(apimodel.Endpoints) (string, EndpointSet, error), opt Options) ([]*routev3.Route, error) {
+	var out []*routev3.Route
+	prod, sand := op.Production, op.Sandbox
+	if prod.Empty() {
+		prod = a.Production
+	}
+	if sand.Empty() {
+		sand = a.Sandbox
+	}
+	if !sand.Empty() {
+		name, s, err := use(sand)
+		if err != nil {
+			return nil, err
+		}
+		r := route(a, op, name, s, opt)
+		r.Name += "/sandbox"
+		r.Match.Headers = append(r.Match.Headers, exactHeader(apimodel.EnvironmentHeader, "sandbox"))
+		out = append(out, r)
+	}
+	if !prod.Empty() {
+		name, s, err := use(prod)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, route(a, op, name, s, opt))
 	}
 	return out, nil
 }
