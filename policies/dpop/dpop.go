@@ -119,33 +119,15 @@ func (c *Checker) Algorithms() []string { return c.cfg.Algorithms }
 
 // Verify checks one proof against the request (RFC 9449 §4.3).
 func (c *Checker) Verify(ctx context.Context, proof string, r Request) (Proof, error) {
-	if proof == "" {
-		return Proof{}, refuse("no DPoP proof (RFC 9449 §7.1: a DPoP-bound token needs the DPoP header)")
-	}
-	if len(proof) > c.cfg.MaxBytes {
-		return Proof{}, refuse("DPoP proof longer than %d bytes", c.cfg.MaxBytes)
-	}
-	if strings.Count(proof, ".") != 2 || strings.ContainsAny(proof, ", ") {
-		return Proof{}, refuse("the DPoP header is not one compact JWT (RFC 9449 §4.3: exactly one proof)")
+	if err := c.checkShape(proof); err != nil {
+		return Proof{}, err
 	}
 	claims := gojwt.MapClaims{}
 	var thumb string
 	_, err := c.parser.ParseWithClaims(proof, claims, func(t *gojwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "dpop+jwt") {
-			return nil, refuse("the proof's typ must be dpop+jwt (RFC 9449 §4.2)")
-		}
-		if _, has := t.Header["crit"]; has {
-			return nil, refuse("the proof has a critical extension this gateway does not understand (RFC 7515 §4.1.11)")
-		}
-		pub, tp, err := headerKey(t.Header["jwk"])
-		if err != nil {
-			return nil, err
-		}
-		if !jwt.AlgorithmFits(t.Method.Alg(), pub) {
-			return nil, refuse("the proof's key does not fit algorithm %s", t.Method.Alg())
-		}
+		pub, tp, err := proofKey(t)
 		thumb = tp
-		return pub, nil
+		return pub, err
 	})
 	if err != nil {
 		var e *Error
@@ -158,37 +140,86 @@ func (c *Checker) Verify(ctx context.Context, proof string, r Request) (Proof, e
 	if jti == "" || len(jti) > 256 {
 		return Proof{}, refuse("the proof has no jti (RFC 9449 §4.2)")
 	}
-	if htm, _ := claims["htm"].(string); htm != r.Method {
-		return Proof{}, refuse("the proof's htm is not the request's method (RFC 9449 §4.3)")
+	if err := c.checkClaims(claims, r); err != nil {
+		return Proof{}, err
 	}
-	htu, _ := claims["htu"].(string)
-	if !sameURI(htu, r) {
-		return Proof{}, refuse("the proof's htu is not the request's URI (RFC 9449 §4.3)")
+	// Checked last: a proof that fails another check must not use up its id.
+	if err := c.checkReplay(ctx, thumb, jti); err != nil {
+		return Proof{}, err
+	}
+	return Proof{Thumbprint: thumb, ID: jti}, nil
+}
+
+// checkShape refuses what is not one compact JWT of an accepted size.
+func (c *Checker) checkShape(proof string) error {
+	switch {
+	case proof == "":
+		return refuse("no DPoP proof (RFC 9449 §7.1: a DPoP-bound token needs the DPoP header)")
+	case len(proof) > c.cfg.MaxBytes:
+		return refuse("DPoP proof longer than %d bytes", c.cfg.MaxBytes)
+	case strings.Count(proof, ".") != 2 || strings.ContainsAny(proof, ", "):
+		return refuse("the DPoP header is not one compact JWT (RFC 9449 §4.3: exactly one proof)")
+	}
+	return nil
+}
+
+// proofKey is the key a proof is signed with, from its own header, and its thumbprint: the
+// header must say dpop+jwt, carry no critical extension and hold a public key that fits the
+// algorithm.
+func proofKey(t *gojwt.Token) (any, string, error) {
+	if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "dpop+jwt") {
+		return nil, "", refuse("the proof's typ must be dpop+jwt (RFC 9449 §4.2)")
+	}
+	if _, has := t.Header["crit"]; has {
+		return nil, "", refuse("the proof has a critical extension this gateway does not understand (RFC 7515 §4.1.11)")
+	}
+	pub, thumb, err := headerKey(t.Header["jwk"])
+	if err != nil {
+		return nil, "", err
+	}
+	if !jwt.AlgorithmFits(t.Method.Alg(), pub) {
+		return nil, "", refuse("the proof's key does not fit algorithm %s", t.Method.Alg())
+	}
+	return pub, thumb, nil
+}
+
+// checkClaims holds the proof's claims to the request: its method and URI, a recent issue
+// time, and the access token's hash.
+func (c *Checker) checkClaims(claims gojwt.MapClaims, r Request) error {
+	if htm, _ := claims["htm"].(string); htm != r.Method {
+		return refuse("the proof's htm is not the request's method (RFC 9449 §4.3)")
+	}
+	if htu, _ := claims["htu"].(string); !sameURI(htu, r) {
+		return refuse("the proof's htu is not the request's URI (RFC 9449 §4.3)")
 	}
 	iat, err := claims.GetIssuedAt()
 	if err != nil || iat == nil {
-		return Proof{}, refuse("the proof has no numeric iat (RFC 9449 §4.2)")
+		return refuse("the proof has no numeric iat (RFC 9449 §4.2)")
 	}
 	now := c.now()
 	if iat.Time.After(now.Add(c.cfg.ClockSkew)) || iat.Time.Before(now.Add(-c.cfg.MaxAge)) {
-		return Proof{}, refuse("the proof's iat is outside the accepted window (RFC 9449 §4.3: at most %v old)", c.cfg.MaxAge)
+		return refuse("the proof's iat is outside the accepted window (RFC 9449 §4.3: at most %v old)", c.cfg.MaxAge)
 	}
 	if r.AccessToken != "" {
 		sum := sha256.Sum256([]byte(r.AccessToken))
 		if ath, _ := claims["ath"].(string); ath != base64.RawURLEncoding.EncodeToString(sum[:]) {
-			return Proof{}, refuse("the proof's ath is not the hash of the access token (RFC 9449 §4.3)")
+			return refuse("the proof's ath is not the hash of the access token (RFC 9449 §4.3)")
 		}
 	}
-	// Checked last: a proof that fails another check must not use up its id.
+	return nil
+}
+
+// checkReplay refuses a proof whose id (with its key) was seen within its lifetime.
+func (c *Checker) checkReplay(ctx context.Context, thumb, jti string) error {
 	id := sha256.Sum256([]byte(thumb + " " + jti))
 	seen, err := c.cfg.Replay.Seen(ctx, hex.EncodeToString(id[:16]), c.cfg.MaxAge+2*c.cfg.ClockSkew)
 	if err != nil {
-		return Proof{}, refuse("the proof's jti could not be checked for replay: %v", err)
+		return refuse("the proof's jti could not be checked for replay: %v", err)
 	}
 	if seen {
-		return Proof{}, refuse("the proof was used before (RFC 9449 §11.1: jti replayed)")
+		return refuse("the proof was used before (RFC 9449 §11.1: jti replayed)")
 	}
-	return Proof{Thumbprint: thumb, ID: jti}, nil
+	return nil
 }
 
 // headerKey reads the proof's jwk header: a public key (never private parts or a
