@@ -85,64 +85,82 @@ func New(cfg Config) (*Verifier, error) {
 	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(), inter: x509.NewCertPool(), crls: map[string]*crl{}, now: time.Now, cache: map[[32]byte]*Identity{}}
 	var cas []*x509.Certificate
 	for _, f := range cfg.CAFiles {
-		data, err := os.ReadFile(f)
+		certs, err := v.loadCAs(f)
 		if err != nil {
 			return nil, err
 		}
-		n := 0
-		for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
-			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
-			}
-			if c.IsCA && string(c.RawIssuer) == string(c.RawSubject) {
-				v.roots.AddCert(c)
-			} else {
-				v.inter.AddCert(c)
-			}
-			cas = append(cas, c)
-			n++
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("%s: no PEM certificate", f)
-		}
+		cas = append(cas, certs...)
 	}
 	for _, f := range cfg.CRLFiles {
-		data, err := os.ReadFile(f)
-		if err != nil {
+		if err := v.loadCRL(f, cas); err != nil {
 			return nil, err
-		}
-		if b, _ := pem.Decode(data); b != nil {
-			data = b.Bytes
-		}
-		list, err := x509.ParseRevocationList(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		// RFC 5280 §6.3.3 (f): the CRL's signature by its issuer.
-		var signer *x509.Certificate
-		for _, ca := range cas {
-			if string(ca.RawSubject) == string(list.RawIssuer) && list.CheckSignatureFrom(ca) == nil {
-				signer = ca
-				break
-			}
-		}
-		if signer == nil {
-			return nil, fmt.Errorf("%s: the CRL is not signed by any CA in caFiles (issuer %s)", f, list.Issuer)
-		}
-		c := v.crls[string(signer.RawSubject)]
-		if c == nil {
-			c = &crl{revoked: map[string]bool{}, nextUpdate: list.NextUpdate, file: f}
-			v.crls[string(signer.RawSubject)] = c
-		}
-		if list.NextUpdate.Before(c.nextUpdate) {
-			c.nextUpdate = list.NextUpdate
-		}
-		for _, e := range list.RevokedCertificateEntries {
-			c.revoked[e.SerialNumber.Text(16)] = true
 		}
 	}
 	return v, nil
+}
+
+// loadCAs adds the certificates of a PEM file to the roots (self-signed CAs) or the
+// intermediates, and returns them.
+func (v *Verifier) loadCAs(f string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return nil, err
+	}
+	var cas []*x509.Certificate
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if c.IsCA && string(c.RawIssuer) == string(c.RawSubject) {
+			v.roots.AddCert(c)
+		} else {
+			v.inter.AddCert(c)
+		}
+		cas = append(cas, c)
+	}
+	if len(cas) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate", f)
+	}
+	return cas, nil
+}
+
+// loadCRL adds the serials a CRL file revokes to the list of the CA of cas that signed it
+// (RFC 5280 §6.3.3 (f)); a CRL no CA signed is an error.
+func (v *Verifier) loadCRL(f string, cas []*x509.Certificate) error {
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return err
+	}
+	if b, _ := pem.Decode(data); b != nil {
+		data = b.Bytes
+	}
+	list, err := x509.ParseRevocationList(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f, err)
+	}
+	var signer *x509.Certificate
+	for _, ca := range cas {
+		if string(ca.RawSubject) == string(list.RawIssuer) && list.CheckSignatureFrom(ca) == nil {
+			signer = ca
+			break
+		}
+	}
+	if signer == nil {
+		return fmt.Errorf("%s: the CRL is not signed by any CA in caFiles (issuer %s)", f, list.Issuer)
+	}
+	c := v.crls[string(signer.RawSubject)]
+	if c == nil {
+		c = &crl{revoked: map[string]bool{}, nextUpdate: list.NextUpdate, file: f}
+		v.crls[string(signer.RawSubject)] = c
+	}
+	if list.NextUpdate.Before(c.nextUpdate) {
+		c.nextUpdate = list.NextUpdate
+	}
+	for _, e := range list.RevokedCertificateEntries {
+		c.revoked[e.SerialNumber.Text(16)] = true
+	}
+	return nil
 }
 
 // FromXFCC reports whether certificates may come from x-forwarded-client-cert.
