@@ -143,45 +143,55 @@ func (e extensions) advance(at string, raw json.RawMessage, p *apimodel.Policy) 
 		p.Timeout = time.Duration(a.TimeoutInMillis) * time.Millisecond
 	}
 	if r := a.RetryConfig; r != nil && p.Retries == 0 {
-		p.Retries, p.RetryOn = r.Count, r.StatusCodes
-		if r.IntervalInMillis < 0 || r.MaxWaitIntervalInMillis < 0 {
-			e.p.fail(at+".retryConfig", "intervals must not be negative")
-		}
-		p.RetryInterval = time.Duration(r.IntervalInMillis) * time.Millisecond
-		if r.BackOffFactor != 0 && r.BackOffFactor != 2 {
-			e.p.warn(at+".retryConfig.backOffFactor", "Envoy backs off exponentially by 2 (with jitter) from intervalInMillis up to ten times it; a factor of %v is not expressible", r.BackOffFactor)
-		}
-		if r.MaxWaitIntervalInMillis != 0 {
-			e.p.warn(at+".retryConfig.maxWaitIntervalInMillis", "ignored: Envoy waits at most ten times intervalInMillis between retries")
-		}
+		e.retries(at+".retryConfig", r, p)
 	}
 	if a.CircuitBreakers != nil && p.CircuitBreaker == (apimodel.CircuitBreaker{}) {
 		p.CircuitBreaker = breaker(a.CircuitBreakers)
 	}
 	if b := a.CircuitBreaker; b != nil {
-		// MGW 3.x opens the circuit when the failure ratio over a rolling window passes the
-		// threshold, for resetTime; Envoy's outlier detection ejects the backend the same way.
-		if b.FailureThreshold <= 0 || b.FailureThreshold > 1 {
-			e.p.fail(at+".circuitBreaker.failureThreshold", "must be a ratio above 0 and at most 1, got %v", b.FailureThreshold)
+		e.ejection(at+".circuitBreaker", b, p)
+	}
+}
+
+// retries reads WSO2's retryConfig into p.
+func (e extensions) retries(at string, r *wso2RetryFields, p *apimodel.Policy) {
+	p.Retries, p.RetryOn = r.Count, r.StatusCodes
+	if r.IntervalInMillis < 0 || r.MaxWaitIntervalInMillis < 0 {
+		e.p.fail(at, "intervals must not be negative")
+	}
+	p.RetryInterval = time.Duration(r.IntervalInMillis) * time.Millisecond
+	if r.BackOffFactor != 0 && r.BackOffFactor != 2 {
+		e.p.warn(at+".backOffFactor", "Envoy backs off exponentially by 2 (with jitter) from intervalInMillis up to ten times it; a factor of %v is not expressible", r.BackOffFactor)
+	}
+	if r.MaxWaitIntervalInMillis != 0 {
+		e.p.warn(at+".maxWaitIntervalInMillis", "ignored: Envoy waits at most ten times intervalInMillis between retries")
+	}
+}
+
+// ejection reads MGW 3.x's circuitBreaker into p: it opens the circuit when the failure
+// ratio over a rolling window passes the threshold, for resetTime; Envoy's outlier
+// detection ejects the backend the same way.
+func (e extensions) ejection(at string, b *mgwBreakerFields, p *apimodel.Policy) {
+	if b.FailureThreshold <= 0 || b.FailureThreshold > 1 {
+		e.p.fail(at+".failureThreshold", "must be a ratio above 0 and at most 1, got %v", b.FailureThreshold)
+	}
+	window := time.Duration(b.RollingWindow.TimeWindowInMillis) * time.Millisecond
+	if window <= 0 {
+		window = 10 * time.Second
+	}
+	reset := time.Duration(b.ResetTimeInMillis) * time.Millisecond
+	if reset <= 0 {
+		reset = 30 * time.Second
+	}
+	p.Ejection = apimodel.Ejection{FailurePercent: uint32(b.FailureThreshold*100 + 0.5), RequestVolume: max(b.RollingWindow.RequestVolumeThreshold, 1),
+		Interval: window, EjectionTime: reset}
+	for _, c := range b.StatusCodes {
+		if c < 500 || c > 599 {
+			e.p.warn(at+".statusCodes", "Envoy counts 5xx answers and connection failures as failures; %d does not count", c)
 		}
-		window := time.Duration(b.RollingWindow.TimeWindowInMillis) * time.Millisecond
-		if window <= 0 {
-			window = 10 * time.Second
-		}
-		reset := time.Duration(b.ResetTimeInMillis) * time.Millisecond
-		if reset <= 0 {
-			reset = 30 * time.Second
-		}
-		p.Ejection = apimodel.Ejection{FailurePercent: uint32(b.FailureThreshold*100 + 0.5), RequestVolume: max(b.RollingWindow.RequestVolumeThreshold, 1),
-			Interval: window, EjectionTime: reset}
-		for _, c := range b.StatusCodes {
-			if c < 500 || c > 599 {
-				e.p.warn(at+".circuitBreaker.statusCodes", "Envoy counts 5xx answers and connection failures as failures; %d does not count", c)
-			}
-		}
-		if b.RollingWindow.BucketSizeInMillis != 0 {
-			e.p.warn(at+".circuitBreaker.rollingWindow.bucketSizeInMillis", "ignored: Envoy looks at each whole window (timeWindowInMillis)")
-		}
+	}
+	if b.RollingWindow.BucketSizeInMillis != 0 {
+		e.p.warn(at+".rollingWindow.bucketSizeInMillis", "ignored: Envoy looks at each whole window (timeWindowInMillis)")
 	}
 }
 
