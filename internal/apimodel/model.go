@@ -289,69 +289,92 @@ func OpPath(path, method string) string {
 // Validate checks an API model for everything the gateway needs to serve it and compiles the
 // operations' path templates. It returns all problems found, not only the first.
 func (a *API) Validate() Problems {
-	var ps Problems
-	add := func(path, format string, args ...any) {
-		ps = append(ps, Problem{File: a.Source, Path: path, Reason: fmt.Sprintf(format, args...)})
-	}
-	if !validName(a.Name) {
-		add("$.info.title", "API name %q must be 1-100 characters of letters, digits, '-', '_' or '.' (it is made of info.title; x-tollgate-name sets it)", a.Name)
-	}
-	if !validName(a.Version) {
-		add("$.info.version", "API version %q must be 1-100 characters of letters, digits, '-', '_' or '.'", a.Version)
-	}
-	if a.BasePath == "" || a.BasePath[0] != '/' || strings.ContainsAny(a.BasePath, "{}?#* ") ||
-		(len(a.BasePath) > 1 && strings.HasSuffix(a.BasePath, "/")) {
-		add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
-	}
-	if a.MutualTLS != "" && a.MutualTLS != MutualTLSOptional && a.MutualTLS != MutualTLSRequired {
-		add("$.x-tollgate-mutual-tls", "%q must be optional or required", a.MutualTLS)
-	}
-	for i, h := range a.Hosts {
-		if h == "" || strings.ContainsAny(h, "/ :?#*") || strings.ContainsFunc(h, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
-			add(fmt.Sprintf("$.x-tollgate-hosts[%d]", i), "host %q must be a host name without scheme, port or path", h)
-		}
-	}
-	ps = append(ps, a.Production.validate(a.Source, "$.x-tollgate-production-endpoints")...)
-	ps = append(ps, a.Sandbox.validate(a.Source, "$.x-tollgate-sandbox-endpoints")...)
+	v := &validation{a: a}
+	v.identity()
+	v.ps = append(v.ps, a.Production.validate(a.Source, "$.x-tollgate-production-endpoints")...)
+	v.ps = append(v.ps, a.Sandbox.validate(a.Source, "$.x-tollgate-sandbox-endpoints")...)
 	if len(a.Operations) == 0 {
-		add("$.paths", "the API has no operations")
+		v.add("$.paths", "the API has no operations")
 	}
 	seen := make(map[string]string, len(a.Operations))
 	var noEndpoint []string
 	for i := range a.Operations {
 		op := &a.Operations[i]
-		at := OpPath(op.Path, op.Method)
-		t, err := ParseTemplate(op.Path)
-		if err != nil {
-			add("$.paths['"+op.Path+"']", "%v", err)
+		if !v.operation(op, seen) {
 			continue
 		}
-		op.template = t
-		// Two templates that differ only in parameter names match the same requests.
-		shape := op.Method + " " + t.Shape()
-		if prev, dup := seen[shape]; dup {
-			add(at, "duplicate operation: %s %s matches the same requests as %s, and they differ in security, endpoints or throttling", op.Method, op.Path, prev)
-		} else {
-			seen[shape] = op.Key()
-		}
-		ps = append(ps, op.Production.validate(a.Source, at+".x-tollgate-production-endpoints")...)
-		ps = append(ps, op.Sandbox.validate(a.Source, at+".x-tollgate-sandbox-endpoints")...)
 		if op.Production.Empty() && op.Sandbox.Empty() && a.Production.Empty() && a.Sandbox.Empty() {
 			noEndpoint = append(noEndpoint, op.Key())
 		}
-		for j, r := range op.Security {
-			for _, use := range r {
-				if _, ok := a.Schemes[use.Scheme]; !ok {
-					add(fmt.Sprintf("%s.security[%d]", at, j), "unknown security scheme %q (declare it in components.securitySchemes)", use.Scheme)
-				}
+	}
+	if len(noEndpoint) > 0 {
+		v.add("$.servers", "%s", noBackend(noEndpoint, len(a.Operations)))
+	}
+	sort.SliceStable(v.ps, func(i, j int) bool { return v.ps[i].Path < v.ps[j].Path })
+	return v.ps
+}
+
+// validation gathers an API's problems, step by step.
+type validation struct {
+	a  *API
+	ps Problems
+}
+
+func (v *validation) add(path, format string, args ...any) {
+	v.ps = append(v.ps, Problem{File: v.a.Source, Path: path, Reason: fmt.Sprintf(format, args...)})
+}
+
+// identity checks what names and places the API: its name, version, base path, hosts and
+// mutual TLS mode.
+func (v *validation) identity() {
+	a := v.a
+	if !validName(a.Name) {
+		v.add("$.info.title", "API name %q must be 1-100 characters of letters, digits, '-', '_' or '.' (it is made of info.title; x-tollgate-name sets it)", a.Name)
+	}
+	if !validName(a.Version) {
+		v.add("$.info.version", "API version %q must be 1-100 characters of letters, digits, '-', '_' or '.'", a.Version)
+	}
+	if a.BasePath == "" || a.BasePath[0] != '/' || strings.ContainsAny(a.BasePath, "{}?#* ") ||
+		(len(a.BasePath) > 1 && strings.HasSuffix(a.BasePath, "/")) {
+		v.add("$.x-tollgate-basePath", "base path %q must start with '/', not end with '/', and hold no template, query or space", a.BasePath)
+	}
+	if a.MutualTLS != "" && a.MutualTLS != MutualTLSOptional && a.MutualTLS != MutualTLSRequired {
+		v.add("$.x-tollgate-mutual-tls", "%q must be optional or required", a.MutualTLS)
+	}
+	for i, h := range a.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ :?#*") || strings.ContainsFunc(h, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+			v.add(fmt.Sprintf("$.x-tollgate-hosts[%d]", i), "host %q must be a host name without scheme, port or path", h)
+		}
+	}
+}
+
+// operation checks one operation and compiles its path template; seen holds the request
+// shapes of the operations before it. It reports whether the template compiled.
+func (v *validation) operation(op *Operation, seen map[string]string) bool {
+	at := OpPath(op.Path, op.Method)
+	t, err := ParseTemplate(op.Path)
+	if err != nil {
+		v.add("$.paths['"+op.Path+"']", "%v", err)
+		return false
+	}
+	op.template = t
+	// Two templates that differ only in parameter names match the same requests.
+	shape := op.Method + " " + t.Shape()
+	if prev, dup := seen[shape]; dup {
+		v.add(at, "duplicate operation: %s %s matches the same requests as %s, and they differ in security, endpoints or throttling", op.Method, op.Path, prev)
+	} else {
+		seen[shape] = op.Key()
+	}
+	v.ps = append(v.ps, op.Production.validate(v.a.Source, at+".x-tollgate-production-endpoints")...)
+	v.ps = append(v.ps, op.Sandbox.validate(v.a.Source, at+".x-tollgate-sandbox-endpoints")...)
+	for j, r := range op.Security {
+		for _, use := range r {
+			if _, ok := v.a.Schemes[use.Scheme]; !ok {
+				v.add(fmt.Sprintf("%s.security[%d]", at, j), "unknown security scheme %q (declare it in components.securitySchemes)", use.Scheme)
 			}
 		}
 	}
-	if len(noEndpoint) > 0 {
-		add("$.servers", "%s", noBackend(noEndpoint, len(a.Operations)))
-	}
-	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
-	return ps
+	return true
 }
 
 // noBackend says, once for the API, which operations have no backend and how to give one.
