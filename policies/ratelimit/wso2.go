@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"fmt"
 	"github.com/tollgate-gw/tollgate/internal/definitions"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -51,6 +52,11 @@ func ParseWSO2Policies(data []byte) ([]Policy, []string, error) {
 	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
 		return nil, nil, fmt.Errorf("$: %v", err)
 	}
+	for k := range doc {
+		if !slices.Contains(wso2Sections, k) {
+			return nil, nil, fmt.Errorf("$.%s: unknown section (known: %s)", k, strings.Join(wso2Sections, ", "))
+		}
+	}
 	var out []Policy
 	var warnings []string
 	byName := map[string]string{}
@@ -61,47 +67,50 @@ func ParseWSO2Policies(data []byte) ([]Policy, []string, error) {
 				return nil, nil, fmt.Errorf("%s: want one policy name with its settings", at)
 			}
 			for name, w := range entry {
-				at += "." + name
-				if name == "" || strings.ContainsAny(name, "/ ") {
-					return nil, nil, fmt.Errorf("%s: %q must be a name without '/' or spaces", at, name)
-				}
-				unit, ok := wso2Units[strings.ToLower(w.TimeUnit)]
-				if !ok {
-					return nil, nil, fmt.Errorf("%s.timeUnit: %q must be ms, sec, min, hour or day", at, w.TimeUnit)
-				}
-				if w.Count <= 0 || w.UnitTime <= 0 {
-					return nil, nil, fmt.Errorf("%s: count and unitTime must be positive", at)
-				}
-				p := Policy{Name: name, Limit: Limit{Count: w.Count, Period: time.Duration(w.UnitTime) * unit, Burst: w.Count}}
-				if w.Count == 2147483647 {
-					p = Policy{Name: name, Unlimited: true} // WSO2's way of writing unlimited
-				}
-				if w.StopOnQuota != nil && !*w.StopOnQuota {
-					p.Shadow = true
-					warnings = append(warnings, at+".stopOnQuota: false: counted and reported, never denied (a shadow policy)")
+				p, warning, err := w.policy(at+"."+name, name)
+				if err != nil {
+					return nil, nil, err
 				}
 				rendered := string(p.Document())
 				if prev, dup := byName[name]; dup && prev != rendered {
-					return nil, nil, fmt.Errorf("%s: policy %s is defined again with other settings (policy names are one namespace here)", at, name)
+					return nil, nil, fmt.Errorf("%s.%s: policy %s is defined again with other settings (policy names are one namespace here)", at, name, name)
 				} else if dup {
 					continue
 				}
 				byName[name] = rendered
 				out = append(out, p)
+				if warning != "" {
+					warnings = append(warnings, warning)
+				}
 			}
-		}
-	}
-	for k := range doc {
-		known := false
-		for _, s := range wso2Sections {
-			known = known || k == s
-		}
-		if !known {
-			return nil, nil, fmt.Errorf("$.%s: unknown section (known: %s)", k, strings.Join(wso2Sections, ", "))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, warnings, nil
+}
+
+// policy is one WSO2 policy, at at, as a Tollgate policy, with a warning when it is read
+// differently.
+func (w wso2Policy) policy(at, name string) (Policy, string, error) {
+	if name == "" || strings.ContainsAny(name, "/ ") {
+		return Policy{}, "", fmt.Errorf("%s: %q must be a name without '/' or spaces", at, name)
+	}
+	unit, ok := wso2Units[strings.ToLower(w.TimeUnit)]
+	if !ok {
+		return Policy{}, "", fmt.Errorf("%s.timeUnit: %q must be ms, sec, min, hour or day", at, w.TimeUnit)
+	}
+	if w.Count <= 0 || w.UnitTime <= 0 {
+		return Policy{}, "", fmt.Errorf("%s: count and unitTime must be positive", at)
+	}
+	p := Policy{Name: name, Limit: Limit{Count: w.Count, Period: time.Duration(w.UnitTime) * unit, Burst: w.Count}}
+	if w.Count == 2147483647 {
+		p = Policy{Name: name, Unlimited: true} // WSO2's way of writing unlimited
+	}
+	if w.StopOnQuota != nil && !*w.StopOnQuota {
+		p.Shadow = true
+		return p, at + ".stopOnQuota: false: counted and reported, never denied (a shadow policy)", nil
+	}
+	return p, "", nil
 }
 
 // Document renders the policy as the document ParsePolicy reads (what is stored in etcd).
