@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -146,6 +147,32 @@ func sortedNames(m map[string]Suite) []string {
 }
 
 func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Definition, c Case, opt Options) ([]string, error) {
+	w, err := newWorld(defs, jwksFile, opt)
+	if err != nil {
+		return nil, err
+	}
+	r := extauthz.Request{Method: strings.ToUpper(or(c.Request.Method, "GET")), Path: c.Request.Path, Host: or(c.Request.Host, "localhost"), Headers: map[string]string{}}
+	maps.Copy(r.Headers, c.Request.Headers)
+	if err := w.credential(dir, c, &r); err != nil {
+		return nil, err
+	}
+	var resp *authv3.CheckResponse
+	for range max(1, c.Times) {
+		if resp, err = w.enf.Check(ctx, extauthz.NewCheckRequest(r)); err != nil {
+			return nil, err
+		}
+	}
+	return compare(resp, c.Expect), nil
+}
+
+// world is an enforcer of the definitions, alone, with its users and API keys to fill.
+type world struct {
+	enf   *extauthz.Enforcer
+	users *basic.Users
+	keys  *apikey.Set
+}
+
+func newWorld(defs []definitions.Definition, jwksFile string, opt Options) (*world, error) {
 	log := zap.NewNop()
 	reg := catalog.New(log, nil)
 	var apis []*apimodel.API
@@ -174,17 +201,12 @@ func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Defin
 		return nil, err
 	}
 	enf := extauthz.New(extauthz.Config{Revocations: revoked, Throttle: engine, Users: users, APIKeys: keys, Format: opt.Format}, reg, verifier, log, nil)
+	return &world{enf: enf, users: users, keys: keys}, nil
+}
 
-	r := extauthz.Request{Method: strings.ToUpper(c.Request.Method), Path: c.Request.Path, Host: c.Request.Host, Headers: map[string]string{}}
-	if r.Method == "" {
-		r.Method = "GET"
-	}
-	if r.Host == "" {
-		r.Host = "localhost"
-	}
-	for k, v := range c.Request.Headers {
-		r.Headers[k] = v
-	}
+// credential puts the case's credential on the request: a token the development issuer
+// signs, an API key, or a user's password.
+func (w *world) credential(dir string, c Case, r *extauthz.Request) error {
 	switch {
 	case c.Token != nil:
 		t := c.Token
@@ -194,45 +216,37 @@ func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Defin
 		}
 		tok, err := devissuer.Mint(dir, claims)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		r.Headers["authorization"] = "Bearer " + tok
 	case c.APIKey != nil:
 		key, kv, _, err := apikey.New("test-app", c.APIKey.APIs, 0)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		keys.Reset([]store.KV{kv})
-		switch {
-		case c.APIKey.Query != "":
-			sep := "?"
-			if strings.Contains(r.Path, "?") {
-				sep = "&"
-			}
-			r.Path += sep + c.APIKey.Query + "=" + key
-		default:
+		w.keys.Reset([]store.KV{kv})
+		if c.APIKey.Query == "" {
 			r.Headers[or(c.APIKey.Header, "apikey")] = key
+			return nil
 		}
+		sep := "?"
+		if strings.Contains(r.Path, "?") {
+			sep = "&"
+		}
+		r.Path += sep + c.APIKey.Query + "=" + key
 	case c.Basic != nil:
 		password := or(c.Basic.Password, "test-password-1")
 		h, err := basic.Hash(password)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		users.Reset([]store.KV{{Key: c.Basic.User, Value: []byte(h)}})
+		w.users.Reset([]store.KV{{Key: c.Basic.User, Value: []byte(h)}})
 		if c.Basic.Wrong {
 			password += "-wrong"
 		}
 		r.Headers["authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Basic.User+":"+password))
 	}
-
-	var resp *authv3.CheckResponse
-	for range max(1, c.Times) {
-		if resp, err = enf.Check(ctx, extauthz.NewCheckRequest(r)); err != nil {
-			return nil, err
-		}
-	}
-	return compare(resp, c.Expect), nil
+	return nil
 }
 
 func or(s, def string) string {
