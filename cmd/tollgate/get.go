@@ -82,36 +82,27 @@ func apiRow(a inventory.API) []string {
 	return []string{a.ID, orDash(a.BasePath), strconv.Itoa(a.Operations), orDash(a.Throttling), orDash(a.Problem)}
 }
 
-// getCmd lists what etcd holds.
-func getCmd(g *globals) *cobra.Command {
-	// list makes a `get KIND` verb over the inventory.
-	list := func(use, short, long, example string, rows func(ctx context.Context, inv inventory.Inventory) (any, []string, [][]string, error)) *cobra.Command {
-		cmd := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: noArgs}
-		var lp printer
-		lp.flag(cmd, "table")
-		cmd.RunE = withStore(addCommon(cmd.Flags(), g), func(ctx context.Context, st *store.Store, _ []string) error {
-			if err := lp.check(); err != nil {
-				return err
-			}
-			v, header, rs, err := rows(ctx, inventory.New(st))
-			if err != nil {
-				return err
-			}
-			return lp.print(v, header, rs)
-		})
-		return cmd
-	}
-	apis := list("apis", "List the stored API definitions",
-		"List the stored API definitions: id, base path, operations, API-level throttling; a\ndefinition that no longer parses is shown with its problem.",
-		"  tollgate get apis\n  tollgate get apis -o json",
-		func(ctx context.Context, inv inventory.Inventory) (any, []string, [][]string, error) {
-			as, err := inv.APIs(ctx)
-			var rows [][]string
-			for _, a := range as {
-				rows = append(rows, apiRow(a))
-			}
-			return as, apiHeader, rows, err
-		})
+// listCmd makes a `get KIND` verb over the inventory: rows reads the values and their
+// table.
+func listCmd(g *globals, use, short, long, example string, rows func(ctx context.Context, inv inventory.Inventory) (any, []string, [][]string, error)) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short, Long: long, Example: example, Args: noArgs}
+	var lp printer
+	lp.flag(cmd, "table")
+	cmd.RunE = withStore(addCommon(cmd.Flags(), g), func(ctx context.Context, st *store.Store, _ []string) error {
+		if err := lp.check(); err != nil {
+			return err
+		}
+		v, header, rs, err := rows(ctx, inventory.New(st))
+		if err != nil {
+			return err
+		}
+		return lp.print(v, header, rs)
+	})
+	return cmd
+}
+
+// getAPICmd prints one stored API definition.
+func getAPICmd(g *globals) *cobra.Command {
 	api := &cobra.Command{Use: "api NAME/VERSION", Short: "Print a stored API definition as it was applied",
 		Long: `Print the stored definition of one API as it was applied, so that
   tollgate get api NAME/VERSION > api.yaml; edit api.yaml; tollgate apply -f api.yaml
@@ -133,26 +124,50 @@ round-trips. -o json or -o yaml converts it; -o table prints its row.`,
 		if !ok {
 			return &inventory.NotFoundError{What: "API " + args[0]}
 		}
-		doc := a.Document
-		switch ap.format {
-		case "":
-		case "table":
+		if ap.format == "table" {
 			return table(os.Stdout, apiHeader, [][]string{apiRow(a)})
-		case "json":
-			if doc, err = yaml.YAMLToJSON(doc); err != nil {
-				return err
-			}
-			doc = append(doc, '\n')
-		case "yaml":
-			if json.Valid(doc) {
-				if doc, err = yaml.JSONToYAML(doc); err != nil {
-					return err
-				}
-			}
+		}
+		doc, err := convert(a.Document, ap.format)
+		if err != nil {
+			return err
 		}
 		_, err = os.Stdout.Write(doc)
 		return err
 	})
+	return api
+}
+
+// convert is a document as applied in format: "" as it is, json, or yaml.
+func convert(doc []byte, format string) ([]byte, error) {
+	switch format {
+	case "json":
+		j, err := yaml.YAMLToJSON(doc)
+		return append(j, '\n'), err
+	case "yaml":
+		if json.Valid(doc) {
+			return yaml.JSONToYAML(doc)
+		}
+	}
+	return doc, nil
+}
+
+// getCmd lists what etcd holds.
+func getCmd(g *globals) *cobra.Command {
+	list := func(use, short, long, example string, rows func(ctx context.Context, inv inventory.Inventory) (any, []string, [][]string, error)) *cobra.Command {
+		return listCmd(g, use, short, long, example, rows)
+	}
+	apis := list("apis", "List the stored API definitions",
+		"List the stored API definitions: id, base path, operations, API-level throttling; a\ndefinition that no longer parses is shown with its problem.",
+		"  tollgate get apis\n  tollgate get apis -o json",
+		func(ctx context.Context, inv inventory.Inventory) (any, []string, [][]string, error) {
+			as, err := inv.APIs(ctx)
+			var rows [][]string
+			for _, a := range as {
+				rows = append(rows, apiRow(a))
+			}
+			return as, apiHeader, rows, err
+		})
+	api := getAPICmd(g)
 	policies := list("policies", "List the stored throttling policies and what uses them",
 		"List the stored throttling policies: name, limit, what is counted, and the APIs and\noperations that name each.",
 		"  tollgate get policies",
