@@ -51,7 +51,11 @@ func (d *decision) deny(f *Fault, reason string) {
 	d.fault, d.reason = f, reason
 }
 
-// stage is one step of a Check; it returns false to stop the pipeline without a fault.
+// stage is one step of a Check. It reads the request and what the stages before it found
+// in the decision, and writes there; it returns whether the pipeline goes on — false when
+// it denied the request (d.deny), after which no stage runs. A stage that has nothing to
+// do for a request (a settled one: an open operation, a trusted certificate the API
+// accepts alone) returns true and leaves the decision as it is.
 type stage struct {
 	name string
 	run  func(e *Enforcer, d *decision) bool

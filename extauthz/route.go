@@ -12,7 +12,7 @@ import (
 // route finds the API and operation: from the route's context extensions (the generated
 // configuration), else by host, method and path. It refuses first what no operation could
 // take: no HTTP attributes, state not loaded yet, bytes that are not UTF-8, two
-// credentials. An open operation ends the pipeline here, allowed.
+// credentials. (An open operation goes on: peer settles it, and it is still throttled.)
 func (e *Enforcer) route(d *decision) bool {
 	h := d.h
 	if h == nil {

@@ -15,11 +15,11 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tollgate_xds_snapshots_total",
-			Help: "Snapshot builds by result: ok (published) or rejected (failed validation; the last good one stays).",
+			Name: "tollgate_xds_builds_total",
+			Help: "Builds of a gateway group's resources by result: ok (published) or rejected (failed validation; the last good ones stay).",
 		}, []string{"result"}),
 		buildSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "tollgate_xds_build_seconds", Help: "Time to build, validate and publish one group's snapshot.",
+			Name: "tollgate_xds_build_seconds", Help: "Time to build, validate and publish one group's resources.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{

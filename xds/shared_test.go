@@ -192,13 +192,13 @@ func TestANewGroupIsBuiltAloneAndTheOthersKept(t *testing.T) {
 	a := newADS(t, p.addr, "a-1", "alpha")
 	a.clusters(1, true)
 	a.settle(300 * time.Millisecond) // the API may arrive after the first build
-	before := counter(t, p.reg, "tollgate_xds_snapshots_total")
+	before := counter(t, p.reg, "tollgate_xds_builds_total")
 	b := newADS(t, p.addr, "b-1", "beta")
 	if cds := b.clusters(1, true); len(cds.Resources) == 0 {
 		t.Fatal("the new group was served no clusters")
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := counter(t, p.reg, "tollgate_xds_snapshots_total") - before; n != 1 {
+	if n := counter(t, p.reg, "tollgate_xds_builds_total") - before; n != 1 {
 		t.Errorf("a new group made %.0f builds, want its own only", n)
 	}
 	a.quiet(200*time.Millisecond, "a group was added")

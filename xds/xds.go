@@ -82,7 +82,7 @@ type Server struct {
 	secrets map[string]store.Secret
 	kick    chan struct{}
 	// Nothing is published before the catalogue and every sink handed out (Endpoints,
-	// Secrets) have had their first Reset: a snapshot built from part of the state would
+	// Secrets) have had their first Reset: resources built from part of the state would
 	// tell Envoy to drop what it has. With nothing published, xDS requests wait.
 	haveCatalog bool
 	pending     map[string]bool
@@ -91,14 +91,16 @@ type Server struct {
 	refusedLogged time.Time
 }
 
-// change is what happened since the last publish. Config (the catalogue, secrets, a new
-// group, a discovery value whose scheme or path changed) means every resource is rebuilt;
-// otherwise keys are the discovery keys whose addresses changed, and only the assignments
-// of the sets that use them are.
+// change is what happened since the last publish. Config (the catalogue, secrets, a
+// discovery value whose scheme or path changed) means every group's resources are rebuilt;
+// keys are the discovery keys whose addresses changed, and only the assignments of the sets
+// that use them are rebuilt; fresh means a group was added, and that group (which has
+// nothing built yet) is built in full.
 type change struct {
 	config bool
 	keys   map[string]bool
-	// fresh: a group was added; it is built in full, the others are left as they are.
+	// fresh: a group was added; it is built in full, the others are left as they are
+	// (but for keys).
 	fresh bool
 }
 
@@ -118,15 +120,16 @@ func (c *change) key(k string) {
 
 func (c change) none() bool { return !c.config && len(c.keys) == 0 && !c.fresh }
 
-// group is what was last published for one gateway group.
+// group is what was last published for one gateway group: its build, its endpoints, and
+// the resources of each client kind by type.
 type group struct {
-	cfg  *build.Config
-	eds  []types.Resource
-	snap [2]flavour // envoy, grpc
+	cfg   *build.Config
+	eds   []types.Resource
+	kinds [2]kindResources // envoy, grpc
 }
 
-// flavour is one client kind's resources.
-type flavour struct {
+// kindResources are one client kind's resources, by type.
+type kindResources struct {
 	res [types.UnknownType][]types.Resource
 }
 
@@ -388,7 +391,7 @@ func (s *Server) poke() {
 	}
 }
 
-// Run builds and publishes snapshots as changes arrive, until ctx ends.
+// Run builds and publishes the groups' resources as changes arrive, until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	s.poke()
 	for {
@@ -410,7 +413,7 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// publish rebuilds what changed for every group and hands valid snapshots to the caches.
+// publish rebuilds what changed for every group and hands what validates to the caches.
 func (s *Server) publish(ctx context.Context) {
 	s.mu.Lock()
 	if !s.primed() {
@@ -462,8 +465,8 @@ func (s *Server) publish(ctx context.Context) {
 				zap.String("group", name), zap.String("api", next.cfg.Unscoped))
 		}
 		if full {
-			if err := s.setSnapshots(ctx, name, next); err != nil {
-				s.log.Error("publishing snapshot", zap.String("group", name), zap.Error(err))
+			if err := s.setTables(name, next); err != nil {
+				s.log.Error("publishing a group's resources", zap.String("group", name), zap.Error(err))
 				continue
 			}
 		}
@@ -477,9 +480,9 @@ func (s *Server) publish(ctx context.Context) {
 
 // rebuildEndpoints is the endpoints-only path: it replaces the assignments of the sets that
 // use a changed discovery key and keeps everything else as it was (the same messages and
-// snapshots, so nothing else is resent).
+// resources, so nothing else is resent).
 func (s *Server) rebuildEndpoints(name string, g *group, discovery map[string]string, keys map[string]bool) (*group, error) {
-	next := &group{cfg: g.cfg, snap: g.snap}
+	next := &group{cfg: g.cfg, kinds: g.kinds}
 	prev := g.eds
 	subset := map[string]build.EndpointSet{}
 	for cluster, set := range next.cfg.Sets {
@@ -512,15 +515,16 @@ func (s *Server) rebuildEndpoints(name string, g *group, discovery map[string]st
 	return next, nil
 }
 
-// setSnapshots hands both flavours of a group to their caches, in publishOrder.
-func (s *Server) setSnapshots(_ context.Context, name string, g *group) error {
+// setTables hands both client kinds' resources of a group to their caches, in
+// publishOrder.
+func (s *Server) setTables(name string, g *group) error {
 	for i, kind := range []string{kindEnvoy, kindGRPC} {
 		for _, t := range publishOrder {
 			typeURL, err := cachev3.GetResponseTypeURL(t)
 			if err != nil {
 				return err
 			}
-			if err := s.table(name, kind, typeURL).Set(g.snap[i].res[t]); err != nil {
+			if err := s.table(name, kind, typeURL).Set(g.kinds[i].res[t]); err != nil {
 				return err
 			}
 		}
@@ -544,22 +548,22 @@ func (s *Server) rebuildAll(name string, cat *apimodel.Catalog, secrets []store.
 		s.log.Error("API left out of the configuration", zap.String("group", name), zap.Error(err))
 	}
 	next := &group{cfg: cfg}
-	next.snap[forEnvoy].res[types.Listener] = cfg.Listeners
-	next.snap[forEnvoy].res[types.Route] = cfg.Routes
-	next.snap[forEnvoy].res[types.ScopedRoute] = cfg.Scopes
-	next.snap[forEnvoy].res[types.Secret] = cfg.Secrets
-	next.snap[forEnvoy].res[types.Cluster] = cfg.Clusters
-	next.snap[forGRPC].res[types.Listener] = cfg.GRPCListeners
-	next.snap[forGRPC].res[types.Route] = cfg.GRPCRoutes
-	next.snap[forGRPC].res[types.Cluster] = cfg.GRPCClusters
+	next.kinds[forEnvoy].res[types.Listener] = cfg.Listeners
+	next.kinds[forEnvoy].res[types.Route] = cfg.Routes
+	next.kinds[forEnvoy].res[types.ScopedRoute] = cfg.Scopes
+	next.kinds[forEnvoy].res[types.Secret] = cfg.Secrets
+	next.kinds[forEnvoy].res[types.Cluster] = cfg.Clusters
+	next.kinds[forGRPC].res[types.Listener] = cfg.GRPCListeners
+	next.kinds[forGRPC].res[types.Route] = cfg.GRPCRoutes
+	next.kinds[forGRPC].res[types.Cluster] = cfg.GRPCClusters
 	eds, errs := build.Endpoints(cfg.Sets, discovery)
 	for _, err := range errs {
 		s.m.discoveryErrors.Inc()
 		s.log.Warn("endpoint discovery", zap.String("group", name), zap.Error(err))
 	}
 	next.eds = eds
-	for i := range next.snap {
-		r := &next.snap[i].res
+	for i := range next.kinds {
+		r := &next.kinds[i].res
 		routes := append(msgs(r[types.Route]), msgs(r[types.ScopedRoute])...)
 		if err := validate.Set(msgs(r[types.Listener]), routes, msgs(r[types.Cluster]), msgs(eds), msgs(r[types.Secret])); err != nil {
 			return nil, err
@@ -586,7 +590,7 @@ func (s *Server) Published(group, typeURL string) ([]types.Resource, string, err
 	if g == nil || t == types.UnknownType {
 		return nil, "", errors.New("no such group or type")
 	}
-	res := g.snap[forEnvoy].res[t]
+	res := g.kinds[forEnvoy].res[t]
 	if t == types.Endpoint {
 		res = g.eds
 	}

@@ -49,8 +49,9 @@ etcd.endpoints.`,
 		example: `  tollgate xds --config tollgate.yaml`}
 )
 
-// serveCmd is a server role's command: ` + "`tollgate run`" + `, ` + "`tollgate authz`" + ` or ` + "`tollgate xds`" + `. The
-// roles are cmd/tollgate/internal/server's components; serve composes them from the configuration.
+// serveCmd is a server role's command: tollgate run, tollgate authz or tollgate xds. The
+// roles are cmd/tollgate/internal/server's components; serve composes them from the
+// configuration.
 func serveCmd(g *globals, r role) *cobra.Command {
 	var dev bool
 	var fl []string
