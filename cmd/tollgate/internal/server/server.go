@@ -49,8 +49,14 @@ func Run(ctx context.Context, log *zap.Logger, cs ...Component) error {
 func newGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(4 << 20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// A peer that does not answer a ping within 20 s (gRPC's default) is taken for
+		// gone; a shorter wait would close peers merely slowed down, as a fleet joining at
+		// once slows them.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 20 * time.Second}),
+		// Pings are allowed from 5 s apart: half of gRPC-Go's shortest client interval
+		// (10 s), so a client pinging every 10 s is never struck for the jitter a busy
+		// server's clock sees (three strikes close the connection: too_many_pings).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	}, opts...)...)
 }
 
