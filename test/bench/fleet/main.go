@@ -151,9 +151,14 @@ func main() {
 		benchutil.Check(err)
 		benchutil.Check(pprof.StartCPUProfile(f))
 	}
+	var stopServerProfile func()
+	if *profile != "" {
+		stopServerProfile = cpuProfile(adminAddr, filepath.Join(*profile, "converge.cpu.pprof"))
+	}
 	envoys, connected, converged := connectFleet(ctx, *nEnvoys, *delta, want, xdsAddr)
 	if *profile != "" {
 		pprof.StopCPUProfile()
+		stopServerProfile()
 	}
 	convergeCPU, fleetCPU := benchutil.CPUOf(pid)-cpu0, benchutil.CPUOf(os.Getpid())-self0
 	time.Sleep(time.Second) // what the server holds once the connection burst is over
@@ -236,6 +241,15 @@ func main() {
 	fmt.Printf("  API change → each Envoy (%d changes):      p50 %v  p99 %v  max %v  (server CPU %v per change)\n",
 		*apiChanges, pct(apiLat, 50).Round(time.Millisecond), pct(apiLat, 99).Round(time.Millisecond), pct(apiLat, 100).Round(time.Millisecond),
 		(apiCPU / time.Duration(max(*apiChanges, 1))).Round(time.Millisecond))
+	ended := 0
+	for _, e := range envoys {
+		e.mu.Lock()
+		if e.err != nil {
+			ended++
+		}
+		e.mu.Unlock()
+	}
+	fmt.Printf("  streams ended by an error (a reset, a GOAWAY) during the whole run: %d of %d\n", ended, *nEnvoys)
 	fmt.Printf("  | %d | %s | %v | %d → %d MB | %v | %v |\n", *nEnvoys, mode, converged.Round(100*time.Millisecond), after.rss>>20, final.hwm>>20,
 		pct(epLat, 99).Round(time.Millisecond), pct(apiLat, 99).Round(10*time.Millisecond))
 	if !*withFloor {
