@@ -1,7 +1,6 @@
 package extauthz
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 
@@ -14,6 +13,8 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // FuzzDecodeCheckRequest holds the lenient decoder to protobuf's own. Whatever the bytes:
@@ -33,9 +34,9 @@ func FuzzDecodeCheckRequest(f *testing.F) {
 		want := &authv3.CheckRequest{}
 		wantErr := proto.Unmarshal(b, want)
 		got := &authv3.CheckRequest{}
-		before := allocated()
+		before := tu.Allocated()
 		err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
-		if grew := allocated() - before; grew > uint64(16*len(b))+64<<10 {
+		if grew := tu.Allocated() - before; grew > uint64(16*len(b))+64<<10 {
 			t.Fatalf("decoding %d bytes allocated %d", len(b), grew)
 		}
 		if wantErr == nil {
@@ -74,12 +75,6 @@ func FuzzDecodeCheckRequest(f *testing.F) {
 			t.Fatalf("repaired to\n%v\nthe oracle gives\n%v", got, want)
 		}
 	})
-}
-
-func allocated() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.TotalAlloc
 }
 
 // allBytes is CheckRequest's descriptor with every string field a bytes field (and map

@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"testing"
 
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/xds/rescache"
 )
 
@@ -45,9 +45,9 @@ func FuzzDecodeRequest(f *testing.F) {
 			wantErr := proto.Unmarshal(b, want)
 			for round := range 2 { // the second time, a list decoded before may be handed out
 				got := want.ProtoReflect().New().Interface()
-				before := allocated()
+				before := tu.Allocated()
 				err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got)
-				grew := allocated() - before
+				grew := tu.Allocated() - before
 				switch {
 				case (err == nil) != (wantErr == nil):
 					t.Fatalf("%T, round %d: codec says %v, proto.Unmarshal %v", want, round, err, wantErr)
@@ -62,15 +62,6 @@ func FuzzDecodeRequest(f *testing.F) {
 			}
 		}
 	})
-}
-
-// allocated is how many bytes the process has allocated so far. (runtime/metrics would
-// not stop the world, but counts a span's bytes when a cache takes it, not as they are
-// allocated: too coarse to tell one request's allocations.)
-func allocated() uint64 {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.TotalAlloc
 }
 
 // seedRequests are requests as Envoys send them for the golden configurations: a first

@@ -292,15 +292,7 @@ func (c *client) connectSotw(ctx context.Context) {
 			c.send(typ, "", "", nil, nil)
 		}
 	}
-	go func() {
-		for {
-			resp, err := st.Recv()
-			if err != nil {
-				return
-			}
-			c.takeSotw(resp)
-		}
-	}()
+	go receiveAll(st.Recv, c.takeSotw)
 }
 
 func (c *client) takeSotw(resp *discoveryv3.DiscoveryResponse) {
@@ -368,15 +360,18 @@ func (c *client) connectDelta(ctx context.Context, keep bool) {
 			c.t.Fatal(err)
 		}
 	}
-	go func() {
-		for {
-			resp, err := st.Recv()
-			if err != nil {
-				return
-			}
-			c.takeDelta(resp)
+	go receiveAll(st.Recv, c.takeDelta)
+}
+
+// receiveAll hands every response of a stream to take until the stream ends.
+func receiveAll[T any](recv func() (*T, error), take func(*T)) {
+	for {
+		resp, err := recv()
+		if err != nil {
+			return
 		}
-	}()
+		take(resp)
+	}
 }
 
 func (c *client) takeDelta(resp *discoveryv3.DeltaDiscoveryResponse) {

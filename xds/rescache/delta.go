@@ -7,14 +7,6 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 )
 
-// deltaWatch is an open delta watch.
-type deltaWatch struct {
-	req  *cachev3.DeltaRequest
-	sub  Subscription
-	ch   chan cachev3.DeltaResponse
-	asOf uint64 // the stream holds what it subscribes to as of this change
-}
-
 // CreateDeltaWatch answers a delta request at once with the subscribed resources whose
 // version the client does not hold and the ones it holds that are gone (or, to a new
 // wildcard subscription, with what there is, even nothing), or keeps the watch until a

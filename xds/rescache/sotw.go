@@ -6,13 +6,20 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 )
 
-// watch is an open state-of-the-world watch.
-type watch struct {
-	req  *cachev3.Request
+// watchOf is an open watch of either protocol: its request, its stream's subscription,
+// where its answer goes, and the change its stream holds what it subscribes to as of.
+type watchOf[Q, R any] struct {
+	req  Q
 	sub  Subscription
-	ch   chan cachev3.Response
-	asOf uint64 // the stream holds what it subscribes to as of this change
+	ch   chan R
+	asOf uint64
 }
+
+// watch is an open state-of-the-world watch; deltaWatch a delta one.
+type (
+	watch      = watchOf[*cachev3.Request, cachev3.Response]
+	deltaWatch = watchOf[*cachev3.DeltaRequest, cachev3.DeltaResponse]
+)
 
 // CreateWatch answers a state-of-the-world request at once when the client lacks something
 // (for listeners, clusters and route scopes: with all it subscribes to), or keeps the
