@@ -239,120 +239,13 @@ func (e *envoy) keep(typeURL string, res []resource, removed []string, full bool
 func (e *envoy) take(typeURL string, res []resource, removed []string, full bool) error {
 	switch typeURL {
 	case resourcev3.ClusterType:
-		seen := map[string]bool{}
-		var add []string
-		for _, r := range res {
-			name, typ, err := clusterHead(r.any.GetValue())
-			if err != nil {
-				return err
-			}
-			eds := typ == clusterv3.Cluster_EDS
-			seen[name] = true
-			if eds && !e.clusters[name] {
-				add = append(add, name)
-			}
-			e.clusters[name] = eds
-		}
-		var drop []string
-		for name, eds := range e.clusters {
-			if (full && !seen[name]) || contains(removed, name) {
-				delete(e.clusters, name)
-				delete(e.endpoints, name)
-				if eds {
-					drop = append(drop, name)
-				}
-			}
-		}
-		if err := e.ack(typeURL); err != nil {
-			return err
-		}
-		if len(add) > 0 || len(drop) > 0 {
-			return e.ask(resourcev3.EndpointType, add, drop)
-		}
+		return e.takeClusters(res, removed, full)
 	case resourcev3.EndpointType:
-		for _, r := range res {
-			name := r.name
-			if name == "" {
-				name = routeConfigName(r.any.GetValue()) // field 1 too: cluster_name
-			}
-			if e.firstAddress != nil {
-				cla := &endpointv3.ClusterLoadAssignment{}
-				if err := r.any.UnmarshalTo(cla); err != nil {
-					return err
-				}
-				name = cla.ClusterName
-				if e.firstAddress != nil && len(cla.Endpoints) > 0 && len(cla.Endpoints[0].LbEndpoints) > 0 {
-					e.mu.Lock()
-					e.firstAddress[name] = cla.Endpoints[0].LbEndpoints[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress()
-					e.mu.Unlock()
-				}
-			}
-			e.endpoints[name] = true
-		}
-		if err := e.ack(typeURL); err != nil {
-			return err
-		}
-		if !e.started {
-			e.started = true
-			return e.ask(resourcev3.ListenerType, nil, nil)
-		}
+		return e.takeEndpoints(res)
 	case resourcev3.ListenerType:
-		seen := map[string]bool{}
-		var add []string
-		scoped := false
-		for _, r := range res {
-			l := &listenerv3.Listener{}
-			if err := r.any.UnmarshalTo(l); err != nil {
-				return err
-			}
-			seen[l.Name] = true
-			e.listeners[l.Name] = true
-			names, s := routeNames(l)
-			scoped = scoped || s
-			for _, rc := range names {
-				if !e.wanted[rc] && !contains(add, rc) {
-					add = append(add, rc)
-				}
-			}
-		}
-		for name := range e.listeners {
-			if (full && !seen[name]) || contains(removed, name) {
-				delete(e.listeners, name)
-			}
-		}
-		if err := e.ack(typeURL); err != nil {
-			return err
-		}
-		if scoped && !e.wanted[scopesAsked] {
-			e.wanted[scopesAsked] = true
-			if err := e.ask(resourcev3.ScopedRouteType, nil, nil); err != nil {
-				return err
-			}
-		}
-		return e.wantRoutes(add)
+		return e.takeListeners(res, removed, full)
 	case resourcev3.ScopedRouteType:
-		seen := map[string]bool{}
-		var add []string
-		for _, r := range res {
-			sc := &routev3.ScopedRouteConfiguration{}
-			if err := r.any.UnmarshalTo(sc); err != nil {
-				return err
-			}
-			seen[sc.Name] = true
-			e.scopes[sc.Name] = sc.RouteConfigurationName
-			if !e.wanted[sc.RouteConfigurationName] && !contains(add, sc.RouteConfigurationName) {
-				add = append(add, sc.RouteConfigurationName)
-			}
-		}
-		for name := range e.scopes {
-			if (full && !seen[name]) || contains(removed, name) {
-				delete(e.scopes, name)
-			}
-		}
-		if err := e.ack(typeURL); err != nil {
-			return err
-		}
-		return e.wantRoutes(add)
+		return e.takeScopes(res, removed, full)
 	case resourcev3.RouteType:
 		for _, r := range res {
 			name := r.name
@@ -361,11 +254,148 @@ func (e *envoy) take(typeURL string, res []resource, removed []string, full bool
 			}
 			e.routes[name] = true
 		}
-		return e.ack(typeURL)
-	default:
-		return e.ack(typeURL)
+	}
+	return e.ack(typeURL)
+}
+
+// gone reports whether a name held is no longer served: left out of a full response, or
+// named removed.
+func gone(name string, seen map[string]bool, removed []string, full bool) bool {
+	return full && !seen[name] || contains(removed, name)
+}
+
+// takeClusters keeps the clusters and subscribes to the endpoints of the EDS ones.
+func (e *envoy) takeClusters(res []resource, removed []string, full bool) error {
+	seen := map[string]bool{}
+	var add []string
+	for _, r := range res {
+		name, typ, err := clusterHead(r.any.GetValue())
+		if err != nil {
+			return err
+		}
+		eds := typ == clusterv3.Cluster_EDS
+		seen[name] = true
+		if eds && !e.clusters[name] {
+			add = append(add, name)
+		}
+		e.clusters[name] = eds
+	}
+	var drop []string
+	for name, eds := range e.clusters {
+		if gone(name, seen, removed, full) {
+			delete(e.clusters, name)
+			delete(e.endpoints, name)
+			if eds {
+				drop = append(drop, name)
+			}
+		}
+	}
+	if err := e.ack(resourcev3.ClusterType); err != nil {
+		return err
+	}
+	if len(add) > 0 || len(drop) > 0 {
+		return e.ask(resourcev3.EndpointType, add, drop)
 	}
 	return nil
+}
+
+// takeEndpoints keeps the assignments (and, for the probe, each one's first address) and
+// asks for the listeners once the first have come.
+func (e *envoy) takeEndpoints(res []resource) error {
+	for _, r := range res {
+		name := r.name
+		if name == "" {
+			name = routeConfigName(r.any.GetValue()) // field 1 too: cluster_name
+		}
+		if e.firstAddress != nil {
+			cla := &endpointv3.ClusterLoadAssignment{}
+			if err := r.any.UnmarshalTo(cla); err != nil {
+				return err
+			}
+			name = cla.ClusterName
+			e.noteFirstAddress(cla)
+		}
+		e.endpoints[name] = true
+	}
+	if err := e.ack(resourcev3.EndpointType); err != nil {
+		return err
+	}
+	if !e.started {
+		e.started = true
+		return e.ask(resourcev3.ListenerType, nil, nil)
+	}
+	return nil
+}
+
+func (e *envoy) noteFirstAddress(cla *endpointv3.ClusterLoadAssignment) {
+	if len(cla.Endpoints) > 0 && len(cla.Endpoints[0].LbEndpoints) > 0 {
+		e.mu.Lock()
+		e.firstAddress[cla.ClusterName] = cla.Endpoints[0].LbEndpoints[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress()
+		e.mu.Unlock()
+	}
+}
+
+// takeListeners keeps the listeners and subscribes to the route tables (or scopes) they use.
+func (e *envoy) takeListeners(res []resource, removed []string, full bool) error {
+	seen := map[string]bool{}
+	var add []string
+	scoped := false
+	for _, r := range res {
+		l := &listenerv3.Listener{}
+		if err := r.any.UnmarshalTo(l); err != nil {
+			return err
+		}
+		seen[l.Name] = true
+		e.listeners[l.Name] = true
+		names, s := routeNames(l)
+		scoped = scoped || s
+		for _, rc := range names {
+			if !e.wanted[rc] && !contains(add, rc) {
+				add = append(add, rc)
+			}
+		}
+	}
+	for name := range e.listeners {
+		if gone(name, seen, removed, full) {
+			delete(e.listeners, name)
+		}
+	}
+	if err := e.ack(resourcev3.ListenerType); err != nil {
+		return err
+	}
+	if scoped && !e.wanted[scopesAsked] {
+		e.wanted[scopesAsked] = true
+		if err := e.ask(resourcev3.ScopedRouteType, nil, nil); err != nil {
+			return err
+		}
+	}
+	return e.wantRoutes(add)
+}
+
+// takeScopes keeps the route scopes and subscribes to their route tables.
+func (e *envoy) takeScopes(res []resource, removed []string, full bool) error {
+	seen := map[string]bool{}
+	var add []string
+	for _, r := range res {
+		sc := &routev3.ScopedRouteConfiguration{}
+		if err := r.any.UnmarshalTo(sc); err != nil {
+			return err
+		}
+		seen[sc.Name] = true
+		e.scopes[sc.Name] = sc.RouteConfigurationName
+		if !e.wanted[sc.RouteConfigurationName] && !contains(add, sc.RouteConfigurationName) {
+			add = append(add, sc.RouteConfigurationName)
+		}
+	}
+	for name := range e.scopes {
+		if gone(name, seen, removed, full) {
+			delete(e.scopes, name)
+		}
+	}
+	if err := e.ack(resourcev3.ScopedRouteType); err != nil {
+		return err
+	}
+	return e.wantRoutes(add)
 }
 
 // scopesAsked marks, in wanted, that the route scopes were subscribed to.

@@ -87,58 +87,8 @@ func main() {
 	// The definitions and their endpoints, written to etcd as an operator would.
 	st, err := store.Connect(store.Config{Endpoints: []string{"http://" + etcdAddr}}, zap.NewNop())
 	benchutil.Check(err)
-	docs := make([]store.Doc, *nAPIs)
-	for i := range docs {
-		docs[i] = store.Doc{Name: fmt.Sprintf("svc%d", i), Version: "v1", Data: definition(i, -1)}
-	}
-	for i := 0; i < len(docs); i += 100 {
-		_, err := st.PutAPIs(ctx, docs[i:min(i+100, len(docs))])
-		benchutil.Check(err)
-	}
-	for i := range *nAPIs {
-		_, err := st.Put(ctx, store.Endpoints+key(i), endpointList(i, 0, *perKey))
-		benchutil.Check(err)
-	}
-
-	// One Envoy first, to learn what a converged Envoy holds once the server has built it all.
-	probe := newEnvoy(-1, *delta, counts{edsClusters: *nAPIs, listeners: 1, routes: 1})
-	probe.firstAddress = map[string]string{}
-	probe.capture = captured{}
-	benchutil.Check(probe.start(ctx, xdsAddr))
-	select {
-	case <-probe.ready:
-	case <-time.After(time.Duration(envInt("FLEET_PROBE_WAIT", 120)) * time.Second):
-		p2 := newEnvoy(-2, *delta, counts{edsClusters: *nAPIs, listeners: 1, routes: 1})
-		benchutil.Check(p2.start(ctx, xdsAddr))
-		time.Sleep(3 * time.Second)
-		fmt.Fprintln(os.Stderr, "second probe", p2.counts())
-		benchutil.Check(fmt.Errorf("the control plane did not serve %d clusters in 2 minutes (probe: %+v, error %v)", *nAPIs, probe.counts(), probe.err))
-	}
-	// The endpoint writes may still be arriving: wait until the probe holds every API's
-	// first addresses.
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
-		probe.mu.Lock()
-		n := 0
-		for _, addr := range probe.firstAddress {
-			if strings.HasPrefix(addr, "10.0.") {
-				n++
-			}
-		}
-		probe.mu.Unlock()
-		if n >= *nAPIs {
-			break
-		}
-		if time.Now().After(deadline) {
-			benchutil.Check(fmt.Errorf("the probe holds %d of %d assignments", n, *nAPIs))
-		}
-	}
-	want := probe.counts()
-	for name, addr := range probe.firstAddress {
-		var g, a, b int
-		if _, err := fmt.Sscanf(addr, "10.%d.%d.%d", &g, &a, &b); err == nil {
-			clusterNames[a*250+b] = name
-		}
-	}
+	load(ctx, st, *nAPIs, *perKey)
+	probe, want := runProbe(ctx, *nAPIs, *delta, xdsAddr)
 	probe.conn.Close()
 	runtime.GC()
 	base := procStatus(pid)
@@ -241,15 +191,7 @@ func main() {
 	fmt.Printf("  API change → each Envoy (%d changes):      p50 %v  p99 %v  max %v  (server CPU %v per change)\n",
 		*apiChanges, pct(apiLat, 50).Round(time.Millisecond), pct(apiLat, 99).Round(time.Millisecond), pct(apiLat, 100).Round(time.Millisecond),
 		(apiCPU / time.Duration(max(*apiChanges, 1))).Round(time.Millisecond))
-	ended := 0
-	for _, e := range envoys {
-		e.mu.Lock()
-		if e.err != nil {
-			ended++
-		}
-		e.mu.Unlock()
-	}
-	fmt.Printf("  streams ended by an error (a reset, a GOAWAY) during the whole run: %d of %d\n", ended, *nEnvoys)
+	fmt.Printf("  streams ended by an error (a reset, a GOAWAY) during the whole run: %d of %d\n", ended(envoys), *nEnvoys)
 	fmt.Printf("  | %d | %s | %v | %d → %d MB | %v | %v |\n", *nEnvoys, mode, converged.Round(100*time.Millisecond), after.rss>>20, final.hwm>>20,
 		pct(epLat, 99).Round(time.Millisecond), pct(apiLat, 99).Round(10*time.Millisecond))
 	if !*withFloor {
@@ -312,6 +254,80 @@ func main() {
 		converged.Seconds()/fConverged.Seconds(), convergeCPU.Seconds()/fConvergeCPU.Seconds(), float64(after.rss)/float64(fAfter.rss),
 		float64(after.rss-base.rss)/float64(max(fAfter.rss-fBase.rss, 1)),
 		pct(epLat, 50).Seconds()/pct(fLat, 50).Seconds(), pct(epLat, 99).Seconds()/pct(fLat, 99).Seconds(), epCPU.Seconds()/fCPU.Seconds())
+}
+
+// ended is how many of the envoys' streams ended by an error.
+func ended(envoys []*envoy) int {
+	n := 0
+	for _, e := range envoys {
+		e.mu.Lock()
+		if e.err != nil {
+			n++
+		}
+		e.mu.Unlock()
+	}
+	return n
+}
+
+// load writes n APIs and their endpoints to etcd.
+func load(ctx context.Context, st *store.Store, n, perKey int) {
+	docs := make([]store.Doc, n)
+	for i := range docs {
+		docs[i] = store.Doc{Name: fmt.Sprintf("svc%d", i), Version: "v1", Data: definition(i, -1)}
+	}
+	for i := 0; i < len(docs); i += 100 {
+		_, err := st.PutAPIs(ctx, docs[i:min(i+100, len(docs))])
+		benchutil.Check(err)
+	}
+	for i := range n {
+		_, err := st.Put(ctx, store.Endpoints+key(i), endpointList(i, 0, perKey))
+		benchutil.Check(err)
+	}
+}
+
+// runProbe connects one Envoy first, to learn what a converged Envoy holds once the server
+// has built it all (and, from the addresses, which cluster serves which API).
+func runProbe(ctx context.Context, nAPIs int, delta bool, xdsAddr string) (*envoy, counts) {
+	probe := newEnvoy(-1, delta, counts{edsClusters: nAPIs, listeners: 1, routes: 1})
+	probe.firstAddress = map[string]string{}
+	probe.capture = captured{}
+	benchutil.Check(probe.start(ctx, xdsAddr))
+	select {
+	case <-probe.ready:
+	case <-time.After(time.Duration(envInt("FLEET_PROBE_WAIT", 120)) * time.Second):
+		p2 := newEnvoy(-2, delta, counts{edsClusters: nAPIs, listeners: 1, routes: 1})
+		benchutil.Check(p2.start(ctx, xdsAddr))
+		time.Sleep(3 * time.Second)
+		fmt.Fprintln(os.Stderr, "second probe", p2.counts())
+		benchutil.Check(fmt.Errorf("the control plane did not serve %d clusters in 2 minutes (probe: %+v, error %v)", nAPIs, probe.counts(), probe.err))
+	}
+	// The endpoint writes may still be arriving: wait until the probe holds every API's
+	// first addresses.
+	for deadline := time.Now().Add(2 * time.Minute); probe.firstAddresses() < nAPIs; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			benchutil.Check(fmt.Errorf("the probe holds %d of %d assignments", probe.firstAddresses(), nAPIs))
+		}
+	}
+	for name, addr := range probe.firstAddress {
+		var g, a, b int
+		if _, err := fmt.Sscanf(addr, "10.%d.%d.%d", &g, &a, &b); err == nil {
+			clusterNames[a*250+b] = name
+		}
+	}
+	return probe, probe.counts()
+}
+
+// firstAddresses is how many assignments of the first generation the probe holds.
+func (e *envoy) firstAddresses() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, addr := range e.firstAddress {
+		if strings.HasPrefix(addr, "10.0.") {
+			n++
+		}
+	}
+	return n
 }
 
 // assignment is cluster's assignment with key i's endpoints of generation g.
