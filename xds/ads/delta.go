@@ -1,6 +1,7 @@
 package ads
 
 import (
+	"errors"
 	"strconv"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -83,7 +84,10 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 			types[typeURL] = t
 		}
 		cancel, err := s.w.CreateDeltaWatch(req, t.sub, resps)
-		if err != nil {
+		switch {
+		case errors.Is(err, rescache.ErrResync):
+			return status.Error(codes.Unavailable, err.Error()) // the client reconnects
+		case err != nil:
 			return status.Error(codes.InvalidArgument, err.Error())
 		}
 		t.cancel = cancel

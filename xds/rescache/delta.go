@@ -20,7 +20,11 @@ func (c *Cache) CreateDeltaWatch(req *cachev3.DeltaRequest, sub Subscription, ch
 	w := &deltaWatch{req: req, sub: sub, ch: ch, asOf: c.n}
 	if c.n > 0 {
 		held := sub.Held()
-		send, gone := c.lacks(sub, deltaHolding(req, sub, held))
+		h := deltaHolding(req, sub, held)
+		if c.lost(h) {
+			return nil, ErrResync
+		}
+		send, gone := c.lacks(sub, h)
 		first := sub.IsWildcard() && req.GetResponseNonce() == "" && held.AsOf == 0 && len(held.Versions) == 0
 		if len(send) > 0 || len(gone) > 0 || first {
 			ch <- c.deltaAnswer(w, send, gone)

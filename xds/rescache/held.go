@@ -1,6 +1,7 @@
 package rescache
 
 import (
+	"errors"
 	"hash/maphash"
 	"iter"
 	"maps"
@@ -71,11 +72,11 @@ func (c *Cache) lacks(sub Subscription, h holding) (send []*entry, gone []string
 		send = append(send, e)
 	}
 	c.eachSubscribed(sub, consider)
-	if h.known && !sub.IsWildcard() {
-		// Too far behind to know what was removed since: each name subscribed and not
-		// held now (a client ignores a removal of one it never had).
-		for name := range sub.SubscribedResources() {
-			if c.res[name] == nil {
+	if h.known {
+		// Behind the recent log: what was removed since, as the tombstones tell it (a
+		// client ignores a removal of one it never had). Lost tells when they cannot.
+		for name, n := range c.removedAt {
+			if n > h.asOf && (subscribed(sub, name) || hasVersion(h.versions, name)) {
 				g.add(name)
 			}
 		}
@@ -86,6 +87,17 @@ func (c *Cache) lacks(sub Subscription, h holding) (send []*entry, gone []string
 		}
 	}
 	return send, g.list
+}
+
+// ErrResync is CreateDeltaWatch's answer to a delta stream so far behind that what was
+// removed since is no longer known: the stream must end, and its client reconnect
+// presenting what it holds (the stream servers end it with UNAVAILABLE).
+var ErrResync = errors.New("rescache: the stream is too far behind to be told what was removed; reconnect presenting the resources held")
+
+// lost reports whether a stream is behind the recent log and removals after it may have
+// been forgotten; c.mu is held.
+func (c *Cache) lost(h holding) bool {
+	return h.known && !c.logged(h.asOf) && h.asOf < c.forgotten
 }
 
 // lacksSince is lacks for a stream up to date as of a change still logged: what changed
@@ -111,7 +123,9 @@ func (c *Cache) lacksSince(sub Subscription, h holding) (send []*entry, gone []s
 		})
 	default:
 		for _, name := range h.fresh {
-			if e := c.res[name]; e != nil {
+			// A name a request subscribes to is sent if the subscription still has it
+			// (the same request may unsubscribe from it again).
+			if e := c.res[name]; e != nil && subscribed(sub, name) {
 				take(e)
 			}
 		}

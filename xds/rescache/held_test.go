@@ -1,11 +1,14 @@
 package rescache
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
@@ -45,6 +48,7 @@ func TestLacks(t *testing.T) {
 		{"a wildcard stream three behind", wildcard, holding{known: true, asOf: 2, all: true}, []string{"b", "e"}, []string{"c", "d"}},
 		{"fresh names: sent though unchanged; one not held is not", newSub("a", "b", "x"), holding{known: true, asOf: 5, fresh: []string{"a", "x"}}, []string{"a"}, nil},
 		{"a fresh name that also changed is sent once", newSub("a", "b"), holding{known: true, asOf: 3, fresh: []string{"b"}}, []string{"b"}, nil},
+		{"a fresh name the request unsubscribes from again is not sent", newSub("b"), holding{known: true, asOf: 5, fresh: []string{"a"}}, nil, nil},
 		{"names it held unknown: everything it subscribes to", newSub("a", "b"), holding{known: true, asOf: 5, freshAll: true}, []string{"a", "b"}, nil},
 		{"a name to send again (a wildcard stream unsubscribed from it by name)",
 			wildcard, holding{known: true, asOf: 5, all: true, versions: map[string]string{"a": "", "zz": ""}}, []string{"a"}, []string{"zz"}},
@@ -79,5 +83,23 @@ func TestLacks(t *testing.T) {
 	send, gone := c.lacks(&sub{names: map[string]struct{}{"a": {}, "b": {}, "c": {}}}, holding{known: true, asOf: 3})
 	if len(send) != 1 || send[0].name != "b" || !slices.Equal(gone, []string{"c"}) {
 		t.Errorf("far behind: sends %d (%v) and removes %v, want b and c", len(send), send, gone)
+	}
+	// A wildcard stream that far behind is told of what was removed since, from the
+	// tombstones: c and d were removed after change 3, and each churn name but the last.
+	send, gone = c.lacks(&sub{wildcard: true}, holding{known: true, asOf: 3, all: true})
+	if len(gone) != recentChanges+1 || !slices.Contains(gone, "c") || !slices.Contains(gone, "d") || slices.Contains(gone, fmt.Sprint("churn", c.n-1)) {
+		t.Errorf("a wildcard stream far behind is told %d removals (%v)", len(gone), gone)
+	}
+	// When those may have been forgotten, a delta stream must reconnect to say what it holds.
+	c.forgotten = 10
+	if !c.lost(holding{known: true, asOf: 3}) || c.lost(holding{known: true, asOf: c.n - 1}) || c.lost(holding{}) {
+		t.Error("lost: want true only for a known stream behind the log and the tombstones")
+	}
+	behind := &sub{wildcard: true, held: Held{AsOf: 3, Wildcard: true}}
+	c.mu.Unlock()
+	_, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: "9"}, behind, make(chan cachev3.DeltaResponse, 1))
+	c.mu.Lock()
+	if !errors.Is(err, ErrResync) {
+		t.Errorf("a delta watch of a stream past the tombstones: %v, want ErrResync", err)
 	}
 }

@@ -56,10 +56,15 @@ type Cache struct {
 	lastChange                  uint64 // n of the last change that a full response must reflect
 	// recent are the names changed by the last changes, oldest first: a watch of a
 	// client that is a few changes behind looks at those instead of its subscription.
-	recent  []changeLog
-	watches map[uint64]*watch
-	deltas  map[uint64]*deltaWatch
-	nextID  uint64
+	recent []changeLog
+	// removedAt is, by name, the change that last removed a resource not held now, for
+	// streams further behind than recent; forgotten is the change up to which removals may
+	// have been dropped from it (it is emptied when it reaches maxRemoved names).
+	removedAt map[string]uint64
+	forgotten uint64
+	watches   map[uint64]*watch
+	deltas    map[uint64]*deltaWatch
+	nextID    uint64
 }
 
 // entry is a resource as it is sent: marshalled once, with the framing of a
@@ -81,6 +86,9 @@ type changeLog struct {
 
 // recentChanges keeps this many changes' names.
 const recentChanges = 64
+
+// maxRemoved bounds removedAt: far more names than a gateway's APIs come and go with.
+const maxRemoved = 1 << 16
 
 // New makes an empty cache for resources of typeURL; prefix starts its state-of-the-world
 // versions and must differ between processes. names (may be nil) is told which names the
@@ -170,6 +178,7 @@ func (c *Cache) commit(changed []*entry, removed []string) {
 	}
 	c.names.count(added, 1)
 	c.names.count(removed, -1)
+	c.tombstones(added, removed)
 	names := make([]string, 0, len(changed)+len(removed))
 	for _, e := range changed {
 		sum := sha256.Sum256(e.value)
@@ -189,6 +198,26 @@ func (c *Cache) commit(changed []*entry, removed []string) {
 	}
 	c.recent = append(c.recent, changeLog{c.n, names})
 	c.refresh()
+}
+
+// tombstones notes the names removed by change c.n and forgets those added again; c.mu
+// is held.
+func (c *Cache) tombstones(added, removed []string) {
+	for _, name := range added {
+		delete(c.removedAt, name)
+	}
+	if len(removed) == 0 {
+		return
+	}
+	switch {
+	case c.removedAt == nil:
+		c.removedAt = map[string]uint64{}
+	case len(c.removedAt)+len(removed) > maxRemoved:
+		c.removedAt, c.forgotten = map[string]uint64{}, c.n-1
+	}
+	for _, name := range removed {
+		c.removedAt[name] = c.n
+	}
 }
 
 // frame encodes e as a response's resources field; e.value then points into it.
