@@ -265,8 +265,10 @@ func Thumbprint(members map[string]string) string {
 }
 
 // sameURI compares htu with the request's URI after RFC 3986 syntax- and scheme-based
-// normalization (case of scheme and host, default port, percent-encoding of unreserved
-// characters), ignoring query and fragment (RFC 9449 §4.3).
+// normalization, ignoring query and fragment (RFC 9449 §4.3): the case of scheme, host and
+// percent-encodings (§6.2.2.1), percent-encoded unreserved characters decoded and nothing
+// else (§6.2.2.2: %2F is not /), dot segments removed (§6.2.2.3, §5.2.4), an empty path
+// as "/" and the scheme's default port dropped (§6.2.3).
 func sameURI(htu string, r Request) bool {
 	u, err := url.Parse(htu)
 	if err != nil || u.Host == "" {
@@ -291,13 +293,92 @@ func normalHost(u *url.URL) string {
 }
 
 func normalPath(u *url.URL) string {
-	p := u.EscapedPath()
+	p := percentNormal(u.EscapedPath())
 	if p == "" {
-		p = "/"
+		return "/"
 	}
-	// Decode what need not be encoded, so %7E and ~ compare equal.
-	if dec, err := url.PathUnescape(p); err == nil {
-		p = (&url.URL{Path: dec}).EscapedPath()
+	return removeDotSegments(p)
+}
+
+// percentNormal decodes the percent-encodings of unreserved characters (ALPHA, DIGIT,
+// "-", ".", "_", "~") and writes the others' hex digits in upper case (RFC 3986 §2.3,
+// §6.2.2.1, §6.2.2.2); every other character stays as it is.
+func percentNormal(p string) string {
+	if !strings.Contains(p, "%") {
+		return p
 	}
-	return p
+	var b strings.Builder
+	b.Grow(len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] != '%' || i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			b.WriteByte(p[i])
+			continue
+		}
+		c := unhex(p[i+1])<<4 | unhex(p[i+2])
+		if unreserved(c) {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('%')
+			b.WriteString(strings.ToUpper(p[i+1 : i+3]))
+		}
+		i += 2
+	}
+	return b.String()
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// removeDotSegments is RFC 3986 §5.2.4's algorithm: "." and ".." segments go, and nothing
+// else changes (unlike path.Clean, empty segments and a trailing slash stay).
+func removeDotSegments(in string) string {
+	var out []string // output segments, each with its leading "/"
+	for in != "" {
+		switch {
+		case strings.HasPrefix(in, "../"):
+			in = in[3:]
+		case strings.HasPrefix(in, "./"):
+			in = in[2:]
+		case strings.HasPrefix(in, "/./"):
+			in = in[2:]
+		case in == "/.":
+			in = "/"
+		case strings.HasPrefix(in, "/../"):
+			in = in[3:]
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		case in == "/..":
+			in = "/"
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		case in == "." || in == "..":
+			in = ""
+		default:
+			// The first segment, with its leading "/" if any, up to the next "/".
+			end := strings.IndexByte(in[1:], '/')
+			if end < 0 {
+				end = len(in)
+			} else {
+				end++
+			}
+			out = append(out, in[:end])
+			in = in[end:]
+		}
+	}
+	return strings.Join(out, "")
 }

@@ -143,3 +143,53 @@ func TestRFC7638Thumbprint(t *testing.T) {
 		t.Errorf("thumbprint %s", got)
 	}
 }
+
+// htu is compared as RFC 9449 §4.3 says: after RFC 3986 §6.2.2 and §6.2.3 normalization,
+// and no other. Each case names the rule that decides it.
+func TestHtuNormalization(t *testing.T) {
+	chk, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := tu.NewDPoPKey(t)
+	for _, c := range []struct {
+		htu, path string
+		same      bool
+		rule      string
+	}{
+		{"https://api.example.com/api%2Fv1/items", "/api/v1/items", false, "§6.2.2.2: only unreserved characters are decoded; %2F is not /"},
+		{"https://api.example.com/api/v1/items", "/api%2Fv1/items", false, "§6.2.2.2, from the request's side"},
+		{"https://api.example.com/a%40b/items", "/a@b/items", false, "§6.2.2.2: @ is reserved (gen-delims)"},
+		{"https://api.example.com/a%21b/items", "/a!b/items", false, "§6.2.2.2: ! is reserved (sub-delims)"},
+		{"https://api.example.com/v1/%7Eme", "/v1/~me", true, "§6.2.2.2: ~ is unreserved"},
+		{"https://api.example.com/v1/%7eme", "/v1/%7Eme", true, "§6.2.2.1/2: hex case, then unreserved decoded"},
+		{"https://api.example.com/v1/a%3ab", "/v1/a%3Ab", true, "§6.2.2.1: percent-encoding hex digits in either case"},
+		{"https://api.example.com/v1/./items", "/v1/items", true, "§6.2.2.3: dot segments removed (§5.2.4)"},
+		{"https://api.example.com/v1/x/../items", "/v1/items", true, "§6.2.2.3"},
+		{"https://api.example.com/v1/%2E%2E/v1/items", "/v1/items", true, "§6.2.2.2 then §6.2.2.3: %2E is an unreserved '.'"},
+		{"https://api.example.com/v1//items", "/v1/items", false, "§6.2.2.3 removes dot segments only, not empty ones (unlike path.Clean)"},
+		{"https://api.example.com/v1/items/", "/v1/items", false, "a trailing slash is part of the path"},
+		{"https://api.example.com", "/", true, "§6.2.3: an empty path is /"},
+		{"https://API.Example.COM:443/v1/items", "/v1/items", true, "§6.2.2.1 and §6.2.3: host case, default port"},
+	} {
+		r := Request{Method: "GET", Scheme: "https", Host: "api.example.com", Path: c.path}
+		_, err := chk.Verify(context.Background(), proof(k, "GET", c.htu, ""), r)
+		if (err == nil) != c.same {
+			t.Errorf("htu %s for path %s: %v (%s)", c.htu, c.path, err, c.rule)
+		}
+	}
+}
+
+// RFC 3986 §5.4's examples of removing dot segments (the paths of §5.4.1 and §5.4.2).
+func TestRemoveDotSegments(t *testing.T) {
+	for in, want := range map[string]string{
+		"/a/b/c/./../../g": "/a/g", "mid/content=5/../6": "mid/6", "/b/c/./g": "/b/c/g", "/b/c/.": "/b/c/",
+		"/b/c/..": "/b/", "/b/c/../g": "/b/g", "/b/c/../..": "/", "/b/c/../../../g": "/g", "/b/c/g.": "/b/c/g.",
+		"/b/c/.g": "/b/c/.g", "/b/c/g..": "/b/c/g..", "/b/c/./../g": "/b/g", "/b/c/./g/.": "/b/c/g/", "/b/c/g/./h": "/b/c/g/h",
+		"/b/c/g/../h": "/b/c/h", "//a//./b": "//a//b",
+	} {
+		if got := removeDotSegments(in); got != want {
+			t.Errorf("removeDotSegments(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
