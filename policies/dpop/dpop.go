@@ -80,7 +80,9 @@ type Checker struct {
 	now     func() time.Time
 }
 
-var defaultAlgorithms = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
+// defaultAlgorithms are every asymmetric JWS algorithm; Ed25519 is RFC 9864's name for
+// EdDSA over Ed25519.
+var defaultAlgorithms = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA", "Ed25519"}
 
 // New makes a Checker.
 func New(cfg Config) (*Checker, error) {

@@ -2,6 +2,9 @@ package dpop
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +194,48 @@ func TestRemoveDotSegments(t *testing.T) {
 		if got := removeDotSegments(in); got != want {
 			t.Errorf("removeDotSegments(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// RFC 9864 §2.2: a proof whose alg is the fully specified "Ed25519", which current JOSE
+// libraries write for Ed25519 keys, is verified with its Ed25519 key, as "EdDSA" is; a
+// configuration that lists only EdDSA refuses it, and the name does not let another kind of
+// key through.
+func TestEd25519ProofsRFC9864(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	okp := map[string]any{"kty": "OKP", "crv": "Ed25519", "x": base64.RawURLEncoding.EncodeToString(pub)}
+	sign := func(alg string, jwk map[string]any) string {
+		tok := gojwt.NewWithClaims(gojwt.GetSigningMethod(alg), gojwt.MapClaims{"jti": fmt.Sprint(time.Now().UnixNano()), "htm": "GET", "htu": htu, "iat": time.Now().Unix()})
+		tok.Header["typ"], tok.Header["jwk"] = "dpop+jwt", jwk
+		s, err := tok.SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	r := Request{Method: "GET", Scheme: "https", Host: "api.example.com", Path: "/shop/v1/orders"}
+	all, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range []string{"Ed25519", "EdDSA"} {
+		p, err := all.Verify(context.Background(), sign(alg, okp), r)
+		if err != nil || p.Thumbprint == "" {
+			t.Errorf("a proof of alg %s with its Ed25519 key: %v", alg, err)
+		}
+	}
+	eddsaOnly, err := New(Config{Algorithms: []string{"EdDSA"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eddsaOnly.Verify(context.Background(), sign("Ed25519", okp), r); err == nil {
+		t.Error("a proof of alg Ed25519 passed a configuration of EdDSA alone")
+	}
+	ec := tu.NewDPoPKey(t)
+	if _, err := all.Verify(context.Background(), sign("Ed25519", ec.JWK()), r); err == nil {
+		t.Error("a proof of alg Ed25519 naming an EC key in its header passed")
 	}
 }

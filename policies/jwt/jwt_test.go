@@ -71,6 +71,8 @@ func TestVerify(t *testing.T) {
 		{"valid PS256", idp.Sign("rsa", "PS256", idp.Claims(aud, "read")), 0},
 		{"valid ES256", idp.Sign("ec", "ES256", idp.Claims(aud, "read")), 0},
 		{"valid EdDSA", idp.Sign("ed", "EdDSA", idp.Claims(aud, "read")), 0},
+		{"valid Ed25519 (RFC 9864's fully specified name for EdDSA over Ed25519)", idp.Sign("ed", "Ed25519", idp.Claims(aud, "read")), 0},
+		{"Ed25519 with an RSA key's kid", idp.SignHeader("ed", "Ed25519", idp.Claims(aud, "read"), map[string]any{"kid": "rsa"}), identity.Invalid},
 		{"audience in a list", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["aud"] = []string{"x", aud} })), 0},
 		{"expired", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() })), identity.Expired},
 		{"expired within skew is accepted", idp.Sign("rsa", "RS256", with(func(c gojwt.MapClaims) { c["exp"] = now.Add(-10 * time.Second).Unix() })), 0},

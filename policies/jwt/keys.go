@@ -26,6 +26,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/internal/atomicfile"
+
+	gojwt "github.com/golang-jwt/jwt/v5"
 )
 
 // key is one verification key.
@@ -93,7 +95,7 @@ func AlgorithmFits(alg string, pub any) bool {
 // algorithm's (no RSA key for HS256, no P-384 key for ES256), and a JWK that names its
 // algorithm allows only that one.
 func fits(alg string, k *key) bool {
-	if k.alg != "" && k.alg != alg {
+	if k.alg != "" && k.alg != alg && !(edDSA(k.alg) && edDSA(alg)) {
 		return false
 	}
 	switch alg {
@@ -106,7 +108,7 @@ func fits(alg string, k *key) bool {
 		return curve(k.pub) == elliptic.P384()
 	case "ES512":
 		return curve(k.pub) == elliptic.P521()
-	case "EdDSA":
+	case "EdDSA", "Ed25519":
 		_, ok := k.pub.(ed25519.PublicKey)
 		return ok
 	case "HS256", "HS384", "HS512":
@@ -114,6 +116,21 @@ func fits(alg string, k *key) bool {
 		return ok
 	}
 	return false
+}
+
+// edDSA reports whether alg names EdDSA: "EdDSA", or "Ed25519", which RFC 9864 defines as
+// the same algorithm over the one curve; a JWK of either name verifies a token of the other
+// (its key type is still checked).
+func edDSA(alg string) bool { return alg == "EdDSA" || alg == "Ed25519" }
+
+// ed25519Method is RFC 9864's fully specified "Ed25519": EdDSA over Ed25519 alone, the name
+// current JOSE libraries write for Ed25519 keys in place of the polymorphic "EdDSA".
+type ed25519Method struct{ *gojwt.SigningMethodEd25519 }
+
+func (ed25519Method) Alg() string { return "Ed25519" }
+
+func init() {
+	gojwt.RegisterSigningMethod("Ed25519", func() gojwt.SigningMethod { return ed25519Method{gojwt.SigningMethodEdDSA} })
 }
 
 func curve(pub any) elliptic.Curve {
