@@ -336,3 +336,25 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A connection without a certificate to an API whose mutual TLS is mandatory: WSO2 API
+// Manager's MutualSSLAuthenticator answers API_AUTH_INVALID_CREDENTIALS (900901), also for an
+// operation without other security, and a definition written for WSO2 (x-wso2-*) gets that;
+// one in Tollgate's own extensions gets 900902, the code of every missing credential.
+func TestMissingCertificateFaultFollowsTheDefinition(t *testing.T) {
+	wso2 := "openapi: 3.0.3\ninfo: {title: Wso, version: v1}\nx-wso2-mutual-ssl: mandatory\nx-wso2-production-endpoints: [\"http://127.0.0.1:9000\"]\ncomponents: {securitySchemes: {oauth: {type: http, scheme: bearer}}}\nsecurity: [{oauth: []}]\npaths: {/a: {get: {responses: {\"200\": {description: ok}}}}, /open: {get: {security: [], responses: {\"200\": {description: ok}}}}}\n"
+	own := strings.NewReplacer("Wso", "Own", "x-wso2-mutual-ssl: mandatory", "x-tollgate-mutual-tls: required", "x-wso2-production-endpoints", "x-tollgate-production-endpoints").Replace(wso2)
+	c := newCredRig(t, wso2, own)
+	for _, tc := range []struct {
+		path string
+		code string
+	}{
+		{"/wso/v1/a", `"code":900901`}, {"/wso/v1/open", `"code":900901`},
+		{"/own/v1/a", `"code":900902`}, {"/own/v1/open", `"code":900902`},
+	} {
+		got := c.send(t, tc.path, "", map[string]string{"authorization": c.token("")})
+		if got.status != 401 || !strings.Contains(strings.ReplaceAll(got.body, " ", ""), tc.code) {
+			t.Errorf("%s without a certificate: %d %s, want 401 with %s", tc.path, got.status, got.body, tc.code)
+		}
+	}
+}

@@ -115,7 +115,7 @@ func TestRFC9449DPoPBoundTokens(t *testing.T) {
 	if got := r.send(t, "GET", "/vaulted/v1/safe", "Bearer "+r.idp.Sign("ec", "ES256", r.idp.Claims(aud, "")), ""); got.status != 401 || !strings.HasPrefix(got.headers["www-authenticate"], "DPoP ") {
 		t.Errorf("an unbound token on a DPoP API: %d %v", got.status, got.headers)
 	}
-	if got := r.send(t, "GET", "/vaulted/v1/safe", "", ""); got.status != 401 || !strings.Contains(got.body, "900902") || got.headers["www-authenticate"] != `DPoP realm="vaulted/v1", algs="`+strings.Join([]string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}, " ")+`"` {
+	if got := r.send(t, "GET", "/vaulted/v1/safe", "", ""); got.status != 401 || !strings.Contains(got.body, "900902") || got.headers["www-authenticate"] != `DPoP realm="vaulted/v1", algs="`+strings.Join([]string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA", "Ed25519"}, " ")+`"` {
 		t.Errorf("no credential on a DPoP API: %d %v", got.status, got.headers)
 	}
 	if got := r.send(t, "GET", "/vaulted/v1/safe", "DPoP "+tok, key.Proof("GET", "https://gw.test/vaulted/v1/safe", tok)); got.status != 200 {

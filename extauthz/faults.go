@@ -28,6 +28,11 @@ var (
 	FaultMissingBasic       = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Basic BASE64(username:password)'", ""}
 	FaultMissingAPIKey      = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure your API invocation call carries the API key where the API expects it", ""}
 	FaultMissingCertificate = Fault{900902, 401, "Missing Credentials", "Missing Credentials. Make sure the connection presents a client certificate", ""}
+	// FaultCertificateRequired is WSO2 API Manager's answer when an API's mutual TLS is
+	// mandatory and the connection presents no certificate: its MutualSSLAuthenticator
+	// refuses with API_AUTH_INVALID_CREDENTIALS (900901), whatever else the operation
+	// asks. Definitions written for WSO2 (x-wso2-*) get it; others get FaultMissingCertificate.
+	FaultCertificateRequired = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure the connection presents a trusted client certificate", ""}
 	FaultBasicInvalid       = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
 	FaultInactive           = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
 	FaultExpired            = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}

@@ -27,6 +27,10 @@ type API struct {
 	Gateways []string
 	// MutualTLS is the API's own mutual TLS; "" means the security requirements decide.
 	MutualTLS MutualTLSMode
+	// WSO2 is set when the definition uses WSO2's extensions (x-wso2-*): it was written
+	// for WSO2's gateways, and its answers carry WSO2 API Manager's fault codes where they
+	// differ from Tollgate's.
+	WSO2 bool
 	// CORS, when set, answers browsers' preflight requests at the gateway and adds the
 	// CORS response headers.
 	CORS *CORS

@@ -176,7 +176,8 @@ func (p *parser) api() *apimodel.API {
 	// How the scopes of one scheme in a requirement combine: OpenAPI says all of them, WSO2's
 	// gateways any one. A document written for WSO2 (any x-wso2-* extension) gets WSO2's
 	// reading; x-tollgate-scopes: any|all says it explicitly, on the document or an operation.
-	d := defaults{anyScopes: scopeMode(root, usesWSO2(doc))}
+	api.WSO2 = usesWSO2(doc)
+	d := defaults{anyScopes: scopeMode(root, api.WSO2)}
 	d.open, _ = root.boolean("disable-security")
 	paths := doc.Paths.Map()
 	keys := make([]string, 0, len(paths))
