@@ -33,9 +33,9 @@ var (
 	// refuses with API_AUTH_INVALID_CREDENTIALS (900901), whatever else the operation
 	// asks. Definitions written for WSO2 (x-wso2-*) get it; others get FaultMissingCertificate.
 	FaultCertificateRequired = Fault{900901, 401, "Invalid Credentials", "Invalid Credentials. Make sure the connection presents a trusted client certificate", ""}
-	FaultBasicInvalid       = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
-	FaultInactive           = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
-	FaultExpired            = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}
+	FaultBasicInvalid        = Fault{900911, 401, "Invalid basic auth credentials", "Invalid basic auth credentials. Make sure you have provided the correct user name and password", ""}
+	FaultInactive            = Fault{900904, 401, "Access Token Inactive", "Access Token Inactive. Generate a new access token and try again", ""}
+	FaultExpired             = Fault{900903, 401, "Access Token Expired", "Access Token Expired. Renew the access token and try again", ""}
 	// FaultNoAPI: no API serves the request's path (WSO2 API Manager's words).
 	FaultNoAPI = Fault{900906, 404, "No matching resource found in the API for the given request", "No matching resource found in the API for the given request. Check the API documentation and add a proper REST resource path to the invocation URL", ""}
 	// FaultNoResource: the API has no operation for the path; MGW 3.x's own body.
