@@ -30,6 +30,7 @@ type IdP struct {
 	keys    map[string]crypto.Signer // kid → private key
 	public  []string                 // kids published in the JWKS
 	down    atomic.Bool
+	hang    atomic.Int64 // time.Duration the JWKS endpoint waits
 	Fetches atomic.Int64
 }
 
@@ -60,8 +61,19 @@ func (p *IdP) AddKey(kid string, k crypto.Signer) {
 // SetDown makes the JWKS endpoint answer 503 (down=true) or serve again.
 func (p *IdP) SetDown(down bool) { p.down.Store(down) }
 
+// SetHang makes the JWKS endpoint wait d before it answers (0: at once), as an IdP that
+// hangs does.
+func (p *IdP) SetHang(d time.Duration) { p.hang.Store(int64(d)) }
+
 func (p *IdP) serve(w http.ResponseWriter, r *http.Request) {
 	p.Fetches.Add(1)
+	if d := time.Duration(p.hang.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
 	if p.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return

@@ -227,7 +227,10 @@ func (v *Verifier) issuerOf(claims gojwt.MapClaims) (*issuer, *identity.Error) {
 
 // keyFor is the issuer's key that verifies t: of an algorithm the issuer allows, with the
 // token's kid, of the type the algorithm needs. A kid not known makes the key set be
-// fetched again (rate-limited), waiting at most waitLimit.
+// fetched again in the background (rate-limited), waited for at most waitLimit and half of
+// what is left of the call's deadline: Envoy gives ext_authz 500 ms by default, and a Check
+// that waits on an IdP that hangs must still answer 401 within it, not let Envoy answer 503
+// — or let anyone make every Check wait by inventing key ids.
 func (v *Verifier) keyFor(ctx context.Context, is *issuer, t *gojwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	if !is.allowed[alg] {
@@ -238,7 +241,11 @@ func (v *Verifier) keyFor(ctx context.Context, is *issuer, t *gojwt.Token) (any,
 	if k == nil {
 		// Perhaps the IdP rotated its keys: fetch again (rate-limited) and look once more.
 		if wait := is.src.refresh(); wait != nil {
-			timer := time.NewTimer(v.waitLimit)
+			budget := v.waitLimit
+			if deadline, ok := ctx.Deadline(); ok {
+				budget = min(budget, time.Until(deadline)/2)
+			}
+			timer := time.NewTimer(budget)
 			select {
 			case <-wait:
 			case <-ctx.Done():

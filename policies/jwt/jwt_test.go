@@ -356,3 +356,33 @@ func TestStartWithIdPDownUsesTheLastFetchedJWKS(t *testing.T) {
 		t.Error("a token verified with no keys at all")
 	}
 }
+
+// While the IdP hangs, a token naming a key the verifier does not know waits for the
+// refetch no longer than half of what is left of the call's deadline — Envoy's ext_authz
+// timeout (500 ms in the generated configuration) — so the answer is still a 401, not
+// Envoy's 503; the refetch goes on in the background, and a key it brings is used.
+func TestUnknownKidWhileTheIdPHangsAnswersWithinTheDeadline(t *testing.T) {
+	idp := tu.NewIdP(t, "https://idp.test")
+	v := newVerifier(t, IssuerConfig{Issuer: idp.Issuer, JWKSURL: idp.JWKSURL(), Audiences: []string{aud}, MinRefreshInterval: 10 * time.Millisecond})
+	time.Sleep(20 * time.Millisecond)
+	idp.AddKey("rsa-late", tu.RSAKey(t))
+	idp.SetHang(2 * time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := v.Verify(ctx, idp.Sign("rsa-late", "RS256", idp.Claims(aud, "")))
+	if took := time.Since(start); kindOf(err) != identity.Invalid || took > 300*time.Millisecond {
+		t.Fatalf("unknown kid, IdP hanging: %v after %v, want Invalid within 300 ms", err, took)
+	}
+	idp.SetHang(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := v.Verify(t.Context(), idp.Sign("rsa-late", "RS256", idp.Claims(aud, ""))); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the key the hanging IdP served at last is never used")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
