@@ -146,7 +146,7 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 		e.dpopAlgs = strings.Join(cfg.DPoP.Algorithms(), " ")
 	}
 	for _, f := range []Fault{FaultBasicInvalid, FaultThrottledAPI, FaultThrottledResource, FaultThrottledApplication, FaultThrottledSubscription, FaultThrottledCustom, FaultPolicyNotFound,
-		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultMissingBasic, FaultMissingAPIKey, FaultMissingCertificate, FaultCertificateRequired, FaultExpired, FaultNoAPI, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
+		FaultInvalid, FaultRevoked, FaultInactive, FaultMissing, FaultMissingBasic, FaultMissingAPIKey, FaultMissingCertificate, FaultCertificateRequired, FaultExpired, FaultNoAPI, FaultNoResource, FaultScope, FaultMalformed, FaultUnsupported, FaultInternal, FaultNotReady, FaultThrottlingUnavailable, FaultBadBytes, FaultTwoCredentials, FaultMethodNotAllowed} {
 		e.denies[f] = newDenyTemplate(f, cfg.Format)
 	}
 	return e

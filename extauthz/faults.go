@@ -62,6 +62,10 @@ var (
 	// FaultNotReady is Tollgate's own: the enforcer has not loaded its state (etcd
 	// unreachable since it started, and no local copy). Clients may retry.
 	FaultNotReady = Fault{900950, 503, "Gateway not ready", "The gateway has not loaded its configuration yet. Try again later", ""}
+	// FaultThrottlingUnavailable: a throttling policy applies and its counter cannot be read
+	// (Redis away, throttling.redis.fallback: deny). It is not the caller's quota, so not a
+	// 429: a 503 with Retry-After.
+	FaultThrottlingUnavailable = Fault{900951, 503, "Service Unavailable", "Throttling cannot be decided now: its counters are unreachable. Try again later", ""}
 )
 
 // Format is how deny bodies are written.

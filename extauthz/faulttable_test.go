@@ -1,6 +1,7 @@
 package extauthz_test
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -73,6 +75,15 @@ paths:
   /any: {get: {x-tollgate-disable-security: true, responses: {"200": {description: ok}}}}
 `
 
+// switchable is a Throttler whose engine a scenario may change.
+type switchable struct {
+	to atomic.Pointer[ratelimit.Engine]
+}
+
+func (s *switchable) Decide(ctx context.Context, r ratelimit.Request) ratelimit.Decision {
+	return s.to.Load().Decide(ctx, r)
+}
+
 // The README's fault table says what the enforcer answers: every code in it is produced by
 // the event the table names, with the table's status, and nothing the table does not list.
 func TestREADMEFaultTable(t *testing.T) {
@@ -96,7 +107,19 @@ func TestREADMEFaultTable(t *testing.T) {
 	}
 	var loaded atomic.Bool
 	loaded.Store(true)
-	c := newCredRigWith(t, func(cfg *extauthz.Config) { cfg.Throttle, cfg.Opaque, cfg.Loaded = engine, in, loaded.Load }, tableAPI, strictAPI)
+	// The same policies over a Redis that cannot be reached, with fallback deny.
+	redisDown, err := ratelimit.NewRedis(ratelimit.RedisConfig{Addrs: []string{tu.FreeAddr(t)}, Fallback: ratelimit.FallbackDeny, Retry: 7 * time.Second}, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go redisDown.Run(t.Context())
+	unreachable := ratelimit.NewEngine(redisDown, zap.NewNop(), nil)
+	for _, name := range []string{"api-one", "api-strict"} {
+		unreachable.Update(store.Event{KV: store.KV{Key: name, Value: []byte("kind: ThrottlingPolicy\nname: " + name + "\nrate: 1000/minute\nburst: 1000\n")}})
+	}
+	throttle := &switchable{}
+	throttle.to.Store(engine)
+	c := newCredRigWith(t, func(cfg *extauthz.Config) { cfg.Throttle, cfg.Opaque, cfg.Loaded = throttle, in, loaded.Load }, tableAPI, strictAPI)
 	r, p := c.rig, c.pki
 	tok := func(edit func(map[string]any)) string {
 		claims := r.idp.Claims(aud, "read")
@@ -173,6 +196,15 @@ func TestREADMEFaultTable(t *testing.T) {
 		{"900900", "the introspection endpoint failing", func() result { return c.send(t, "/table/v1/jwt", "", h("authorization", "Bearer opaque-down")) }},
 		{"400", "two Authorization credentials", func() result {
 			return c.send(t, "/table/v1/jwt", "", h("authorization", tok(nil)+", "+basicAuth("alice", "s3cret")))
+		}},
+		{"900951", "a throttling policy whose counters (Redis) cannot be reached, fallback deny", func() result {
+			throttle.to.Store(unreachable)
+			defer throttle.to.Store(engine)
+			got := c.send(t, "/table/v1/jwt", "", h("authorization", tok(nil)))
+			if ra := got.headers["retry-after"]; ra != "7" {
+				t.Errorf("throttling unavailable: Retry-After %q, want the reconnect interval, 7", ra)
+			}
+			return got
 		}},
 		{"900950", "state not loaded", func() result {
 			loaded.Store(false)

@@ -214,7 +214,10 @@ func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 			headers = append(headers, rateLimitHeaders(o.limit)...)
 		}
 	}
-	if t.fault.Status == 503 {
+	switch {
+	case t.fault.Status == 503 && o.limit.Result.RetryAfter > 0:
+		headers = append(headers, setHeader("retry-after", strconv.FormatInt(max(ratelimit.Seconds(o.limit.Result.RetryAfter), 1), 10)))
+	case t.fault.Status == 503:
 		headers = append(headers, retryAfterNotReady)
 	}
 	if len(o.allow) > 0 {

@@ -37,6 +37,8 @@ func (e *Enforcer) throttle(d *decision) bool {
 		return true
 	case l.NotFound:
 		d.deny(&FaultPolicyNotFound, "throttling policy "+l.Policy+" is not defined")
+	case l.Result.Unavailable:
+		d.deny(&FaultThrottlingUnavailable, "throttling policy "+l.Policy+" could not be counted (its backend is unreachable; fallback deny)")
 	default:
 		f := throttleFaults[l.Level]
 		if f == nil {

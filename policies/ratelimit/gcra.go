@@ -25,6 +25,9 @@ type Result struct {
 	Remaining  int           // requests that may follow at once
 	Reset      time.Duration // until the counter is back to a full burst
 	RetryAfter time.Duration // when denied: until a request would pass
+	// Unavailable, when denied: the counter could not be read (Redis away, fallback
+	// deny), so the caller's quota is not what denied it; RetryAfter is when to try again.
+	Unavailable bool
 }
 
 // step is GCRA: tat is the counter's theoretical arrival time (0 for a new counter), now

@@ -172,8 +172,8 @@ func TestRedisKilledFallsBackWithoutHangingAndComesBack(t *testing.T) {
 		rd.Stop()
 		f := newRedis(t, rd.Addr, mode)
 		res, _ := f.Take(context.Background(), "x", lim)
-		if res.Allowed != (mode == FallbackAllow) {
-			t.Errorf("fallback %s: allowed=%v", mode, res.Allowed)
+		if res.Allowed != (mode == FallbackAllow) || res.Unavailable != (mode == FallbackDeny) {
+			t.Errorf("fallback %s: allowed=%v unavailable=%v", mode, res.Allowed, res.Unavailable)
 		}
 		rd.Start()
 	}

@@ -437,7 +437,7 @@ func (r *Redis) fallback(key string, lim Limit, now time.Time) Result {
 	case FallbackAllow:
 		return Result{Allowed: true, Remaining: max(lim.Burst, 1) - 1}
 	case FallbackDeny:
-		return Result{RetryAfter: r.cfg.Retry}
+		return Result{RetryAfter: r.cfg.Retry, Unavailable: true}
 	}
 	return r.local.take(key, lim, now.UnixNano())
 }
