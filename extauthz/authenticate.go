@@ -10,10 +10,22 @@ type credential struct {
 	principal *identity.Principal
 	fault     *Fault
 	reason    string
-	basic     bool   // the challenge is Basic, not Bearer
-	dpop      string // the challenge is DPoP (decision.dpop)
-	missing   bool   // nothing was presented (ranks below a bad credential)
+	challenge challenge        // how a 401 for it asks for the credential
+	key       *apimodel.Scheme // the API key scheme, for its challenge
+	dpop      string           // the challenge is DPoP (decision.dpop)
+	missing   bool             // nothing was presented (ranks below a bad credential)
 }
+
+// challenge is the WWW-Authenticate a 401 carries: Bearer (OAuth2 and bearer tokens) unless
+// the credential that answered is another kind's.
+type challenge uint8
+
+const (
+	challengeBearer challenge = iota
+	challengeBasic            // Basic (RFC 7617)
+	challengeAPIKey           // APIKey, naming where the key goes (no registered scheme: Kong's Key is the like)
+	challengeNone             // a client certificate: TLS asks for it, not HTTP
+)
 
 // authenticator checks the request's credential for one kind of scheme.
 type authenticator interface {

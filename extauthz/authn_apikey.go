@@ -18,20 +18,34 @@ type apiKeyAuth struct{ e *Enforcer }
 func (a apiKeyAuth) authenticate(d *decision, s apimodel.Scheme) credential {
 	key := apiKeyValue(d.h, s)
 	if key == "" {
-		return credential{fault: &FaultMissingAPIKey, reason: "no API key in " + string(s.In) + " " + s.Param, missing: true}
+		return credential{fault: missingKeyFault(s), reason: "no API key in " + string(s.In) + " " + s.Param, missing: true, challenge: challengeAPIKey, key: &s}
 	}
 	keys := a.e.cfg.APIKeys
 	if keys == nil {
-		return credential{fault: &FaultInvalid, reason: "no API keys configured"}
+		return credential{fault: &FaultInvalid, reason: "no API keys configured", challenge: challengeAPIKey, key: &s}
 	}
 	rec, err := keys.Check(key, d.api.ID(), time.Now())
 	if err != nil {
-		return credential{fault: &FaultInvalid, reason: err.Error()}
+		return credential{fault: &FaultInvalid, reason: err.Error(), challenge: challengeAPIKey, key: &s}
 	}
 	if !a.e.cfg.ForwardAPIKey {
 		d.stripKey = &s
 	}
 	return credential{principal: &identity.Principal{Kind: identity.APIKey, Subject: rec.Application, ClientID: rec.Application, TokenID: rec.ID, Issuer: "apikey"}}
+}
+
+// missingKeyFault is FaultMissingAPIKey saying where the scheme wants the key.
+func missingKeyFault(s apimodel.Scheme) *Fault {
+	f := FaultMissingAPIKey
+	switch s.In {
+	case apimodel.KeyInHeader:
+		f.Description = "Missing Credentials. Make sure your API invocation call has a header: '" + s.Param + ": API_KEY'"
+	case apimodel.KeyInQuery:
+		f.Description = "Missing Credentials. Make sure your API invocation call has a query parameter: '" + s.Param + "=API_KEY'"
+	case apimodel.KeyInCookie:
+		f.Description = "Missing Credentials. Make sure your API invocation call has a cookie: '" + s.Param + "=API_KEY'"
+	}
+	return &f
 }
 
 // apiKeyValue reads an API key where the OpenAPI scheme says it is.

@@ -25,13 +25,13 @@ func (a certAuth) authenticate(d *decision, _ apimodel.Scheme) credential {
 	}
 	switch {
 	case pem == "":
-		return credential{fault: &FaultMissingCertificate, reason: "no client certificate", missing: true}
+		return credential{fault: &FaultMissingCertificate, reason: "no client certificate", missing: true, challenge: challengeNone}
 	case v == nil:
-		return credential{fault: &FaultInvalid, reason: "no trusted client CA configured (authz.mutualTLS.caFiles)"}
+		return credential{fault: &FaultInvalid, reason: "no trusted client CA configured (authz.mutualTLS.caFiles)", challenge: challengeNone}
 	}
 	id, err := v.Verify(pem, chain)
 	if err != nil {
-		return credential{fault: &FaultInvalid, reason: err.Error()}
+		return credential{fault: &FaultInvalid, reason: err.Error(), challenge: challengeNone}
 	}
 	return credential{principal: &identity.Principal{Kind: identity.MutualTLS, Subject: id.Subject, Issuer: "mtls", CertThumbprint: id.Thumbprint}}
 }

@@ -31,7 +31,7 @@ func (e *Enforcer) authorize(d *decision) bool {
 		best = failure{fault: &FaultInternal, reason: "the operation has no usable security requirement"}
 	}
 	d.deny(best.fault, best.reason)
-	d.scope, d.basic, d.dpop, d.principal = best.scope, best.basic, best.dpop, best.principal
+	d.scope, d.challenge, d.key, d.dpop, d.principal = best.scope, best.challenge, best.key, best.dpop, best.principal
 	return false
 }
 
@@ -40,7 +40,8 @@ type failure struct {
 	fault     *Fault
 	reason    string
 	scope     string // the missing scope
-	basic     bool
+	challenge challenge
+	key       *apimodel.Scheme
 	dpop      string
 	missing   bool
 	principal *identity.Principal // who lacked the scope
@@ -67,7 +68,7 @@ func (e *Enforcer) requirement(d *decision, req apimodel.Requirement) (*identity
 	for _, use := range req {
 		c := e.credentialFor(d, d.api.Schemes[use.Scheme])
 		if c.fault != nil {
-			return nil, failure{fault: c.fault, reason: c.reason, basic: c.basic, dpop: c.dpop, missing: c.missing}
+			return nil, failure{fault: c.fault, reason: c.reason, challenge: c.challenge, key: c.key, dpop: c.dpop, missing: c.missing}
 		}
 		if missing := missingScope(c.principal, use); missing != "" {
 			return nil, failure{fault: &FaultScope, reason: "token lacks scope " + missing, scope: missing, principal: c.principal}

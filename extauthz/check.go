@@ -35,13 +35,14 @@ type decision struct {
 	// throttle
 	limit ratelimit.Decision
 
-	fault    *Fault
-	reason   string           // for the debug log and never for the client
-	scope    string           // the missing scope, for WWW-Authenticate
-	allow    []string         // for a 405: the methods the path takes
-	basic    bool             // the challenge is Basic
-	dpop     string           // the challenge is DPoP: "" no, "challenge", or its error code
-	stripKey *apimodel.Scheme // an API key to remove before the backend
+	fault     *Fault
+	reason    string           // for the debug log and never for the client
+	scope     string           // the missing scope, for WWW-Authenticate
+	allow     []string         // for a 405: the methods the path takes
+	challenge challenge        // the WWW-Authenticate's kind (Bearer unless another kind's credential answered)
+	key       *apimodel.Scheme // the API key scheme, for an APIKey challenge
+	dpop      string           // the challenge is DPoP: "" no, "challenge", or its error code
+	stripKey  *apimodel.Scheme // an API key to remove before the backend
 }
 
 var decisions = sync.Pool{New: func() any { return new(decision) }}

@@ -358,3 +358,35 @@ func TestMissingCertificateFaultFollowsTheDefinition(t *testing.T) {
 		}
 	}
 }
+
+// An API key is not a bearer token: a 401 for a missing or refused key names where the key
+// goes — in the description and in an APIKey challenge with the scheme's in and name (as
+// OpenAPI declares it; no scheme is registered for API keys) — never a Bearer challenge;
+// a 401 for a client certificate carries no challenge (TLS asks for it, not HTTP); a
+// bearer requirement keeps RFC 6750's Bearer.
+func TestChallengesFollowTheCredential(t *testing.T) {
+	keys := "openapi: 3.0.3\ninfo: {title: Keys, version: v1}\nx-tollgate-production-endpoints: [\"http://127.0.0.1:9000\"]\n" +
+		"components: {securitySchemes: {h: {type: apiKey, in: header, name: x-api-key}, q: {type: apiKey, in: query, name: apikey}, oauth: {type: http, scheme: bearer}, cert: {type: mutualTLS}}}\n" +
+		"paths: {/h: {get: {security: [{h: []}], responses: {\"200\": {description: ok}}}}, /q: {get: {security: [{q: []}], responses: {\"200\": {description: ok}}}}, " +
+		"/bearer: {get: {security: [{oauth: []}], responses: {\"200\": {description: ok}}}}, /cert: {get: {security: [{cert: []}], responses: {\"200\": {description: ok}}}}}\n"
+	c := newCredRig(t, keys)
+	for _, tc := range []struct {
+		path    string
+		headers map[string]string
+		code    string
+		desc    string // in the body
+		wa      string // WWW-Authenticate, exactly
+	}{
+		{"/keys/v1/h", nil, "900902", `has a header: 'x-api-key: API_KEY'`, `APIKey realm="keys/v1", in="header", name="x-api-key"`},
+		{"/keys/v1/q", nil, "900902", `has a query parameter: 'apikey=API_KEY'`, `APIKey realm="keys/v1", in="query", name="apikey"`},
+		{"/keys/v1/h", map[string]string{"x-api-key": "nope"}, "900901", "", `APIKey realm="keys/v1", in="header", name="x-api-key"`},
+		{"/keys/v1/cert", nil, "900902", "client certificate", ""},
+		{"/keys/v1/bearer", nil, "900902", "Authorization: Bearer", `Bearer realm="keys/v1"`},
+	} {
+		got := c.send(t, tc.path, "", tc.headers)
+		body := strings.ReplaceAll(got.body, " ", "")
+		if got.status != 401 || !strings.Contains(body, `"code":`+tc.code) || !strings.Contains(got.body, tc.desc) || got.headers["www-authenticate"] != tc.wa {
+			t.Errorf("%s %v: %d %s, WWW-Authenticate %q; want %s, %q, %q", tc.path, tc.headers, got.status, got.body, got.headers["www-authenticate"], tc.code, tc.desc, tc.wa)
+		}
+	}
+}

@@ -16,6 +16,7 @@ func (e *Enforcer) peer(d *decision) bool {
 				f = &FaultCertificateRequired // WSO2's code for it (MutualSSLAuthenticator)
 			}
 			d.deny(f, c.reason)
+			d.challenge = challengeNone // TLS asks for a certificate, not HTTP
 			return false
 		}
 		d.principal = c.principal

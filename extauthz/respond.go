@@ -247,13 +247,21 @@ func wwwAuthenticate(o *decision, dpopAlgs string) string {
 		}
 		return c
 	}
-	base := `Bearer realm="` + realm + `"`
-	if o.basic {
+	switch o.challenge {
+	case challengeBasic:
 		if o.fault.Status == 401 {
 			return `Basic realm="` + realm + `", charset="UTF-8"`
 		}
 		return ""
+	case challengeAPIKey:
+		if o.fault.Status == 401 && o.key != nil {
+			return `APIKey realm="` + realm + `", in="` + string(o.key.In) + `", name=` + strconv.Quote(o.key.Param)
+		}
+		return ""
+	case challengeNone:
+		return ""
 	}
+	base := `Bearer realm="` + realm + `"`
 	if o.fault == &FaultTwoCredentials {
 		return base + `, error="invalid_request", error_description="one credential only"`
 	}

@@ -86,7 +86,7 @@ func TestLacks(t *testing.T) {
 	}
 	// A wildcard stream that far behind is told of what was removed since, from the
 	// tombstones: c and d were removed after change 3, and each churn name but the last.
-	send, gone = c.lacks(&sub{wildcard: true}, holding{known: true, asOf: 3, all: true})
+	_, gone = c.lacks(&sub{wildcard: true}, holding{known: true, asOf: 3, all: true})
 	if len(gone) != recentChanges+1 || !slices.Contains(gone, "c") || !slices.Contains(gone, "d") || slices.Contains(gone, fmt.Sprint("churn", c.n-1)) {
 		t.Errorf("a wildcard stream far behind is told %d removals (%v)", len(gone), gone)
 	}
