@@ -25,8 +25,10 @@ const (
 	ApplicationTierClaim  = "application_tier"
 	SubscriptionTierClaim = "subscription_tier"
 	CRLExpiry             = "hard"
-	DPoPMaxAge            = time.Minute
-	ReplayCacheSize       = 100000 // DPoP proof ids remembered in memory
+	// CRLRefreshInterval is how often the enforcer looks whether a CRL file changed.
+	CRLRefreshInterval = 10 * time.Second
+	DPoPMaxAge         = time.Minute
+	ReplayCacheSize    = 100000 // DPoP proof ids remembered in memory
 )
 
 // Token issuers.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate-gw/tollgate/internal/defaults"
@@ -61,10 +62,15 @@ type Verifier struct {
 	cfg   Config
 	roots *x509.CertPool
 	inter *x509.CertPool
+	cas   []*x509.Certificate // every certificate of CAFiles: the CRLs' possible signers
 	// crls by the raw subject of the CA that signed them: a serial is revoked only by its
-	// own issuer's list (RFC 5280 §6.3).
-	crls map[string]*crl
+	// own issuer's list (RFC 5280 §6.3). Swapped whole when a CRL file is read again
+	// (crl.go).
+	crls atomic.Pointer[map[string]*crl]
 	now  func() time.Time
+
+	reloadMu sync.Mutex
+	files    map[string]*crlFile // each CRL file as last read well
 
 	mu    sync.RWMutex
 	cache map[[32]byte]*Identity
@@ -82,20 +88,22 @@ func New(cfg Config) (*Verifier, error) {
 	default:
 		return nil, fmt.Errorf("crlExpiry %q must be hard or soft", cfg.CRLExpiry)
 	}
-	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(), inter: x509.NewCertPool(), crls: map[string]*crl{}, now: time.Now, cache: map[[32]byte]*Identity{}}
-	var cas []*x509.Certificate
+	v := &Verifier{cfg: cfg, roots: x509.NewCertPool(), inter: x509.NewCertPool(), now: time.Now, cache: map[[32]byte]*Identity{}, files: map[string]*crlFile{}}
 	for _, f := range cfg.CAFiles {
 		certs, err := v.loadCAs(f)
 		if err != nil {
 			return nil, err
 		}
-		cas = append(cas, certs...)
+		v.cas = append(v.cas, certs...)
 	}
 	for _, f := range cfg.CRLFiles {
-		if err := v.loadCRL(f, cas); err != nil {
+		c, err := v.readCRL(f)
+		if err != nil {
 			return nil, err
 		}
+		v.files[f] = c
 	}
+	v.swapCRLs()
 	return v, nil
 }
 
@@ -123,44 +131,6 @@ func (v *Verifier) loadCAs(f string) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: no PEM certificate", f)
 	}
 	return cas, nil
-}
-
-// loadCRL adds the serials a CRL file revokes to the list of the CA of cas that signed it
-// (RFC 5280 §6.3.3 (f)); a CRL no CA signed is an error.
-func (v *Verifier) loadCRL(f string, cas []*x509.Certificate) error {
-	data, err := os.ReadFile(f)
-	if err != nil {
-		return err
-	}
-	if b, _ := pem.Decode(data); b != nil {
-		data = b.Bytes
-	}
-	list, err := x509.ParseRevocationList(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f, err)
-	}
-	var signer *x509.Certificate
-	for _, ca := range cas {
-		if string(ca.RawSubject) == string(list.RawIssuer) && list.CheckSignatureFrom(ca) == nil {
-			signer = ca
-			break
-		}
-	}
-	if signer == nil {
-		return fmt.Errorf("%s: the CRL is not signed by any CA in caFiles (issuer %s)", f, list.Issuer)
-	}
-	c := v.crls[string(signer.RawSubject)]
-	if c == nil {
-		c = &crl{revoked: map[string]bool{}, nextUpdate: list.NextUpdate, file: f}
-		v.crls[string(signer.RawSubject)] = c
-	}
-	if list.NextUpdate.Before(c.nextUpdate) {
-		c.nextUpdate = list.NextUpdate
-	}
-	for _, e := range list.RevokedCertificateEntries {
-		c.revoked[e.SerialNumber.Text(16)] = true
-	}
-	return nil
 }
 
 // FromXFCC reports whether certificates may come from x-forwarded-client-cert.
@@ -254,7 +224,7 @@ func (v *Verifier) Verify(urlEncodedPEM, chain string) (*Identity, error) {
 func (v *Verifier) revocation(path []*x509.Certificate, now time.Time) (time.Time, error) {
 	until := time.Time{}
 	for i := 0; i+1 < len(path); i++ {
-		c := v.crls[string(path[i+1].RawSubject)]
+		c := (*v.crls.Load())[string(path[i+1].RawSubject)]
 		if c == nil {
 			continue
 		}

@@ -227,3 +227,89 @@ func TestRFC5280CRLs(t *testing.T) {
 		t.Error("a cached verdict outlived the CRL")
 	}
 }
+
+// put replaces file with the content of another file, a second later than its last time
+// (so that a change is seen whatever the file system's time resolution).
+func put(t *testing.T, file, from string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := fi.ModTime().Add(time.Second)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CRLs refresh without a restart: a renewed file takes effect at once (RFC 5280 §6.3: a
+// relying party uses the current CRL), an expired list (crlExpiry: hard) stops refusing when
+// a fresh one replaces it, and a file that does not read or verify keeps the last good list
+// in force, reported.
+func TestCRLsRefresh(t *testing.T) {
+	a := newCA(t, "CA A", nil)
+	caFile := writePEM(t, "ca.pem", "CERTIFICATE", a.cert.Raw)
+	cert13, _ := a.leaf(t, 13, "a13.internal")
+	file := a.crl(t, time.Now().Add(time.Hour), 12)
+	v, err := New(Config{CAFiles: []string{caFile}, CRLFiles: []string{file}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(cert13, ""); err != nil {
+		t.Fatalf("serial 13 before it is revoked: %v", err)
+	}
+	if got, err := v.ReloadCRLs(false); len(got) != 0 || err != nil {
+		t.Errorf("nothing changed, yet read again: %v %v", got, err)
+	}
+	put(t, file, a.crl(t, time.Now().Add(time.Hour), 12, 13))
+	if got, err := v.ReloadCRLs(false); len(got) != 1 || err != nil {
+		t.Fatalf("the renewed CRL: %v %v", got, err)
+	}
+	if _, err := v.Verify(cert13, ""); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("serial 13 after the renewed CRL revokes it (a cached verdict must not outlive its list): %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	os.WriteFile(bad, []byte("-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n"), 0o600)
+	put(t, file, bad)
+	if got, err := v.ReloadCRLs(false); len(got) != 0 || err == nil {
+		t.Errorf("a broken CRL file: read again %v, error %v", got, err)
+	}
+	if _, err := v.Verify(cert13, ""); err == nil {
+		t.Error("a broken CRL file dropped the last good list")
+	}
+	stranger := newCA(t, "CA A", nil)
+	put(t, file, stranger.crl(t, time.Now().Add(time.Hour)))
+	if _, err := v.ReloadCRLs(false); err == nil {
+		t.Error("a CRL signed outside caFiles was taken")
+	}
+	// Expired, then renewed: RunCRLs reads it again by itself.
+	put(t, file, a.crl(t, time.Now().Add(-time.Minute)))
+	if _, err := v.ReloadCRLs(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(cert13, ""); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("an expired CRL (hard): %v", err)
+	}
+	heard := make(chan []string, 10)
+	go v.RunCRLs(t.Context(), 20*time.Millisecond, func(reloaded []string, err error) {
+		if err == nil {
+			heard <- reloaded
+		}
+	})
+	put(t, file, a.crl(t, time.Now().Add(time.Hour)))
+	select {
+	case <-heard:
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunCRLs did not read the renewed file")
+	}
+	if _, err := v.Verify(cert13, ""); err != nil {
+		t.Errorf("after the fresh CRL replaced the expired one: %v", err)
+	}
+}

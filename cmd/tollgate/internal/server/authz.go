@@ -56,7 +56,9 @@ type AuthzConfig struct {
 type Authz struct {
 	st       *store.Store
 	f        follows
-	verifier *jwt.Verifier // nil without JWT issuers
+	verifier *jwt.Verifier  // nil without JWT issuers
+	certs    *mtls.Verifier // nil without mutual TLS
+	crls     func(reloaded []string, err error)
 	redis    *ratelimit.Redis
 	local    *ratelimit.Local
 	grpc     *grpc.Server
@@ -145,6 +147,7 @@ func (a *Authz) credentials(cfg AuthzConfig, ec *extauthz.Config, replay dpop.Re
 			return fmt.Errorf("authz.mutualTLS: %w", err)
 		}
 		ec.Certificates = certs
+		a.certs, a.crls = certs, crlReport(reg, log.Named("mtls"))
 	}
 	users, err := basic.New(cfg.BasicUsers)
 	if err != nil {
@@ -187,6 +190,31 @@ func (a *Authz) Ready() error {
 	return err
 }
 
+// crlReport logs and counts what following the CRL files finds: a renewed file read, or
+// one that no longer reads or verifies (its last good list stays; logged when its error
+// changes, not every time it is looked at).
+func crlReport(reg prometheus.Registerer, log *zap.Logger) func([]string, error) {
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_mtls_crl_reloads_total",
+		Help: "CRL files read again: ok (in force), or rejected (unreadable, unparsable or not signed by a trusted CA; the last good list stays)."}, []string{"result"})
+	reg.MustRegister(reloads)
+	var last string
+	return func(reloaded []string, err error) {
+		for _, f := range reloaded {
+			reloads.WithLabelValues("ok").Inc()
+			log.Info("CRL read again", zap.String("file", f))
+		}
+		if err == nil {
+			last = ""
+			return
+		}
+		reloads.WithLabelValues("rejected").Inc()
+		if err.Error() != last {
+			last = err.Error()
+			log.Error("CRL file not taken; its last good list stays in force", zap.Error(err))
+		}
+	}
+}
+
 func (a *Authz) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	a.f.run(ctx, a.st, g)
@@ -197,6 +225,9 @@ func (a *Authz) Run(ctx context.Context) error {
 		g.Go(func() error { a.redis.Run(ctx); return a.redis.Close() })
 	}
 	g.Go(func() error { a.local.Run(ctx, time.Minute); return nil })
+	if a.certs != nil {
+		g.Go(func() error { a.certs.RunCRLs(ctx, defaults.CRLRefreshInterval, a.crls); return nil })
+	}
 	g.Go(func() error { return serveGRPC(ctx, a.grpc, a.lis) })
 	return g.Wait()
 }
