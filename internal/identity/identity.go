@@ -126,3 +126,37 @@ func Printable(s string) bool {
 	}
 	return true
 }
+
+// Confirmation reads a token's "cnf" (RFC 7800), from a JWT's claims or an introspection
+// response (RFC 7662 §2.2, RFC 9449 §6.2): an x5t#S256 certificate thumbprint (RFC 8705
+// §3.1) or a jkt key thumbprint (RFC 9449 §6). nil means the token is not bound. A cnf that
+// is not an object, a member of the wrong type, or only confirmation methods Tollgate
+// cannot check is refused: a token that says it is bound must never pass as unbound.
+func Confirmation(raw any) (x5t, jkt string, err error) {
+	if raw == nil {
+		return "", "", nil
+	}
+	cnf, ok := raw.(map[string]any)
+	if !ok {
+		return "", "", Refuse(Invalid, "cnf is not an object (RFC 7800 §3.1)")
+	}
+	for name, v := range cnf {
+		s, isString := v.(string)
+		switch name {
+		case "x5t#S256":
+			if !isString || s == "" {
+				return "", "", Refuse(Invalid, "cnf x5t#S256 is not a thumbprint string (RFC 8705 §3.1)")
+			}
+			x5t = s
+		case "jkt":
+			if !isString || s == "" {
+				return "", "", Refuse(Invalid, "cnf jkt is not a thumbprint string (RFC 9449 §6.1)")
+			}
+			jkt = s
+		}
+	}
+	if x5t == "" && jkt == "" {
+		return "", "", Refuse(Invalid, "cnf holds no confirmation method this gateway can check (x5t#S256 or jkt)")
+	}
+	return x5t, jkt, nil
+}

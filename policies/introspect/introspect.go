@@ -60,8 +60,9 @@ type Introspector struct {
 }
 
 type entry struct {
-	id    *identity.Principal // nil: inactive
-	until time.Time
+	id     *identity.Principal // nil: inactive, or refused
+	until  time.Time
+	refuse *identity.Error // an active token refused all the same (a cnf that cannot be read)
 }
 
 // New makes an introspector; reg (may be nil) gets its metrics.
@@ -124,6 +125,9 @@ func (i *Introspector) Verify(ctx context.Context, token string) (*identity.Prin
 }
 
 func answer(e entry) (*identity.Principal, error) {
+	if e.refuse != nil {
+		return nil, e.refuse
+	}
 	if e.id == nil {
 		return nil, identity.Refuse(identity.Inactive, "the token is not active")
 	}
@@ -158,6 +162,9 @@ type response struct {
 	Jti      string          `json:"jti"`
 	Iss      string          `json:"iss"`
 	Aud      json.RawMessage `json:"aud"`
+	// Cnf binds the token to a certificate (x5t#S256, RFC 8705 §3.2) or a DPoP key (jkt,
+	// RFC 9449 §6.2), as a JWT's cnf does.
+	Cnf any `json:"cnf"`
 }
 
 func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte) (entry, error) {
@@ -198,6 +205,11 @@ func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte)
 		Scopes: strings.Fields(r.Scope), TokenHash: hex.EncodeToString(h[:]), Kind: identity.Opaque,
 		Claims: map[string]any{"sub": r.Sub, "client_id": r.ClientID, "scope": r.Scope, "iss": r.Iss, "jti": r.Jti}}
 	until := now.Add(i.cfg.ActiveTTL)
+	if id.CertThumbprint, id.KeyThumbprint, err = identity.Confirmation(r.Cnf); err != nil {
+		// It says it is bound and cannot be checked: never passed as unbound.
+		i.calls.WithLabelValues("refused").Inc()
+		return entry{refuse: err.(*identity.Error), until: until}, nil
+	}
 	if r.Exp != 0 {
 		id.Expiry = time.Unix(r.Exp, 0)
 		until = minTime(until, id.Expiry)

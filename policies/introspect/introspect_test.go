@@ -186,3 +186,35 @@ func TestAudienceAndConfig(t *testing.T) {
 		t.Error("no client id was accepted")
 	}
 }
+
+// An introspection response's cnf binds the opaque token as a JWT's does (RFC 9449 §6.2:
+// jkt; RFC 8705 §3.2: x5t#S256): the principal carries the thumbprint the enforcer then
+// holds the proof or the certificate to; a cnf that cannot be read refuses the token, never
+// passes it as unbound, and that answer is cached like any other.
+func TestIntrospectedConfirmationRFC9449(t *testing.T) {
+	p := newIdP(t)
+	exp := time.Now().Add(time.Hour).Unix()
+	p.set("dpop", map[string]any{"active": true, "sub": "alice", "exp": exp, "cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}})
+	p.set("mtls", map[string]any{"active": true, "sub": "bob", "exp": exp, "cnf": map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}})
+	p.set("bad", map[string]any{"active": true, "sub": "eve", "exp": exp, "cnf": "jkt=abc"})
+	p.set("plain", map[string]any{"active": true, "sub": "carol", "exp": exp})
+	i := newIntrospector(t, p.srv.URL, nil)
+	if id, err := i.Verify(t.Context(), "dpop"); err != nil || id.KeyThumbprint != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" || id.CertThumbprint != "" {
+		t.Errorf("cnf.jkt: %+v %v", id, err)
+	}
+	if id, err := i.Verify(t.Context(), "mtls"); err != nil || id.CertThumbprint != "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" || id.KeyThumbprint != "" {
+		t.Errorf("cnf.x5t#S256: %+v %v", id, err)
+	}
+	if id, err := i.Verify(t.Context(), "plain"); err != nil || id.KeyThumbprint != "" || id.CertThumbprint != "" {
+		t.Errorf("no cnf: %+v %v", id, err)
+	}
+	before := p.calls.Load()
+	for range 2 {
+		if id, err := i.Verify(t.Context(), "bad"); err == nil || kind(err) != identity.Invalid {
+			t.Errorf("a cnf that is not an object: %+v %v, want Invalid", id, err)
+		}
+	}
+	if n := p.calls.Load() - before; n != 1 {
+		t.Errorf("the refused answer was asked for %d times, want once (cached)", n)
+	}
+}

@@ -282,7 +282,7 @@ func parseFailure(err error) *identity.Error {
 // bound that is not.
 func (is *issuer) bind(id *identity.Principal, claims gojwt.MapClaims) error {
 	var err error
-	if id.CertThumbprint, id.KeyThumbprint, err = confirmation(claims); err != nil {
+	if id.CertThumbprint, id.KeyThumbprint, err = identity.Confirmation(claims["cnf"]); err != nil {
 		return err
 	}
 	if is.cfg.DPoPBound && id.KeyThumbprint == "" {
@@ -378,40 +378,6 @@ var nonAccessTypes = map[string]bool{
 	"kb+jwt":                  true, // SD-JWT key binding
 	"entity-statement+jwt":    true, // OpenID Federation
 	"jwk-set+jwt":             true, // signed key sets
-}
-
-// confirmation reads "cnf" (RFC 7800): an x5t#S256 certificate thumbprint (RFC 8705 §3.1)
-// or a jkt key thumbprint (RFC 9449 §6). A cnf that is not an object, a member of the wrong
-// type, or only confirmation methods Tollgate cannot check is refused: a token that says it
-// is bound must never pass as unbound.
-func confirmation(claims map[string]any) (x5t, jkt string, err error) {
-	raw, ok := claims["cnf"]
-	if !ok {
-		return "", "", nil
-	}
-	cnf, ok := raw.(map[string]any)
-	if !ok {
-		return "", "", refuse(identity.Invalid, "cnf is not an object (RFC 7800 §3.1)")
-	}
-	for name, v := range cnf {
-		s, isString := v.(string)
-		switch name {
-		case "x5t#S256":
-			if !isString || s == "" {
-				return "", "", refuse(identity.Invalid, "cnf x5t#S256 is not a thumbprint string (RFC 8705 §3.1)")
-			}
-			x5t = s
-		case "jkt":
-			if !isString || s == "" {
-				return "", "", refuse(identity.Invalid, "cnf jkt is not a thumbprint string (RFC 9449 §6.1)")
-			}
-			jkt = s
-		}
-	}
-	if x5t == "" && jkt == "" {
-		return "", "", refuse(identity.Invalid, "cnf holds no confirmation method this gateway can check (x5t#S256 or jkt)")
-	}
-	return x5t, jkt, nil
 }
 
 func (v *Verifier) checkTimes(is *issuer, claims gojwt.MapClaims, now time.Time) (time.Time, error) {
