@@ -93,3 +93,59 @@ func TestREADMEDecisionTestExample(t *testing.T) {
 		t.Errorf("the README's case: exit %d\n%s%s", o.code, o.stdout, o.stderr)
 	}
 }
+
+// Decision tests cover every credential offline: a DPoP-bound token with its proof (RFC
+// 9449: a proof by another key or none is refused), and a client certificate forwarded as
+// Envoy does (trusted, from another CA, or none).
+func TestDecisionTestsWithDPoPAndCertificates(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "vault.yaml", `openapi: 3.0.3
+info: {title: vault, version: v1}
+x-tollgate-dpop: true
+x-tollgate-production-endpoints: [http://127.0.0.1:8081]
+components: {securitySchemes: {oauth2: {type: oauth2, flows: {clientCredentials: {tokenUrl: "https://idp/token", scopes: {read: r}}}}}}
+security: [{oauth2: [read]}]
+paths: {/box: {get: {responses: {"200": {description: ok}}}}}
+`)
+	write(t, dir, "pki.yaml", `openapi: 3.1.0
+info: {title: pki, version: v1}
+x-tollgate-production-endpoints: [http://127.0.0.1:8081]
+components: {securitySchemes: {cert: {type: mutualTLS}}}
+security: [{cert: []}]
+paths: {/who: {get: {responses: {"200": {description: ok}}}}}
+`)
+	write(t, dir, "all.cases.yaml", `kind: DecisionTests
+cases:
+  - name: a DPoP-bound token with its proof
+    request: {path: /vault/v1/box}
+    token: {scope: read, dpop: {}}
+    expect: {status: 200}
+  - name: a proof by another key
+    request: {path: /vault/v1/box}
+    token: {scope: read, dpop: {proof: other}}
+    expect: {status: 401, fault: "900901"}
+  - name: no proof
+    request: {path: /vault/v1/box}
+    token: {scope: read, dpop: {proof: none}}
+    expect: {status: 401, fault: "900901"}
+  - name: an unbound Bearer token on a DPoP API
+    request: {path: /vault/v1/box}
+    token: {scope: read}
+    expect: {status: 401, fault: "900901"}
+  - name: a trusted client certificate
+    request: {path: /pki/v1/who}
+    certificate: {subject: svc-a}
+    expect: {status: 200}
+  - name: a certificate of another CA
+    request: {path: /pki/v1/who}
+    certificate: {untrusted: true}
+    expect: {status: 401, fault: "900901"}
+  - name: no certificate
+    request: {path: /pki/v1/who}
+    expect: {status: 401, fault: "900902"}
+`)
+	o := tollgate(t, "test", "-f", dir)
+	if o.code != 0 || !strings.Contains(o.stdout, "7 passed, 0 failed") {
+		t.Errorf("tollgate test: exit %d\n%s%s", o.code, o.stdout, o.stderr)
+	}
+}

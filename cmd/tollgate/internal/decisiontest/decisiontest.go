@@ -30,7 +30,9 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
+	"github.com/tollgate-gw/tollgate/policies/dpop"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
+	"github.com/tollgate-gw/tollgate/policies/mtls"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 	"github.com/tollgate-gw/tollgate/policies/revocation"
 )
@@ -50,6 +52,9 @@ type Case struct {
 	Token  *Token  `json:"token,omitempty"`
 	APIKey *APIKey `json:"apiKey,omitempty"`
 	Basic  *Basic  `json:"basic,omitempty"`
+	// Certificate is sent as the connection's client certificate, with or without one of
+	// the credentials above (mutual TLS).
+	Certificate *Certificate `json:"certificate,omitempty"`
 	// Times sends the request this many times (default 1); Expect is of the last answer —
 	// throttling after N requests.
 	Times  int    `json:"times,omitempty"`
@@ -71,6 +76,7 @@ type Token struct {
 	ClientID string         `json:"clientId,omitempty"` // default test-app
 	Claims   map[string]any `json:"claims,omitempty"`   // more claims (a tier, say)
 	Expired  bool           `json:"expired,omitempty"`  // minted already expired
+	DPoP     *DPoP          `json:"dpop,omitempty"`     // bound to a DPoP key, sent with its proof
 }
 
 // APIKey is a key made for the case, for APIs, sent in a header or the query.
@@ -147,7 +153,7 @@ func sortedNames(m map[string]Suite) []string {
 }
 
 func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Definition, c Case, opt Options) ([]string, error) {
-	w, err := newWorld(defs, jwksFile, opt)
+	w, err := newWorld(dir, defs, jwksFile, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -156,23 +162,34 @@ func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Defin
 	if err := w.credential(dir, c, &r); err != nil {
 		return nil, err
 	}
+	var cert string
+	if c.Certificate != nil {
+		if cert, err = w.certificate(c.Certificate); err != nil {
+			return nil, err
+		}
+	}
 	var resp *authv3.CheckResponse
 	for range max(1, c.Times) {
-		if resp, err = w.enf.Check(ctx, extauthz.NewCheckRequest(r)); err != nil {
+		req := extauthz.NewCheckRequest(r)
+		req.Attributes.Source.Certificate = cert
+		if resp, err = w.enf.Check(ctx, req); err != nil {
 			return nil, err
 		}
 	}
 	return compare(resp, c.Expect), nil
 }
 
-// world is an enforcer of the definitions, alone, with its users and API keys to fill.
+// world is an enforcer of the definitions, alone, with its users and API keys to fill,
+// trusting a CA of its own for client certificates and checking DPoP proofs.
 type world struct {
 	enf   *extauthz.Enforcer
 	users *basic.Users
 	keys  *apikey.Set
+	ca    *testCA
+	dir   string
 }
 
-func newWorld(defs []definitions.Definition, jwksFile string, opt Options) (*world, error) {
+func newWorld(dir string, defs []definitions.Definition, jwksFile string, opt Options) (*world, error) {
 	log := zap.NewNop()
 	reg := catalog.New(log, nil)
 	var apis []*apimodel.API
@@ -200,8 +217,75 @@ func newWorld(defs []definitions.Definition, jwksFile string, opt Options) (*wor
 	if err != nil {
 		return nil, err
 	}
-	enf := extauthz.New(extauthz.Config{Revocations: revoked, Throttle: engine, Users: users, APIKeys: keys, Format: opt.Format}, reg, verifier, log, nil)
-	return &world{enf: enf, users: users, keys: keys}, nil
+	ca, err := newCA(dir, "test-ca")
+	if err != nil {
+		return nil, err
+	}
+	certs, err := mtls.New(mtls.Config{CAFiles: []string{ca.file}})
+	if err != nil {
+		return nil, err
+	}
+	proofs, err := dpop.New(dpop.Config{})
+	if err != nil {
+		return nil, err
+	}
+	enf := extauthz.New(extauthz.Config{Revocations: revoked, Throttle: engine, Users: users, APIKeys: keys, Format: opt.Format,
+		Certificates: certs, DPoP: proofs}, reg, verifier, log, nil)
+	return &world{enf: enf, users: users, keys: keys, ca: ca, dir: dir}, nil
+}
+
+// token puts a token the development issuer signs on the request: Bearer, or DPoP-bound
+// with its proof.
+func (w *world) token(dir string, t *Token, r *extauthz.Request) error {
+	claims := devissuer.Claims{Subject: or(t.Subject, "test-user"), ClientID: or(t.ClientID, "test-app"), Scope: t.Scope, TTL: time.Hour, Extra: t.Claims}
+	if t.Expired {
+		claims.TTL = -time.Hour
+	}
+	var bound *proofKey
+	if t.DPoP != nil {
+		k, err := newProofKey()
+		if err != nil {
+			return err
+		}
+		bound, claims.DPoPThumbprint = k, k.thumb
+	}
+	tok, err := devissuer.Mint(dir, claims)
+	if err != nil {
+		return err
+	}
+	if bound == nil {
+		r.Headers["authorization"] = "Bearer " + tok
+		return nil
+	}
+	r.Headers["authorization"] = "DPoP " + tok
+	signer := bound
+	switch t.DPoP.Proof {
+	case "none":
+		return nil
+	case "other":
+		if signer, err = newProofKey(); err != nil {
+			return err
+		}
+	}
+	path, _, _ := strings.Cut(r.Path, "?")
+	proof, err := signer.proof(r.Method, "https://"+r.Host+path, tok)
+	if err != nil {
+		return err
+	}
+	r.Headers["dpop"] = proof
+	return nil
+}
+
+// certificate is the case's client certificate, URL-encoded PEM as Envoy forwards it.
+func (w *world) certificate(c *Certificate) (string, error) {
+	ca := w.ca
+	if c.Untrusted {
+		var err error
+		if ca, err = newCA(w.dir, "untrusted-ca"); err != nil {
+			return "", err
+		}
+	}
+	return ca.issue(or(c.Subject, "test-client"))
 }
 
 // credential puts the case's credential on the request: a token the development issuer
@@ -209,16 +293,7 @@ func newWorld(defs []definitions.Definition, jwksFile string, opt Options) (*wor
 func (w *world) credential(dir string, c Case, r *extauthz.Request) error {
 	switch {
 	case c.Token != nil:
-		t := c.Token
-		claims := devissuer.Claims{Subject: or(t.Subject, "test-user"), ClientID: or(t.ClientID, "test-app"), Scope: t.Scope, TTL: time.Hour, Extra: t.Claims}
-		if t.Expired {
-			claims.TTL = -time.Hour
-		}
-		tok, err := devissuer.Mint(dir, claims)
-		if err != nil {
-			return err
-		}
-		r.Headers["authorization"] = "Bearer " + tok
+		return w.token(dir, c.Token, r)
 	case c.APIKey != nil:
 		key, kv, _, err := apikey.New("test-app", c.APIKey.APIs, 0)
 		if err != nil {
