@@ -88,9 +88,11 @@ func newProofKey() (*proofKey, error) {
 		return nil, err
 	}
 	coord := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-	x, y := make([]byte, 32), make([]byte, 32)
-	k.PublicKey.X.FillBytes(x)
-	k.PublicKey.Y.FillBytes(y)
+	pub, err := k.PublicKey.Bytes() // 0x04 || X || Y (SEC 1 uncompressed)
+	if err != nil {
+		return nil, err
+	}
+	x, y := pub[1:33], pub[33:65]
 	members := map[string]string{"crv": "P-256", "kty": "EC", "x": coord(x), "y": coord(y)}
 	jwk := map[string]any{}
 	for n, v := range members {
