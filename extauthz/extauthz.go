@@ -9,6 +9,7 @@ package extauthz
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tollgate-gw/tollgate/internal/defaults"
@@ -116,6 +117,10 @@ type Enforcer struct {
 	log    *zap.Logger
 	m      *metrics
 	denies map[Fault]*denyTemplate
+	// made are the templates of faults made for a scheme (a missing API key's says where
+	// the key goes), built at their first use: one per key location the definitions have
+	// named.
+	made sync.Map // Fault → *denyTemplate
 	// dpopAlgs lists the DPoP proof algorithms for the challenge.
 	dpopAlgs string
 	// authenticators check each kind of credential (authenticate.go).

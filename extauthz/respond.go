@@ -202,7 +202,12 @@ func newDenyTemplate(f Fault, format Format) *denyTemplate {
 func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 	t := e.denies[*o.fault]
 	if t == nil {
-		t = newDenyTemplate(*o.fault, e.cfg.Format)
+		if v, ok := e.made.Load(*o.fault); ok {
+			t = v.(*denyTemplate)
+		} else {
+			t = newDenyTemplate(*o.fault, e.cfg.Format)
+			e.made.Store(*o.fault, t)
+		}
 	}
 	headers := []*corev3.HeaderValueOption{t.ctype}
 	if wa := wwwAuthenticate(o, e.dpopAlgs); wa != "" {

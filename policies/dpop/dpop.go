@@ -203,12 +203,17 @@ func (c *Checker) checkClaims(claims gojwt.MapClaims, r Request) error {
 		return refuse("the proof's iat is outside the accepted window (RFC 9449 §4.3: at most %v old)", c.cfg.MaxAge)
 	}
 	if r.AccessToken != "" {
-		sum := sha256.Sum256([]byte(r.AccessToken))
-		if ath, _ := claims["ath"].(string); ath != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		if ath, _ := claims["ath"].(string); ath != AccessTokenHash(r.AccessToken) {
 			return refuse("the proof's ath is not the hash of the access token (RFC 9449 §4.3)")
 		}
 	}
 	return nil
+}
+
+// AccessTokenHash is a proof's ath for token: base64url of its SHA-256 (RFC 9449 §4.2).
+func AccessTokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // checkReplay refuses a proof whose id (with its key) was seen within its lifetime.

@@ -4,7 +4,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -103,13 +102,7 @@ func newProofKey() (*proofKey, error) {
 
 // proof is a DPoP proof (RFC 9449 §4.2) for method and htu, bound to the access token.
 func (p *proofKey) proof(method, htu, token string) (string, error) {
-	ath := sha256b64(token)
-	tok := gojwt.NewWithClaims(gojwt.SigningMethodES256, gojwt.MapClaims{"jti": rand.Text(), "htm": method, "htu": htu, "iat": time.Now().Unix(), "ath": ath})
+	tok := gojwt.NewWithClaims(gojwt.SigningMethodES256, gojwt.MapClaims{"jti": rand.Text(), "htm": method, "htu": htu, "iat": time.Now().Unix(), "ath": dpop.AccessTokenHash(token)})
 	tok.Header["typ"], tok.Header["jwk"] = "dpop+jwt", p.jwk
 	return tok.SignedString(p.key)
-}
-
-func sha256b64(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
