@@ -76,9 +76,10 @@ func (e *Enforcer) credentialFor(d *decision, s apimodel.Scheme) *credential {
 }
 
 // memoKey names what a scheme's check depends on: the kind for a token, a certificate or
-// a password (one per request), the scheme for an API key (its place differs).
+// a password (one per request), the scheme for an API key (its place differs) and for a
+// bearer scheme that accepts only some issuers.
 func memoKey(s apimodel.Scheme) string {
-	if s.Type == apimodel.SchemeAPIKey {
+	if s.Type == apimodel.SchemeAPIKey || s.Type == apimodel.SchemeBearer && len(s.Issuers) > 0 {
 		return s.Name
 	}
 	return string(s.Type)

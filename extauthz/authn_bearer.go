@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -21,7 +22,7 @@ var tokenFaults = map[identity.Failure]*Fault{
 	identity.Unavailable: &FaultInternal,
 }
 
-func (a bearerAuth) authenticate(d *decision, _ apimodel.Scheme) credential {
+func (a bearerAuth) authenticate(d *decision, s apimodel.Scheme) credential {
 	e, api := a.e, d.api
 	challenge := ""
 	if api.DPoP {
@@ -35,14 +36,19 @@ func (a bearerAuth) authenticate(d *decision, _ apimodel.Scheme) credential {
 	if !ok {
 		return credential{fault: &FaultMissing, reason: "the " + api.AuthHeader + " header is not a Bearer or DPoP credential", dpop: challenge, missing: true}
 	}
-	verifier := e.tokens
-	if e.cfg.Opaque != nil && strings.Count(token, ".") != 2 {
-		verifier = e.cfg.Opaque
-	}
-	if verifier == nil {
+	var p *identity.Principal
+	var err error
+	switch {
+	case len(e.cfg.Opaque) > 0 && strings.Count(token, ".") != 2:
+		p, err = a.introspect(d, s, token)
+	case e.tokens == nil:
 		return credential{fault: &FaultInvalid, reason: "no token issuer is configured"}
+	default:
+		p, err = e.tokens.Verify(d.ctx, token)
 	}
-	p, err := verifier.Verify(d.ctx, token)
+	if err == nil && len(s.Issuers) > 0 && !slices.Contains(s.Issuers, p.Issuer) {
+		err = identity.Refuse(identity.Invalid, "the token's issuer %q is not one that scheme %q accepts", p.Issuer, s.Name)
+	}
 	if err != nil {
 		c := credential{fault: &FaultInvalid, reason: err.Error()}
 		if f := tokenFaults[identity.FailureOf(err)]; f != nil {
@@ -66,6 +72,37 @@ func (a bearerAuth) authenticate(d *decision, _ apimodel.Scheme) credential {
 		}
 	}
 	return credential{principal: p}
+}
+
+// introspect asks the opaque-token issuers the scheme accepts (all, unless it names some),
+// in order, until one finds the token active or refuses it for a reason of its own. A token
+// no issuer knows is inactive; when one could not be asked and none knew it, the answer is
+// that it could not be checked (503), not that it is inactive.
+func (a bearerAuth) introspect(d *decision, s apimodel.Scheme, token string) (*identity.Principal, error) {
+	var last error
+	asked := 0
+	for _, is := range a.e.cfg.Opaque {
+		if len(s.Issuers) > 0 && !slices.Contains(s.Issuers, is.Name()) {
+			continue
+		}
+		asked++
+		p, err := is.Verify(d.ctx, token)
+		switch identity.FailureOf(err) {
+		case identity.Inactive:
+			if last == nil {
+				last = err
+			}
+			continue
+		case identity.Unavailable:
+			last = err
+			continue
+		}
+		return p, err
+	}
+	if asked == 0 {
+		return nil, identity.Refuse(identity.Invalid, "no opaque-token issuer that scheme %q accepts is configured", s.Name)
+	}
+	return nil, last
 }
 
 // possession applies RFC 9449: a DPoP-bound token (cnf.jkt) passes only with the DPoP

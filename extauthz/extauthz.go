@@ -37,6 +37,13 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*identity.Principal, error)
 }
 
+// OpaqueIssuer checks the opaque tokens of one issuer; policies/introspect.Introspector
+// implements it.
+type OpaqueIssuer interface {
+	TokenVerifier
+	Name() string
+}
+
 // ProofChecker checks DPoP proofs; policies/dpop.Checker implements it.
 type ProofChecker interface {
 	Verify(ctx context.Context, proof string, r dpop.Request) (dpop.Proof, error)
@@ -62,8 +69,10 @@ type Config struct {
 	RemoveAuthorization bool
 	// Revocations, if set, is checked for every token, cached or not.
 	Revocations RevocationList
-	// Opaque, if set, validates bearer tokens that are not JWTs (by introspection).
-	Opaque TokenVerifier
+	// Opaque are the issuers of bearer tokens that are not JWTs (checked by introspection),
+	// asked in order: the first that finds a token active answers; a scheme that names its
+	// issuers (x-tollgate-issuers) asks only those.
+	Opaque []OpaqueIssuer
 	// Certificates checks client certificates (mutual TLS); Users checks basic credentials;
 	// APIKeys checks API keys. Each may be nil: its schemes then always fail.
 	Certificates CertVerifier

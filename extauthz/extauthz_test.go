@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,7 +436,7 @@ func TestOpaqueTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := revocation.New(zap.NewNop(), nil)
-	r := newRigWith(t, extauthz.Config{Opaque: in}, set, example(t, "coffeebar"))
+	r := newRigWith(t, extauthz.Config{Opaque: []extauthz.OpaqueIssuer{in}}, set, example(t, "coffeebar"))
 	if got := r.check(t, "GET", "/coffeebar/v1/menu", "Bearer opaque-good", nil); got.status != 200 || got.resp.GetDynamicMetadata().AsMap()["subject"] != "carol" {
 		t.Errorf("active opaque token: %d %s", got.status, got.body)
 	}
@@ -554,5 +555,117 @@ func TestMGW3FaultBodies(t *testing.T) {
 	p := newRig(t, extauthz.Config{Format: extauthz.FormatProblem}, example(t, "coffeebar"))
 	if got := p.check(t, "GET", "/coffeebar/v1/nowhere", p.token("admin"), nil); got.status != 404 || !strings.Contains(got.body, `"code":900906`) {
 		t.Errorf("unknown path, problem format: %d %s", got.status, got.body)
+	}
+}
+
+const twoIdPsAPI = `openapi: 3.1.0
+info: {title: Two, version: v1}
+x-tollgate-basePath: /two
+x-tollgate-production-endpoints: ["http://127.0.0.1:9000"]
+components:
+  securitySchemes:
+    anyIdP: {type: http, scheme: bearer}
+    corpOnly: {type: http, scheme: bearer, x-tollgate-issuers: [corp]}
+    jwtOnly: {type: oauth2, flows: {clientCredentials: {tokenUrl: "https://idp/token", scopes: {}}}, x-tollgate-issuers: [idp]}
+paths:
+  /any: {get: {security: [{anyIdP: []}], responses: {"200": {description: ok}}}}
+  /corp: {get: {security: [{corpOnly: []}], responses: {"200": {description: ok}}}}
+  /jwt: {get: {security: [{jwtOnly: []}], responses: {"200": {description: ok}}}}
+  /either: {get: {security: [{corpOnly: []}, {jwtOnly: []}], responses: {"200": {description: ok}}}}
+`
+
+// Issue 23, item 4: a gateway in front of two identity providers with opaque tokens asks
+// each in order (as Authorino tries an AuthConfig's identity sources) unless the scheme
+// names the issuers it accepts (x-tollgate-issuers); each answer is cached per issuer.
+func TestSeveralIntrospectionServers(t *testing.T) {
+	var corpCalls, partnerCalls atomic.Int64
+	var partnerDown atomic.Bool
+	server := func(name, known string, calls *atomic.Int64, down *atomic.Bool) *introspect.Introspector {
+		srv := tu.NewHTTPServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			if down != nil && down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			if r.FormValue("token") == known {
+				fmt.Fprintf(w, `{"active":true,"sub":"%s-user","client_id":"%s-app"}`, name, name)
+				return
+			}
+			w.Write([]byte(`{"active":false}`))
+		}))
+		in, err := introspect.New(introspect.Config{Name: name, URL: srv.URL, ClientID: "gw"}, zap.NewNop(), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	corp := server("corp", "corp-token", &corpCalls, nil)
+	partner := server("partner", "partner-token", &partnerCalls, &partnerDown)
+	set := revocation.New(zap.NewNop(), nil)
+	r := newRigWith(t, extauthz.Config{Opaque: []extauthz.OpaqueIssuer{corp, partner}}, set, twoIdPsAPI)
+	subject := func(got result) any { return got.resp.GetDynamicMetadata().AsMap()["subject"] }
+
+	// Any issuer: each token is found at its own server, the first asked first.
+	if got := r.check(t, "GET", "/two/any", "Bearer corp-token", nil); got.status != 200 || subject(got) != "corp-user" {
+		t.Errorf("corp token: %d %s %v", got.status, got.body, subject(got))
+	}
+	if got := r.check(t, "GET", "/two/any", "Bearer partner-token", nil); got.status != 200 || subject(got) != "partner-user" {
+		t.Errorf("partner token: %d %s %v", got.status, got.body, subject(got))
+	}
+	if corpCalls.Load() != 2 || partnerCalls.Load() != 1 {
+		t.Errorf("calls: corp %d, partner %d; want 2, 1", corpCalls.Load(), partnerCalls.Load())
+	}
+	// Cached per issuer: asked again, no server is called.
+	r.check(t, "GET", "/two/any", "Bearer partner-token", nil)
+	if corpCalls.Load() != 2 || partnerCalls.Load() != 1 {
+		t.Errorf("cached: corp %d, partner %d", corpCalls.Load(), partnerCalls.Load())
+	}
+	// A token no issuer knows is inactive (900904).
+	if got := r.check(t, "GET", "/two/any", "Bearer nobody", nil); got.status != 401 || !strings.Contains(got.body, "900904") {
+		t.Errorf("unknown token: %d %s", got.status, got.body)
+	}
+	// A scheme that names its issuer asks only that one: the partner's token is never
+	// shown to it... and the corp server, asked, does not know it.
+	before := partnerCalls.Load()
+	if got := r.check(t, "GET", "/two/corp", "Bearer partner-token", nil); got.status != 401 {
+		t.Errorf("partner token on a corp-only scheme: %d %s", got.status, got.body)
+	}
+	if partnerCalls.Load() != before {
+		t.Errorf("a corp-only scheme asked the partner server")
+	}
+	if got := r.check(t, "GET", "/two/corp", "Bearer corp-token", nil); got.status != 200 {
+		t.Errorf("corp token on the corp-only scheme: %d %s", got.status, got.body)
+	}
+	// A JWT-only scheme refuses the opaque tokens and takes the JWT issuer's; the other
+	// way round too.
+	if got := r.check(t, "GET", "/two/jwt", "Bearer corp-token", nil); got.status != 401 {
+		t.Errorf("opaque token on a JWT-only scheme: %d %s", got.status, got.body)
+	}
+	if got := r.check(t, "GET", "/two/jwt", r.token(""), nil); got.status != 200 {
+		t.Errorf("JWT on the JWT-only scheme: %d %s", got.status, got.body)
+	}
+	if got := r.check(t, "GET", "/two/corp", r.token(""), nil); got.status != 401 || !strings.Contains(got.body, "900901") {
+		t.Errorf("JWT on the corp-only scheme: %d %s", got.status, got.body)
+	}
+	// Alternatives of different issuers: either passes.
+	for _, tok := range []string{"Bearer corp-token", r.token("")} {
+		if got := r.check(t, "GET", "/two/either", tok, nil); got.status != 200 {
+			t.Errorf("either: %d %s", got.status, got.body)
+		}
+	}
+	// One server away and no other knows the token: it could not be checked (900900, as
+	// with one server away), not "inactive"; a token the reachable one knows still passes.
+	partnerDown.Store(true)
+	if got := r.check(t, "GET", "/two/any", "Bearer new-partner-token", nil); got.status != 500 || !strings.Contains(got.body, "900900") {
+		t.Errorf("a server away: %d %s", got.status, got.body)
+	}
+	if got := r.check(t, "GET", "/two/any", "Bearer corp-token", nil); got.status != 200 {
+		t.Errorf("the other server's token while one is away: %d %s", got.status, got.body)
+	}
+	// Revocation by hash holds whichever issuer answered.
+	sum := sha256.Sum256([]byte("partner-token"))
+	set.Update(store.Event{KV: store.KV{Key: "hash/" + hex.EncodeToString(sum[:])}})
+	if got := r.check(t, "GET", "/two/any", "Bearer partner-token", nil); got.status != 401 || !strings.Contains(got.body, "revoked") {
+		t.Errorf("revoked partner token: %d %s", got.status, got.body)
 	}
 }

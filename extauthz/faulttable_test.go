@@ -119,7 +119,9 @@ func TestREADMEFaultTable(t *testing.T) {
 	}
 	throttle := &switchable{}
 	throttle.to.Store(engine)
-	c := newCredRigWith(t, func(cfg *extauthz.Config) { cfg.Throttle, cfg.Opaque, cfg.Loaded = throttle, in, loaded.Load }, tableAPI, strictAPI)
+	c := newCredRigWith(t, func(cfg *extauthz.Config) {
+		cfg.Throttle, cfg.Opaque, cfg.Loaded = throttle, []extauthz.OpaqueIssuer{in}, loaded.Load
+	}, tableAPI, strictAPI)
 	r, p := c.rig, c.pki
 	tok := func(edit func(map[string]any)) string {
 		claims := r.idp.Claims(aud, "read")

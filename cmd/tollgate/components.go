@@ -70,11 +70,13 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 					return out, err
 				}
 			}
-			out.Introspect = &introspect.Config{
-				Name: is.Name, URL: is.IntrospectionURL, ClientID: is.ClientID, ClientSecret: []byte(secret), Audiences: is.Audiences,
+			out.Introspect = append(out.Introspect, introspect.Config{
+				Name: cmp.Or(is.Name, is.Issuer), URL: is.IntrospectionURL, ClientID: is.ClientID, ClientSecret: []byte(secret), Audiences: is.Audiences,
 				ActiveTTL: time.Duration(is.ActiveTTL), InactiveTTL: time.Duration(is.InactiveTTL), ScopeClaim: is.ScopeClaim,
 				ClaimHeaders: a.ClaimHeaders,
-			}
+				Discover:     is.Discovered(), Issuer: is.Issuer, DiscoveryURL: is.DiscoveryURL,
+				RefreshInterval: time.Duration(is.RefreshInterval), CacheDir: cfg.CacheDir(),
+			})
 			continue
 		}
 		jc, err := jwtIssuer(is)
@@ -175,6 +177,7 @@ func jwtIssuer(i config.Issuer) (jwt.IssuerConfig, error) {
 	out := jwt.IssuerConfig{
 		Name: i.Name, Issuer: i.Issuer, Audiences: i.Audiences, AnyAudience: i.AnyAudience,
 		JWKSURL: i.JWKSURL, JWKSFile: i.JWKSFile, CertificateFile: i.CertificateFile,
+		Discovery: i.Discovered(), DiscoveryURL: i.DiscoveryURL,
 		Algorithms: i.Algorithms, ClockSkew: time.Duration(i.ClockSkew), ScopeClaim: i.ScopeClaim,
 		RefreshInterval: time.Duration(i.RefreshInterval), MinRefreshInterval: time.Duration(i.MinRefreshInterval),
 		CertificateBound: i.CertificateBound, AcceptedTypes: i.AcceptedTypes, DPoPBound: i.DPoPBound,

@@ -49,7 +49,7 @@ func TestAuthzConfigReadsItsFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ac.Introspect == nil || string(ac.Introspect.ClientSecret) != "s3cret" || string(ac.AdminToken) != "admin-token" ||
+	if len(ac.Introspect) != 1 || string(ac.Introspect[0].ClientSecret) != "s3cret" || ac.Introspect[0].Discover || string(ac.AdminToken) != "admin-token" ||
 		ac.Redis == nil || ac.Redis.Password != "pass word " || ac.Listen != cfg.Authz.Listen {
 		t.Errorf("authz config %+v", ac)
 	}

@@ -130,6 +130,9 @@ type Scheme struct {
 	// In and Param locate an API key.
 	In    KeyLocation
 	Param string
+	// Issuers, for a bearer scheme, are the names of the configured issuers whose tokens
+	// it accepts (x-tollgate-issuers); none: every configured issuer's.
+	Issuers []string
 }
 
 // MutualTLSMode is an API's own mutual TLS (x-tollgate-mutual-tls).

@@ -3,8 +3,10 @@
 package config
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -276,17 +278,25 @@ type Issuer struct {
 	AcceptedTypes []string `json:"acceptedTypes"`
 	// DPoPBound requires the issuer's tokens to be DPoP-bound (RFC 9449 cnf.jkt).
 	DPoPBound bool `json:"dpopBound"`
-	// An issuer of opaque tokens is asked by RFC 7662 introspection instead: its endpoint,
-	// and the gateway's client credentials there.
+	// Discovery reads the issuer's metadata (OIDC Discovery's
+	// /.well-known/openid-configuration, else RFC 8414's oauth-authorization-server) for its
+	// jwks_uri (or introspection_endpoint): at DiscoveryURL if set, else at the issuer's
+	// well-known locations. An issuer with no other source of keys is discovered.
+	Discovery    bool   `json:"discovery"`
+	DiscoveryURL string `json:"discoveryURL"`
+	// An issuer of opaque tokens is asked by RFC 7662 introspection instead: its endpoint
+	// (or Introspection: true to take it from the metadata), and the gateway's client
+	// credentials there.
 	IntrospectionURL string   `json:"introspectionURL"`
+	Introspection    bool     `json:"introspection"`
 	ClientID         string   `json:"clientID"`
 	ClientSecretFile string   `json:"clientSecretFile"`
 	ActiveTTL        Duration `json:"activeTTL"`
 	InactiveTTL      Duration `json:"inactiveTTL"`
 }
 
-// checkKeySource checks that the issuer names exactly one source of keys, and that a
-// secret file it names is there (the verifier reads it, and checks the rest).
+// checkKeySource checks that the issuer names at most one source of keys; with none, its
+// metadata is discovered from the issuer URL.
 func (i Issuer) checkKeySource() error {
 	n := 0
 	for _, src := range []string{i.JWKSURL, i.JWKSFile, i.CertificateFile, i.HMACSecretFile} {
@@ -294,14 +304,34 @@ func (i Issuer) checkKeySource() error {
 			n++
 		}
 	}
-	if n != 1 {
-		return fmt.Errorf("issuer %q: set exactly one of jwksURL, jwksFile, certificateFile or hmacSecretFile", i.Name)
+	switch {
+	case n > 1 || n == 1 && (i.Discovery || i.DiscoveryURL != ""):
+		return fmt.Errorf("issuer %q: set exactly one of jwksURL, jwksFile, certificateFile, hmacSecretFile or discovery", i.Name)
+	case n == 0:
+		return i.checkDiscoverable()
 	}
 	return nil
 }
 
+// checkDiscoverable checks that the issuer can be discovered: an absolute http(s) URL.
+func (i Issuer) checkDiscoverable() error {
+	u, err := url.Parse(i.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("issuer %q: no jwksURL, jwksFile, certificateFile or hmacSecretFile, so its keys are discovered from the issuer URL, but issuer %q is not an https URL", i.Name, i.Issuer)
+	}
+	return nil
+}
+
+// Discovered reports whether the issuer's metadata is read from its discovery document.
+func (i Issuer) Discovered() bool {
+	if i.Opaque() {
+		return i.IntrospectionURL == ""
+	}
+	return i.Discovery || i.DiscoveryURL != "" || i.JWKSURL == "" && i.JWKSFile == "" && i.CertificateFile == "" && i.HMACSecretFile == ""
+}
+
 // Opaque reports whether the issuer's tokens are introspected rather than verified as JWTs.
-func (i Issuer) Opaque() bool { return i.IntrospectionURL != "" }
+func (i Issuer) Opaque() bool { return i.IntrospectionURL != "" || i.Introspection }
 
 // Default is the configuration with every default filled in.
 func Default() Config {
@@ -374,21 +404,37 @@ func (c *Config) Validate() error {
 	}
 	// Without files, the HTTPS listener's certificate (and client CA) come from the etcd
 	// secrets tollgate_server_cert (and tollgate_client_ca).
-	opaque := 0
+	return c.validateIssuers()
+}
+
+// validateIssuers checks each issuer's source of keys or introspection endpoint, and that
+// names (which schemes' x-tollgate-issuers use) are unique.
+func (c *Config) validateIssuers() error {
+	names := map[string]bool{}
 	for i, is := range c.Issuers {
-		if is.Opaque() {
-			opaque++
-			if is.ClientID == "" {
-				return fmt.Errorf("issuers[%d]: an introspection issuer needs clientID", i)
+		name := cmp.Or(is.Name, is.Issuer)
+		if names[name] {
+			return fmt.Errorf("issuers[%d]: the name %q is used twice", i, name)
+		}
+		names[name] = true
+		if !is.Opaque() {
+			if err := is.checkKeySource(); err != nil {
+				return fmt.Errorf("issuers[%d]: %w", i, err)
 			}
 			continue
 		}
-		if err := is.checkKeySource(); err != nil {
-			return fmt.Errorf("issuers[%d]: %w", i, err)
+		switch {
+		case is.ClientID == "":
+			return fmt.Errorf("issuers[%d]: an introspection issuer needs clientID", i)
+		case name == "":
+			return fmt.Errorf("issuers[%d]: an introspection issuer needs a name", i)
+		case is.IntrospectionURL != "" && (is.Discovery || is.DiscoveryURL != ""):
+			return fmt.Errorf("issuers[%d]: introspectionURL, or discovery of the introspection endpoint, not both", i)
+		case is.IntrospectionURL == "":
+			if err := is.checkDiscoverable(); err != nil {
+				return fmt.Errorf("issuers[%d]: %w", i, err)
+			}
 		}
-	}
-	if opaque > 1 {
-		return fmt.Errorf("at most one issuer may use introspection (opaque tokens carry no issuer to choose by)")
 	}
 	return nil
 }

@@ -33,17 +33,22 @@ func TestDefaultsAndOverrides(t *testing.T) {
 
 func TestRejects(t *testing.T) {
 	for doc, want := range map[string]string{
-		"authz:\n  lisen: x\n":                             "unknown field",
-		"authz:\n  faultFormat: xml\n":                     "faultFormat",
-		"log:\n  level: loud\n":                            "log.level",
-		"issuers:\n  - clockSkew: 30\n":                    "duration",
-		"issuers:\n  - {jwksURL: x, jwksFile: y}\n":        "exactly one of",
-		"throttling:\n  redis: {lease: -1s}\n":             "throttling.redis.lease",
-		"throttling:\n  redis: {lease: 1m}\n":              "throttling.redis.lease",
-		"throttling:\n  redis: {tls: {caFile: /ca.pem}}\n": "enabled is false",
-		"throttling:\n  backend: redis\n":                  "needs throttling.redis.addrs",
-		"xds:\n  maxGroups: 0\n":                           "xds.maxGroups",
-		"xds:\n  groups: [a, b, c]\n  maxGroups: 2\n":      "xds.maxGroups",
+		"authz:\n  lisen: x\n":                          "unknown field",
+		"authz:\n  faultFormat: xml\n":                  "faultFormat",
+		"log:\n  level: loud\n":                         "log.level",
+		"issuers:\n  - clockSkew: 30\n":                 "duration",
+		"issuers:\n  - {jwksURL: x, jwksFile: y}\n":     "exactly one of",
+		"issuers:\n  - {jwksURL: x, discovery: true}\n": "exactly one of",
+		"issuers:\n  - {issuer: corp}\n":                "not an https URL",
+		"issuers:\n  - {name: a, issuer: https://a}\n  - {name: a, issuer: https://b}\n":          "used twice",
+		"issuers:\n  - {name: o, introspectionURL: https://a/i, clientID: gw, discovery: true}\n": "not both",
+		"issuers:\n  - {name: o, introspection: true, clientID: gw, issuer: corp}\n":              "not an https URL",
+		"throttling:\n  redis: {lease: -1s}\n":                                                    "throttling.redis.lease",
+		"throttling:\n  redis: {lease: 1m}\n":                                                     "throttling.redis.lease",
+		"throttling:\n  redis: {tls: {caFile: /ca.pem}}\n":                                        "enabled is false",
+		"throttling:\n  backend: redis\n":                                                         "needs throttling.redis.addrs",
+		"xds:\n  maxGroups: 0\n":                                                                  "xds.maxGroups",
+		"xds:\n  groups: [a, b, c]\n  maxGroups: 2\n":                                             "xds.maxGroups",
 	} {
 		if _, err := load(t, doc); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err %v, want %q", doc, err, want)

@@ -35,7 +35,8 @@ type IdP struct {
 }
 
 // NewIdP starts a JWKS server publishing an RSA 2048 ("rsa"), an EC P-256 ("ec") and an
-// Ed25519 ("ed") key.
+// Ed25519 ("ed") key. With issuer "", the issuer is the server's URL, and its OpenID
+// Connect discovery document is served at /.well-known/openid-configuration.
 func NewIdP(t testing.TB, issuer string) *IdP {
 	t.Helper()
 	p := &IdP{t: t, Issuer: issuer, keys: map[string]crypto.Signer{}}
@@ -44,6 +45,9 @@ func NewIdP(t testing.TB, issuer string) *IdP {
 	p.AddKey("ed", EdKey(t))
 	p.srv = NewHTTPServer(t, http.HandlerFunc(p.serve))
 	t.Cleanup(p.srv.Close)
+	if issuer == "" {
+		p.Issuer = p.srv.URL
+	}
 	return p
 }
 
@@ -78,6 +82,11 @@ func (p *IdP) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	if r.URL.Path == "/.well-known/openid-configuration" && p.Issuer == p.srv.URL {
+		json.NewEncoder(w).Encode(map[string]string{"issuer": p.Issuer, "jwks_uri": p.JWKSURL()})
+		return
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	set := jwkset.JWKSMarshal{}
@@ -89,7 +98,6 @@ func (p *IdP) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		set.Keys = append(set.Keys, j.Marshal())
 	}
-	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(set)
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,15 +25,26 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tollgate-gw/tollgate/internal/ctxtime"
+	"github.com/tollgate-gw/tollgate/internal/discovery"
 	"github.com/tollgate-gw/tollgate/internal/identity"
 )
 
 // Config is one introspecting issuer.
 type Config struct {
-	Name         string
-	URL          string // the introspection endpoint
-	ClientID     string
-	ClientSecret []byte
+	Name string
+	URL  string // the introspection endpoint
+	// Discover takes the endpoint from the issuer's metadata instead (introspection_endpoint,
+	// RFC 8414 §2; at DiscoveryURL if set, else Issuer's well-known locations), refreshed
+	// every RefreshInterval (default 10m) and kept across outages and restarts (CacheDir).
+	Discover         bool
+	Issuer           string
+	DiscoveryURL     string
+	RefreshInterval  time.Duration
+	CacheDir         string
+	DiscoveryFetches *prometheus.CounterVec
+	ClientID         string
+	ClientSecret     []byte
 	// Audiences, when set, must include one of the token's aud values.
 	Audiences []string
 	Timeout   time.Duration // one call (default 2s)
@@ -47,6 +59,7 @@ type Config struct {
 // Introspector validates opaque tokens.
 type Introspector struct {
 	cfg    Config
+	disc   *discovery.Provider // the endpoint comes from the issuer's metadata
 	client *http.Client
 	log    *zap.Logger
 	group  singleflight.Group
@@ -67,9 +80,17 @@ type entry struct {
 
 // New makes an introspector; reg (may be nil) gets its metrics.
 func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Introspector, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("introspection issuer %q: URL %q is not an http(s) URL", cfg.Name, cfg.URL)
+	if cfg.DiscoveryURL != "" {
+		cfg.Discover = true
+	}
+	if cfg.Discover == (cfg.URL != "") {
+		return nil, fmt.Errorf("introspection issuer %q: set either its endpoint URL or discovery", cfg.Name)
+	}
+	if !cfg.Discover {
+		u, err := url.Parse(cfg.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("introspection issuer %q: URL %q is not an http(s) URL", cfg.Name, cfg.URL)
+		}
 	}
 	if cfg.ClientID == "" {
 		return nil, fmt.Errorf("introspection issuer %q: clientID is required (RFC 7662 calls are authenticated)", cfg.Name)
@@ -86,14 +107,77 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Introspector,
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = defaults.TokenCacheSize
 	}
-	i := &Introspector{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, log: log, now: time.Now, cache: map[[32]byte]entry{},
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_introspection_calls_total", Help: "Introspection calls by result: active, inactive, error."}, []string{"result"}),
-		hits:  prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_introspection_cache_hits_total", Help: "Opaque tokens answered from the cache."}),
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = defaults.RefreshInterval
+	}
+	var disc *discovery.Provider
+	if cfg.Discover {
+		var warnings []error
+		var err error
+		disc, warnings, err = discovery.New(discovery.Config{Name: cfg.Name, Issuer: cfg.Issuer, URL: cfg.DiscoveryURL, Need: discovery.NeedIntrospection,
+			CacheDir: cfg.CacheDir, Timeout: cfg.Timeout, Fetches: cfg.DiscoveryFetches})
+		if err != nil {
+			return nil, fmt.Errorf("introspection issuer %q: %w", cfg.Name, err)
+		}
+		for _, w := range warnings {
+			log.Warn("issuer metadata copy unusable", zap.String("issuer", cfg.Name), zap.Error(w))
+		}
+	}
+	i := &Introspector{disc: disc, cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, log: log, now: time.Now, cache: map[[32]byte]entry{},
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_introspection_calls_total", Help: "Introspection calls by issuer and result: active, inactive, refused, error.",
+			ConstLabels: prometheus.Labels{"issuer": cfg.Name}}, []string{"result"}),
+		hits: prometheus.NewCounter(prometheus.CounterOpts{Name: "tollgate_introspection_cache_hits_total", Help: "Opaque tokens answered from the cache, by issuer.",
+			ConstLabels: prometheus.Labels{"issuer": cfg.Name}}),
 	}
 	if reg != nil {
 		reg.MustRegister(i.calls, i.hits)
 	}
 	return i, nil
+}
+
+// Name is the issuer's configured name.
+func (i *Introspector) Name() string { return i.cfg.Name }
+
+// endpoint is where tokens are introspected ("" while the metadata is unknown).
+func (i *Introspector) endpoint() string {
+	if i.disc == nil {
+		return i.cfg.URL
+	}
+	if md := i.disc.Metadata(); md != nil {
+		return md.IntrospectionEndpoint
+	}
+	return ""
+}
+
+// Ready reports whether the endpoint is known (always, unless it is discovered).
+func (i *Introspector) Ready() bool { return i.endpoint() != "" }
+
+// Run keeps discovered metadata fresh until ctx ends: every RefreshInterval, sooner after a
+// failure (the last good document stays meanwhile). Without discovery it returns at once.
+func (i *Introspector) Run(ctx context.Context) {
+	if i.disc == nil {
+		return
+	}
+	retry := time.Second
+	for {
+		wait := i.cfg.RefreshInterval
+		changed, err := i.disc.Refresh(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			i.log.Warn("issuer metadata fetch failed; keeping the last good document", zap.String("issuer", i.cfg.Name), zap.Bool("have", i.Ready()), zap.Error(err))
+			wait, retry = min(retry, wait), min(retry*2, time.Minute)
+		default:
+			retry = time.Second
+			if changed {
+				i.log.Info("issuer metadata read", zap.String("issuer", i.cfg.Name), zap.String("introspection_endpoint", i.endpoint()))
+			}
+		}
+		if !ctxtime.Sleep(ctx, wait) {
+			return
+		}
+	}
 }
 
 // Verify asks whether an opaque token is active, from the cache when it can.
@@ -170,8 +254,12 @@ type response struct {
 func (i *Introspector) introspect(ctx context.Context, token string, h [32]byte) (entry, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), i.cfg.Timeout)
 	defer cancel()
+	endpoint := i.endpoint()
+	if endpoint == "" {
+		return entry{}, i.unavailable(errors.New("the issuer's metadata has not been fetched yet, so its introspection_endpoint is unknown"))
+	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, i.cfg.URL, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return entry{}, err
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 )
 
@@ -26,6 +28,11 @@ type IssuerConfig struct {
 	JWKSFile        string `json:"jwksFile,omitempty"`
 	CertificateFile string `json:"certificateFile,omitempty"`
 	HMACSecret      []byte `json:"-"`
+	// Discovery takes the JWKS URL from the issuer's metadata (OIDC Discovery or RFC 8414,
+	// at DiscoveryURL if set, else at the issuer's well-known locations), refreshed with the
+	// keys; it counts as the source of keys.
+	Discovery    bool   `json:"discovery,omitempty"`
+	DiscoveryURL string `json:"discoveryURL,omitempty"`
 	// Algorithms allowed for this issuer. Default: every asymmetric algorithm (RS*, PS*,
 	// ES*, EdDSA) with the key type checked against it; HS256 for an HMAC issuer. "none" is
 	// never allowed; HS* only with an HMACSecret.
@@ -64,9 +71,12 @@ type Config struct {
 	MaxTokenBytes int
 	// ClaimHeaders maps a claim name to a header sent to the backend with its value.
 	ClaimHeaders map[string]string
-	// CacheDir keeps each JWKS URL's last fetched document, loaded at start so that an
-	// enforcer started while the IdP is away still verifies tokens ("" turns it off).
+	// CacheDir keeps each JWKS URL's last fetched document (and each discovered issuer's
+	// metadata), loaded at start so that an enforcer started while the IdP is away still
+	// verifies tokens ("" turns it off).
 	CacheDir string
+	// DiscoveryFetches counts metadata fetches (discovery.NewFetches); may be nil.
+	DiscoveryFetches *prometheus.CounterVec
 }
 
 var asymmetric = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"}
@@ -121,11 +131,17 @@ func (c *IssuerConfig) validateSource() error {
 			sources++
 		}
 	}
+	if c.DiscoveryURL != "" {
+		c.Discovery = true
+	}
+	if c.Discovery {
+		sources++
+	}
 	if len(c.HMACSecret) > 0 {
 		sources++
 	}
 	if sources != 1 {
-		return errors.New("set exactly one of jwksURL, jwksFile, certificateFile or an HMAC secret")
+		return errors.New("set exactly one of jwksURL, jwksFile, certificateFile, an HMAC secret or discovery")
 	}
 	if len(c.HMACSecret) > 0 && len(c.HMACSecret) < 32 {
 		return errors.New("the HMAC secret must be at least 32 bytes")

@@ -75,7 +75,7 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) (*Verifier, err
 		if _, dup := v.issuers[c.Issuer]; dup {
 			return nil, fmt.Errorf("issuer %q is configured twice", c.Issuer)
 		}
-		src, err := newSource(c, client, log, m, cfg.CacheDir)
+		src, err := newSource(c, client, log, m, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("loading keys of issuer %q: %w", c.Name, err)
 		}

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/internal/atomicfile"
+	"github.com/tollgate-gw/tollgate/internal/discovery"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
 )
@@ -225,6 +226,7 @@ type source struct {
 	keys atomic.Pointer[keyMap]
 
 	url     string
+	disc    *discovery.Provider // the JWKS URL comes from the issuer's metadata
 	client  *http.Client
 	every   time.Duration
 	minGap  time.Duration
@@ -248,15 +250,30 @@ type source struct {
 	kick      chan struct{}
 }
 
-func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics, cacheDir string) (*source, error) {
+func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics, cfg Config) (*source, error) {
 	s := &source{url: c.JWKSURL, client: client, every: c.RefreshInterval, minGap: c.MinRefreshInterval,
 		timeout: c.FetchTimeout, log: log, m: m, issuer: c.Name, kick: make(chan struct{}, 1)}
 	switch {
-	case c.JWKSURL != "":
+	case c.JWKSURL != "" || c.Discovery:
+		copyOf := c.JWKSURL
+		if c.Discovery {
+			// Keyed by the issuer, not by the jwks_uri of the day, so that a restart
+			// finds it before the metadata is fetched.
+			copyOf = "discovery:" + c.Issuer
+			disc, warnings, err := discovery.New(discovery.Config{Name: c.Name, Issuer: c.Issuer, URL: c.DiscoveryURL, Need: discovery.NeedJWKS,
+				CacheDir: cfg.CacheDir, Timeout: c.FetchTimeout, Client: client, Fetches: cfg.DiscoveryFetches})
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range warnings {
+				log.Warn("issuer metadata copy unusable", zap.String("issuer", c.Name), zap.Error(w))
+			}
+			s.disc = disc
+		}
 		// Keys arrive when Run fetches them; until then, from the last fetch's copy.
-		if cacheDir != "" {
-			h := sha256.Sum256([]byte(c.JWKSURL))
-			s.copyPath = filepath.Join(cacheDir, "jwks-"+hex.EncodeToString(h[:8])+".json")
+		if cfg.CacheDir != "" {
+			h := sha256.Sum256([]byte(copyOf))
+			s.copyPath = filepath.Join(cfg.CacheDir, "jwks-"+hex.EncodeToString(h[:8])+".json")
 			s.loadCopy()
 		}
 	case c.JWKSFile != "":
@@ -289,7 +306,33 @@ func newSource(c IssuerConfig, client *http.Client, log *zap.Logger, m *metrics,
 	return s, nil
 }
 
-func (s *source) remote() bool { return s.url != "" }
+func (s *source) remote() bool { return s.url != "" || s.disc != nil }
+
+// jwksURL is where the keys are fetched: the configured URL, or the one the issuer's
+// metadata names ("" before the metadata is known).
+func (s *source) jwksURL() string {
+	if s.disc == nil {
+		return s.url
+	}
+	if md := s.disc.Metadata(); md != nil {
+		return md.JWKSURI
+	}
+	return ""
+}
+
+// discover refreshes the issuer's metadata, keeping the last good document when it fails.
+func (s *source) discover(ctx context.Context) {
+	if s.disc == nil {
+		return
+	}
+	changed, err := s.disc.Refresh(ctx)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("issuer metadata fetch failed; keeping the last good document", zap.String("issuer", s.issuer), zap.Bool("have", s.disc.Metadata() != nil), zap.Error(err))
+	case changed:
+		s.log.Info("issuer metadata read", zap.String("issuer", s.issuer), zap.String("jwks_uri", s.jwksURL()))
+	}
+}
 
 // ready reports whether the source has keys.
 func (s *source) ready() bool { return s.keys.Load() != nil }
@@ -301,10 +344,16 @@ func (s *source) Run(ctx context.Context) {
 		return
 	}
 	retry := time.Second
+	kicked := false
 	for {
 		s.mu.Lock()
 		s.lastFetch = time.Now()
 		s.mu.Unlock()
+		if !kicked {
+			// The metadata with every scheduled fetch; an unknown key id asks for keys only.
+			s.discover(ctx)
+		}
+		kicked = false
 		err := s.fetch(ctx)
 		s.mu.Lock()
 		if s.waiting != nil {
@@ -318,7 +367,7 @@ func (s *source) Run(ctx context.Context) {
 				return
 			}
 			s.m.jwksFetch.WithLabelValues(s.issuer, "error").Inc()
-			s.log.Warn("JWKS fetch failed; keeping the keys we have", zap.String("issuer", s.issuer), zap.String("url", s.url), zap.Error(err))
+			s.log.Warn("JWKS fetch failed; keeping the keys we have", zap.String("issuer", s.issuer), zap.String("url", s.jwksURL()), zap.Error(err))
 			wait = min(retry, s.every)
 			// Without any keys every token is refused: retry often until the first fetch.
 			ceiling := time.Minute
@@ -338,6 +387,7 @@ func (s *source) Run(ctx context.Context) {
 		case <-t.C:
 		case <-s.kick:
 			t.Stop()
+			kicked = true
 			// Asked for a fetch: honour the least gap between two fetches.
 			s.mu.Lock()
 			gap := s.minGap - time.Since(s.lastFetch)
@@ -350,9 +400,13 @@ func (s *source) Run(ctx context.Context) {
 }
 
 func (s *source) fetch(ctx context.Context) error {
+	url := s.jwksURL()
+	if url == "" {
+		return errors.New("the issuer's metadata has not been fetched yet, so its jwks_uri is unknown")
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}

@@ -628,6 +628,30 @@ func (p *parser) requirements(reqs openapi3.SecurityRequirements) []apimodel.Req
 	return out
 }
 
+// issuerNames reads a bearer scheme's x-tollgate-issuers: the configured issuers (by name)
+// whose tokens it accepts.
+func (p *parser) issuerNames(at string, t apimodel.SchemeType, v any) []string {
+	list, ok := v.([]any)
+	if t != apimodel.SchemeBearer {
+		p.fail(at, "only an oauth2, openIdConnect or http bearer scheme takes issuers")
+		return nil
+	}
+	if !ok || len(list) == 0 {
+		p.fail(at, "must be a non-empty list of issuer names (the names in the configuration's issuers)")
+		return nil
+	}
+	names := make([]string, 0, len(list))
+	for i, e := range list {
+		n, ok := e.(string)
+		if !ok || n == "" {
+			p.fail(fmt.Sprintf("%s[%d]", at, i), "an issuer name must be a non-empty string")
+			continue
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
 func (p *parser) schemes(api *apimodel.API) {
 	if p.doc.Components == nil {
 		return
@@ -669,6 +693,9 @@ func (p *parser) schemes(api *apimodel.API) {
 		default:
 			p.unsupportedScheme(at+".type", name, fmt.Sprintf("security scheme type %q", s.Type))
 			continue
+		}
+		if v, ok := s.Extensions[prefix+"issuers"]; ok {
+			sc.Issuers = p.issuerNames(at+"."+prefix+"issuers", sc.Type, v)
 		}
 		api.Schemes[name] = sc
 	}

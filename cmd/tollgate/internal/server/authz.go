@@ -16,6 +16,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/admin"
+	"github.com/tollgate-gw/tollgate/internal/discovery"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
@@ -37,8 +38,8 @@ type AuthzConfig struct {
 	Enforcer extauthz.Config
 	// JWT verifies JSON Web Tokens; no issuers: none are accepted.
 	JWT jwt.Config
-	// Introspect, if set, validates opaque tokens.
-	Introspect *introspect.Config
+	// Introspect are the issuers of opaque tokens, asked in this order.
+	Introspect []introspect.Config
 	// MutualTLS, if set, verifies client certificates.
 	MutualTLS *mtls.Config
 	// BasicUsers are the configured users (name → hash), besides etcd's.
@@ -56,7 +57,8 @@ type AuthzConfig struct {
 type Authz struct {
 	st       *store.Store
 	f        follows
-	verifier *jwt.Verifier  // nil without JWT issuers
+	verifier *jwt.Verifier // nil without JWT issuers
+	opaque   []*introspect.Introspector
 	certs    *mtls.Verifier // nil without mutual TLS
 	crls     func(reloaded []string, err error)
 	redis    *ratelimit.Redis
@@ -94,19 +96,9 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 		return nil, err
 	}
 
-	var tokens extauthz.TokenVerifier
-	if len(cfg.JWT.Issuers) > 0 {
-		if a.verifier, err = jwt.New(cfg.JWT, log.Named("jwt"), reg); err != nil {
-			return nil, err
-		}
-		tokens = a.verifier
-	}
-	if cfg.Introspect != nil {
-		in, err := introspect.New(*cfg.Introspect, log.Named("introspect"), reg)
-		if err != nil {
-			return nil, err
-		}
-		ec.Opaque = in
+	tokens, err := a.tokens(cfg, &ec, reg, log)
+	if err != nil {
+		return nil, err
 	}
 	if tokens == nil && ec.Opaque == nil {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
@@ -121,6 +113,32 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 	// The same policies over Envoy's rate limit service protocol, on the same port.
 	rls.New(engine, log.Named("rls")).Register(a.grpc)
 	return a, nil
+}
+
+// tokens builds the verifier of JWTs and the introspectors of opaque tokens; issuers
+// configured by their URL alone share one count of metadata fetches.
+func (a *Authz) tokens(cfg AuthzConfig, ec *extauthz.Config, reg prometheus.Registerer, log *zap.Logger) (extauthz.TokenVerifier, error) {
+	fetches := discovery.NewFetches(reg)
+	for _, ic := range cfg.Introspect {
+		ic.DiscoveryFetches = fetches
+		in, err := introspect.New(ic, log.Named("introspect"), reg)
+		if err != nil {
+			return nil, err
+		}
+		a.opaque = append(a.opaque, in)
+		ec.Opaque = append(ec.Opaque, in)
+	}
+	if len(cfg.JWT.Issuers) == 0 {
+		return nil, nil
+	}
+	jc := cfg.JWT
+	jc.DiscoveryFetches = fetches
+	v, err := jwt.New(jc, log.Named("jwt"), reg)
+	if err != nil {
+		return nil, err
+	}
+	a.verifier = v
+	return v, nil
 }
 
 // throttling builds the throttling engine over Redis (shared by the replicas) or local
@@ -187,6 +205,11 @@ func (a *Authz) Ready() error {
 	if a.verifier != nil && !a.verifier.Ready() {
 		err = errors.Join(err, errors.New("jwks: an issuer's keys have not been fetched yet"))
 	}
+	for _, in := range a.opaque {
+		if !in.Ready() {
+			err = errors.Join(err, fmt.Errorf("introspection: issuer %q's metadata has not been fetched yet", in.Name()))
+		}
+	}
 	return err
 }
 
@@ -220,6 +243,9 @@ func (a *Authz) Run(ctx context.Context) error {
 	a.f.run(ctx, a.st, g)
 	if a.verifier != nil {
 		g.Go(func() error { a.verifier.Run(ctx); return nil })
+	}
+	for _, in := range a.opaque {
+		g.Go(func() error { in.Run(ctx); return nil })
 	}
 	if a.redis != nil {
 		g.Go(func() error { a.redis.Run(ctx); return a.redis.Close() })
