@@ -105,6 +105,9 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 		}
 		out.Redis = &rc
 	}
+	if n := cfg.Admin.WSO2Notify; n != nil {
+		out.WSO2Notify = &server.WSO2Notify{Users: n.Users, KeyManagers: n.KeyManagers}
+	}
 	if cfg.Admin.TokenFile != "" {
 		tok, err := readPasswordFile("admin token", cfg.Admin.TokenFile)
 		if err != nil {

@@ -247,6 +247,18 @@ type Admin struct {
 	TokenFile string `json:"tokenFile"`
 	// Profiling serves Go's profiler and execution tracer under /debug/pprof/.
 	Profiling bool `json:"profiling"`
+	// WSO2Notify, if set, takes WSO2 Identity Server's revocation events on
+	// /internal/data/v1/notify.
+	WSO2Notify *WSO2Notify `json:"wso2Notify"`
+}
+
+// WSO2Notify is who may post WSO2 IS's events (its ApimOauthEventInterceptor's username
+// and password, and X-WSO2-KEY-MANAGER header).
+type WSO2Notify struct {
+	// Users are name → password hash (bcrypt or argon2id, `tollgate hash`).
+	Users map[string]string `json:"users"`
+	// KeyManagers, if set, are the X-WSO2-KEY-MANAGER values taken (default: any).
+	KeyManagers []string `json:"keyManagers"`
 }
 
 // Log configures logging.
@@ -404,6 +416,9 @@ func (c *Config) Validate() error {
 	}
 	// Without files, the HTTPS listener's certificate (and client CA) come from the etcd
 	// secrets tollgate_server_cert (and tollgate_client_ca).
+	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
+		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")
+	}
 	return c.validateIssuers()
 }
 

@@ -117,24 +117,32 @@ func Handler(st *store.Store, adminToken []byte) http.Handler {
 			http.Error(w, "bad revocation: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		kind, id, rec, err := r.Resolve()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		key, _, err := Revoke(req.Context(), st, kind, id, rec)
-		if _, bad := errors.AsType[*InvalidError](err); bad {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if err != nil {
-			// etcd cannot take a write now (no quorum, unreachable): the caller must retry,
-			// so this is not a 4xx.
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"revoked\":%q,\"until\":%q}\n", key, rec.Until.Format(time.RFC3339))
+		_ = answer(w, req, st, r)
 	})
+}
+
+// answer stores a revocation and answers: 200 with its key; 400 for one that can never
+// be stored; 503 with Retry-After while etcd cannot take it (a key manager retries a 5xx).
+// It returns the error it answered with.
+func answer(w http.ResponseWriter, req *http.Request, st *store.Store, r Request) error {
+	kind, id, rec, err := r.Resolve()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return err
+	}
+	key, _, err := Revoke(req.Context(), st, kind, id, rec)
+	if _, bad := errors.AsType[*InvalidError](err); bad {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return err
+	}
+	if err != nil {
+		// etcd cannot take a write now (no quorum, unreachable): the caller must retry,
+		// so this is not a 4xx.
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"revoked\":%q,\"until\":%q}\n", key, rec.Until.Format(time.RFC3339))
+	return nil
 }

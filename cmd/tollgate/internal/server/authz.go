@@ -51,6 +51,15 @@ type AuthzConfig struct {
 	Redis *ratelimit.RedisConfig
 	// AdminToken, if set, turns on the admin port's /revoke and /notify/revocation.
 	AdminToken []byte
+	// WSO2Notify, if set, turns on the admin port's /internal/data/v1/notify for WSO2 IS's
+	// revocation events: the users that may post (name → hash) and the key managers taken.
+	WSO2Notify *WSO2Notify
+}
+
+// WSO2Notify is who may post WSO2 Identity Server's revocation events.
+type WSO2Notify struct {
+	Users       map[string]string
+	KeyManagers []string
 }
 
 // Authz is the enforcer role: Envoy's ext_authz and rate limit services on one gRPC port.
@@ -80,6 +89,13 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 		h := revocation.Handler(st, cfg.AdminToken)
 		adm.Handle("/revoke", h)
 		adm.Handle("/notify/revocation", h)
+	}
+	if n := cfg.WSO2Notify; n != nil {
+		users, err := basic.New(n.Users)
+		if err != nil {
+			return nil, fmt.Errorf("admin.wso2Notify: %w", err)
+		}
+		adm.Handle(revocation.WSO2NotifyPath, revocation.WSO2Handler(st, revocation.WSO2Config{CheckBasic: users.Check, KeyManagers: n.KeyManagers, Log: log.Named("wso2-notify")}))
 	}
 	// Until the APIs and the revocations are loaded (from etcd or the local copy) the
 	// enforcer cannot decide: it answers 503, not "no such resource".
