@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"errors"
 	"slices"
 	"strings"
 
@@ -134,12 +135,16 @@ func (a bearerAuth) possession(d *decision, scheme, token string, p *identity.Pr
 	}
 	h := d.h
 	got, err := proofs.Verify(d.ctx, proof, dpop.Request{Method: h.GetMethod(), Scheme: h.GetScheme(), Host: h.GetHost(), Path: h.GetPath(), AccessToken: token})
+	if e, ok := errors.AsType[*dpop.Error](err); ok && e.UseNonce {
+		return refuse("use_dpop_nonce", err.Error())
+	}
 	if err != nil {
 		return refuse("invalid_dpop_proof", err.Error())
 	}
 	if got.Thumbprint != p.KeyThumbprint {
 		return refuse("invalid_dpop_proof", "the proof is not signed by the key the token is bound to (RFC 9449 §6.1)")
 	}
+	d.newNonce = got.RenewNonce
 	return credential{}
 }
 

@@ -42,6 +42,7 @@ type decision struct {
 	challenge challenge        // the WWW-Authenticate's kind (Bearer unless another kind's credential answered)
 	key       *apimodel.Scheme // the API key scheme, for an APIKey challenge
 	dpop      string           // the challenge is DPoP: "" no, "challenge", or its error code
+	newNonce  bool             // give the client a new DPoP nonce (RFC 9449 §8.2)
 	stripKey  *apimodel.Scheme // an API key to remove before the backend
 }
 

@@ -3,6 +3,7 @@ package extauthz_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
@@ -145,5 +146,39 @@ func TestRFC9449ReplayAcrossEnforcerReplicas(t *testing.T) {
 	}
 	if got := b.send(t, "GET", "/bank/v1/accounts", "DPoP "+tok, proof); got.status != 401 || !strings.Contains(got.headers["www-authenticate"], "invalid_dpop_proof") {
 		t.Errorf("the proof replayed on replica B: %d %s %v", got.status, got.body, got.headers)
+	}
+}
+
+// RFC 9449 §8-§9 through the enforcer: with nonces required, a proof without one is
+// answered 401 with error="use_dpop_nonce" and a DPoP-Nonce header; the client's retry
+// with that nonce (a new proof, as a client makes one per request) passes.
+func TestDPoPServerNonces(t *testing.T) {
+	nonces, err := dpop.NewNonces(nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chk, err := dpop.New(dpop.Config{Nonces: nonces})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := dpopRig{newRig(t, extauthz.Config{DPoP: chk}, strings.TrimSuffix(dpopAPI, "---\n"))}
+	key := tu.NewDPoPKey(t)
+	tok := boundToken(r.rig, key)
+	const htu = "https://gw.test/bank/v1/accounts"
+	got := r.send(t, "GET", "/bank/v1/accounts", "DPoP "+tok, key.Proof("GET", htu, tok))
+	nonce := got.headers["dpop-nonce"]
+	if got.status != 401 || !strings.Contains(got.headers["www-authenticate"], `error="use_dpop_nonce"`) || len(nonce) != 32 {
+		t.Fatalf("a proof without a nonce: %d %v", got.status, got.headers)
+	}
+	withNonce := func(v string) func(gojwt.MapClaims) { return func(c gojwt.MapClaims) { c["nonce"] = v } }
+	if got := r.send(t, "GET", "/bank/v1/accounts", "DPoP "+tok, key.Proof("GET", htu, tok, withNonce(nonce))); got.status != 200 {
+		t.Fatalf("the retry with the nonce: %d %s %v", got.status, got.body, got.headers)
+	}
+	if got := r.send(t, "GET", "/bank/v1/accounts", "DPoP "+tok, key.Proof("GET", htu, tok, withNonce("x"+nonce[1:]))); got.status != 401 || got.headers["dpop-nonce"] != nonce {
+		t.Errorf("a nonce the gateway did not give out: %d %v", got.status, got.headers)
+	}
+	// Bearer tokens are not touched by DPoP nonces.
+	if got := r.send(t, "GET", "/bank/v1/accounts", "Bearer "+r.idp.Sign("ec", "ES256", r.idp.Claims(aud, "")), ""); got.status != 200 {
+		t.Errorf("an unbound Bearer token: %d %s", got.status, got.body)
 	}
 }

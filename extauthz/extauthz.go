@@ -48,6 +48,8 @@ type OpaqueIssuer interface {
 type ProofChecker interface {
 	Verify(ctx context.Context, proof string, r dpop.Request) (dpop.Proof, error)
 	Algorithms() []string
+	// Nonce is the server nonce to give clients, "" when proofs need none (RFC 9449 §8).
+	Nonce() string
 }
 
 // RevocationList says whether a verified token has been revoked since it was issued;

@@ -160,6 +160,9 @@ func (e *Enforcer) respond(o *decision) *authv3.CheckResponse {
 	if e.cfg.RateLimitHeaders && o.limit.Counted {
 		ok.ResponseHeadersToAdd = rateLimitHeaders(o.limit)
 	}
+	if o.newNonce {
+		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, setHeader("dpop-nonce", e.cfg.DPoP.Nonce()))
+	}
 	return &authv3.CheckResponse{
 		Status:          okStatus,
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
@@ -212,6 +215,10 @@ func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 	headers := []*corev3.HeaderValueOption{t.ctype}
 	if wa := wwwAuthenticate(o, e.dpopAlgs); wa != "" {
 		headers = append(headers, setHeader("www-authenticate", wa))
+	}
+	if o.dpop == "use_dpop_nonce" {
+		// RFC 9449 §9: the nonce to put in the next proof.
+		headers = append(headers, setHeader("dpop-nonce", e.cfg.DPoP.Nonce()))
 	}
 	if t.fault.Status == 429 {
 		headers = append(headers, setHeader("retry-after", strconv.FormatInt(max(ratelimit.Seconds(o.limit.Result.RetryAfter), 1), 10)))

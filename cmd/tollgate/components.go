@@ -61,6 +61,23 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 		BasicUsers: a.BasicUsers,
 		DPoP:       dpop.Config{MaxAge: time.Duration(a.DPoP.MaxAge), Algorithms: a.DPoP.Algorithms},
 	}
+	if a.DPoP.RequireNonce {
+		var key []byte
+		if a.DPoP.NonceSecretFile != "" {
+			s, err := readSecret("authz.dpop.nonceSecretFile", a.DPoP.NonceSecretFile)
+			if err != nil {
+				return out, err
+			}
+			key = []byte(s)
+		} else {
+			log.Warn("authz.dpop.requireNonce without nonceSecretFile: this enforcer's nonces are its own, so behind several enforcers a client may be asked for a nonce again")
+		}
+		n, err := dpop.NewNonces(key, time.Duration(a.DPoP.NonceLifetime))
+		if err != nil {
+			return out, fmt.Errorf("authz.dpop: %w", err)
+		}
+		out.DPoP.Nonces = n
+	}
 	for _, is := range cfg.Issuers {
 		if is.Opaque() {
 			var secret string

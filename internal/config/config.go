@@ -133,6 +133,12 @@ type DPoP struct {
 	// (empty: every asymmetric JWS algorithm).
 	MaxAge     Duration `json:"maxAge"`
 	Algorithms []string `json:"algorithms"`
+	// RequireNonce makes every proof carry a nonce the gateway gave out (RFC 9449 §8),
+	// valid for NonceLifetime; enforcers that share NonceSecretFile (≥ 32 bytes) accept
+	// each other's nonces (without it each makes a key of its own).
+	RequireNonce    bool     `json:"requireNonce"`
+	NonceLifetime   Duration `json:"nonceLifetime"`
+	NonceSecretFile string   `json:"nonceSecretFile"`
 }
 
 // MutualTLS configures client certificate checks.
@@ -357,7 +363,7 @@ func Default() Config {
 			RequestTimeout:     Duration(defaults.EtcdRequestTimeout),
 		},
 		Authz: Authz{Listen: defaults.AuthzListen, FaultFormat: FaultFormat(defaults.FaultFormat), TokenCacheSize: defaults.TokenCacheSize, MaxTokenBytes: defaults.MaxTokenBytes,
-			MutualTLS: MutualTLS{CRLExpiry: CRLExpiry(defaults.CRLExpiry)}, DPoP: DPoP{MaxAge: Duration(defaults.DPoPMaxAge)}},
+			MutualTLS: MutualTLS{CRLExpiry: CRLExpiry(defaults.CRLExpiry)}, DPoP: DPoP{MaxAge: Duration(defaults.DPoPMaxAge), NonceLifetime: Duration(defaults.DPoPNonceLifetime)}},
 		XDS: XDS{Listen: defaults.XDSListen, HTTPPort: defaults.HTTPPort, Groups: []string{defaults.NodeGroup}, MaxGroups: defaults.MaxGroups,
 			RouteTimeout: Duration(defaults.RouteTimeout), ConnectTimeout: Duration(defaults.ConnectTimeout), RouteScopes: true,
 			UpstreamCAFile: defaults.UpstreamCAFile, Edge: edgeDefaults()},

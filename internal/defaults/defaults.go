@@ -27,8 +27,10 @@ const (
 	CRLExpiry             = "hard"
 	// CRLRefreshInterval is how often the enforcer looks whether a CRL file changed.
 	CRLRefreshInterval = 10 * time.Second
-	DPoPMaxAge         = time.Minute
-	ReplayCacheSize    = 100000 // DPoP proof ids remembered in memory
+	// DPoPNonceLifetime is how long a server-provided DPoP nonce is good (RFC 9449 §8).
+	DPoPNonceLifetime = 5 * time.Minute
+	DPoPMaxAge        = time.Minute
+	ReplayCacheSize   = 100000 // DPoP proof ids remembered in memory
 )
 
 // Token issuers.

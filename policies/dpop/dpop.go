@@ -42,6 +42,9 @@ type Config struct {
 	Replay Replay
 	// MaxBytes refuses longer proofs unparsed (default 4096).
 	MaxBytes int
+	// Nonces, if set, requires every proof to carry a nonce the gateway gave out (RFC 9449
+	// §8); one without is refused with UseNonce, and the answer carries a new one.
+	Nonces *Nonces
 }
 
 // Replay remembers proof ids: Seen reports whether id was seen within ttl before, and
@@ -63,10 +66,16 @@ type Proof struct {
 	// bound token's cnf.jkt must be.
 	Thumbprint string
 	ID         string
+	// RenewNonce: the proof's nonce is past half its life; give the client a new one.
+	RenewNonce bool
 }
 
-// Error is a refused proof; Reason never holds the proof.
-type Error struct{ Reason string }
+// Error is a refused proof; Reason never holds the proof. UseNonce says that the proof
+// lacks a good server nonce (RFC 9449 §8: answered with error use_dpop_nonce and a nonce).
+type Error struct {
+	Reason   string
+	UseNonce bool
+}
 
 func (e *Error) Error() string { return e.Reason }
 
@@ -145,11 +154,39 @@ func (c *Checker) Verify(ctx context.Context, proof string, r Request) (Proof, e
 	if err := c.checkClaims(claims, r); err != nil {
 		return Proof{}, err
 	}
+	renew, err := c.checkNonce(claims)
+	if err != nil {
+		return Proof{}, err
+	}
 	// Checked last: a proof that fails another check must not use up its id.
 	if err := c.checkReplay(ctx, thumb, jti); err != nil {
 		return Proof{}, err
 	}
-	return Proof{Thumbprint: thumb, ID: jti}, nil
+	return Proof{Thumbprint: thumb, ID: jti, RenewNonce: renew}, nil
+}
+
+// Nonce is the server nonce to give clients ("" when nonces are not required).
+func (c *Checker) Nonce() string {
+	if c.cfg.Nonces == nil {
+		return ""
+	}
+	return c.cfg.Nonces.Current()
+}
+
+// checkNonce requires, when nonces are on, a nonce the gateway gave out that is still good.
+func (c *Checker) checkNonce(claims gojwt.MapClaims) (renew bool, err error) {
+	if c.cfg.Nonces == nil {
+		return false, nil
+	}
+	v, _ := claims["nonce"].(string)
+	if v == "" {
+		return false, &Error{Reason: "the proof has no nonce, and this gateway requires one (RFC 9449 §8)", UseNonce: true}
+	}
+	renew, err = c.cfg.Nonces.check(v)
+	if err != nil {
+		return false, &Error{Reason: "the proof's nonce: " + err.Error() + " (RFC 9449 §8)", UseNonce: true}
+	}
+	return renew, nil
 }
 
 // checkShape refuses what is not one compact JWT of an accepted size.
