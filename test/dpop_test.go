@@ -12,14 +12,8 @@ import (
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
-// DPoP through the built binary: a token minted bound to the client's key (cnf.jkt) is
-// allowed with a proof for the request, refused when the proof is replayed, and refused
-// as a Bearer token.
-func TestDPoPBoundTokensThroughTheBinary(t *testing.T) {
-	dir := t.TempDir()
-	p := newPorts(t)
-	cfg := serverConfig(t, dir, "run.yaml", p, "")
-	def := write(t, dir, "bank.yaml", `openapi: 3.1.0
+// bankAPI takes any bearer token of the development issuer, DPoP-bound or not.
+const bankAPI = `openapi: 3.1.0
 info: {title: Bank, version: v1}
 x-tollgate-production-endpoints: ["http://127.0.0.1:9000"]
 components:
@@ -28,7 +22,16 @@ components:
 security: [{oauth: []}]
 paths:
   /accounts: {get: {responses: {"200": {description: ok}}}}
-`)
+`
+
+// DPoP through the built binary: a token minted bound to the client's key (cnf.jkt) is
+// allowed with a proof for the request, refused when the proof is replayed, and refused
+// as a Bearer token.
+func TestDPoPBoundTokensThroughTheBinary(t *testing.T) {
+	dir := t.TempDir()
+	p := newPorts(t)
+	cfg := serverConfig(t, dir, "run.yaml", p, "")
+	def := write(t, dir, "bank.yaml", bankAPI)
 	srv := startTollgate(t, "run", "--dev", "--config", cfg, "-f", def)
 	srv.waitUp()
 	waitReady(t, "http://"+p.admin+"/readyz")
@@ -67,16 +70,7 @@ func TestDPoPNoncesThroughTheBinary(t *testing.T) {
 	}
 	cfg = write(t, dir, "run.yaml", strings.Replace(string(base), "authz: {listen: "+p.authz+"}",
 		"authz: {listen: "+p.authz+", dpop: {requireNonce: true, nonceSecretFile: "+secret+"}}", 1))
-	def := write(t, dir, "bank.yaml", `openapi: 3.1.0
-info: {title: Bank, version: v1}
-x-tollgate-production-endpoints: ["http://127.0.0.1:9000"]
-components:
-  securitySchemes:
-    oauth: {type: oauth2, flows: {clientCredentials: {tokenUrl: "https://idp/token", scopes: {}}}}
-security: [{oauth: []}]
-paths:
-  /accounts: {get: {responses: {"200": {description: ok}}}}
-`)
+	def := write(t, dir, "bank.yaml", bankAPI)
 	srv := startTollgate(t, "run", "--dev", "--config", cfg, "-f", def)
 	srv.waitUp()
 	waitReady(t, "http://"+p.admin+"/readyz")
