@@ -19,8 +19,12 @@ build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/tollgate
 
 # Everything in one process on the embedded etcd (./data), with the example APIs and the
-# development token issuer, so `tollgate token` and `tollgate check` work right away.
+# development token issuer, so `tollgate token` and `tollgate check` work right away; the
+# example backend (examples/backend) answers on the ports the examples name (8081-8087), so
+# an Envoy pointed at Tollgate has something to route to. Ctrl-C stops both.
 run: build
+	@$(GO) build -o bin/backend ./examples/backend
+	@./bin/backend & backend=$$!; trap 'kill $$backend 2>/dev/null' EXIT INT TERM; \
 	./$(BIN) run --dev -f examples/coffeebar/coffeebar.yaml -f examples/coffeebar/orders-per-user.yaml -f examples/petstore/petstore.yaml -f examples/online-store/online-store.yaml
 
 test: deps
