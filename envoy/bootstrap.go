@@ -30,6 +30,11 @@ type Bootstrap struct {
 	// resource name, which is what a fleet's control plane spends most on in state of the
 	// world.
 	Delta bool
+	// TLS to the control plane (tollgate xds with xds.serverTLS): files on the Envoy's host.
+	// TLSCAFile turns it on; TLSServerName is the name in the control plane's certificate
+	// (default: the host of XDS when it is a name); TLSCertFile and TLSKeyFile are Envoy's
+	// certificate for mutual TLS.
+	TLSCAFile, TLSCertFile, TLSKeyFile, TLSServerName string
 }
 
 // Render writes the bootstrap YAML.
@@ -58,11 +63,40 @@ func (b Bootstrap) Render() ([]byte, error) {
 	if net.ParseIP(host) == nil {
 		kind = "STRICT_DNS"
 	}
+	tls, err := b.tls(host)
+	if err != nil {
+		return nil, err
+	}
 	var out bytes.Buffer
-	err = bootstrap.Execute(&out, map[string]any{
+	err = bootstrap.Execute(&out, map[string]any{"TLS": tls,
 		"NodeID": strconv.Quote(b.NodeID), "Cluster": strconv.Quote(b.Cluster),
 		"XDSHost": host, "XDSPort": p, "XDSType": kind, "AdminPort": b.AdminPort,
 		"MaxHeapBytes": b.MaxHeapBytes, "MaxConnections": b.MaxConnections, "APIType": map[bool]string{false: "GRPC", true: "DELTA_GRPC"}[b.Delta],
 	})
 	return out.Bytes(), err
+}
+
+// tls is the template's view of the TLS settings (nil: plaintext), names quoted for YAML.
+func (b Bootstrap) tls(host string) (map[string]string, error) {
+	if b.TLSCAFile == "" {
+		if b.TLSCertFile != "" || b.TLSKeyFile != "" || b.TLSServerName != "" {
+			return nil, fmt.Errorf("TLS to the control plane needs the CA that signed its certificate (--tls-ca)")
+		}
+		return nil, nil
+	}
+	if (b.TLSCertFile == "") != (b.TLSKeyFile == "") {
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	name := b.TLSServerName
+	if name == "" && net.ParseIP(host) == nil {
+		name = host
+	}
+	if name == "" {
+		return nil, fmt.Errorf("the control plane is addressed by IP: give the name its certificate carries (--tls-server-name)")
+	}
+	t := map[string]string{"CA": strconv.Quote(b.TLSCAFile), "ServerName": strconv.Quote(name)}
+	if b.TLSCertFile != "" {
+		t["Cert"], t["Key"] = strconv.Quote(b.TLSCertFile), strconv.Quote(b.TLSKeyFile)
+	}
+	return t, nil
 }

@@ -21,7 +21,9 @@ with the overload manager (load shed at 95% of --max-heap-mb, no new requests at
 a connection limit. The node cluster is the Envoy's gateway group.`,
 		Example: `  tollgate bootstrap --node-id envoy-1 > envoy.yaml && envoy -c envoy.yaml
   tollgate bootstrap --node-id edge-1 --cluster edge --xds cp.internal:18000
-  tollgate bootstrap --node-id edge-1 --delta     # incremental xDS, for large fleets`,
+  tollgate bootstrap --node-id edge-1 --delta     # incremental xDS, for large fleets
+  tollgate bootstrap --node-id edge-1 --xds cp.internal:18000 \
+    --tls-ca /etc/envoy/tollgate-ca.pem --tls-cert /etc/envoy/envoy.pem --tls-key /etc/envoy/envoy-key.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
@@ -48,5 +50,9 @@ a connection limit. The node cluster is the Envoy's gateway group.`,
 	f.Uint64Var(&maxHeapMB, "max-heap-mb", 2048, "Envoy's heap limit for the overload manager")
 	f.Uint64Var(&b.MaxConnections, "max-connections", 50000, "most client connections Envoy accepts at once")
 	f.BoolVar(&b.Delta, "delta", false, "incremental (delta) ADS: cheaper for the control plane at fleet scale")
+	f.StringVar(&b.TLSCAFile, "tls-ca", "", "TLS to the control plane (xds.serverTLS): the CA file, on the Envoy's host, that signed its certificate")
+	f.StringVar(&b.TLSServerName, "tls-server-name", "", "the name in the control plane's certificate, sent as SNI (default: the --xds host when it is a name)")
+	f.StringVar(&b.TLSCertFile, "tls-cert", "", "mutual TLS: Envoy's certificate file, on the Envoy's host")
+	f.StringVar(&b.TLSKeyFile, "tls-key", "", "mutual TLS: Envoy's key file, on the Envoy's host")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"sort"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
@@ -18,7 +20,7 @@ import (
 
 // checkCmd sends one CheckRequest, shaped as Envoy sends it, and prints the decision.
 func checkCmd(g *globals) *cobra.Command {
-	var addr, method, path, host, api, op string
+	var addr, method, path, host, api, op, ca, cert, key, serverName string
 	var hs []string
 	cmd := &cobra.Command{
 		Use:   "check --path PATH [-H 'Name: value']...",
@@ -53,7 +55,18 @@ them the enforcer finds the API by host, method and path.`,
 			if api != "" {
 				r.ContextExtensions = map[string]string{apimodel.RouteKeyAPI: api, apimodel.RouteKeyOperation: op}
 			}
-			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			creds := insecure.NewCredentials()
+			switch {
+			case ca != "":
+				t, err := tlsfiles.Client(ca, cert, key, serverName)
+				if err != nil {
+					return usageError{fmt.Errorf("--ca/--cert/--key: %w", err)}
+				}
+				creds = credentials.NewTLS(t)
+			case cfg.Authz.ServerTLS.CertFile != "":
+				return usageError{fmt.Errorf("the enforcer serves TLS (authz.serverTLS): give --ca (and --cert/--key for mutual TLS)")}
+			}
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 			if err != nil {
 				return err
 			}
@@ -73,6 +86,10 @@ them the enforcer finds the API by host, method and path.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "authz", "", "enforcer address (default: the configuration's authz.listen)")
+	f.StringVar(&ca, "ca", "", "TLS to the enforcer (authz.serverTLS): the CA that signed its certificate")
+	f.StringVar(&cert, "cert", "", "mutual TLS: this client's certificate")
+	f.StringVar(&key, "key", "", "mutual TLS: this client's key")
+	f.StringVar(&serverName, "server-name", "", "the name in the enforcer's certificate (default: the address's host)")
 	f.StringVar(&method, "method", "GET", "HTTP method")
 	f.StringVar(&path, "path", "/", "request path, with the query string")
 	f.StringVar(&host, "host", "localhost", "Host / :authority")

@@ -52,6 +52,7 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 	a := cfg.Authz
 	out := server.AuthzConfig{
 		Listen: a.Listen,
+		TLS:    portTLS(a.ServerTLS),
 		Enforcer: extauthz.Config{
 			Format: extauthz.Format(a.FaultFormat), RemoveAuthorization: a.RemoveAuthorization, ForwardAPIKey: a.ForwardAPIKey,
 			RateLimitHeaders:     cfg.Throttling.Headers,
@@ -167,6 +168,7 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		RouteTimeout:       time.Duration(x.RouteTimeout), ConnectTimeout: time.Duration(x.ConnectTimeout),
 		RouteScopes:    x.RouteScopes,
 		UpstreamCAFile: x.UpstreamCAFile,
+		AuthzTLS:       build.FileTLS{CAFile: x.AuthzTLS.CAFile, CertFile: x.AuthzTLS.CertFile, KeyFile: x.AuthzTLS.KeyFile, ServerName: x.AuthzTLS.ServerName},
 		Edge:           x.Edge.Settings(x.AccessLog),
 		FaultFormat:    string(cfg.Authz.FaultFormat),
 	}
@@ -246,4 +248,9 @@ func readSecret(what, path string) (string, error) {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// portTLS is a port's TLS files in the server's form.
+func portTLS(t config.PortTLS) tlsfiles.ServerConfig {
+	return tlsfiles.ServerConfig{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
 }

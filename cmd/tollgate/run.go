@@ -136,7 +136,7 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 		if err != nil {
 			return err
 		}
-		x, err := server.NewXDS(xc, cfg.XDS.Listen, st, apis, adm, log)
+		x, err := server.NewXDS(xc, cfg.XDS.Listen, portTLS(cfg.XDS.ServerTLS), st, apis, adm, log)
 		if err != nil {
 			return err
 		}

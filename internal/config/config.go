@@ -110,7 +110,9 @@ type Etcd struct {
 
 // Authz configures the enforcer.
 type Authz struct {
-	Listen              string            `json:"listen"`
+	Listen string `json:"listen"`
+	// ServerTLS is TLS (with a client CA, mutual TLS) on the ext_authz gRPC port.
+	ServerTLS           PortTLS           `json:"serverTLS"`
 	FaultFormat         FaultFormat       `json:"faultFormat"`
 	RemoveAuthorization bool              `json:"removeAuthorization"`
 	ClaimHeaders        map[string]string `json:"claimHeaders"`
@@ -159,8 +161,13 @@ type MutualTLS struct {
 // XDS configures the control plane and the Envoy configuration it generates.
 type XDS struct {
 	Listen string `json:"listen"`
+	// ServerTLS is TLS (with a client CA, mutual TLS) on the ADS gRPC port.
+	ServerTLS PortTLS `json:"serverTLS"`
 	// AuthzAddress is where Envoy reaches the enforcer (default: authz.listen).
 	AuthzAddress string `json:"authzAddress"`
+	// AuthzTLS is how Envoy's cluster of the enforcer speaks TLS to it (files on the
+	// Envoy's host); empty: plaintext.
+	AuthzTLS EnvoyTLS `json:"authzTLS"`
 	// HTTPPort and HTTPSPort are Envoy's listeners (0: none). HTTPS needs tls.
 	HTTPPort  uint32 `json:"httpPort"`
 	HTTPSPort uint32 `json:"httpsPort"`
@@ -241,6 +248,25 @@ type TLS struct {
 	// ClientCAFile and ClientCertificates ("optional" or "require") turn on mutual TLS.
 	ClientCAFile       string             `json:"clientCAFile"`
 	ClientCertificates ClientCertificates `json:"clientCertificates"`
+}
+
+// PortTLS is TLS on one of Tollgate's own gRPC ports: its certificate and key, and with
+// ClientCAFile mutual TLS (every client presents a certificate signed by it). The files are
+// read again when they change.
+type PortTLS struct {
+	CertFile     string `json:"certFile"`
+	KeyFile      string `json:"keyFile"`
+	ClientCAFile string `json:"clientCAFile"`
+}
+
+// EnvoyTLS is the TLS an Envoy speaks to one of Tollgate's ports: files on the Envoy's
+// host — the CA that signed Tollgate's certificate, and Envoy's own certificate and key
+// for mutual TLS — and the name Tollgate's certificate must carry (sent as SNI).
+type EnvoyTLS struct {
+	CAFile     string `json:"caFile"`
+	CertFile   string `json:"certFile"`
+	KeyFile    string `json:"keyFile"`
+	ServerName string `json:"serverName"`
 }
 
 // Admin configures the HTTP port with /healthz, /readyz and /metrics.
@@ -416,6 +442,14 @@ func (c *Config) Validate() error {
 	}
 	if c.XDS.MaxGroups < max(1, len(c.XDS.Groups)) {
 		return fmt.Errorf("xds.maxGroups %d must be at least 1 and at least the %d groups of xds.groups", c.XDS.MaxGroups, len(c.XDS.Groups))
+	}
+	for name, t := range map[string]PortTLS{"authz.serverTLS": c.Authz.ServerTLS, "xds.serverTLS": c.XDS.ServerTLS} {
+		if (t.CertFile == "") != (t.KeyFile == "") || t.ClientCAFile != "" && t.CertFile == "" {
+			return fmt.Errorf("%s: certFile and keyFile go together, and clientCAFile needs them", name)
+		}
+	}
+	if a := c.XDS.AuthzTLS; a != (EnvoyTLS{}) && (a.CAFile == "" || a.ServerName == "" || (a.CertFile == "") != (a.KeyFile == "")) {
+		return fmt.Errorf("xds.authzTLS needs caFile and serverName (the name in the enforcer's certificate), and certFile with keyFile")
 	}
 	if (c.XDS.TLS.CertFile == "") != (c.XDS.TLS.KeyFile == "") {
 		return fmt.Errorf("xds.tls.certFile and xds.tls.keyFile go together")

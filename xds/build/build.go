@@ -26,6 +26,9 @@ type Options struct {
 	AuthzCluster string
 	AuthzAddress string
 	AuthzTimeout time.Duration
+	// AuthzTLS, when its CAFile is set, makes Envoy speak TLS to the enforcer: files on the
+	// Envoy's host, and the name the enforcer's certificate must carry.
+	AuthzTLS FileTLS
 	// HTTPPort is the plain HTTP listener's port (0: none). HTTPSPort is the TLS listener's
 	// (0: none); it needs a server certificate (Secrets).
 	HTTPPort  uint32
@@ -52,6 +55,13 @@ type Options struct {
 	// RouteScopes splits the route table by the first path segment of the base paths,
 	// behind Envoy's scoped routes (scopes.go), when every API of the group allows it.
 	RouteScopes bool
+}
+
+// FileTLS is TLS to one of Tollgate's ports from files on the Envoy's host: the CA that
+// signed the port's certificate, Envoy's client certificate and key (mutual TLS), and the
+// name the port's certificate must carry (sent as SNI, checked as a DNS SAN).
+type FileTLS struct {
+	CAFile, CertFile, KeyFile, ServerName string
 }
 
 // Names of fixed resources.

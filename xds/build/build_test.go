@@ -402,3 +402,39 @@ func TestHostNameBackendsAreResolvedByEnvoy(t *testing.T) {
 		t.Errorf("mixed set: %v", errs)
 	}
 }
+
+// xds.authzTLS: Envoy's cluster of the enforcer speaks (mutual) TLS, verifying the
+// enforcer's certificate against the CA file and its DNS SAN against the name it sends.
+func TestAuthzClusterTLS(t *testing.T) {
+	o := opt
+	o.AuthzTLS = FileTLS{CAFile: "/etc/envoy/tollgate-ca.pem", CertFile: "/etc/envoy/envoy.pem", KeyFile: "/etc/envoy/envoy-key.pem", ServerName: "authz.internal"}
+	c, errs := Build(examples(t), nil, o)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	var authz *clusterv3.Cluster
+	for _, r := range c.Clusters {
+		if cl := r.(*clusterv3.Cluster); cl.Name == "tollgate_authz" {
+			authz = cl
+		}
+	}
+	var up tlsv3.UpstreamTlsContext
+	if authz == nil || authz.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up) != nil {
+		t.Fatalf("the enforcer's cluster has no TLS: %v", authz)
+	}
+	vc := up.GetCommonTlsContext().GetValidationContext()
+	if up.Sni != "authz.internal" || vc.GetTrustedCa().GetFilename() != "/etc/envoy/tollgate-ca.pem" || vc.GetMatchTypedSubjectAltNames()[0].GetMatcher().GetExact() != "authz.internal" ||
+		up.GetCommonTlsContext().GetTlsCertificates()[0].GetCertificateChain().GetFilename() != "/etc/envoy/envoy.pem" {
+		t.Errorf("the enforcer's TLS %v", &up)
+	}
+	plain, _ := Build(examples(t), nil, opt)
+	for _, r := range plain.Clusters {
+		if cl := r.(*clusterv3.Cluster); cl.Name == "tollgate_authz" && cl.TransportSocket != nil {
+			t.Errorf("without authzTLS the enforcer's cluster has TLS")
+		}
+	}
+}

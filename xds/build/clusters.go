@@ -178,7 +178,7 @@ func authzCluster(opt Options) *clusterv3.Cluster {
 	if net.ParseIP(host) == nil {
 		kind = clusterv3.Cluster_STRICT_DNS
 	}
-	return &clusterv3.Cluster{
+	c := &clusterv3.Cluster{
 		Name:                          opt.AuthzCluster,
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: kind},
 		ConnectTimeout:                durationpb.New(opt.ConnectTimeout),
@@ -187,6 +187,37 @@ func authzCluster(opt Options) *clusterv3.Cluster {
 			ClusterName: opt.AuthzCluster,
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(host, uint32(p), 1)}}},
 		},
+	}
+	if opt.AuthzTLS.CAFile != "" {
+		c.TransportSocket = FileTLSSocket(opt.AuthzTLS)
+	}
+	return c
+}
+
+// FileTLSSocket is the upstream TLS transport socket for t: the peer verified against
+// t.CAFile with its DNS SAN equal to t.ServerName (also sent as SNI), ALPN h2 (gRPC), and
+// Envoy's own certificate when t names one.
+func FileTLSSocket(t FileTLS) *corev3.TransportSocket {
+	file := func(f string) *corev3.DataSource {
+		return &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: f}}
+	}
+	common := &tlsv3.CommonTlsContext{
+		AlpnProtocols: []string{"h2"},
+		TlsParams:     &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: file(t.CAFile),
+			MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
+				SanType: tlsv3.SubjectAltNameMatcher_DNS,
+				Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: t.ServerName}},
+			}},
+		}},
+	}
+	if t.CertFile != "" {
+		common.TlsCertificates = []*tlsv3.TlsCertificate{{CertificateChain: file(t.CertFile), PrivateKey: file(t.KeyFile)}}
+	}
+	return &corev3.TransportSocket{
+		Name:       "envoy.transport_sockets.tls",
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{Sni: t.ServerName, CommonTlsContext: common})},
 	}
 }
 

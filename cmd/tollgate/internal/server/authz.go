@@ -18,6 +18,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/discovery"
 	"github.com/tollgate-gw/tollgate/internal/store"
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/dpop"
@@ -33,6 +34,8 @@ import (
 // (files already read, durations parsed).
 type AuthzConfig struct {
 	Listen string
+	// TLS, if enabled, is TLS (or mutual TLS) on the port.
+	TLS tlsfiles.ServerConfig
 	// Enforcer holds the enforcer's settings; the component supplies its parts (catalog,
 	// revocations, credentials, throttling, readiness).
 	Enforcer extauthz.Config
@@ -74,6 +77,7 @@ type Authz struct {
 	local    *ratelimit.Local
 	grpc     *grpc.Server
 	lis      net.Listener
+	tls      *portTLS
 }
 
 // NewAuthz builds the enforcer over the catalog's APIs and listens.
@@ -121,10 +125,14 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 	}
 	enf := extauthz.New(ec, apis.reg, tokens, log.Named("authz"), reg)
 
+	var tlsOpts []grpc.ServerOption
+	if a.tls, tlsOpts, err = newPortTLS("authz", cfg.TLS, reg, log); err != nil {
+		return nil, err
+	}
 	if a.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("authz listen: %w", err)
 	}
-	a.grpc = newGRPCServer(extauthz.ServerOptions()...)
+	a.grpc = newGRPCServer(append(extauthz.ServerOptions(), tlsOpts...)...)
 	enf.Register(a.grpc)
 	// The same policies over Envoy's rate limit service protocol, on the same port.
 	rls.New(engine, log.Named("rls")).Register(a.grpc)
@@ -270,6 +278,7 @@ func (a *Authz) Run(ctx context.Context) error {
 	if a.certs != nil {
 		g.Go(func() error { a.certs.RunCRLs(ctx, defaults.CRLRefreshInterval, a.crls); return nil })
 	}
+	g.Go(func() error { a.tls.run(ctx); return nil })
 	g.Go(func() error { return serveGRPC(ctx, a.grpc, a.lis) })
 	return g.Wait()
 }

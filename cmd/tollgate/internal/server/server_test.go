@@ -15,6 +15,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/testutil"
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/xds"
 )
 
@@ -38,7 +39,7 @@ func TestComponentsServeAndStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := NewXDS(xds.Config{}, testutil.FreeAddr(t), st, apis, adm, log)
+	x, err := NewXDS(xds.Config{}, testutil.FreeAddr(t), tlsfiles.ServerConfig{}, st, apis, adm, log)
 	if err != nil {
 		t.Fatal(err)
 	}
