@@ -243,3 +243,18 @@ func TestInitOutputIsValid(t *testing.T) {
 		t.Errorf("init --force: exit %d %s", o.code, o.stderr)
 	}
 }
+
+// A release build (make release, the Dockerfile) stamps its version into the binary; the
+// version command and tollgate_build_info say it.
+func TestReleaseVersionIsStamped(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tollgate")
+	build := exec.Command("go", "build", "-ldflags", "-X github.com/tollgate-gw/tollgate/internal/buildinfo.version=v9.8.7-test", "-o", bin, "../cmd/tollgate")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version", "-o", "json").Output()
+	var v struct{ Version string }
+	if err != nil || json.Unmarshal(out, &v) != nil || v.Version != "v9.8.7-test" {
+		t.Errorf("a stamped build says %q (%v)", out, err)
+	}
+}

@@ -18,6 +18,11 @@ type Info struct {
 	GoVersion string `json:"goVersion"`
 }
 
+// version is the release version stamped at build time (make release, the Dockerfile):
+// -ldflags "-X github.com/tollgate-gw/tollgate/internal/buildinfo.version=v1.2.3". Empty:
+// the module version the go command recorded ("(devel)" for a local build).
+var version string
+
 // Read is this binary's build information.
 func Read() Info {
 	bi, ok := debug.ReadBuildInfo()
@@ -25,6 +30,9 @@ func Read() Info {
 		return Info{Version: "unknown"}
 	}
 	i := Info{Version: bi.Main.Version, GoVersion: bi.GoVersion}
+	if version != "" {
+		i.Version = version
+	}
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
