@@ -123,7 +123,7 @@ func makeRunArgs(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^run:.*\n\t\./\$\(BIN\) run (.*)$`).FindSubmatch(mk)
+	m := regexp.MustCompile(`(?m)^run:.*\n(?:\t.*\n)*?\t.*\./\$\(BIN\) run (.*)$`).FindSubmatch(mk)
 	if m == nil {
 		t.Fatal("the Makefile's run target is not `./$(BIN) run ...`")
 	}
