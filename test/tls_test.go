@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,5 +160,55 @@ log: {level: info, format: json}
 	}
 	if !strings.Contains(get(t, "http://"+p.admin+"/metrics"), `tollgate_tls_reloads_total{port="xds",result="ok"}`) {
 		t.Errorf("the reload is not counted")
+	}
+}
+
+// admin.tls: the admin port over HTTPS, with a client CA mutual TLS — a probe with a
+// certificate reads /readyz and /metrics, one without does not, and plain HTTP is refused.
+func TestAdminPortOverTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "admin CA")
+	cert, key, _ := ca.Issue("tollgate", []string{"localhost"}, "127.0.0.1")
+	probeCert, probeKey, _ := ca.Issue("prometheus", nil)
+	write(t, dir, "ca.pem", string(ca.PEM()))
+	write(t, dir, "admin.pem", string(cert))
+	write(t, dir, "admin-key.pem", string(key))
+	p := newPorts(t)
+	cfg := serverConfig(t, dir, "run.yaml", p, "", ", tls: {certFile: "+filepath.Join(dir, "admin.pem")+", keyFile: "+filepath.Join(dir, "admin-key.pem")+", clientCAFile: "+filepath.Join(dir, "ca.pem")+"}")
+	srv := startTollgate(t, "run", "--config", cfg)
+	srv.waitUp()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	client := func(certs []tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
+	}
+	kp, err := tls.X509KeyPair(probeCert, probeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := client([]tls.Certificate{kp})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := probe.Get("https://" + p.admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz over mutual TLS: %v %v", resp, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if resp, err := probe.Get("https://" + p.admin + "/metrics"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("/metrics over mutual TLS: %v %v", resp, err)
+	}
+	if _, err := client(nil).Get("https://" + p.admin + "/readyz"); err == nil {
+		t.Errorf("the admin port served a client without a certificate")
+	}
+	if resp, err := http.Get("http://" + p.admin + "/readyz"); err == nil && resp.StatusCode == 200 {
+		t.Errorf("the admin port answered plain HTTP")
 	}
 }

@@ -142,7 +142,7 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 		}
 		components, xdsAddr = append(components, x), x.Addr()
 	}
-	ad, err := server.NewAdmin(adm, cfg.Admin.Listen, cfg.Admin.AllowRemote, components...)
+	ad, err := server.NewAdmin(adm, cfg.Admin.Listen, cfg.Admin.AllowRemote, portTLS(cfg.Admin.TLS), log, components...)
 	if err != nil {
 		return err
 	}

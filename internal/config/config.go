@@ -279,6 +279,8 @@ type Admin struct {
 	TokenFile string `json:"tokenFile"`
 	// Profiling serves Go's profiler and execution tracer under /debug/pprof/.
 	Profiling bool `json:"profiling"`
+	// TLS, if set, serves the admin port over HTTPS (with ClientCAFile, mutual TLS).
+	TLS PortTLS `json:"tls"`
 	// WSO2Notify, if set, takes WSO2 Identity Server's revocation events on
 	// /internal/data/v1/notify.
 	WSO2Notify *WSO2Notify `json:"wso2Notify"`
@@ -443,7 +445,7 @@ func (c *Config) Validate() error {
 	if c.XDS.MaxGroups < max(1, len(c.XDS.Groups)) {
 		return fmt.Errorf("xds.maxGroups %d must be at least 1 and at least the %d groups of xds.groups", c.XDS.MaxGroups, len(c.XDS.Groups))
 	}
-	for name, t := range map[string]PortTLS{"authz.serverTLS": c.Authz.ServerTLS, "xds.serverTLS": c.XDS.ServerTLS} {
+	for name, t := range map[string]PortTLS{"authz.serverTLS": c.Authz.ServerTLS, "xds.serverTLS": c.XDS.ServerTLS, "admin.tls": c.Admin.TLS} {
 		if (t.CertFile == "") != (t.KeyFile == "") || t.ClientCAFile != "" && t.CertFile == "" {
 			return fmt.Errorf("%s: certFile and keyFile go together, and clientCAFile needs them", name)
 		}

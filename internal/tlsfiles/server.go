@@ -23,6 +23,7 @@ import (
 // configuration in force.
 type Server struct {
 	certFile, keyFile, caFile string
+	protos                    []string
 
 	cur atomic.Pointer[tls.Config]
 
@@ -35,6 +36,8 @@ type ServerConfig struct {
 	CertFile, KeyFile string
 	// ClientCAFile, if set, requires every client to present a certificate signed by it.
 	ClientCAFile string
+	// Protocols are the ALPN protocols served (default h2, for gRPC).
+	Protocols []string
 }
 
 // Enabled says whether the configuration asks for TLS.
@@ -59,7 +62,10 @@ func NewServer(c ServerConfig) (*Server, error) {
 	if err := c.Check(); err != nil {
 		return nil, err
 	}
-	s := &Server{certFile: c.CertFile, keyFile: c.KeyFile, caFile: c.ClientCAFile}
+	s := &Server{certFile: c.CertFile, keyFile: c.KeyFile, caFile: c.ClientCAFile, protos: c.Protocols}
+	if len(s.protos) == 0 {
+		s.protos = []string{"h2"}
+	}
 	if _, err := s.Reload(); err != nil {
 		return nil, err
 	}
@@ -70,7 +76,7 @@ func NewServer(c ServerConfig) (*Server, error) {
 func (s *Server) Config() *tls.Config {
 	return &tls.Config{
 		MinVersion:         tls.VersionTLS12,
-		NextProtos:         []string{"h2"},
+		NextProtos:         s.protos,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.cur.Load(), nil },
 	}
 }
@@ -106,7 +112,7 @@ func (s *Server) Reload() (bool, error) {
 	if cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter) {
 		return false, fmt.Errorf("%s: the certificate expired on %s", s.certFile, cert.Leaf.NotAfter.Format(time.RFC3339))
 	}
-	c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}, Certificates: []tls.Certificate{cert}}
+	c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: s.protos, Certificates: []tls.Certificate{cert}}
 	if s.caFile != "" {
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(files[s.caFile]) {
