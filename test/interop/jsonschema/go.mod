@@ -3,7 +3,7 @@
 // of the product's module.
 module github.com/tollgate-gw/tollgate/test/interop/jsonschema
 
-go 1.26
+go 1.26.8
 
 require (
 	github.com/getkin/kin-openapi v0.152.0
@@ -19,5 +19,9 @@ require (
 	github.com/oasdiff/yaml3 v0.0.14 // indirect
 	github.com/xeipuuv/gojsonpointer v0.0.0-20180127040702-4e3ac2762d5f // indirect
 	github.com/xeipuuv/gojsonreference v0.0.0-20180127040603-bd5ef7bd5415 // indirect
-	golang.org/x/text v0.14.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 )
+
+require github.com/tollgate-gw/tollgate v0.0.0
+
+replace github.com/tollgate-gw/tollgate => ../../..
