@@ -21,7 +21,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/xeipuuv/gojsonschema"
 
-	"github.com/tollgate-gw/tollgate/policies/jsonbody"
+	"github.com/tollgate-gw/tollgate/internal/jsonbody"
 )
 
 type group struct {
@@ -259,10 +259,10 @@ func (kin) compile(_ string, schema []byte) (func([]byte) (bool, error), error) 
 }
 
 // Tollgate's own: OpenAPI schemas compiled for one pass over the body's bytes
-// (policies/jsonbody), read here through kin-openapi's schema object as definitions are.
+// (internal/jsonbody), read here through kin-openapi's schema object as definitions are.
 type tollgate struct{}
 
-func (tollgate) name() string { return "tollgate policies/jsonbody" }
+func (tollgate) name() string { return "tollgate internal/jsonbody" }
 
 func (tollgate) compile(_ string, schema []byte) (func([]byte) (bool, error), error) {
 	var s openapi3.Schema
