@@ -445,6 +445,18 @@ func (c *Config) Validate() error {
 	if c.XDS.MaxGroups < max(1, len(c.XDS.Groups)) {
 		return fmt.Errorf("xds.maxGroups %d must be at least 1 and at least the %d groups of xds.groups", c.XDS.MaxGroups, len(c.XDS.Groups))
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
+		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")
+	}
+	return c.validateIssuers()
+}
+
+// validateTLS checks that every TLS setting is whole: a certificate with its key, a client
+// CA with a certificate to serve, Envoy's side with the CA and the name to check.
+func (c *Config) validateTLS() error {
 	for name, t := range map[string]PortTLS{"authz.serverTLS": c.Authz.ServerTLS, "xds.serverTLS": c.XDS.ServerTLS, "admin.tls": c.Admin.TLS} {
 		if (t.CertFile == "") != (t.KeyFile == "") || t.ClientCAFile != "" && t.CertFile == "" {
 			return fmt.Errorf("%s: certFile and keyFile go together, and clientCAFile needs them", name)
@@ -453,15 +465,12 @@ func (c *Config) Validate() error {
 	if a := c.XDS.AuthzTLS; a != (EnvoyTLS{}) && (a.CAFile == "" || a.ServerName == "" || (a.CertFile == "") != (a.KeyFile == "")) {
 		return fmt.Errorf("xds.authzTLS needs caFile and serverName (the name in the enforcer's certificate), and certFile with keyFile")
 	}
+	// Without files, the HTTPS listener's certificate (and client CA) come from the etcd
+	// secrets tollgate_server_cert (and tollgate_client_ca).
 	if (c.XDS.TLS.CertFile == "") != (c.XDS.TLS.KeyFile == "") {
 		return fmt.Errorf("xds.tls.certFile and xds.tls.keyFile go together")
 	}
-	// Without files, the HTTPS listener's certificate (and client CA) come from the etcd
-	// secrets tollgate_server_cert (and tollgate_client_ca).
-	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
-		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")
-	}
-	return c.validateIssuers()
+	return nil
 }
 
 // validateIssuers checks each issuer's source of keys or introspection endpoint, and that

@@ -72,3 +72,20 @@ func TestContainerConfig(t *testing.T) {
 		t.Errorf("admin.allowRemote %v, dataDir %q", c.Admin.AllowRemote, c.DataDir)
 	}
 }
+
+// Half a TLS setting is refused, naming it.
+func TestHalfTLSIsRefused(t *testing.T) {
+	for doc, want := range map[string]string{
+		"authz:\n  serverTLS: {certFile: /c.pem}\n":                 "authz.serverTLS",
+		"xds:\n  serverTLS: {clientCAFile: /ca.pem}\n":              "xds.serverTLS",
+		"admin:\n  tls: {keyFile: /k.pem}\n":                        "admin.tls",
+		"xds:\n  authzTLS: {caFile: /ca.pem}\n":                     "xds.authzTLS",
+		"admin:\n  wso2Notify: {keyManagers: [WSO2-IS]}\n":          "admin.wso2Notify",
+		"authz:\n  dpop: {requireNonce: true, nonceLifetime: 1m}\n": "",
+	} {
+		_, err := load(t, doc)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%q: err %v, want %q", doc, err, want)
+		}
+	}
+}

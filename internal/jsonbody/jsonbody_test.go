@@ -197,3 +197,25 @@ func BenchmarkValidate1KB(b *testing.B) {
 		v.Valid(body)
 	}
 }
+
+// Past 64 required properties the seen set is a slice, not a word's bits.
+func TestManyRequiredProperties(t *testing.T) {
+	s := &openapi3.Schema{Type: &openapi3.Types{"object"}, Properties: openapi3.Schemas{}}
+	var all []string
+	for i := range 70 {
+		name := fmt.Sprintf("p%02d", i)
+		s.Required = append(s.Required, name)
+		all = append(all, fmt.Sprintf("%q:%d", name, i))
+	}
+	v, err := Compile(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := v.Validate([]byte("{" + strings.Join(all, ",") + "}")); errs != nil {
+		t.Errorf("every required property present: %v", errs)
+	}
+	errs := v.Validate([]byte("{" + strings.Join(append(all[:42:42], all[43:]...), ",") + "}"))
+	if len(errs) != 1 || errs[0].Reason != "required properties missing: p42" {
+		t.Errorf("one missing of 70: %v", errs)
+	}
+}

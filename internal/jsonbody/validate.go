@@ -182,41 +182,9 @@ func (s *state) literal(word string, k kind, n *node) {
 
 func (s *state) number(n *node) {
 	start := s.i
-	if s.b[s.i] == '-' {
-		s.i++
-	}
-	digits := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-	}
-	if s.i == digits || s.b[digits] == '0' && s.i-digits > 1 {
+	if !s.scanNumber() {
 		s.syntax("a malformed number")
 		return
-	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		f := s.i
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == f {
-			s.syntax("a malformed number")
-			return
-		}
-	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
-		}
-		e := s.i
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			s.i++
-		}
-		if s.i == e {
-			s.syntax("a malformed number")
-			return
-		}
 	}
 	if n.types&(kNumber|kInteger) == 0 {
 		s.wrongType(n, "a number")
@@ -235,6 +203,43 @@ func (s *state) number(n *node) {
 		return
 	}
 	s.checkNumber(n, f)
+}
+
+// scanNumber reads RFC 8259's number: -? int frac? exp?, and reports whether it was one.
+func (s *state) scanNumber() bool {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	digits := s.i
+	s.digits()
+	if s.i == digits || s.b[digits] == '0' && s.i-digits > 1 {
+		return false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// digits reads decimal digits and says how many.
+func (s *state) digits() int {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
 }
 
 func (s *state) checkNumber(n *node, f float64) {
@@ -404,10 +409,9 @@ func (s *state) object(n *node) {
 	if !isObject {
 		s.wrongType(n, "an object")
 	}
-	var seen uint64
-	var seenMore []bool
+	seen := required{}
 	if isObject && n.required > 64 {
-		seenMore = make([]bool, n.required)
+		seen.more = make([]bool, n.required)
 	}
 	count := 0
 	s.space()
@@ -415,44 +419,7 @@ func (s *state) object(n *node) {
 		s.i++
 	} else {
 		for {
-			s.space()
-			if s.i >= len(s.b) || s.b[s.i] != '"' {
-				s.syntax("a property name that is not a string")
-				return
-			}
-			keyStart := s.i + 1
-			key, ok := s.str()
-			if !ok {
-				return
-			}
-			rawKey := s.b[keyStart : s.i-1]
-			s.space()
-			if s.i >= len(s.b) || s.b[s.i] != ':' {
-				s.syntax("a missing colon after a property name")
-				return
-			}
-			s.i++
-			sub := anything
-			s.path = append(s.path, seg{key: rawKey})
-			if isObject {
-				if p := n.props[string(key)]; p != nil {
-					sub = p.n
-					if p.required {
-						if seenMore != nil {
-							seenMore[p.bit] = true
-						} else {
-							seen |= 1 << p.bit
-						}
-					}
-				} else if n.additional != nil {
-					sub = n.additional
-				} else if n.noAdditional {
-					s.fail("a property the schema does not allow (additionalProperties: false)")
-				}
-			}
-			s.value(sub)
-			s.path = s.path[:len(s.path)-1]
-			if s.broken {
+			if !s.member(n, isObject, &seen) {
 				return
 			}
 			count++
@@ -472,11 +439,80 @@ func (s *state) object(n *node) {
 			s.i++
 		}
 	}
-	if !isObject {
+	if isObject {
+		s.objectCounts(n, count, seen)
+	}
+}
+
+// required is the set of an object's required properties seen so far: bits of a word, or
+// a slice past 64 of them.
+type required struct {
+	bits uint64
+	more []bool
+}
+
+func (r *required) set(bit int) {
+	if r.more != nil {
+		r.more[bit] = true
 		return
 	}
-	if n.required > 0 && (seenMore != nil || seen != 1<<n.required-1) {
-		s.missing(n, seen, seenMore)
+	r.bits |= 1 << bit
+}
+
+func (r required) has(bit int) bool {
+	if r.more != nil {
+		return r.more[bit]
+	}
+	return r.bits&(1<<bit) != 0
+}
+
+func (r required) all(n int) bool { return r.more == nil && r.bits == 1<<n-1 }
+
+// member reads one "name": value of an object and checks the value against the schema the
+// name selects. It reports false when the body is not JSON.
+func (s *state) member(n *node, isObject bool, seen *required) bool {
+	s.space()
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		s.syntax("a property name that is not a string")
+		return false
+	}
+	keyStart := s.i + 1
+	key, ok := s.str()
+	if !ok {
+		return false
+	}
+	rawKey := s.b[keyStart : s.i-1]
+	s.space()
+	if s.i >= len(s.b) || s.b[s.i] != ':' {
+		s.syntax("a missing colon after a property name")
+		return false
+	}
+	s.i++
+	sub := anything
+	s.path = append(s.path, seg{key: rawKey})
+	if isObject {
+		switch p := n.props[string(key)]; {
+		case p != nil:
+			sub = p.n
+			if p.required {
+				seen.set(p.bit)
+			}
+		case n.additional != nil:
+			sub = n.additional
+		case n.noAdditional:
+			s.fail("a property the schema does not allow (additionalProperties: false)")
+		}
+	}
+	s.value(sub)
+	s.path = s.path[:len(s.path)-1]
+	return !s.broken
+}
+
+// objectCounts checks what is known once an object is read: its required properties and
+// its size.
+func (s *state) objectCounts(n *node, count int, seen required) {
+	if n.required > 0 && !seen.all(n.required) {
+		s.missing(n, seen)
 	}
 	if count < n.minProps {
 		s.fail("%d properties, fewer than %d", count, n.minProps)
@@ -487,14 +523,10 @@ func (s *state) object(n *node) {
 }
 
 // missing reports the required properties an object lacks, in name order.
-func (s *state) missing(n *node, seen uint64, seenMore []bool) {
+func (s *state) missing(n *node, seen required) {
 	var names []string
 	for name, p := range n.props {
-		if !p.required {
-			continue
-		}
-		has := seenMore != nil && seenMore[p.bit] || seenMore == nil && seen&(1<<p.bit) != 0
-		if !has {
+		if p.required && !seen.has(p.bit) {
 			names = append(names, name)
 		}
 	}
