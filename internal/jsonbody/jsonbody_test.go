@@ -95,6 +95,8 @@ func TestOpenAPI30Bodies(t *testing.T) {
 		`{"id":"AB-123456",}`: "the body is not JSON",
 		`{"id":"AB-123456","customer":{"name":"Ada"},"items":[{"sku":"a","quantity":1}]} {}`: "not one JSON value",
 		`{"id":01}`:                            "the body is not JSON: a malformed number",
+		`{"id":"\a"}`:                          "a malformed string escape",
+		`{"a\/b":1}`:                           "/a~1b: a property the schema does not allow",
 		"{\"id\":\"\xff\"}":                    "not UTF-8",
 		`{"id":"AB-123456","customer":{"name"`: "the body is not JSON",
 		``:                                     "the body is not JSON: unexpected end",

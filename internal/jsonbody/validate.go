@@ -92,8 +92,11 @@ func (s *state) pointer() string {
 			continue
 		}
 		k := string(p.key)
-		if d, err := strconv.Unquote(`"` + k + `"`); err == nil {
-			k = d
+		if strings.Contains(k, `\`) {
+			var d string
+			if json.Unmarshal([]byte(`"`+k+`"`), &d) == nil {
+				k = d
+			}
 		}
 		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(k))
 	}
@@ -263,6 +266,30 @@ func (s *state) checkNumber(n *node, f float64) {
 	}
 }
 
+// escape checks the escape at s.i (the backslash) and moves past it.
+func (s *state) escape() bool {
+	if s.i+1 >= len(s.b) {
+		return false
+	}
+	switch s.b[s.i+1] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		s.i += 2
+		return true
+	case 'u':
+		if s.i+6 > len(s.b) {
+			return false
+		}
+		for _, h := range s.b[s.i+2 : s.i+6] {
+			if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+				return false
+			}
+		}
+		s.i += 6
+		return true
+	}
+	return false
+}
+
 // str reads a string at s.i (the opening quote) and returns its content, decoded when it
 // has escapes (into s.buf, valid until the next call).
 func (s *state) str() ([]byte, bool) {
@@ -281,20 +308,24 @@ func (s *state) str() ([]byte, bool) {
 				}
 				return raw, true
 			}
-			d, err := strconv.Unquote(string(s.b[start-1 : s.i]))
-			if err != nil {
-				var v string
-				if json.Unmarshal(s.b[start-1:s.i], &v) != nil {
-					s.syntax("a malformed string escape")
-					return nil, false
-				}
-				d = v
+			if !utf8.Valid(raw) {
+				s.syntax("a string that is not UTF-8")
+				return nil, false
+			}
+			var d string
+			if json.Unmarshal(s.b[start-1:s.i], &d) != nil {
+				s.syntax("a malformed string escape")
+				return nil, false
 			}
 			s.buf = append(s.buf[:0], d...)
 			return s.buf, true
 		case c == '\\':
+			// RFC 8259 §7: \" \\ \/ \b \f \n \r \t and \uXXXX, nothing else.
 			escaped = true
-			s.i += 2
+			if !s.escape() {
+				s.syntax("a malformed string escape")
+				return nil, false
+			}
 		case c < 0x20:
 			s.syntax("a control character in a string")
 			return nil, false
