@@ -212,3 +212,44 @@ func TestAdminPortOverTLS(t *testing.T) {
 		t.Errorf("the admin port answered plain HTTP")
 	}
 }
+
+// TLS without a client CA: any client that trusts the port's CA is served, a plaintext one
+// is not, and one that does not trust the CA refuses the port.
+func TestServerTLSWithoutClientCertificates(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := testutil.NewCA(t, "authz CA")
+	cert, key, _ := ca.Issue("tollgate", []string{"localhost"}, "127.0.0.1")
+	write(t, dir, "authz.pem", string(cert))
+	write(t, dir, "authz-key.pem", string(key))
+	p := newPorts(t)
+	base := serverConfig(t, dir, "run.yaml", p, "")
+	b, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := write(t, dir, "run.yaml", strings.Replace(string(b), "authz: {listen: "+p.authz+"}",
+		"authz: {listen: "+p.authz+", serverTLS: {certFile: "+filepath.Join(dir, "authz.pem")+", keyFile: "+filepath.Join(dir, "authz-key.pem")+"}}", 1))
+	startTollgate(t, "run", "--config", cfg, "-f", "../examples/coffeebar/coffeebar.yaml")
+	waitReady(t, "http://"+p.admin+"/readyz")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	check := func(creds credentials.TransportCredentials) error {
+		conn, err := grpc.NewClient(p.authz, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = authv3.NewAuthorizationClient(conn).Check(t.Context(), extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/coffeebar/v1/menu", Host: "localhost"}))
+		return err
+	}
+	if err := check(credentials.NewTLS(&tls.Config{RootCAs: roots, ServerName: "localhost"})); err != nil {
+		t.Errorf("a TLS client without a certificate: %v", err)
+	}
+	if err := check(insecure.NewCredentials()); err == nil {
+		t.Errorf("a plaintext client was served")
+	}
+	if err := check(credentials.NewTLS(&tls.Config{ServerName: "localhost"})); err == nil {
+		t.Errorf("a client that does not trust the port's CA was served")
+	}
+}
