@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,5 +216,26 @@ func waitMetric(t *testing.T, admin, re string) {
 			t.Fatalf("no metric %s above 0 within 15 s", re)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// tollgate validate holds x-tollgate-issuers to the configuration's issuers: a name it
+// does not have is a warning naming the scheme (the definition stays valid).
+func TestValidateWarnsOfUnknownIssuers(t *testing.T) {
+	dir := t.TempDir()
+	def := write(t, dir, "two.yaml", `openapi: 3.1.0
+info: {title: Two, version: v1}
+x-tollgate-production-endpoints: ["http://127.0.0.1:9000"]
+components:
+  securitySchemes:
+    partnerOnly: {type: http, scheme: bearer, x-tollgate-issuers: [partner, parnter]}
+security: [{partnerOnly: []}]
+paths:
+  /a: {get: {responses: {"200": {description: ok}}}}
+`)
+	cfg := write(t, dir, "tollgate.yaml", "issuers:\n  - {name: partner, introspectionURL: \"https://as.example/introspect\", clientID: gw}\n")
+	o := tollgate(t, "validate", "--config", cfg, "-f", def)
+	if o.code != 0 || !strings.Contains(o.stderr, `securitySchemes.partnerOnly.x-tollgate-issuers: no issuer named "parnter"`) || strings.Contains(o.stderr, `"partner"`) {
+		t.Errorf("validate: exit %d\n%s%s", o.code, o.stdout, o.stderr)
 	}
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"go.uber.org/zap"
@@ -56,7 +58,7 @@ func definitionFiles(cmd *cobra.Command) func(args []string) ([]string, error) {
 	}
 }
 
-func validateCmd(*globals) *cobra.Command {
+func validateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE...",
 		Short: "Check API definitions and throttling policies offline",
@@ -75,6 +77,9 @@ accepts, apply stores and the gateway serves.`,
 			return err
 		}
 		defs, ok := loadDefinitions(fl)
+		if cfg, err := g.loadConfig(); err == nil {
+			warnUnknownIssuers(defs, cfg)
+		}
 		for _, d := range defs {
 			switch {
 			case d.Tests:
@@ -167,4 +172,34 @@ func connectStore(cfg config.Config, log *zap.Logger, more func(*store.Config)) 
 	}
 	more(&sc)
 	return store.Connect(sc, log)
+}
+
+// warnUnknownIssuers warns of a security scheme naming (x-tollgate-issuers) an issuer the
+// configuration does not have: its tokens would all be refused. Only a configuration with
+// issuers is held against the definitions.
+func warnUnknownIssuers(defs []definitions.Definition, cfg config.Config) {
+	if len(cfg.Issuers) == 0 {
+		return
+	}
+	known := map[string]bool{"dev": true} // tollgate run --dev's issuer
+	for _, is := range cfg.Issuers {
+		known[cmp.Or(is.Name, is.Issuer)] = true
+	}
+	for _, d := range defs {
+		if d.API == nil {
+			continue
+		}
+		names := make([]string, 0, len(d.API.Schemes))
+		for name := range d.API.Schemes {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			for _, is := range d.API.Schemes[name].Issuers {
+				if !known[is] {
+					fmt.Fprintf(os.Stderr, "warning: %s: $.components.securitySchemes.%s.x-tollgate-issuers: no issuer named %q is configured; the scheme refuses every token until one is\n", d.File, name, is)
+				}
+			}
+		}
+	}
 }
