@@ -35,6 +35,7 @@ var kindNames = map[string]kind{"null": kNull, "boolean": kBool, "integer": kInt
 // node is one compiled schema.
 type node struct {
 	types kind
+	never bool // the schema false: no value passes
 
 	// numbers
 	min, max         float64
@@ -109,6 +110,10 @@ func (c *compiler) compile(s *openapi3.Schema, at string) (*node, error) {
 	}
 	n := &node{types: kAny, maxLen: -1, maxItems: -1, maxProps: -1}
 	c.seen[s] = n
+	if s.Always != nil { // a boolean schema (OpenAPI 3.1)
+		n.never = !*s.Always
+		return n, nil
+	}
 	if err := unsupported(s, at); err != nil {
 		return nil, err
 	}
@@ -273,6 +278,8 @@ func unsupported(s *openapi3.Schema, at string) error {
 		"unevaluatedItems":      s.UnevaluatedItems.Has != nil || s.UnevaluatedItems.Schema != nil,
 		"unevaluatedProperties": s.UnevaluatedProperties.Has != nil || s.UnevaluatedProperties.Schema != nil,
 		"const":                 s.Const != nil,
+		"dependentRequired":     len(s.DependentRequired) > 0,
+		"$dynamicRef":           s.DynamicRef != "",
 	} {
 		if set {
 			return fmt.Errorf("%s/%s: not supported by the body validator yet", at, name)

@@ -2,6 +2,7 @@ package jsonbody
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -219,5 +220,33 @@ func TestManyRequiredProperties(t *testing.T) {
 	errs := v.Validate([]byte("{" + strings.Join(append(all[:42:42], all[43:]...), ",") + "}"))
 	if len(errs) != 1 || errs[0].Reason != "required properties missing: p42" {
 		t.Errorf("one missing of 70: %v", errs)
+	}
+}
+
+// OpenAPI 3.1's boolean schemas: false allows no value, true any; keywords the validator
+// does not implement (dependentRequired, $dynamicRef) refuse the schema.
+func TestBooleanSchemas(t *testing.T) {
+	var s openapi3.Schema
+	if err := json.Unmarshal([]byte(`{"type":"object","properties":{"no":false,"yes":true}}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Compile(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := v.Validate([]byte(`{"yes":[1,{"a":null}]}`)); errs != nil {
+		t.Errorf("true allows anything: %v", errs)
+	}
+	if errs := v.Validate([]byte(`{"no":null}`)); len(errs) != 1 || errs[0].String() != "/no: no value is allowed here (the schema is false)" {
+		t.Errorf("false allows nothing: %v", errs)
+	}
+	for _, doc := range []string{`{"dependentRequired":{"a":["b"]}}`, `{"$dynamicRef":"#meta"}`} {
+		var u openapi3.Schema
+		if err := json.Unmarshal([]byte(doc), &u); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Compile(&u); err == nil {
+			t.Errorf("%s compiled", doc)
+		}
 	}
 }

@@ -121,6 +121,13 @@ func (s *state) value(n *node) {
 		s.syntax("unexpected end")
 		return
 	}
+	if n.never {
+		s.value(anything)
+		if !s.broken {
+			s.fail("no value is allowed here (the schema is false)")
+		}
+		return
+	}
 	start := s.i
 	switch c := s.b[s.i]; {
 	case c == '{':
