@@ -241,24 +241,14 @@ func (a *Authz) Ready() error {
 // one that no longer reads or verifies (its last good list stays; logged when its error
 // changes, not every time it is looked at).
 func crlReport(reg prometheus.Registerer, log *zap.Logger) func([]string, error) {
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_mtls_crl_reloads_total",
-		Help: "CRL files read again: ok (in force), or rejected (unreadable, unparsable or not signed by a trusted CA; the last good list stays)."}, []string{"result"})
-	reg.MustRegister(reloads)
-	var last string
+	reloads := newFileReloads(reg, prometheus.CounterOpts{Name: "tollgate_mtls_crl_reloads_total",
+		Help: "CRL files read again: ok (in force), or rejected (unreadable, unparsable or not signed by a trusted CA; the last good list stays)."},
+		log, "CRL file not taken; its last good list stays in force")
 	return func(reloaded []string, err error) {
 		for _, f := range reloaded {
-			reloads.WithLabelValues("ok").Inc()
-			log.Info("CRL read again", zap.String("file", f))
+			reloads.ok("CRL read again", zap.String("file", f))
 		}
-		if err == nil {
-			last = ""
-			return
-		}
-		reloads.WithLabelValues("rejected").Inc()
-		if err.Error() != last {
-			last = err.Error()
-			log.Error("CRL file not taken; its last good list stays in force", zap.Error(err))
-		}
+		reloads.settle(err)
 	}
 }
 

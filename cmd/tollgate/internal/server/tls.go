@@ -32,23 +32,14 @@ func newPortTLS(port string, c tlsfiles.ServerConfig, reg prometheus.Registerer,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s TLS: %w", port, err)
 	}
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tollgate_tls_reloads_total",
+	reloads := newFileReloads(reg, prometheus.CounterOpts{Name: "tollgate_tls_reloads_total",
 		Help:        "Certificate files of a gRPC port read again by result: ok (in force for new connections), rejected (the last good ones stay).",
-		ConstLabels: prometheus.Labels{"port": port}}, []string{"result"})
-	reg.MustRegister(reloads)
-	var last string
+		ConstLabels: prometheus.Labels{"port": port}}, log.With(zap.String("port", port)), "TLS files not taken; the last good certificate stays in force")
 	p := &portTLS{srv: srv, report: func(changed bool, err error) {
-		if err != nil {
-			reloads.WithLabelValues("rejected").Inc()
-			if err.Error() != last {
-				last = err.Error()
-				log.Error("TLS files not taken; the last good certificate stays in force", zap.String("port", port), zap.Error(err))
-			}
-			return
+		reloads.settle(err)
+		if err == nil {
+			reloads.ok("TLS files read again; new connections get them")
 		}
-		last = ""
-		reloads.WithLabelValues("ok").Inc()
-		log.Info("TLS files read again; new connections get them", zap.String("port", port))
 	}}
 	mode := "TLS"
 	if c.ClientCAFile != "" {
@@ -62,5 +53,41 @@ func newPortTLS(port string, c tlsfiles.ServerConfig, reg prometheus.Registerer,
 func (p *portTLS) run(ctx context.Context) {
 	if p != nil {
 		p.srv.Run(ctx, tlsReloadEvery, p.report)
+	}
+}
+
+// fileReloads counts what a component reads again from its files — ok, or rejected (the
+// last good state stays in force) — and logs a rejection once per distinct error, not at
+// every look.
+type fileReloads struct {
+	counter  *prometheus.CounterVec
+	log      *zap.Logger
+	rejected string // the log message of a rejection
+	last     string // the error last logged
+}
+
+func newFileReloads(reg prometheus.Registerer, opts prometheus.CounterOpts, log *zap.Logger, rejected string) *fileReloads {
+	r := &fileReloads{counter: prometheus.NewCounterVec(opts, []string{"result"}), log: log, rejected: rejected}
+	reg.MustRegister(r.counter)
+	return r
+}
+
+// ok counts a reload that took effect and logs it.
+func (r *fileReloads) ok(msg string, fields ...zap.Field) {
+	r.counter.WithLabelValues("ok").Inc()
+	r.log.Info(msg, fields...)
+}
+
+// settle records how a look ended: nil clears the error last logged; an error is counted
+// and logged unless it is the one last logged.
+func (r *fileReloads) settle(err error) {
+	if err == nil {
+		r.last = ""
+		return
+	}
+	r.counter.WithLabelValues("rejected").Inc()
+	if err.Error() != r.last {
+		r.last = err.Error()
+		r.log.Error(r.rejected, zap.Error(err))
 	}
 }
