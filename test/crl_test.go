@@ -1,13 +1,6 @@
 package test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -21,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
 // A renewed CRL file takes effect in the running enforcer without a restart (RFC 5280
@@ -29,34 +23,11 @@ import (
 func TestCRLFilesRefreshWithoutARestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Test CA"}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(13), Subject: pkix.Name{CommonName: "client-13"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}, ca, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl := func(serials ...int64) []byte {
-		var entries []x509.RevocationListEntry
-		for _, s := range serials {
-			entries = append(entries, x509.RevocationListEntry{SerialNumber: big.NewInt(s), RevocationTime: time.Now()})
-		}
-		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(time.Now().UnixNano()), ThisUpdate: time.Now().Add(-time.Minute),
-			NextUpdate: time.Now().Add(time.Hour), RevokedCertificateEntries: entries}, ca, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
-	}
-	caFile := write(t, dir, "ca.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
-	crlFile := write(t, dir, "crl.pem", string(crl(12)))
+	ca := testutil.NewCA(t, "Test CA")
+	leafPEM, _, leaf := ca.Issue("client-13", nil)
+	_, _, other := ca.Issue("client-12", nil)
+	caFile := write(t, dir, "ca.pem", string(ca.PEM()))
+	crlFile := write(t, dir, "crl.pem", string(ca.CRL(other.SerialNumber)))
 	api := write(t, dir, "vault.yaml", `openapi: 3.0.3
 info: {title: Vault, version: v1}
 x-tollgate-mutual-tls: required
@@ -78,7 +49,7 @@ log: {level: info, format: json}
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	cert := url.QueryEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})))
+	cert := url.QueryEscape(string(leafPEM))
 	status := func() int {
 		req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/vault/v1/box", Host: "localhost"})
 		req.Attributes.Source.Certificate = cert
@@ -92,7 +63,7 @@ log: {level: info, format: json}
 		return int(resp.GetDeniedResponse().GetStatus().GetCode())
 	}
 	if got := status(); got != 200 {
-		t.Fatalf("serial 13, not revoked: %d", got)
+		t.Fatalf("the client's certificate, not revoked: %d", got)
 	}
 	replace := func(b []byte) {
 		fi, _ := os.Stat(crlFile)
@@ -102,11 +73,11 @@ log: {level: info, format: json}
 		later := fi.ModTime().Add(time.Second)
 		os.Chtimes(crlFile, later, later)
 	}
-	replace(crl(12, 13))
+	replace(ca.CRL(other.SerialNumber, leaf.SerialNumber))
 	deadline := time.Now().Add(30 * time.Second)
 	for status() != 401 {
 		if time.Now().After(deadline) {
-			t.Fatal("the renewed CRL revoking serial 13 did not take effect within 30 s")
+			t.Fatal("the renewed CRL revoking the client's certificate did not take effect within 30 s")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -126,6 +97,6 @@ log: {level: info, format: json}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if got := status(); got != 401 {
-		t.Errorf("after a broken CRL file: %d, want the last good list (serial 13 revoked) to stay", got)
+		t.Errorf("after a broken CRL file: %d, want the last good list (the client's certificate revoked) to stay", got)
 	}
 }

@@ -70,3 +70,19 @@ func (c *CA) Issue(cn string, dns []string, ips ...string) (certPEM, keyPEM []by
 	cert, _ = x509.ParseCertificate(der)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), cert
 }
+
+// CRL is the CA's certificate revocation list (PEM) revoking the given serial numbers, valid
+// for an hour.
+func (c *CA) CRL(serials ...*big.Int) []byte {
+	c.t.Helper()
+	var entries []x509.RevocationListEntry
+	for _, s := range serials {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(time.Now().UnixNano()), ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(time.Hour), RevokedCertificateEntries: entries}, c.Cert, c.key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+}
