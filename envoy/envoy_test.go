@@ -73,19 +73,27 @@ func TestValidationDescendsIntoTypedConfig(t *testing.T) {
 	}
 }
 
+// renderValid renders b and holds the result to Envoy's validation; it returns the
+// bootstrap and its YAML.
+func renderValid(t *testing.T, b Bootstrap) (*bootstrapv3.Bootstrap, []byte) {
+	t.Helper()
+	out, err := b.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := parseBytes(out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if err := validate.Message(parsed); err != nil {
+		t.Fatal(err)
+	}
+	return parsed, out
+}
+
 func TestRenderedBootstrapIsValid(t *testing.T) {
 	for _, xds := range []string{"127.0.0.1:18000", "tollgate.internal:18000"} {
-		out, err := Bootstrap{NodeID: "envoy-1", Cluster: "edge", XDS: xds}.Render()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := parseBytes(out)
-		if err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-		if err := validate.Message(b); err != nil {
-			t.Fatal(err)
-		}
+		b, out := renderValid(t, Bootstrap{NodeID: "envoy-1", Cluster: "edge", XDS: xds})
 		if b.GetNode().GetId() != "envoy-1" || b.GetNode().GetCluster() != "edge" || b.GetDynamicResources().GetAdsConfig().GetApiType().String() != "GRPC" {
 			t.Errorf("bootstrap %v", b)
 		}
@@ -143,18 +151,8 @@ func parseBytes(data []byte) (*bootstrapv3.Bootstrap, error) {
 // the control plane's certificate against the CA and its DNS SAN against the name it sends
 // as SNI, and presents Envoy's certificate for mutual TLS; the result passes validation.
 func TestBootstrapWithTLS(t *testing.T) {
-	out, err := Bootstrap{NodeID: "envoy-1", Cluster: "edge", XDS: "cp.internal:18000", TLSCAFile: "/etc/envoy/ca.pem",
-		TLSCertFile: "/etc/envoy/envoy.pem", TLSKeyFile: "/etc/envoy/envoy-key.pem"}.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := parseBytes(out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	if err := validate.Message(b); err != nil {
-		t.Fatal(err)
-	}
+	b, _ := renderValid(t, Bootstrap{NodeID: "envoy-1", Cluster: "edge", XDS: "cp.internal:18000", TLSCAFile: "/etc/envoy/ca.pem",
+		TLSCertFile: "/etc/envoy/envoy.pem", TLSKeyFile: "/etc/envoy/envoy-key.pem"})
 	ts := b.GetStaticResources().GetClusters()[0].GetTransportSocket()
 	var up tlsv3.UpstreamTlsContext
 	if ts.GetName() != "envoy.transport_sockets.tls" || ts.GetTypedConfig().UnmarshalTo(&up) != nil {
