@@ -75,6 +75,8 @@ type Operation struct {
 	Security []Requirement
 	// Throttling is the operation-level throttling policy name ("" = none).
 	Throttling string
+	// Validation, when set, checks the operation's requests against its definition.
+	Validation *Validation
 
 	template Template
 }

@@ -156,6 +156,11 @@ func (c *compiler) compile(s *openapi3.Schema, at string) (*node, error) {
 		n.enum = append(n.enum, b)
 	}
 	n.enumStrings = stringSet(s.Enum)
+	if s.Const != nil {
+		if err := n.constant(s.Const); err != nil {
+			return nil, fmt.Errorf("%s/const: %v", at, err)
+		}
+	}
 	var err error
 	for name, list := range map[string]struct {
 		refs openapi3.SchemaRefs
@@ -277,7 +282,6 @@ func unsupported(s *openapi3.Schema, at string) error {
 		"dependentSchemas": len(s.DependentSchemas) > 0, "propertyNames": s.PropertyNames != nil, "if": s.If != nil,
 		"unevaluatedItems":      s.UnevaluatedItems.Has != nil || s.UnevaluatedItems.Schema != nil,
 		"unevaluatedProperties": s.UnevaluatedProperties.Has != nil || s.UnevaluatedProperties.Schema != nil,
-		"const":                 s.Const != nil,
 		"dependentRequired":     len(s.DependentRequired) > 0,
 		"$dynamicRef":           s.DynamicRef != "",
 	} {
@@ -285,6 +289,27 @@ func unsupported(s *openapi3.Schema, at string) error {
 			return fmt.Errorf("%s/%s: not supported by the body validator yet", at, name)
 		}
 	}
+	return nil
+}
+
+// constant narrows the allowed values to one (const: null is not told apart from no
+// const by the schema object, and is not checked).
+func (n *node) constant(v any) error {
+	b, err := canonical(v)
+	if err != nil {
+		return err
+	}
+	if n.enum == nil {
+		n.enum, n.enumStrings = [][]byte{b}, stringSet([]any{v})
+		return nil
+	}
+	for _, e := range n.enum {
+		if string(e) == string(b) {
+			n.enum, n.enumStrings = [][]byte{b}, stringSet([]any{v})
+			return nil
+		}
+	}
+	n.never = true // enum and const agree on no value
 	return nil
 }
 

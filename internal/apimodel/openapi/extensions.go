@@ -25,8 +25,8 @@ var wso2Alias = map[string]string{
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "dpop", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints", "scopes"}
-	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "scopes"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "dpop", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints", "scopes", "validation"}
+	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "scopes", "validation"}
 )
 
 const prefix = "x-tollgate-"

@@ -46,16 +46,24 @@ type Options struct {
 	// Open reads the files the document's $refs name. Nil refuses references to other
 	// files: a stored definition stands alone.
 	Open Opener
+	// Validation is the gateway's default for operations whose definition does not say
+	// whether their requests are validated.
+	Validation apimodel.ValidationDefaults
 }
 
 // Parse reads one self-contained definition. file names it in problems. A definition with
 // problems returns them all as apimodel.Problems and no API.
 func Parse(file string, data []byte) (*Result, error) {
+	return ParseWith(file, data, apimodel.ValidationDefaults{})
+}
+
+// ParseWith is Parse under the gateway's validation defaults.
+func ParseWith(file string, data []byte, def apimodel.ValidationDefaults) (*Result, error) {
 	d, err := Decode(data)
 	if err != nil {
 		return nil, apimodel.Problems{{File: file, Path: "$", Reason: err.Error()}}
 	}
-	return ParseDocument(file, d, Options{})
+	return ParseDocument(file, d, Options{Validation: def})
 }
 
 // ParseDocument reads a decoded definition (and changes it: references to other files are
@@ -105,6 +113,9 @@ func ParseDocument(file string, d *Document, opts Options) (*Result, error) {
 	api := p.api()
 	p.warnings = append(p.warnings, api.MergeDuplicates()...)
 	if len(p.problems) == 0 {
+		p.validations(api, d.tree, converted, opts.Validation)
+	}
+	if len(p.problems) == 0 {
 		p.problems = append(p.problems, api.Validate()...)
 	}
 	if len(p.problems) > 0 {
@@ -152,8 +163,12 @@ type parser struct {
 	file        string
 	tree        map[string]any // the whole document, normalized
 	doc         *openapi3.T    // its gateway view
-	problems    apimodel.Problems
-	warnings    apimodel.Problems
+	// docValidation is the document's x-tollgate-validation; opValidation each
+	// operation's, by key, the document's included.
+	docValidation validationSetting
+	opValidation  map[string]validationSetting
+	problems      apimodel.Problems
+	warnings      apimodel.Problems
 }
 
 func (p *parser) fail(path, format string, args ...any) {
@@ -178,6 +193,8 @@ func (p *parser) api() *apimodel.API {
 	// reading; x-tollgate-scopes: any|all says it explicitly, on the document or an operation.
 	api.WSO2 = usesWSO2(doc)
 	d := defaults{anyScopes: scopeMode(root, api.WSO2)}
+	p.docValidation = root.validation(validationSetting{})
+	p.opValidation = map[string]validationSetting{}
 	d.open, _ = root.boolean("disable-security")
 	paths := doc.Paths.Map()
 	keys := make([]string, 0, len(paths))
@@ -379,6 +396,7 @@ func (p *parser) operation(api *apimodel.API, path, m string, op *openapi3.Opera
 	}
 	p.unsupportedWSO2(at, op.Extensions)
 	o.Throttling, _ = ext.str("throttling")
+	p.opValidation[o.Key()] = ext.validation(p.docValidation)
 	o.Security = p.operationSecurity(api, at, o.Key(), op, ext, d)
 	return o
 }

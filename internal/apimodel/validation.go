@@ -1,0 +1,130 @@
+package apimodel
+
+import (
+	"strings"
+
+	"github.com/tollgate-gw/tollgate/internal/jsonbody"
+)
+
+// DefaultMaxBody is the largest request body a validated operation takes (1 MiB) unless
+// its definition or the gateway says otherwise. Envoy answers 413 to a larger one without
+// buffering past the limit.
+const DefaultMaxBody = 1 << 20
+
+// MaxBodyLimit bounds what a definition may set: a body is buffered in Envoy and sent
+// whole to the enforcer in one gRPC message.
+const MaxBodyLimit = 8 << 20
+
+// ValidationDefaults are the gateway's settings for operations whose definition says
+// nothing (tollgate.yaml's validation section).
+type ValidationDefaults struct {
+	Request bool
+	MaxBody int64 // 0: DefaultMaxBody
+}
+
+// Validation is what the gateway checks of an operation's requests, compiled when its
+// definition is loaded: nothing is compiled per request. Nil on an operation: nothing.
+type Validation struct {
+	// MaxBody is the largest body the operation takes, in bytes.
+	MaxBody int64
+	// Params are the operation's parameters (its path item's too), each with its rule.
+	Params []Param
+	// Body is the operation's request body; nil: it declares none, and a body is let
+	// through unchecked (OpenAPI says nothing of it).
+	Body *Body
+}
+
+// Body is a declared request body.
+type Body struct {
+	Required bool
+	// Media are the declared content types, most specific first ("application/json",
+	// then "application/*", then "*/*").
+	Media []Media
+}
+
+// Media is one declared content type of a body.
+type Media struct {
+	Type string // lower case, without parameters: "application/json", "text/*", "*/*"
+	// Schema checks a JSON body; nil: only the content type is checked (a schema on a
+	// type that is not JSON, or no schema).
+	Schema *jsonbody.Validator
+}
+
+// Find is the declared media type a request's Content-Type falls under, or nil.
+func (b *Body) Find(contentType string) *Media {
+	mt := MediaType(contentType)
+	for i := range b.Media {
+		if mediaMatch(b.Media[i].Type, mt) {
+			return &b.Media[i]
+		}
+	}
+	return nil
+}
+
+// MediaType is a Content-Type's type/subtype in lower case, without parameters.
+func MediaType(contentType string) string {
+	if i := strings.IndexByte(contentType, ';'); i >= 0 {
+		contentType = contentType[:i]
+	}
+	contentType = strings.TrimSpace(contentType)
+	for i := 0; i < len(contentType); i++ {
+		if c := contentType[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(contentType)
+		}
+	}
+	return contentType
+}
+
+func mediaMatch(pattern, mt string) bool {
+	switch {
+	case pattern == mt, pattern == "*/*":
+		return true
+	case strings.HasSuffix(pattern, "/*"):
+		return strings.HasPrefix(mt, pattern[:len(pattern)-1])
+	}
+	return false
+}
+
+// IsJSON reports whether a media type holds JSON: application/json or a +json suffix.
+func IsJSON(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// ParamIn is where a parameter is sent.
+type ParamIn string
+
+// The parameter locations.
+const (
+	InPath   ParamIn = "path"
+	InQuery  ParamIn = "query"
+	InHeader ParamIn = "header"
+	InCookie ParamIn = "cookie"
+)
+
+// Param is one declared parameter and how its text becomes a JSON value for its schema.
+type Param struct {
+	Name     string // as declared; header names are matched in lower case
+	In       ParamIn
+	Required bool
+	// Array: the value is a list, sent as repeated query keys (form, explode) or joined
+	// by Sep (form without explode, simple, spaceDelimited, pipeDelimited).
+	Array   bool
+	Explode bool
+	Sep     byte
+	// Types are the JSON types a text value may stand for (of the items, for an array):
+	// a text that reads as a number or boolean the schema takes is one; any other is a string.
+	Types  ParamTypes
+	Schema *jsonbody.Validator
+}
+
+// ParamTypes are the scalar JSON types a parameter's text may be read as.
+type ParamTypes uint8
+
+// The scalar types.
+const (
+	ParamString ParamTypes = 1 << iota
+	ParamNumber
+	ParamInteger
+	ParamBoolean
+	ParamNull
+)
