@@ -34,8 +34,8 @@ func docs(defs []definitions.Definition) (apis, policies []store.Doc) {
 // loadDefinitions validates every file, printing each problem and warning as
 // "file: JSON path: reason" on stderr. It returns the good definitions, and whether all
 // were good (only then may they be stored).
-func loadDefinitions(paths []string) ([]definitions.Definition, bool) {
-	defs, report := definitions.Load(paths, ratelimit.Reader{})
+func loadDefinitions(paths []string, cfg config.Config) ([]definitions.Definition, bool) {
+	defs, report := definitions.LoadWith(paths, ratelimit.Reader{}, cfg.ValidationDefaults())
 	for _, w := range report.Warnings {
 		fmt.Fprintln(os.Stderr, "warning: "+w)
 	}
@@ -76,10 +76,12 @@ accepts, apply stores and the gateway serves.`,
 		if err != nil {
 			return err
 		}
-		defs, ok := loadDefinitions(fl)
-		if cfg, err := g.loadConfig(); err == nil {
-			warnUnknownIssuers(defs, cfg)
+		cfg, err := g.loadConfig()
+		if err != nil {
+			return err
 		}
+		defs, ok := loadDefinitions(fl, cfg)
+		warnUnknownIssuers(defs, cfg)
 		for _, d := range defs {
 			switch {
 			case d.Tests:
@@ -127,7 +129,7 @@ func apply(ctx context.Context, c *common, fl []string) error {
 	if err != nil {
 		return err
 	}
-	defs, ok := loadDefinitions(fl)
+	defs, ok := loadDefinitions(fl, cfg)
 	if !ok {
 		fmt.Fprintln(os.Stderr, "nothing was stored: fix the problems above and apply again")
 		return errReported

@@ -110,14 +110,14 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 	}
 	defer st.Close()
 	if len(fl) > 0 {
-		if err := applyAtStart(ctx, st, fl); err != nil {
+		if err := applyAtStart(ctx, st, fl, cfg); err != nil {
 			return err
 		}
 		log.Info("applied definitions", zap.Int("count", len(fl)))
 	}
 
 	// Every component is built, and so wired to the catalog, before any follows etcd.
-	apis := server.NewCatalog(st, adm, log)
+	apis := server.NewCatalog(st, adm, log, cfg.ValidationDefaults())
 	components := []server.Component{apis}
 	var authzAddr, xdsAddr string
 	if r.authz {
@@ -152,8 +152,8 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 	return err
 }
 
-func applyAtStart(ctx context.Context, st *store.Store, fl []string) error {
-	defs, ok := loadDefinitions(fl)
+func applyAtStart(ctx context.Context, st *store.Store, fl []string, cfg config.Config) error {
+	defs, ok := loadDefinitions(fl, cfg)
 	if !ok {
 		return errors.New("definitions given with -f have problems (listed above); nothing was applied")
 	}

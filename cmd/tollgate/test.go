@@ -39,7 +39,7 @@ fails, with what differed. The case format is in the README (Decision tests).`,
 		if err != nil {
 			return err
 		}
-		defs, ok := loadDefinitions(fl)
+		defs, ok := loadDefinitions(fl, cfg)
 		if !ok {
 			return errReported
 		}

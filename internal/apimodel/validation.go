@@ -3,17 +3,16 @@ package apimodel
 import (
 	"strings"
 
+	"github.com/tollgate-gw/tollgate/internal/defaults"
 	"github.com/tollgate-gw/tollgate/internal/jsonbody"
 )
 
-// DefaultMaxBody is the largest request body a validated operation takes (1 MiB) unless
-// its definition or the gateway says otherwise. Envoy answers 413 to a larger one without
-// buffering past the limit.
-const DefaultMaxBody = 1 << 20
-
-// MaxBodyLimit bounds what a definition may set: a body is buffered in Envoy and sent
-// whole to the enforcer in one gRPC message.
-const MaxBodyLimit = 8 << 20
+// DefaultMaxBody is the largest request body a validated operation takes unless its
+// definition or the gateway says otherwise; MaxBodyLimit bounds what they may say.
+const (
+	DefaultMaxBody = defaults.MaxBodySize
+	MaxBodyLimit   = defaults.MaxBodySizeLimit
+)
 
 // ValidationDefaults are the gateway's settings for operations whose definition says
 // nothing (tollgate.yaml's validation section).

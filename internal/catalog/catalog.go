@@ -36,8 +36,10 @@ type Registry struct {
 	good     map[string]*apimodel.API // etcd key → last good model
 	raw      map[string][32]byte      // etcd key → SHA-256 of the last value seen (good or not)
 	onChange []func(*apimodel.Catalog)
-	rejected prometheus.Counter
-	apis     prometheus.Gauge
+	// validation is the gateway's default that definitions are read under.
+	validation apimodel.ValidationDefaults
+	rejected   prometheus.Counter
+	apis       prometheus.Gauge
 
 	parsed  int         // bytes of definitions parsed since the last release; under mu
 	release atomic.Bool // a release of memory to the OS is scheduled
@@ -67,6 +69,14 @@ func New(log *zap.Logger, reg prometheus.Registerer) *Registry {
 	}
 	r.cur.Store(apimodel.NewCatalog(nil))
 	return r
+}
+
+// SetValidation sets the gateway's validation defaults that definitions are read under.
+// Call it before the registry follows etcd.
+func (r *Registry) SetValidation(def apimodel.ValidationDefaults) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.validation = def
 }
 
 // Load is the catalogue in force now.
@@ -135,7 +145,7 @@ func (r *Registry) apply(key string, value []byte) {
 		return
 	}
 	r.raw[key] = sum
-	res, err := openapi.Parse(store.APIs+key, value)
+	res, err := openapi.ParseWith(store.APIs+key, value, r.validation)
 	if err == nil && !matchesKey(key, res.API) {
 		err = apimodel.Problems{{File: store.APIs + key, Path: "$.info", Reason: "the definition's name/version is " + res.API.ID() + ", not its key's"}}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 
 	"sigs.k8s.io/yaml"
@@ -33,6 +34,21 @@ type Config struct {
 	Issuers    []Issuer   `json:"issuers"`
 	Throttling Throttling `json:"throttling"`
 	Cache      Cache      `json:"cache"`
+	Validation Validation `json:"validation"`
+}
+
+// ValidationDefaults are the validation settings definitions are read under.
+func (c Config) ValidationDefaults() apimodel.ValidationDefaults {
+	return apimodel.ValidationDefaults{Request: c.Validation.Request, MaxBody: c.Validation.MaxBodySize}
+}
+
+// Validation is the gateway's default for operations whose definition does not say
+// (x-tollgate-validation) whether their requests are checked against it.
+type Validation struct {
+	// Request validates every operation's parameters, content type and body.
+	Request bool `json:"request"`
+	// MaxBodySize is a validated operation's largest request body, in bytes.
+	MaxBodySize int64 `json:"maxBodySize"`
 }
 
 // Cache is the local copy each server keeps of what it follows in etcd, served when it
@@ -395,8 +411,9 @@ func Default() Config {
 		XDS: XDS{Listen: defaults.XDSListen, HTTPPort: defaults.HTTPPort, Groups: []string{defaults.NodeGroup}, MaxGroups: defaults.MaxGroups,
 			RouteTimeout: Duration(defaults.RouteTimeout), ConnectTimeout: Duration(defaults.ConnectTimeout), RouteScopes: true,
 			UpstreamCAFile: defaults.UpstreamCAFile, Edge: edgeDefaults()},
-		Admin: Admin{Listen: defaults.AdminListen},
-		Log:   Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},
+		Admin:      Admin{Listen: defaults.AdminListen},
+		Log:        Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},
+		Validation: Validation{MaxBodySize: defaults.MaxBodySize},
 		Throttling: Throttling{Backend: Backend(defaults.ThrottlingBackend), Headers: true,
 			ApplicationTierClaim: defaults.ApplicationTierClaim, SubscriptionTierClaim: defaults.SubscriptionTierClaim,
 			Redis: Redis{Timeout: Duration(defaults.RedisTimeout), Fallback: Fallback(defaults.RedisFallback),
@@ -447,6 +464,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateTLS(); err != nil {
 		return err
+	}
+	if v := c.Validation.MaxBodySize; v < 1 || v > defaults.MaxBodySizeLimit {
+		return fmt.Errorf("validation.maxBodySize %d must be 1 byte to %d MiB", v, defaults.MaxBodySizeLimit>>20)
 	}
 	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
 		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")

@@ -33,6 +33,16 @@ const (
 	ReplayCacheSize   = 100000 // DPoP proof ids remembered in memory
 )
 
+// Request validation.
+const (
+	// MaxBodySize is the largest request body a validated operation takes (1 MiB); Envoy
+	// answers 413 to a larger one without buffering past it.
+	MaxBodySize = 1 << 20
+	// MaxBodySizeLimit bounds any setting of it: the body is buffered in Envoy and sent to
+	// the enforcer whole, in one gRPC message.
+	MaxBodySizeLimit = 8 << 20
+)
+
 // Token issuers.
 const (
 	ClockSkew            = 30 * time.Second

@@ -63,9 +63,18 @@ func Load(paths []string, policies PolicyReader) ([]Definition, Report) {
 	return LoadFrom(paths, os.Stdin, policies)
 }
 
+// LoadWith is Load under the gateway's validation defaults (tollgate.yaml's validation).
+func LoadWith(paths []string, policies PolicyReader, def apimodel.ValidationDefaults) ([]Definition, Report) {
+	return loadFrom(paths, os.Stdin, policies, def)
+}
+
 // LoadFrom is Load with "-" reading stdin.
 func LoadFrom(paths []string, stdin io.Reader, policies PolicyReader) ([]Definition, Report) {
-	l := loader{policies: policies, seen: map[string]string{}}
+	return loadFrom(paths, stdin, policies, apimodel.ValidationDefaults{})
+}
+
+func loadFrom(paths []string, stdin io.Reader, policies PolicyReader, def apimodel.ValidationDefaults) ([]Definition, Report) {
+	l := loader{policies: policies, seen: map[string]string{}, validation: def}
 	for _, path := range paths {
 		srcs, err := read(path, stdin)
 		if err != nil {
@@ -100,6 +109,8 @@ type loader struct {
 	seen     map[string]string // "policy NAME" or API id → where it was defined
 	defs     []Definition
 	report   Report
+	// validation is the gateway's default the definitions are read under.
+	validation apimodel.ValidationDefaults
 }
 
 func (l *loader) problem(format string, args ...any) {
@@ -149,7 +160,7 @@ func (l *loader) document(src source, doc Document) {
 			l.defs = append(l.defs, Definition{File: doc.Name, Policy: &pol, Data: doc.Data})
 		}
 	default:
-		res, err := openapi.ParseDocument(doc.Name, d, openapi.Options{Location: src.location, Open: opener(src)})
+		res, err := openapi.ParseDocument(doc.Name, d, openapi.Options{Location: src.location, Open: opener(src), Validation: l.validation})
 		if err != nil {
 			l.problem("%s", err.Error())
 			return

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tollgate-gw/tollgate/internal/admin"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
@@ -21,8 +22,9 @@ type Catalog struct {
 
 // NewCatalog makes the catalog component; the roles take their view of the APIs from
 // Registry before Run.
-func NewCatalog(st *store.Store, adm *admin.Server, log *zap.Logger) *Catalog {
+func NewCatalog(st *store.Store, adm *admin.Server, log *zap.Logger, def apimodel.ValidationDefaults) *Catalog {
 	c := &Catalog{st: st, reg: catalog.New(log.Named("catalog"), adm.Registry())}
+	c.reg.SetValidation(def)
 	c.f.add(store.APIs, c.reg)
 	return c
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/admin"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
@@ -34,7 +35,7 @@ func TestComponentsServeAndStop(t *testing.T) {
 	st := e.Store("/tollgate")
 	log := testutil.Logger(t)
 	adm := admin.New()
-	apis := NewCatalog(st, adm, log)
+	apis := NewCatalog(st, adm, log, apimodel.ValidationDefaults{})
 	a, err := NewAuthz(AuthzConfig{Listen: testutil.FreeAddr(t)}, st, apis, adm, log)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func TestListenErrorsComeFromTheConstructor(t *testing.T) {
 	e := testutil.StartEtcd(t)
 	st := e.Store("/tollgate")
 	adm := admin.New()
-	apis := NewCatalog(st, adm, testutil.Logger(t))
+	apis := NewCatalog(st, adm, testutil.Logger(t), apimodel.ValidationDefaults{})
 	a, err := NewAuthz(AuthzConfig{Listen: testutil.FreeAddr(t)}, st, apis, adm, testutil.Logger(t))
 	if err != nil {
 		t.Fatal(err)
