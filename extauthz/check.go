@@ -34,6 +34,10 @@ type decision struct {
 	settled   bool
 	// throttle
 	limit ratelimit.Decision
+	// validate: what is wrong with the request (at most jsonbody.MaxViolations), and a
+	// buffer for parameters' values; both keep their memory from one request to the next
+	violations []violation
+	scratch    []byte
 
 	fault     *Fault
 	reason    string           // for the debug log and never for the client
@@ -71,6 +75,7 @@ var stages = [...]stage{
 	{"authorize", (*Enforcer).authorize},
 	{"revocation", (*Enforcer).revocation},
 	{"throttle", (*Enforcer).throttle},
+	{"validate", (*Enforcer).validate},
 }
 
 // timedEvery is how often a Check times its stages (one in timedEvery): the stage
@@ -84,7 +89,11 @@ func (e *Enforcer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	// The decision goes to the stages and authenticators through interfaces, so it would
 	// live on the heap: it is reused instead (nothing keeps it after the response is made).
 	d := decisions.Get().(*decision)
-	defer func() { *d = decision{}; decisions.Put(d) }()
+	defer func() {
+		vs, sc := d.violations[:0], d.scratch[:0]
+		*d = decision{violations: vs, scratch: sc}
+		decisions.Put(d)
+	}()
 	d.ctx, d.attrs = ctx, req.GetAttributes()
 	d.h = d.attrs.GetRequest().GetHttp()
 	timed := rand.Uint32()%timedEvery == 0

@@ -85,13 +85,17 @@ type problemBody struct {
 	Code   int    `json:"code"`
 }
 
+func problemFor(f Fault) problemBody {
+	return problemBody{
+		Type: "https://tollgate.dev/faults/" + strconv.Itoa(f.Code), Title: f.Message,
+		Status: f.Status, Detail: f.Description, Code: f.Code,
+	}
+}
+
 // body renders a fault in the format, returning the body and its content type.
 func (f Fault) body(format Format) ([]byte, string) {
 	if format == FormatProblem {
-		b, _ := json.Marshal(problemBody{
-			Type: "https://tollgate.dev/faults/" + strconv.Itoa(f.Code), Title: f.Message,
-			Status: f.Status, Detail: f.Description, Code: f.Code,
-		})
+		b, _ := json.Marshal(problemFor(f))
 		return b, "application/problem+json"
 	}
 	if f.WSO2Body != "" {

@@ -15,6 +15,8 @@ type metrics struct {
 	byCode    sync.Map // fault code → prometheus.Counter, resolved once
 	// stages times each stage of one Check in timedEvery (check.go), by stage.
 	stages []prometheus.Observer
+	// valid and invalid count the requests validated against their definitions.
+	valid, invalid prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,14 +34,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.allowed = m.decisions.WithLabelValues("allow")
 	stageSeconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "tollgate_authz_stage_seconds",
-		Help:    "Time in each stage of a Check (route, peer, authenticate, authorize, revocation, throttle), measured on one Check in 16.",
+		Help:    "Time in each stage of a Check (route, peer, authenticate, authorize, revocation, throttle, validate), measured on one Check in 16.",
 		Buckets: []float64{1e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3, 0.01, 0.1},
 	}, []string{"stage"})
 	for _, s := range stages {
 		m.stages = append(m.stages, stageSeconds.WithLabelValues(s.name))
 	}
+	validations := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_validations_total",
+		Help: "Requests checked against their operation's definition (x-tollgate-validation), by result: valid or invalid (refused with 400, 413 or 415).",
+	}, []string{"result"})
+	m.valid, m.invalid = validations.WithLabelValues("valid"), validations.WithLabelValues("invalid")
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency, stageSeconds)
+		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations)
 	}
 	return m
 }

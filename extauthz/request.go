@@ -42,6 +42,9 @@ type Request struct {
 	// ContextExtensions are the route's ExtAuthzPerRoute context extensions.
 	ContextExtensions map[string]string
 	Peer              string // client address, host:port
+	// Body, when set, is sent as Envoy sends a buffered body with pack_as_bytes: raw_body,
+	// and its length as size.
+	Body []byte
 }
 
 // NewCheckRequest builds a CheckRequest the way Envoy's ext_authz filter does: header names
@@ -62,6 +65,9 @@ func NewCheckRequest(r Request) *authv3.CheckRequest {
 		":authority": r.Host, ":method": r.Method, ":path": r.Path, ":scheme": r.Scheme,
 		"x-request-id": id, "x-forwarded-proto": r.Scheme,
 	}
+	if r.Body != nil {
+		hs["content-length"] = strconv.Itoa(len(r.Body))
+	}
 	for k, v := range r.Headers {
 		hs[strings.ToLower(k)] = v
 	}
@@ -73,7 +79,7 @@ func NewCheckRequest(r Request) *authv3.CheckRequest {
 			Time: timestamppb.New(now),
 			Http: &authv3.AttributeContext_HttpRequest{
 				Id: id, Method: r.Method, Headers: hs, Path: r.Path, Host: r.Host,
-				Scheme: r.Scheme, Protocol: "HTTP/2",
+				Scheme: r.Scheme, Protocol: "HTTP/2", RawBody: r.Body, Size: int64(len(r.Body)),
 			},
 		},
 		ContextExtensions: r.ContextExtensions,

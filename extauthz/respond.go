@@ -204,6 +204,12 @@ func newDenyTemplate(f Fault, format Format) *denyTemplate {
 
 func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 	t := e.denies[*o.fault]
+	if len(o.violations) > 0 && o.fault == &FaultBadRequest {
+		// What is wrong differs from request to request: rendered each time, never kept.
+		t = newDenyTemplate(*o.fault, e.cfg.Format)
+		body, _ := violationBody(*o.fault, e.cfg.Format, o.violations)
+		t.body = string(body)
+	}
 	if t == nil {
 		if v, ok := e.made.Load(*o.fault); ok {
 			t = v.(*denyTemplate)

@@ -204,3 +204,45 @@ func CheckURL(raw string) error {
 	}
 	return nil
 }
+
+// Params calls f with each path parameter's value (as sent, percent-encoding included) of
+// a path the template matches; path is relative to the base path, without the query.
+func (t Template) Params(path string, f func(name, value string)) {
+	rest := strings.TrimPrefix(path, "/")
+	for _, s := range t.segs {
+		seg := rest
+		if j := strings.IndexByte(rest, '/'); j >= 0 {
+			seg, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = ""
+		}
+		if s.params != nil {
+			s.values(seg, f)
+		}
+	}
+}
+
+// values splits a matching segment into its parameters' values the way match reads it:
+// each literal at its first occurrence after at least one character.
+func (s segment) values(seg string, f func(name, value string)) {
+	rest := seg[min(len(s.lits[0]), len(seg)):]
+	last := len(s.lits) - 1
+	for i, name := range s.params {
+		if i+1 == last {
+			f(name, rest[:max(0, len(rest)-len(s.lits[last]))])
+			return
+		}
+		j := -1
+		if len(rest) > 0 {
+			j = strings.Index(rest[1:], s.lits[i+1])
+		}
+		if j < 0 {
+			return
+		}
+		f(name, rest[:1+j])
+		rest = rest[1+j+len(s.lits[i+1]):]
+	}
+}
+
+// RelativePath is a request path (without the query) relative to the API's base path.
+func (a *API) RelativePath(path string) (string, bool) { return trimBase(path, a.BasePath) }

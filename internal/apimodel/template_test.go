@@ -1,6 +1,9 @@
 package apimodel
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestTemplateMatch(t *testing.T) {
 	cases := []struct {
@@ -85,6 +88,29 @@ func TestCatalogMatchHosts(t *testing.T) {
 	for host, want := range map[string]bool{"api.example.com": true, "API.example.com:8443": true, "other.example.com": false, "": false} {
 		if _, op := c.Match(host, "GET", "/x/y"); (op != nil) != want {
 			t.Errorf("host %q: matched %v, want %v", host, op != nil, want)
+		}
+	}
+}
+
+func TestTemplateParams(t *testing.T) {
+	for tmpl, c := range map[string]struct{ path, want string }{
+		"/pets/{petId}":                   {"/pets/42", "petId=42"},
+		"/files/{name}.json":              {"/files/a.b.json", "name=a.b"},
+		"/compare/{base}...{head}":        {"/compare/v1...v2", "base=v1 head=v2"},
+		"/a/{x}/b/{y}":                    {"/a/%20/b/y", "x=%20 y=y"},
+		"/{org}/repos/{repo}/x{n}y{m}z/*": {"/o/repos/r/x1y22z/more/rest", "org=o repo=r n=1 m=22"},
+	} {
+		tp, err := ParseTemplate(tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tp.Match(c.path) {
+			t.Fatalf("%s does not match %s", tmpl, c.path)
+		}
+		var got []string
+		tp.Params(c.path, func(n, v string) { got = append(got, n+"="+v) })
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s on %s: %v, want %s", tmpl, c.path, got, c.want)
 		}
 	}
 }

@@ -81,6 +81,10 @@ func mediaMatch(pattern, mt string) bool {
 	case strings.HasSuffix(pattern, "/*"):
 		return strings.HasPrefix(mt, pattern[:len(pattern)-1])
 	}
+	// A structured-syntax range: "application/*+json".
+	if i := strings.Index(pattern, "/*+"); i >= 0 {
+		return strings.HasPrefix(mt, pattern[:i+1]) && strings.HasSuffix(mt, pattern[i+2:]) && len(mt) > len(pattern)-1
+	}
 	return false
 }
 
