@@ -438,3 +438,42 @@ func TestAuthzClusterTLS(t *testing.T) {
 		}
 	}
 }
+
+// Only validated operations' routes buffer the body for the Check, up to their limit, and
+// the route's buffer limit is the same.
+func TestValidatedRoutesSendTheirBody(t *testing.T) {
+	a := &apimodel.API{Name: "v", Version: "v1", BasePath: "/v",
+		Production: apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "http://10.0.0.1"}}},
+		Sandbox:    apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "http://10.0.0.2"}}},
+		Operations: []apimodel.Operation{{Method: "POST", Path: "/a", Validation: &apimodel.Validation{MaxBody: 65536}}, {Method: "GET", Path: "/a"}}}
+	if ps := a.Validate(); len(ps) > 0 {
+		t.Fatal(ps)
+	}
+	c, _ := Build([]*apimodel.API{a}, nil, opt)
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, r := range c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes {
+		if r.GetRoute() == nil {
+			continue
+		}
+		var per extauthzv3.ExtAuthzPerRoute
+		if err := r.TypedPerFilterConfig[extAuthzFilter].UnmarshalTo(&per); err != nil {
+			t.Fatal(err)
+		}
+		body := per.GetCheckSettings().GetWithRequestBody()
+		if strings.HasPrefix(r.Name, "v/v1 POST /a") {
+			seen++
+			if body.GetMaxRequestBytes() != 65536 || !body.GetPackAsBytes() || body.GetAllowPartialMessage() || r.GetRequestBodyBufferLimit().GetValue() != 65536 {
+				t.Errorf("%s: body %v, buffer limit %v", r.Name, body, r.GetRequestBodyBufferLimit())
+			}
+		} else if body != nil || r.GetRequestBodyBufferLimit() != nil {
+			t.Errorf("%s buffers the body though it does not validate", r.Name)
+		}
+	}
+	if seen != 2 {
+		t.Errorf("%d validated routes, want production and sandbox", seen)
+	}
+}

@@ -159,6 +159,14 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 			apimodel.RouteKeyOperation: op.Key(),
 		}},
 	}}
+	var bufferLimit *wrapperspb.UInt64Value
+	if v := op.Validation; v != nil {
+		// A validated operation's body goes to the enforcer with the Check, raw, up to its
+		// limit: larger is Envoy's 413, answered without buffering past the limit (the
+		// route's buffer limit is the same, so the connection's cannot cut it short).
+		perRoute.GetCheckSettings().WithRequestBody = &extauthzv3.BufferSettings{MaxRequestBytes: uint32(v.MaxBody), PackAsBytes: true}
+		bufferLimit = wrapperspb.UInt64(uint64(v.MaxBody))
+	}
 	var action *routev3.RouteAction
 	var remove []string
 	if len(s.Parts) > 0 {
@@ -182,6 +190,7 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 		Action:                  &routev3.Route_Route{Route: action},
 		ResponseHeadersToRemove: remove,
 		TypedPerFilterConfig:    map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)},
+		RequestBodyBufferLimit:  bufferLimit,
 	}
 }
 
