@@ -36,7 +36,7 @@ build:
 
 # Everything in one process on the embedded etcd (./data), with the example APIs and the
 # development token issuer, so `tollgate token` and `tollgate check` work right away; the
-# example backend (examples/backend) answers on the ports the examples name (8081-8087), so
+# example backend (examples/backend) answers on the ports the examples name (8081-8088), so
 # an Envoy pointed at Tollgate has something to route to. Ctrl-C stops both.
 run: build
 	@$(GO) build -o bin/backend ./examples/backend

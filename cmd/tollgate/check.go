@@ -3,7 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -16,11 +17,12 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 )
 
 // checkCmd sends one CheckRequest, shaped as Envoy sends it, and prints the decision.
 func checkCmd(g *globals) *cobra.Command {
-	var addr, method, path, host, api, op, ca, cert, key, serverName string
+	var addr, method, path, host, api, op, ca, cert, key, serverName, data string
 	var hs []string
 	cmd := &cobra.Command{
 		Use:   "check --path PATH [-H 'Name: value']...",
@@ -33,6 +35,7 @@ DENIED with the status, headers and body the client would get. Exit code 3 on a 
 them the enforcer finds the API by host, method and path.`,
 		Example: `  TOKEN=$(tollgate token --scope read:menu)
   tollgate check --method GET --path /coffeebar/v1/menu -H "Authorization: Bearer $TOKEN"
+  tollgate check --method POST --path /petstore/v1/pets -H "Content-Type: application/json" -d '{"name":"rex"}'
   tollgate check --authz 10.0.0.7:9191 --path /petstore/v1/pets --api petstore/v1 --operation "GET /pets"`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +55,13 @@ them the enforcer finds the API by host, method and path.`,
 				headers[strings.TrimSpace(k)] = strings.TrimSpace(v)
 			}
 			r := extauthz.Request{Method: strings.ToUpper(method), Path: path, Host: host, Headers: headers}
+			if data != "" {
+				body, err := readData(data)
+				if err != nil {
+					return usageError{err}
+				}
+				r.Body = body
+			}
 			if api != "" {
 				r.ContextExtensions = map[string]string{apimodel.RouteKeyAPI: api, apimodel.RouteKeyOperation: op}
 			}
@@ -96,7 +106,24 @@ them the enforcer finds the API by host, method and path.`,
 	f.StringVar(&api, "api", "", "route metadata: API id (name/version), as the control plane sets it")
 	f.StringVar(&op, "operation", "", `route metadata: operation key ("GET /menu")`)
 	f.StringArrayVarP(&hs, "header", "H", nil, `request header "Name: value"; repeatable`)
+	f.StringVarP(&data, "data", "d", "", "request body, as Envoy sends a validated operation's (@FILE reads a file, @- standard input)")
 	return cmd
+}
+
+// readData is --data's body: the text, or a file's bytes for @FILE (@- standard input).
+func readData(data string) ([]byte, error) {
+	name, ok := strings.CutPrefix(data, "@")
+	switch {
+	case !ok:
+		return []byte(data), nil
+	case name == "-":
+		return io.ReadAll(os.Stdin)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	return b, nil
 }
 
 func printDecision(resp *authv3.CheckResponse) {

@@ -31,8 +31,9 @@ import (
 
 // Ports are where the example definitions send requests: coffeebar (8081 production, 8082
 // sandbox), the starter API of `tollgate init` (8083), petstore (8084, 8085) and the online
-// store (8086, and 8087 for its search service until etcd names another address).
-const Ports = "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083,127.0.0.1:8084,127.0.0.1:8085,127.0.0.1:8086,127.0.0.1:8087"
+// store (8086, and 8087 for its search service until etcd names another address), and the
+// bookshelf (8088).
+const Ports = "127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083,127.0.0.1:8084,127.0.0.1:8085,127.0.0.1:8086,127.0.0.1:8087,127.0.0.1:8088"
 
 // Echo is the answer's body.
 type Echo struct {

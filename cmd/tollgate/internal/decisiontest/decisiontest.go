@@ -67,6 +67,9 @@ type Request struct {
 	Path    string            `json:"path"`   // with the query string
 	Host    string            `json:"host"`   // default localhost
 	Headers map[string]string `json:"headers,omitempty"`
+	// Body is sent as Envoy sends a validated operation's body (with its Content-Type
+	// among the headers).
+	Body string `json:"body,omitempty"`
 }
 
 // Token is a bearer token minted by the test issuer (Authorization: Bearer).
@@ -99,6 +102,8 @@ type Expect struct {
 	Status  int               `json:"status"`            // 200 allowed, else the deny status
 	Fault   string            `json:"fault,omitempty"`   // the fault code in the deny body
 	Headers map[string]string `json:"headers,omitempty"` // set for the backend (allowed)
+	// BodyContains is text the deny body must hold (what a validation found, say).
+	BodyContains string `json:"bodyContains,omitempty"`
 }
 
 // Result is one case's outcome.
@@ -159,6 +164,9 @@ func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Defin
 	}
 	r := extauthz.Request{Method: strings.ToUpper(or(c.Request.Method, "GET")), Path: c.Request.Path, Host: or(c.Request.Host, "localhost"), Headers: map[string]string{}}
 	maps.Copy(r.Headers, c.Request.Headers)
+	if c.Request.Body != "" {
+		r.Body = []byte(c.Request.Body)
+	}
 	if err := w.credential(dir, c, &r); err != nil {
 		return nil, err
 	}
@@ -349,6 +357,9 @@ func compare(resp *authv3.CheckResponse, want Expect) []string {
 		dec.UseNumber()
 		if dec.Decode(&body) == nil {
 			fault = cmp.Or(body.Fault.Code.String(), body.Code.String())
+		}
+		if want.BodyContains != "" && !strings.Contains(d.GetBody(), want.BodyContains) {
+			diff = append(diff, fmt.Sprintf("body: %s does not hold %q", d.GetBody(), want.BodyContains))
 		}
 	} else {
 		for _, h := range resp.GetOkResponse().GetHeaders() {
