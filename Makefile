@@ -80,9 +80,10 @@ race: deps
 bench: deps
 	@command -v h2load >/dev/null 2>&1 || { echo "installing nghttp2-client (Debian package, for h2load)"; \
 		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nghttp2-client >/dev/null; }
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./extauthz/ ./policies/... ./internal/apimodel/... ./internal/jsonbody/
 	$(GO) run ./test/bench/authz
 	$(GO) run ./test/bench/tail
+	$(GO) run ./test/bench/validation
 	$(GO) run ./test/bench/xds
 	$(GO) run ./test/bench/fleet
 	$(GO) run ./test/bench/revocation
