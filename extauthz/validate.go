@@ -43,7 +43,7 @@ func (v violation) String() string {
 // and body. It runs after throttling: a caller that is refused or throttled never costs a
 // validation.
 func (e *Enforcer) validate(d *decision) bool {
-	if d.op == nil || d.op.Validation == nil {
+	if d.op == nil || d.op.Validation == nil || !d.op.Validation.Request {
 		return true
 	}
 	v := d.op.Validation

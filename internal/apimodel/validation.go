@@ -17,13 +17,39 @@ const (
 // ValidationDefaults are the gateway's settings for operations whose definition says
 // nothing (tollgate.yaml's validation section).
 type ValidationDefaults struct {
-	Request bool
-	MaxBody int64 // 0: DefaultMaxBody
+	Request  bool
+	Response ResponseMode
+	MaxBody  int64 // 0: DefaultMaxBody
 }
+
+// ResponseMode is what the gateway does with responses that do not match the definition.
+type ResponseMode string
+
+// The response modes; "" is off.
+const (
+	ResponseOff     ResponseMode = "off"
+	ResponseEnforce ResponseMode = "enforce" // replaced with a 500 fault
+	ResponseReport  ResponseMode = "report"  // let through, counted and logged
+)
+
+// Valid reports whether m is a mode ("" included, as off).
+func (m ResponseMode) Valid() bool {
+	return m == "" || m == ResponseOff || m == ResponseEnforce || m == ResponseReport
+}
+
+// On reports whether responses are checked.
+func (m ResponseMode) On() bool { return m == ResponseEnforce || m == ResponseReport }
 
 // Validation is what the gateway checks of an operation's requests, compiled when its
 // definition is loaded: nothing is compiled per request. Nil on an operation: nothing.
 type Validation struct {
+	// Request: the operation's requests are checked (parameters, content type, body).
+	Request bool
+	// Response: what becomes of responses that do not match Responses.
+	Response ResponseMode
+	// Responses are the declared responses, by status: exact codes first, then ranges
+	// ("2XX"), then "default".
+	Responses []Response
 	// MaxBody is the largest body the operation takes, in bytes.
 	MaxBody int64
 	// Params are the operation's parameters (its path item's too), each with its rule.
@@ -31,6 +57,44 @@ type Validation struct {
 	// Body is the operation's request body; nil: it declares none, and a body is let
 	// through unchecked (OpenAPI says nothing of it).
 	Body *Body
+}
+
+// Response is one declared response.
+type Response struct {
+	Status string // "200", "2XX" or "default"
+	// Media are its content types, most specific first; none: it has no body.
+	Media []Media
+}
+
+// FindResponse is the declared response a status falls under, or nil.
+func (v *Validation) FindResponse(status int) *Response {
+	if status < 100 || status > 599 {
+		return nil
+	}
+	code := [3]byte{byte('0' + status/100), byte('0' + status/10%10), byte('0' + status%10)}
+	for i := range v.Responses {
+		s := v.Responses[i].Status
+		switch {
+		case len(s) == 3 && s[0] == code[0] && s[1] == code[1] && s[2] == code[2]:
+			return &v.Responses[i]
+		case len(s) == 3 && s[0] == code[0] && (s[1] == 'X' || s[1] == 'x') && (s[2] == 'X' || s[2] == 'x'):
+			return &v.Responses[i]
+		case s == "default":
+			return &v.Responses[i]
+		}
+	}
+	return nil
+}
+
+// FindMedia is the declared media type a Content-Type falls under, or nil.
+func FindMedia(media []Media, contentType string) *Media {
+	mt := MediaType(contentType)
+	for i := range media {
+		if mediaMatch(media[i].Type, mt) {
+			return &media[i]
+		}
+	}
+	return nil
 }
 
 // Body is a declared request body.
@@ -50,15 +114,7 @@ type Media struct {
 }
 
 // Find is the declared media type a request's Content-Type falls under, or nil.
-func (b *Body) Find(contentType string) *Media {
-	mt := MediaType(contentType)
-	for i := range b.Media {
-		if mediaMatch(b.Media[i].Type, mt) {
-			return &b.Media[i]
-		}
-	}
-	return nil
-}
+func (b *Body) Find(contentType string) *Media { return FindMedia(b.Media, contentType) }
 
 // MediaType is a Content-Type's type/subtype in lower case, without parameters.
 func MediaType(contentType string) string {

@@ -39,7 +39,7 @@ type Config struct {
 
 // ValidationDefaults are the validation settings definitions are read under.
 func (c Config) ValidationDefaults() apimodel.ValidationDefaults {
-	return apimodel.ValidationDefaults{Request: c.Validation.Request, MaxBody: c.Validation.MaxBodySize}
+	return apimodel.ValidationDefaults{Request: c.Validation.Request, Response: c.Validation.Response, MaxBody: c.Validation.MaxBodySize}
 }
 
 // Validation is the gateway's default for operations whose definition does not say
@@ -49,6 +49,9 @@ type Validation struct {
 	Request bool `json:"request"`
 	// MaxBodySize is a validated operation's largest request body, in bytes.
 	MaxBodySize int64 `json:"maxBodySize"`
+	// Response: enforce replaces a response that does not match the definition with a 500
+	// fault, report lets it through and counts and logs it, off does neither.
+	Response apimodel.ResponseMode `json:"response"`
 }
 
 // Cache is the local copy each server keeps of what it follows in etcd, served when it
@@ -413,7 +416,7 @@ func Default() Config {
 			UpstreamCAFile: defaults.UpstreamCAFile, Edge: edgeDefaults()},
 		Admin:      Admin{Listen: defaults.AdminListen},
 		Log:        Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},
-		Validation: Validation{MaxBodySize: defaults.MaxBodySize},
+		Validation: Validation{MaxBodySize: defaults.MaxBodySize, Response: apimodel.ResponseOff},
 		Throttling: Throttling{Backend: Backend(defaults.ThrottlingBackend), Headers: true,
 			ApplicationTierClaim: defaults.ApplicationTierClaim, SubscriptionTierClaim: defaults.SubscriptionTierClaim,
 			Redis: Redis{Timeout: Duration(defaults.RedisTimeout), Fallback: Fallback(defaults.RedisFallback),
@@ -467,6 +470,9 @@ func (c *Config) Validate() error {
 	}
 	if v := c.Validation.MaxBodySize; v < 1 || v > defaults.MaxBodySizeLimit {
 		return fmt.Errorf("validation.maxBodySize %d must be 1 byte to %d MiB", v, defaults.MaxBodySizeLimit>>20)
+	}
+	if !c.Validation.Response.Valid() {
+		return fmt.Errorf("validation.response %q must be enforce, report or off", c.Validation.Response)
 	}
 	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
 		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")

@@ -445,7 +445,7 @@ func TestValidatedRoutesSendTheirBody(t *testing.T) {
 	a := &apimodel.API{Name: "v", Version: "v1", BasePath: "/v",
 		Production: apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "http://10.0.0.1"}}},
 		Sandbox:    apimodel.Endpoints{URLs: []apimodel.Endpoint{{URL: "http://10.0.0.2"}}},
-		Operations: []apimodel.Operation{{Method: "POST", Path: "/a", Validation: &apimodel.Validation{MaxBody: 65536}}, {Method: "GET", Path: "/a"}}}
+		Operations: []apimodel.Operation{{Method: "POST", Path: "/a", Validation: &apimodel.Validation{Request: true, MaxBody: 65536}}, {Method: "GET", Path: "/a"}}}
 	if ps := a.Validate(); len(ps) > 0 {
 		t.Fatal(ps)
 	}

@@ -160,7 +160,7 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 		}},
 	}}
 	var bufferLimit *wrapperspb.UInt64Value
-	if v := op.Validation; v != nil {
+	if v := op.Validation; v != nil && v.Request {
 		// A validated operation's body goes to the enforcer with the Check, raw, up to its
 		// limit: larger is Envoy's 413, answered without buffering past the limit (the
 		// route's buffer limit is the same, so the connection's cannot cut it short).

@@ -15,12 +15,19 @@ import (
 // validationSetting is what x-tollgate-validation says on the document or an operation.
 type validationSetting struct {
 	request, requestSet bool
+	response            apimodel.ResponseMode
+	responseSet         bool
 	maxBody             int64
-	at                  string // where request was set, for problems
+	at                  string // where request or response was set, for problems
+}
+
+// explicit: the definition asks for validation itself.
+func (s validationSetting) explicit() bool {
+	return (s.requestSet && s.request) || (s.responseSet && s.response.On())
 }
 
 // validation reads x-tollgate-validation: {request: true|false, maxBodySize: BYTES,
-// response: off}. Fields not set are inherited from outer.
+// response: enforce|report|off}. Fields not set are inherited from outer.
 func (e extensions) validation(outer validationSetting) validationSetting {
 	out := outer
 	v, key, ok := e.get("validation")
@@ -50,9 +57,15 @@ func (e extensions) validation(outer validationSetting) validationSetting {
 			}
 			out.maxBody = n
 		case "response":
-			if s, _ := fv.(string); s != "off" && fv != false {
-				e.p.fail(at+".response", "response validation is not available yet: only off is accepted")
+			s, _ := fv.(string)
+			if fv == false {
+				s = string(apimodel.ResponseOff)
 			}
+			if m := apimodel.ResponseMode(s); s == "" || !m.Valid() {
+				e.p.fail(at+".response", "must be enforce, report or off, got %v", fv)
+				continue
+			}
+			out.response, out.responseSet, out.at = apimodel.ResponseMode(s), true, at+".response"
 		default:
 			e.p.fail(at+"."+k, "unknown field (known: request, maxBodySize, response)")
 		}
@@ -112,13 +125,16 @@ func (p *parser) validations(api *apimodel.API, tree map[string]any, swagger boo
 		if !s.requestSet {
 			s.request = def.Request
 		}
+		if !s.responseSet {
+			s.response = def.Response
+		}
 		if s.maxBody == 0 {
 			s.maxBody = def.MaxBody
 		}
 		if s.maxBody == 0 {
 			s.maxBody = apimodel.DefaultMaxBody
 		}
-		if s.request {
+		if s.request || s.response.On() {
 			on[op.Key()] = s
 		}
 	}
@@ -145,7 +161,7 @@ func (p *parser) validations(api *apimodel.API, tree map[string]any, swagger boo
 			continue
 		}
 		at := apimodel.OpPath(op.Path, op.Method)
-		v, where, err := compileOperation(item, o, s.maxBody)
+		v, where, err := compileOperation(item, o, s)
 		if err != nil {
 			p.cannotValidate(map[string]validationSetting{op.Key(): s}, at+where, err.Error())
 			continue
@@ -159,7 +175,7 @@ func (p *parser) validations(api *apimodel.API, tree map[string]any, swagger boo
 func (p *parser) cannotValidate(ops map[string]validationSetting, at, reason string) {
 	var byDefault []string
 	for key, s := range ops {
-		if s.requestSet {
+		if s.explicit() {
 			p.fail(at, "cannot validate %s (asked for at %s): %s", key, s.at, reason)
 		} else {
 			byDefault = append(byDefault, key)
@@ -179,7 +195,7 @@ func validationView(tree map[string]any, on map[string]validationSetting) map[st
 	swagger := swagger2(tree)
 	for k, v := range tree {
 		switch k {
-		case "openapi", "swagger", "info", "components", "definitions", "parameters", "consumes", "basePath":
+		case "openapi", "swagger", "info", "components", "definitions", "parameters", "responses", "consumes", "produces", "basePath":
 			out[k] = v
 		}
 	}
@@ -193,12 +209,13 @@ func validationView(tree map[string]any, on map[string]validationSetting) map[st
 			if !isMethod(k) {
 				continue
 			}
-			if _, ok := on[strings.ToUpper(k)+" "+key]; !ok {
+			s, ok := on[strings.ToUpper(k)+" "+key]
+			if !ok {
 				continue
 			}
 			op := map[string]any{"responses": map[string]any{"default": map[string]any{"description": ""}}}
 			for f, fv := range obj(v) {
-				if f == "parameters" || f == "requestBody" || (swagger && f == "consumes") {
+				if f == "parameters" || f == "requestBody" || (swagger && (f == "consumes" || f == "produces")) || (f == "responses" && s.response.On()) {
 					op[f] = fv
 				}
 			}
@@ -212,8 +229,19 @@ func validationView(tree map[string]any, on map[string]validationSetting) map[st
 
 // compileOperation compiles one operation's rules; on error it also says where (a JSON
 // path below the operation).
-func compileOperation(item *openapi3.PathItem, o *openapi3.Operation, maxBody int64) (*apimodel.Validation, string, error) {
-	v := &apimodel.Validation{MaxBody: maxBody}
+func compileOperation(item *openapi3.PathItem, o *openapi3.Operation, s validationSetting) (*apimodel.Validation, string, error) {
+	v := &apimodel.Validation{Request: s.request, MaxBody: s.maxBody}
+	if s.response.On() {
+		v.Response = s.response
+		rs, where, err := compileResponses(o.Responses)
+		if err != nil {
+			return nil, where, err
+		}
+		v.Responses = rs
+	}
+	if !s.request {
+		return v, "", nil
+	}
 	// The operation's parameters override its path item's of the same name and place.
 	type key struct{ in, name string }
 	seen := map[key]bool{}
@@ -256,16 +284,26 @@ func compileOperation(item *openapi3.PathItem, o *openapi3.Operation, maxBody in
 }
 
 func compileBody(rb *openapi3.RequestBody) (*apimodel.Body, string, error) {
-	b := &apimodel.Body{Required: rb.Required}
-	types := make([]string, 0, len(rb.Content))
-	for t := range rb.Content {
+	media, where, err := compileContent(rb.Content)
+	if err != nil {
+		return nil, where, err
+	}
+	return &apimodel.Body{Required: rb.Required, Media: media}, "", nil
+}
+
+// compileContent compiles a content map's JSON schemas, most specific type first: exact
+// types, then structured-syntax ranges ("application/*+json"), then type/*, then */*.
+func compileContent(content openapi3.Content) ([]apimodel.Media, string, error) {
+	types := make([]string, 0, len(content))
+	for t := range content {
 		types = append(types, t)
 	}
 	sort.Strings(types)
+	var out []apimodel.Media
 	for _, t := range types {
 		mt := apimodel.MediaType(t)
 		m := apimodel.Media{Type: mt}
-		if s := rb.Content[t].Schema; s != nil && apimodel.IsJSON(mt) {
+		if s := content[t].Schema; s != nil && apimodel.IsJSON(mt) {
 			val, err := jsonbody.Compile(s.Value)
 			if s.Value == nil {
 				err = fmt.Errorf("unresolved schema reference %q", s.Ref)
@@ -275,20 +313,57 @@ func compileBody(rb *openapi3.RequestBody) (*apimodel.Body, string, error) {
 			}
 			m.Schema = val
 		}
-		b.Media = append(b.Media, m)
+		out = append(out, m)
 	}
-	// Most specific first: exact types, then type/*, then */*.
 	rank := func(t string) int {
 		switch {
 		case t == "*/*":
-			return 2
+			return 3
 		case strings.HasSuffix(t, "/*"):
+			return 2
+		case strings.Contains(t, "*"):
 			return 1
 		}
 		return 0
 	}
-	sort.SliceStable(b.Media, func(i, j int) bool { return rank(b.Media[i].Type) < rank(b.Media[j].Type) })
-	return b, "", nil
+	sort.SliceStable(out, func(i, j int) bool { return rank(out[i].Type) < rank(out[j].Type) })
+	return out, "", nil
+}
+
+// compileResponses compiles the declared responses: exact statuses first, then ranges
+// ("2XX"), then default.
+func compileResponses(rs *openapi3.Responses) ([]apimodel.Response, string, error) {
+	if rs == nil {
+		return nil, "", nil
+	}
+	var out []apimodel.Response
+	for status, ref := range rs.Map() {
+		where := ".responses['" + status + "']"
+		if ref == nil || ref.Value == nil {
+			return nil, where, fmt.Errorf("unresolved response reference")
+		}
+		media, w, err := compileContent(ref.Value.Content)
+		if err != nil {
+			return nil, where + w, err
+		}
+		out = append(out, apimodel.Response{Status: status, Media: media})
+	}
+	rank := func(s string) int {
+		switch {
+		case s == "default":
+			return 2
+		case len(s) == 3 && strings.EqualFold(s[1:], "XX"):
+			return 1
+		}
+		return 0
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if ri, rj := rank(out[i].Status), rank(out[j].Status); ri != rj {
+			return ri < rj
+		}
+		return out[i].Status < out[j].Status
+	})
+	return out, "", nil
 }
 
 // compileParam compiles a parameter's rule. Path, query, header and cookie parameters

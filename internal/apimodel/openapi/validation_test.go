@@ -123,7 +123,7 @@ func TestValidationSettingsRefused(t *testing.T) {
 		"{request: yes}":                  "$.x-tollgate-validation.request: must be true or false",
 		"{maxBodySize: 9MiB}":             "$.x-tollgate-validation.maxBodySize: 9437184 bytes: must be 1 byte to 8 MiB",
 		"{maxBodySize: lots}":             `"lots" is not a size`,
-		"{response: enforce}":             "response validation is not available yet",
+		"{response: sometimes}":           "$.x-tollgate-validation.response: must be enforce, report or off",
 		"{requests: true}":                "$.x-tollgate-validation.requests: unknown field",
 		"true":                            "must be an object like {request: true}",
 		"{request: true, maxBodySize: 0}": "0 bytes",
@@ -163,5 +163,82 @@ func TestValidationOfRealDefinitions(t *testing.T) {
 	vs := m.Schema.Validate([]byte(`{"id":1}`))
 	if len(vs) == 0 || !strings.Contains(vs[0].Reason, "name") {
 		t.Errorf("violations %v", vs)
+	}
+}
+
+func TestResponseRulesCompiled(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: Shop, version: v1}
+servers: [{url: "http://127.0.0.1:8081"}]
+security: []
+paths:
+  /items/{id}:
+    get:
+      x-tollgate-validation: {response: enforce}
+      responses:
+        "200": {description: ok, content: {application/json: {schema: {$ref: "#/components/schemas/Item"}}}}
+        4XX: {$ref: "#/components/responses/Problem"}
+        "404": {description: none}
+        default: {description: other, content: {text/plain: {}}}
+    delete:
+      responses: {"204": {description: gone}}
+components:
+  schemas:
+    Item: {type: object, required: [id], properties: {id: {type: integer}}}
+  responses:
+    Problem: {description: problem, content: {application/problem+json: {schema: {type: object, required: [title]}}}}
+`
+	res, err := ParseWith("shop.yaml", []byte(doc), apimodel.ValidationDefaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var get, del *apimodel.Operation
+	for i := range res.API.Operations {
+		switch res.API.Operations[i].Method {
+		case "GET":
+			get = &res.API.Operations[i]
+		case "DELETE":
+			del = &res.API.Operations[i]
+		}
+	}
+	if del.Validation != nil {
+		t.Error("DELETE has rules though nothing asks for them")
+	}
+	v := get.Validation
+	if v == nil || v.Request || v.Response != apimodel.ResponseEnforce {
+		t.Fatalf("GET rules %+v", v)
+	}
+	var order []string
+	for _, r := range v.Responses {
+		order = append(order, r.Status)
+	}
+	if strings.Join(order, " ") != "200 404 4XX default" {
+		t.Errorf("responses in order %v", order)
+	}
+	for status, want := range map[int]string{200: "200", 404: "404", 418: "4XX", 500: "default", 99: ""} {
+		got := ""
+		if r := v.FindResponse(status); r != nil {
+			got = r.Status
+		}
+		if got != want {
+			t.Errorf("status %d falls under %q, want %q", status, got, want)
+		}
+	}
+	ok := v.FindResponse(200)
+	if m := apimodel.FindMedia(ok.Media, "application/json"); m == nil || m.Schema == nil || m.Schema.Valid([]byte(`{"id":"x"}`)) || !m.Schema.Valid([]byte(`{"id":1}`)) {
+		t.Error("the 200's schema is not the one compiled")
+	}
+	if m := apimodel.FindMedia(v.FindResponse(418).Media, "application/problem+json"); m == nil || m.Schema == nil {
+		t.Error("the referenced 4XX response's schema is missing")
+	}
+	// The gateway default turns it on for an operation that says nothing.
+	res, err = ParseWith("shop.yaml", []byte(doc), apimodel.ValidationDefaults{Response: apimodel.ResponseReport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range res.API.Operations {
+		if op.Method == "DELETE" && (op.Validation == nil || op.Validation.Response != apimodel.ResponseReport || op.Validation.Request) {
+			t.Errorf("DELETE under the report default: %+v", op.Validation)
+		}
 	}
 }
