@@ -17,6 +17,8 @@ type metrics struct {
 	stages []prometheus.Observer
 	// valid and invalid count the requests validated against their definitions.
 	valid, invalid prometheus.Counter
+	// responses count the responses checked by the ext_proc service.
+	responses struct{ valid, reported, replaced prometheus.Counter }
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,8 +47,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Requests checked against their operation's definition (x-tollgate-validation), by result: valid or invalid (refused with 400, 413 or 415).",
 	}, []string{"result"})
 	m.valid, m.invalid = validations.WithLabelValues("valid"), validations.WithLabelValues("invalid")
+	responses := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_response_validations_total",
+		Help: "Backend responses checked against their operation's declared responses, by result: valid, reported (invalid, let through) or replaced (invalid, a 500 instead).",
+	}, []string{"result"})
+	m.responses.valid, m.responses.reported, m.responses.replaced = responses.WithLabelValues("valid"), responses.WithLabelValues("reported"), responses.WithLabelValues("replaced")
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations)
+		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations, responses)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -31,9 +32,10 @@ func ServerOptions() []grpc.ServerOption {
 		grpc.MaxRecvMsgSize(defaults.MaxBodySizeLimit + 1<<20)}
 }
 
-// Register adds the enforcer and a gRPC health service to s.
+// Register adds the enforcer, its ext_proc service and a gRPC health service to s.
 func (e *Enforcer) Register(s *grpc.Server) {
 	authv3.RegisterAuthorizationServer(s, e)
+	extprocv3.RegisterExternalProcessorServer(s, e.Processor())
 	healthgrpc.RegisterHealthServer(s, health.NewServer())
 }
 

@@ -30,11 +30,14 @@ type violation struct {
 }
 
 func (v violation) String() string {
-	if v.in == "body" {
+	switch {
+	case v.in == "body" || v.in == "status":
 		if v.name == "" {
-			return "body: " + v.reason
+			return v.in + ": " + v.reason
 		}
-		return "body " + v.name + ": " + v.reason
+		return v.in + " " + v.name + ": " + v.reason
+	case v.name == "":
+		return v.in + ": " + v.reason
 	}
 	return v.in + " parameter " + v.name + ": " + v.reason
 }
@@ -348,10 +351,13 @@ func violationBody(f Fault, format Format, vs []violation) ([]byte, string) {
 		}{problemBody: problemFor(f)}
 		for _, v := range vs {
 			pe := problemError{In: v.in, Detail: v.reason}
-			if v.in == "body" {
+			switch v.in {
+			case "body":
 				pe.Pointer = v.name
-			} else {
+			case "path", "query", "header", "cookie":
 				pe.Parameter = v.name
+			case "status":
+				pe.Detail = v.name + ": " + v.reason
 			}
 			p.Errors = append(p.Errors, pe)
 		}
