@@ -17,19 +17,9 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
 
-// The gRPC metadata the control plane puts on a route's ext_proc stream
-// (ExtProcOverrides.grpc_initial_metadata): which operation the response belongs to.
-const (
-	ProcessAPIKey       = "x-tollgate-api"
-	ProcessOperationKey = "x-tollgate-operation"
-)
-
 // ProcessAttributesKey is where Envoy puts the response attributes the control plane asks
-// for; CodeDetailsAttribute says who made the response ("via_upstream": the backend).
-const (
-	ProcessAttributesKey = "envoy.filters.http.ext_proc"
-	CodeDetailsAttribute = "response.code_details"
-)
+// for (apimodel.CodeDetailsAttribute).
+const ProcessAttributesKey = "envoy.filters.http.ext_proc"
 
 // FaultBadResponse replaces a response that does not match the definition (MGW 3.x's).
 var FaultBadResponse = Fault{500, 500, "Bad Response", "The backend's response does not match the API's definition", ""}
@@ -83,7 +73,7 @@ func (p *Processor) Process(stream extprocv3.ExternalProcessor_ProcessServer) er
 // place finds the stream's operation from its gRPC metadata.
 func (p *Processor) place(stream extprocv3.ExternalProcessor_ProcessServer, c *responseCheck) {
 	md, _ := metadata.FromIncomingContext(stream.Context())
-	api, op := first(md, ProcessAPIKey), first(md, ProcessOperationKey)
+	api, op := first(md, apimodel.ProcessAPIKey), first(md, apimodel.ProcessOperationKey)
 	if api == "" {
 		return
 	}
@@ -149,7 +139,7 @@ func (p *Processor) step(c *responseCheck, req *extprocv3.ProcessingRequest) *ex
 // response.code_details is via_upstream); without the attribute, it is taken to be.
 func fromUpstream(req *extprocv3.ProcessingRequest) bool {
 	attrs := req.GetAttributes()[ProcessAttributesKey]
-	v, ok := attrs.GetFields()[CodeDetailsAttribute]
+	v, ok := attrs.GetFields()[apimodel.CodeDetailsAttribute]
 	return !ok || v.GetStringValue() == "via_upstream"
 }
 

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
@@ -81,7 +82,7 @@ func responseHeaders(status, ctype, details string, eos bool) *extprocv3.Process
 	req := &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{
 		Headers: &corev3.HeaderMap{Headers: hs}, EndOfStream: eos}}}
 	if details != "" {
-		attrs, _ := structpb.NewStruct(map[string]any{extauthz.CodeDetailsAttribute: details})
+		attrs, _ := structpb.NewStruct(map[string]any{apimodel.CodeDetailsAttribute: details})
 		req.Attributes = map[string]*structpb.Struct{extauthz.ProcessAttributesKey: attrs}
 	}
 	return req
@@ -97,7 +98,7 @@ func (r procRig) exchange(t *testing.T, op string, msgs ...*extprocv3.Processing
 	t.Helper()
 	ctx := t.Context()
 	if op != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, extauthz.ProcessAPIKey, "shop/v1", extauthz.ProcessOperationKey, op)
+		ctx = metadata.AppendToOutgoingContext(ctx, apimodel.ProcessAPIKey, "shop/v1", apimodel.ProcessOperationKey, op)
 	}
 	stream, err := r.client.Process(ctx)
 	if err != nil {

@@ -556,6 +556,16 @@ const (
 	RouteKeyOperation = "tollgate_operation" // operation key, "GET /order/{orderId}"
 )
 
+// Response validation: the gRPC metadata the control plane puts on a route's ext_proc
+// stream (ExtProcOverrides.grpc_initial_metadata) to name the operation, and the response
+// attribute it asks Envoy for, which says who made the response ("via_upstream": the
+// backend).
+const (
+	ProcessAPIKey        = "x-tollgate-api"
+	ProcessOperationKey  = "x-tollgate-operation"
+	CodeDetailsAttribute = "response.code_details"
+)
+
 // EnvironmentHeader selects an operation's sandbox endpoints when it is "sandbox". Only the
 // enforcer sets it (for tokens issued for the sandbox); it removes any value a client sent,
 // and Envoy picks the route again after ext_authz.

@@ -13,6 +13,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -475,5 +476,70 @@ func TestValidatedRoutesSendTheirBody(t *testing.T) {
 	}
 	if seen != 2 {
 		t.Errorf("%d validated routes, want production and sandbox", seen)
+	}
+}
+
+// Only operations with response validation enable the (disabled) ext_proc filter, with the
+// processing they need and the operation in the stream's metadata.
+func TestResponseValidationRoutes(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "bookshelf", "bookshelf.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := openapi.Parse("bookshelf", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := Build([]*apimodel.API{res.API}, nil, opt)
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	var hcm hcmv3.HttpConnectionManager
+	if err := c.Listeners[0].(*listenerv3.Listener).FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range hcm.HttpFilters {
+		names = append(names, f.Name)
+		if f.Name == extProcFilter && !f.Disabled {
+			t.Error("the ext_proc filter is enabled for every route")
+		}
+	}
+	if strings.Join(names, " ") != "envoy.filters.http.cors envoy.filters.http.ext_authz envoy.filters.http.ext_proc envoy.filters.http.router" {
+		t.Errorf("filters %v", names)
+	}
+	enabled := 0
+	for _, r := range c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes {
+		cfg, ok := r.TypedPerFilterConfig[extProcFilter]
+		if !ok {
+			continue
+		}
+		enabled++
+		if !strings.HasPrefix(r.Name, "bookshelf/v1 GET /books/{isbn}") {
+			t.Errorf("%s enables ext_proc", r.Name)
+		}
+		var fc routev3.FilterConfig
+		var per extprocv3.ExtProcPerRoute
+		if err := cfg.UnmarshalTo(&fc); err != nil || fc.Disabled || fc.GetConfig().UnmarshalTo(&per) != nil {
+			t.Fatalf("%s: %v %v", r.Name, err, &fc)
+		}
+		o := per.GetOverrides()
+		m := o.GetProcessingMode()
+		if m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND || m.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
+			m.GetRequestHeaderMode() != extprocv3.ProcessingMode_SKIP || m.GetRequestBodyMode() != extprocv3.ProcessingMode_NONE {
+			t.Errorf("%s processing %v", r.Name, m)
+		}
+		md := map[string]string{}
+		for _, h := range o.GetGrpcInitialMetadata() {
+			md[h.Key] = h.Value
+		}
+		if md[apimodel.ProcessAPIKey] != "bookshelf/v1" || md[apimodel.ProcessOperationKey] != "GET /books/{isbn}" ||
+			len(o.GetResponseAttributes()) != 1 || o.GetFailureModeAllow().GetValue() {
+			t.Errorf("%s overrides %v", r.Name, o)
+		}
+	}
+	if enabled != 1 {
+		t.Errorf("%d routes enable ext_proc, want GET /books/{isbn}'s", enabled)
 	}
 }

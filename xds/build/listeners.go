@@ -5,6 +5,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -72,12 +73,38 @@ func listeners(apis []apiRoutes, scoped bool, opt Options) (out, grpc []types.Re
 	return out, grpc
 }
 
+// enforcerService is the enforcer's gRPC service, for ext_authz and ext_proc alike.
+func enforcerService(opt Options) *corev3.GrpcService {
+	return &corev3.GrpcService{
+		TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: opt.AuthzCluster}},
+		Timeout:         durationpb.New(opt.AuthzTimeout),
+	}
+}
+
+// extProc is the ext_proc filter: the enforcer's response validation. It is disabled, and
+// sends nothing, unless a route enables it with the processing its operation needs
+// (responseProcessing).
+func extProc(opt Options) *hcmv3.HttpFilter {
+	service := enforcerService(opt)
+	service.Timeout = nil // a stream lasts as long as its response; each message has MessageTimeout
+	return &hcmv3.HttpFilter{
+		Name:     extProcFilter,
+		Disabled: true,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&extprocv3.ExternalProcessor{
+			GrpcService:      service,
+			FailureModeAllow: false,
+			ProcessingMode: &extprocv3.ProcessingMode{
+				RequestHeaderMode: extprocv3.ProcessingMode_SKIP, ResponseHeaderMode: extprocv3.ProcessingMode_SKIP,
+				RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+			},
+			MessageTimeout: durationpb.New(opt.AuthzTimeout),
+		})},
+	}
+}
+
 func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 	authz := &extauthzv3.ExtAuthz{
-		Services: &extauthzv3.ExtAuthz_GrpcService{GrpcService: &corev3.GrpcService{
-			TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: opt.AuthzCluster}},
-			Timeout:         durationpb.New(opt.AuthzTimeout),
-		}},
+		Services:               &extauthzv3.ExtAuthz_GrpcService{GrpcService: enforcerService(opt)},
 		TransportApiVersion:    corev3.ApiVersion_V3,
 		IncludePeerCertificate: true,
 		FailureModeAllow:       false,
@@ -98,6 +125,7 @@ func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 			// CORS first: it answers preflights (which carry no credentials) before ext_authz.
 			{Name: corsFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})}},
 			{Name: extAuthzFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(authz)}},
+			extProc(opt),
 			routerFilter(),
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
@@ -23,7 +24,10 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
 
-const extAuthzFilter = "envoy.filters.http.ext_authz"
+const (
+	extAuthzFilter = "envoy.filters.http.ext_authz"
+	extProcFilter  = "envoy.filters.http.ext_proc"
+)
 
 // apiRoutes are one API's routes, with the cluster its gRPC API listener uses.
 type apiRoutes struct {
@@ -181,6 +185,10 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 			RetryPolicy:          retryPolicy(s.Policy),
 		}
 	}
+	filters := map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)}
+	if v := op.Validation; v != nil && v.Response.On() {
+		filters[extProcFilter] = responseProcessing(a, op)
+	}
 	return &routev3.Route{
 		Name: a.ID() + " " + op.Key(),
 		Match: &routev3.RouteMatch{
@@ -189,7 +197,7 @@ func route(a *apimodel.API, op *apimodel.Operation, cluster string, s EndpointSe
 		},
 		Action:                  &routev3.Route_Route{Route: action},
 		ResponseHeadersToRemove: remove,
-		TypedPerFilterConfig:    map[string]*anypb.Any{extAuthzFilter: mustAny(perRoute)},
+		TypedPerFilterConfig:    filters,
 		RequestBodyBufferLimit:  bufferLimit,
 	}
 }
@@ -464,4 +472,34 @@ func corsPolicy(c *apimodel.CORS) *corsv3.CorsPolicy {
 		p.AllowOriginStringMatch = append(p.AllowOriginStringMatch, m)
 	}
 	return p
+}
+
+// responseProcessing enables the ext_proc filter on an operation's route with what its
+// response validation needs: the response headers (with response.code_details, so that a
+// reply the gateway made itself is told apart), and the buffered body when a declared
+// response has a JSON schema; the operation rides in the stream's metadata. In report
+// mode the response goes on if the enforcer cannot be asked.
+func responseProcessing(a *apimodel.API, op *apimodel.Operation) *anypb.Any {
+	body := extprocv3.ProcessingMode_NONE
+	for _, r := range op.Validation.Responses {
+		for _, m := range r.Media {
+			if m.Schema != nil {
+				body = extprocv3.ProcessingMode_BUFFERED
+			}
+		}
+	}
+	per := &extprocv3.ExtProcPerRoute{Override: &extprocv3.ExtProcPerRoute_Overrides{Overrides: &extprocv3.ExtProcOverrides{
+		ProcessingMode: &extprocv3.ProcessingMode{
+			RequestHeaderMode: extprocv3.ProcessingMode_SKIP, ResponseHeaderMode: extprocv3.ProcessingMode_SEND,
+			ResponseBodyMode:   body,
+			RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
+		},
+		ResponseAttributes: []string{apimodel.CodeDetailsAttribute},
+		GrpcInitialMetadata: []*corev3.HeaderValue{
+			{Key: apimodel.ProcessAPIKey, Value: a.ID()},
+			{Key: apimodel.ProcessOperationKey, Value: op.Key()},
+		},
+		FailureModeAllow: wrapperspb.Bool(op.Validation.Response == apimodel.ResponseReport),
+	}}}
+	return mustAny(&routev3.FilterConfig{Config: mustAny(per)})
 }
