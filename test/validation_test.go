@@ -8,11 +8,16 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	extprocfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 )
@@ -167,4 +172,46 @@ func TestRequestValidationOverTheBinary(t *testing.T) {
 		t.Errorf("tollgate check -d: %d\n%s%s", o.code, o.stdout, o.stderr)
 	}
 	waitMetric(t, p.admin, `tollgate_validations_total\{result="invalid"\} ([3-9])`)
+
+	// Responses: the route of GET /books/{isbn} enables ext_proc; a stream opened with its
+	// metadata, on the enforcer's port, gets Envoy's messages and replaces a bad book.
+	book := routes["bookshelf/v1 GET /books/{isbn}"]
+	var fc routev3.FilterConfig
+	var per extprocfilterv3.ExtProcPerRoute
+	if book == nil || book.TypedPerFilterConfig["envoy.filters.http.ext_proc"].UnmarshalTo(&fc) != nil || fc.GetConfig().UnmarshalTo(&per) != nil {
+		t.Fatalf("GET /books/{isbn} does not enable ext_proc: %v", book)
+	}
+	if routes["bookshelf/v1 POST /books"].TypedPerFilterConfig["envoy.filters.http.ext_proc"] != nil {
+		t.Error("POST /books enables ext_proc though it does not validate responses")
+	}
+	var md []string
+	for _, h := range per.GetOverrides().GetGrpcInitialMetadata() {
+		md = append(md, h.Key, h.Value)
+	}
+	for body, replaced := range map[string]bool{`{"title":"Dune","authors":["Frank Herbert"]}`: false, `{"title":"Dune","authors":[]}`: true} {
+		stream, err := extprocv3.NewExternalProcessorClient(conn).Process(metadata.AppendToOutgoingContext(ctx, md...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs, _ := structpb.NewStruct(map[string]any{"response.code_details": "via_upstream"})
+		headers := &extprocv3.ProcessingRequest{
+			Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+				{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("application/json")}}}}},
+			Attributes: map[string]*structpb.Struct{"envoy.filters.http.ext_proc": attrs}}
+		var last *extprocv3.ProcessingResponse
+		for _, m := range []*extprocv3.ProcessingRequest{headers, {Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}}} {
+			if err := stream.Send(m); err != nil {
+				t.Fatal(err)
+			}
+			if last, err = stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stream.CloseSend()
+		imm := last.GetImmediateResponse()
+		if (imm != nil) != replaced || (replaced && (imm.GetStatus().GetCode() != 500 || !strings.Contains(string(imm.GetBody()), `"message":"Bad Response", "description":"body /authors: `))) {
+			t.Errorf("response %s: %v", body, last)
+		}
+	}
+	waitMetric(t, p.admin, `tollgate_response_validations_total\{result="replaced"\} (1)`)
 }
