@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/identity"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/dpop"
@@ -67,6 +68,9 @@ type Config struct {
 	Loaded func() bool
 	// Format of deny bodies: "wso2" (default) or "problem".
 	Format Format
+	// Template, when set, is the gateway's own error format (faults.template), used instead
+	// of Format; an API's x-tollgate-faults wins over both.
+	Template *errfmt.Template
 	// RemoveAuthorization strips the credential header before the request goes to the backend.
 	RemoveAuthorization bool
 	// Revocations, if set, is checked for every token, cached or not.

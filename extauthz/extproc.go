@@ -47,6 +47,7 @@ type responseCheck struct {
 	// is to be checked against a schema.
 	media      *apimodel.Media
 	violations []violation
+	requestID  string
 }
 
 // Process implements the ext_proc service. A stream it cannot place (no operation in its
@@ -107,6 +108,7 @@ func (p *Processor) step(c *responseCheck, req *extprocv3.ProcessingRequest) *ex
 			c.op = nil // a gateway's own answer (a deny, a local reply) is not the backend's
 			return continueResponseHeaders
 		}
+		c.requestID = requestID(req)
 		c.headers(r.ResponseHeaders)
 		if c.media != nil && !r.ResponseHeaders.GetEndOfStream() {
 			return continueResponseHeaders // the body comes next
@@ -143,6 +145,11 @@ func fromUpstream(req *extprocv3.ProcessingRequest) bool {
 	return !ok || v.GetStringValue() == "via_upstream"
 }
 
+// requestID is the request's id among the response attributes, if Envoy sent it.
+func requestID(req *extprocv3.ProcessingRequest) string {
+	return req.GetAttributes()[ProcessAttributesKey].GetFields()[apimodel.RequestIDAttribute].GetStringValue()
+}
+
 // headers checks the status and content type, and picks the schema the body is checked
 // against.
 func (c *responseCheck) headers(h *extprocv3.HttpHeaders) {
@@ -155,6 +162,10 @@ func (c *responseCheck) headers(h *extprocv3.HttpHeaders) {
 			code, _ = strconv.Atoi(headerText(hv))
 		case "content-type":
 			ctype, hasType = headerText(hv), true
+		case "x-request-id":
+			if c.requestID == "" {
+				c.requestID = headerText(hv)
+			}
 		}
 	}
 	c.rule = c.op.Validation.FindResponse(code)
@@ -215,7 +226,10 @@ func (p *Processor) decide(c *responseCheck, cont *extprocv3.ProcessingResponse)
 		return cont
 	}
 	p.e.m.responses.replaced.Inc()
-	body, ctype := violationBody(FaultBadResponse, p.e.cfg.Format, c.violations)
+	body, ctype, ok := p.e.customBody(c.api, c.op, FaultBadResponse, c.violations, c.requestID)
+	if !ok {
+		body, ctype = violationBody(FaultBadResponse, p.e.cfg.Format, c.violations)
+	}
 	return &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 		Status:  &typev3.HttpStatus{Code: typev3.StatusCode_InternalServerError},
 		Headers: &extprocv3.HeaderMutation{SetHeaders: []*corev3.HeaderValueOption{setRawHeader("content-type", ctype)}},

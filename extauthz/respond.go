@@ -10,11 +10,13 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"go.uber.org/zap"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/identity"
 	"github.com/tollgate-gw/tollgate/policies/ratelimit"
 )
@@ -218,6 +220,12 @@ func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 			e.made.Store(*o.fault, t)
 		}
 	}
+	rid, _ := header(o.h, "x-request-id")
+	if body, ctype, ok := e.customBody(o.api, o.op, *o.fault, o.violations, rid); ok {
+		own := *t
+		own.body, own.ctype = string(body), setHeader("content-type", ctype)
+		t = &own
+	}
 	headers := []*corev3.HeaderValueOption{t.ctype}
 	if wa := wwwAuthenticate(o, e.dpopAlgs); wa != "" {
 		headers = append(headers, setHeader("www-authenticate", wa))
@@ -292,4 +300,34 @@ func wwwAuthenticate(o *decision, dpopAlgs string) string {
 		return base + `, error="insufficient_scope", scope=` + strconv.Quote(o.scope)
 	}
 	return ""
+}
+
+// customBody renders a fault in the API's own error format (x-tollgate-faults) or the
+// gateway's (faults.template), when there is one; what a validation found is its
+// description.
+func (e *Enforcer) customBody(api *apimodel.API, op *apimodel.Operation, f Fault, vs []violation, requestID string) ([]byte, string, bool) {
+	t := e.cfg.Template
+	if api != nil && api.Faults != nil {
+		t = api.Faults
+	}
+	if t == nil {
+		return nil, "", false
+	}
+	if len(vs) > 0 {
+		f.Description = describe(vs)
+	}
+	d := errfmt.Data{Code: f.Code, Message: f.Message, Description: f.Description, Status: f.Status, RequestID: requestID}
+	if api != nil {
+		d.API = api.ID()
+	}
+	if op != nil {
+		d.Operation = op.Key()
+	}
+	b, err := t.Render(d)
+	if err != nil {
+		// errfmt.Parse ran the template on data of the same shape: not expected.
+		e.log.Error("the error template failed; the shipped format answers", zap.Error(err))
+		return nil, "", false
+	}
+	return b, t.ContentType, true
 }

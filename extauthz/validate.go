@@ -364,10 +364,15 @@ func violationBody(f Fault, format Format, vs []violation) ([]byte, string) {
 		b, _ := json.Marshal(p)
 		return b, "application/problem+json"
 	}
+	f.Description = describe(vs)
+	return f.body(format)
+}
+
+// describe is violations as one description.
+func describe(vs []violation) string {
 	texts := make([]string, len(vs))
 	for i, v := range vs {
 		texts[i] = v.String()
 	}
-	f.Description = strings.Join(texts, "; ")
-	return f.body(format)
+	return strings.Join(texts, "; ")
 }

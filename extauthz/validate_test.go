@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 )
 
@@ -219,4 +220,32 @@ func counter(t *testing.T, g prometheus.Gatherer, name, result string) prometheu
 	}
 	t.Fatalf("no %s{result=%q}", name, result)
 	return nil
+}
+
+// One error format for every answer: the gateway's template writes the enforcer's denies
+// (a missing token, a validation's 400 with what it found), an API's own wins on its paths.
+func TestErrorTemplates(t *testing.T) {
+	gw, err := errfmt.Parse(`{"error":{"code":{{.Code}},"status":{{.Status}},"detail":{{json .Description}},"request":{{json .RequestID}},"api":{{json .API}},"op":{{json .Operation}}}}`, "application/vnd.acme+json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := strings.Replace(petsAPI, "security: [{oauth: []}]", "security: [{oauth: []}]\nx-tollgate-faults: {template: \"{{.Status}} {{.Message}}: {{.Description}}\", contentType: text/plain}", 1)
+	own = strings.Replace(own, "title: Pets", "title: Own", 1)
+	r := newRig(t, extauthz.Config{Template: gw}, petsAPI, own)
+	got := checkBody(t, r, bodyCase{method: "PUT", path: "/pets/v1/pets/7", ctype: "application/json", body: `{"name":"rex"}`,
+		headers: map[string]string{"cookie": "session=abc", "x-request-id": "req-42"}}, r.token(""))
+	want := `{"error":{"code":400,"status":400,"detail":"body: required properties missing: photoUrls","request":"req-42","api":"pets/v1","op":"PUT /pets/{petId}"}}`
+	if got.status != 400 || got.body != want || got.headers["content-type"] != "application/vnd.acme+json" {
+		t.Errorf("validation fault %d %s (%s)\nwant %s", got.status, got.body, got.headers["content-type"], want)
+	}
+	if got := r.check(t, "GET", "/nowhere", "", nil); got.status != 404 || !strings.HasPrefix(got.body, `{"error":{"code":900906,"status":404,`) || !strings.Contains(got.body, `"api":"","op":""`) {
+		t.Errorf("no API: %d %s", got.status, got.body)
+	}
+	got = checkBody(t, r, bodyCase{method: "PUT", path: "/own/v1/pets/7", ctype: "application/json", body: `{}`}, "")
+	if got.status != 401 || got.body != "401 Missing Credentials: Missing Credentials. Make sure your API invocation call has a header: 'Authorization: Bearer ACCESS_TOKEN'" || got.headers["content-type"] != "text/plain" {
+		t.Errorf("the API's own template: %d %q (%s)", got.status, got.body, got.headers["content-type"])
+	}
+	if got.headers["www-authenticate"] == "" {
+		t.Error("the challenge is lost with a template")
+	}
 }

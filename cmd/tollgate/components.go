@@ -62,6 +62,9 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 		BasicUsers: a.BasicUsers,
 		DPoP:       dpop.Config{MaxAge: time.Duration(a.DPoP.MaxAge), Algorithms: a.DPoP.Algorithms},
 	}
+	if cfg.Faults.Template != "" {
+		out.Enforcer.Template = cfg.FaultTemplate()
+	}
 	if a.DPoP.RequireNonce {
 		var key []byte
 		if a.DPoP.NonceSecretFile != "" {
@@ -171,6 +174,7 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		AuthzTLS:       build.FileTLS{CAFile: x.AuthzTLS.CAFile, CertFile: x.AuthzTLS.CertFile, KeyFile: x.AuthzTLS.KeyFile, ServerName: x.AuthzTLS.ServerName},
 		Edge:           x.Edge.Settings(x.AccessLog),
 		FaultFormat:    string(cfg.Authz.FaultFormat),
+		Faults:         cfg.FaultTemplate(),
 	}
 	var secrets []store.Secret
 	if x.TLS.CertFile != "" {

@@ -6,6 +6,8 @@ package apimodel
 
 import (
 	"fmt"
+
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"net"
 	"net/url"
 	"sort"
@@ -52,6 +54,9 @@ type API struct {
 	Throttling string
 	// AuthHeader is the header a bearer token is read from (default "Authorization").
 	AuthHeader string
+	// Faults, when set, is the API's own error format (x-tollgate-faults) for the
+	// enforcer's answers and Envoy's 405s on its paths; nil: the gateway's.
+	Faults     *errfmt.Template
 	Operations []Operation
 	// Source names where the definition came from (a file or an etcd key), for messages.
 	Source string
@@ -564,6 +569,7 @@ const (
 	ProcessAPIKey        = "x-tollgate-api"
 	ProcessOperationKey  = "x-tollgate-operation"
 	CodeDetailsAttribute = "response.code_details"
+	RequestIDAttribute   = "request.id"
 )
 
 // EnvironmentHeader selects an operation's sandbox endpoints when it is "sandbox". Only the

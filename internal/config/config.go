@@ -14,6 +14,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/defaults"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 
 	"sigs.k8s.io/yaml"
 
@@ -35,6 +36,28 @@ type Config struct {
 	Throttling Throttling `json:"throttling"`
 	Cache      Cache      `json:"cache"`
 	Validation Validation `json:"validation"`
+	Faults     Faults     `json:"faults"`
+}
+
+// Faults is the gateway's own error format, for every answer it makes — the enforcer's
+// denies and Envoy's local replies. Without a template, authz.faultFormat picks a shipped
+// one (wso2 or problem).
+type Faults struct {
+	// Template is a Go text/template over .Code, .Message, .Description, .Status,
+	// .RequestID, .API and .Operation ({{json .Description}} writes a JSON string).
+	Template    string `json:"template"`
+	ContentType string `json:"contentType"`
+}
+
+// FaultTemplate is the gateway's error template: faults.template, else the shipped one
+// authz.faultFormat names.
+func (c Config) FaultTemplate() *errfmt.Template {
+	if c.Faults.Template != "" {
+		if t, err := errfmt.Parse(c.Faults.Template, c.Faults.ContentType); err == nil {
+			return t
+		}
+	}
+	return errfmt.Builtin(string(c.Authz.FaultFormat))
 }
 
 // ValidationDefaults are the validation settings definitions are read under.
@@ -470,6 +493,13 @@ func (c *Config) Validate() error {
 	}
 	if v := c.Validation.MaxBodySize; v < 1 || v > defaults.MaxBodySizeLimit {
 		return fmt.Errorf("validation.maxBodySize %d must be 1 byte to %d MiB", v, defaults.MaxBodySizeLimit>>20)
+	}
+	if c.Faults.Template != "" {
+		if _, err := errfmt.Parse(c.Faults.Template, c.Faults.ContentType); err != nil {
+			return fmt.Errorf("faults.template: %w", err)
+		}
+	} else if c.Faults.ContentType != "" {
+		return fmt.Errorf("faults.contentType is set without faults.template")
 	}
 	if !c.Validation.Response.Valid() {
 		return fmt.Errorf("validation.response %q must be enforce, report or off", c.Validation.Response)

@@ -89,3 +89,31 @@ func TestHalfTLSIsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestFaultTemplateIsCheckedAtLoad(t *testing.T) {
+	dir := t.TempDir()
+	for body, want := range map[string]string{
+		"faults: {template: '{{.Code', contentType: application/json}\n":      "faults.template: ",
+		"faults: {template: '{{.Message}}', contentType: application/json}\n": "does not make JSON",
+		"faults: {contentType: text/plain}\n":                                 "without faults.template",
+		"faults: {template: 'E{{.Code}}', contentType: text/plain}\n":         "",
+	} {
+		p := filepath.Join(dir, "t.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(p)
+		if want == "" {
+			if err != nil || c.FaultTemplate().Name != "custom" {
+				t.Errorf("%s: %v", body, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+	if c := Default(); c.FaultTemplate().Name != "wso2" {
+		t.Errorf("default template %q", c.FaultTemplate().Name)
+	}
+}

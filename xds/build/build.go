@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/defaults"
 	"github.com/tollgate-gw/tollgate/internal/edge"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
@@ -52,6 +53,10 @@ type Options struct {
 	// FaultFormat of the bodies Envoy answers itself (405): "wso2" (default) or "problem",
 	// as the enforcer's authz.faultFormat.
 	FaultFormat string
+	// Faults is the gateway's error format (config.FaultTemplate): Envoy's own local
+	// replies (no route, no healthy upstream, an upstream timeout, a body too large, the
+	// enforcer unreachable) are written in it; nil: as FaultFormat says.
+	Faults *errfmt.Template
 	// RouteScopes splits the route table by the first path segment of the base paths,
 	// behind Envoy's scoped routes (scopes.go), when every API of the group allows it.
 	RouteScopes bool
@@ -89,6 +94,12 @@ func (o *Options) defaults() {
 	}
 	if o.UpstreamCAFile == "" {
 		o.UpstreamCAFile = defaults.UpstreamCAFile
+	}
+	if o.Faults == nil {
+		o.Faults = errfmt.Builtin(o.FaultFormat)
+	}
+	if o.Faults == nil {
+		o.Faults = errfmt.Builtin(defaults.FaultFormat)
 	}
 }
 

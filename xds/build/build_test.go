@@ -21,6 +21,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/apimodel/openapi"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/xds/validate"
 )
@@ -535,11 +536,63 @@ func TestResponseValidationRoutes(t *testing.T) {
 			md[h.Key] = h.Value
 		}
 		if md[apimodel.ProcessAPIKey] != "bookshelf/v1" || md[apimodel.ProcessOperationKey] != "GET /books/{isbn}" ||
-			len(o.GetResponseAttributes()) != 1 || o.GetFailureModeAllow().GetValue() {
+			len(o.GetResponseAttributes()) != 2 || o.GetFailureModeAllow().GetValue() {
 			t.Errorf("%s overrides %v", r.Name, o)
 		}
 	}
 	if enabled != 1 {
 		t.Errorf("%d routes enable ext_proc, want GET /books/{isbn}'s", enabled)
 	}
+}
+
+// Envoy's own answers are written in the gateway's error format: a custom template reaches
+// every local reply kind, with the request's values as Envoy's command operators, and the
+// 405s.
+func TestLocalRepliesInTheErrorFormat(t *testing.T) {
+	tmpl, err := errfmt.Parse(`{"error":{"code":{{.Code}},"status":{{.Status}},"message":{{json .Message}},"request":{{json .RequestID}},"api":{{json .API}}}}`, "application/vnd.acme.error+json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opt
+	o.Faults = tmpl
+	c, _ := Build(examples(t), nil, o)
+	eds, _ := Endpoints(c.Sets, nil)
+	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
+		t.Fatal(err)
+	}
+	var hcm hcmv3.HttpConnectionManager
+	if err := c.Listeners[0].(*listenerv3.Listener).FilterChains[0].Filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
+		t.Fatal(err)
+	}
+	mappers := hcm.GetLocalReplyConfig().GetMappers()
+	if len(mappers) != len(localReplies) {
+		t.Fatalf("%d mappers", len(mappers))
+	}
+	byStatus := map[uint32]string{}
+	for _, m := range mappers {
+		f := m.GetBodyFormatOverride()
+		if f.GetContentType() != "application/vnd.acme.error+json" {
+			t.Errorf("content type %q", f.GetContentType())
+		}
+		byStatus[m.GetStatusCode().GetValue()] = f.GetTextFormatSource().GetInlineString()
+	}
+	for status, want := range map[uint32]string{
+		404: `{"error":{"code":900906,"status":404,"message":"No matching resource found in the API for the given request","request":"%REQ(X-REQUEST-ID)%","api":""}}`,
+		504: `{"error":{"code":101504,"status":504,"message":"Runtime Error","request":"%REQ(X-REQUEST-ID)%","api":"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:api)%"}}`,
+		413: `{"error":{"code":413,"status":413,"message":"Payload Too Large","request":"%REQ(X-REQUEST-ID)%","api":""}}`,
+		503: `{"error":{"code":900952,"status":503,"message":"Service Unavailable","request":"%REQ(X-REQUEST-ID)%","api":""}}`,
+	} {
+		if byStatus[status] != want {
+			t.Errorf("%d: %s\nwant %s", status, byStatus[status], want)
+		}
+	}
+	for _, r := range c.Routes[0].(*routev3.RouteConfiguration).VirtualHosts[0].Routes {
+		if d := r.GetDirectResponse(); d != nil && d.GetStatus() == 405 {
+			if got := d.GetBody().GetInlineString(); !strings.HasPrefix(got, `{"error":{"code":405,"status":405,"message":"Method Not Allowed"`) {
+				t.Errorf("%s: %s", r.Name, got)
+			}
+			return
+		}
+	}
+	t.Error("no 405 route")
 }

@@ -132,6 +132,7 @@ func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 	if scoped {
 		hcm.RouteSpecifier = scopedRoutes()
 	}
+	hcm.LocalReplyConfig = localReplyConfig(opt.Faults)
 	harden(opt.Edge, hcm)
 	if prefix == "https" && opt.ClientCertificates != "" {
 		// The client's certificate chain reaches the enforcer (and the backend) in

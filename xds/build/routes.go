@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 )
 
 const (
@@ -397,6 +398,16 @@ func methodNotAllowed(a *apimodel.API, ops []*apimodel.Operation, opt Options) [
 	if opt.FaultFormat == "problem" {
 		body, ctype = `{"type":"https://tollgate.dev/faults/405","title":"Method Not Allowed","status":405,"detail":"Method not allowed for given API resource","code":405}`, "application/problem+json"
 	}
+	// The API's own error format, or the gateway's when it is not a shipped one.
+	if t := a.Faults; t != nil || (opt.Faults != nil && opt.Faults.Name == "custom") {
+		if t == nil {
+			t = opt.Faults
+		}
+		d := errfmt.Data{Code: 405, Status: 405, Message: "Method Not Allowed", Description: "Method not allowed for given API resource", API: a.ID()}
+		if b, err := t.Render(d); err == nil {
+			body, ctype = string(b), t.ContentType
+		}
+	}
 	off := mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}})
 	out := make([]*routev3.Route, 0, len(paths))
 	for _, p := range paths {
@@ -494,7 +505,7 @@ func responseProcessing(a *apimodel.API, op *apimodel.Operation) *anypb.Any {
 			ResponseBodyMode:   body,
 			RequestTrailerMode: extprocv3.ProcessingMode_SKIP, ResponseTrailerMode: extprocv3.ProcessingMode_SKIP,
 		},
-		ResponseAttributes: []string{apimodel.CodeDetailsAttribute},
+		ResponseAttributes: []string{apimodel.CodeDetailsAttribute, apimodel.RequestIDAttribute},
 		GrpcInitialMetadata: []*corev3.HeaderValue{
 			{Key: apimodel.ProcessAPIKey, Value: a.ID()},
 			{Key: apimodel.ProcessOperationKey, Value: op.Key()},

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 )
 
 // Each Tollgate extension "x-tollgate-<name>" and the WSO2 API Microgateway extension it
@@ -25,7 +26,7 @@ var wso2Alias = map[string]string{
 }
 
 var (
-	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "dpop", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints", "scopes", "validation"}
+	apiExtensions       = []string{"name", "basePath", "hosts", "gateways", "grpc", "mutual-tls", "certificate-bound", "dpop", "cors", "production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "auth-header", "endpoints", "scopes", "validation", "faults"}
 	operationExtensions = []string{"production-endpoints", "sandbox-endpoints", "throttling", "disable-security", "scopes", "validation"}
 )
 
@@ -348,4 +349,45 @@ func kind(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// faults reads x-tollgate-faults: the API's own error format, {template: TEXT,
+// contentType: TYPE} or {format: wso2|problem}.
+func (e extensions) faults() *errfmt.Template {
+	v, key, ok := e.get("faults")
+	if !ok {
+		return nil
+	}
+	at := e.path + "." + key
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		e.p.fail(at, "must be an object like {format: problem} or {template: ..., contentType: ...}, got %s", kind(v))
+		return nil
+	}
+	for k := range m {
+		if k != "format" && k != "template" && k != "contentType" {
+			e.p.fail(at+"."+k, "unknown field (known: format, template, contentType)")
+			return nil
+		}
+	}
+	format, _ := m["format"].(string)
+	text, _ := m["template"].(string)
+	ctype, _ := m["contentType"].(string)
+	switch {
+	case format != "" && text != "":
+		e.p.fail(at, "format and template: give one")
+	case format != "":
+		if t := errfmt.Builtin(format); t != nil {
+			return t
+		}
+		e.p.fail(at+".format", "%q must be wso2 or problem", format)
+	default:
+		t, err := errfmt.Parse(text, ctype)
+		if err != nil {
+			e.p.fail(at+".template", "%v", err)
+			return nil
+		}
+		return t
+	}
+	return nil
 }

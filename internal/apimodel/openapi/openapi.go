@@ -360,6 +360,7 @@ func (p *parser) settings(api *apimodel.API, root extensions) {
 		}
 	}
 	api.Throttling, _ = root.str("throttling")
+	api.Faults = root.faults()
 	api.AuthHeader, _ = root.str("auth-header")
 	if api.AuthHeader == "" {
 		api.AuthHeader = "Authorization"

@@ -242,3 +242,25 @@ components:
 		}
 	}
 }
+
+func TestFaultTemplateExtension(t *testing.T) {
+	for setting, want := range map[string]string{
+		`{format: problem}`: "",
+		`{template: "{{.Code}}", contentType: text/plain}`: "",
+		`{format: xml}`: `$.x-tollgate-faults.format: "xml" must be wso2 or problem`,
+		`{template: "{\"code\": {{.Cod}}}", contentType: application/json}`: "$.x-tollgate-faults.template: ",
+		`{template: "{{.Message}}", contentType: application/json}`:         "does not make JSON",
+		`{template: "{{.Code}}"}`:                                "needs its content type",
+		`{format: wso2, template: "x", contentType: text/plain}`: "format and template: give one",
+		`{style: x}`: "$.x-tollgate-faults.style: unknown field",
+	} {
+		doc := strings.Replace(validatedDoc, "x-tollgate-validation: {request: true, maxBodySize: 64KiB}", "x-tollgate-faults: "+setting, 1)
+		res, err := Parse("pets.yaml", []byte(doc))
+		switch {
+		case want == "" && (err != nil || res.API.Faults == nil):
+			t.Errorf("%s: %v", setting, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), "pets.yaml: "+want) && !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v, want %q", setting, err, want)
+		}
+	}
+}
