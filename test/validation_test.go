@@ -168,7 +168,9 @@ func TestRequestValidationOverTheBinary(t *testing.T) {
 	// The README's way without Envoy: tollgate check with a body.
 	o = tollgate(t, "check", "--config", cfg, "--method", "POST", "--path", "/bookshelf/v1/books", "-H", "Authorization: Bearer "+token,
 		"-H", "Content-Type: application/json", "-d", `{"title":"Dune","year":1965}`)
-	if o.code != 3 || !strings.Contains(o.stdout, "DENIED 400") || !strings.Contains(o.stdout, `"description":"body: required properties missing: authors"`) {
+	// (in the bookshelf's own error format, x-tollgate-faults)
+	if o.code != 3 || !strings.Contains(o.stdout, "DENIED 400") || !strings.Contains(o.stdout, `{"code":400,"status":400,"message":"Bad Request","description":"body: required properties missing: authors","requestId":"`) ||
+		!strings.Contains(o.stdout, `"api":"bookshelf/v1","operation":"POST /books"}`) {
 		t.Errorf("tollgate check -d: %d\n%s%s", o.code, o.stdout, o.stderr)
 	}
 	waitMetric(t, p.admin, `tollgate_validations_total\{result="invalid"\} ([3-9])`)
@@ -209,7 +211,7 @@ func TestRequestValidationOverTheBinary(t *testing.T) {
 		}
 		stream.CloseSend()
 		imm := last.GetImmediateResponse()
-		if (imm != nil) != replaced || (replaced && (imm.GetStatus().GetCode() != 500 || !strings.Contains(string(imm.GetBody()), `"message":"Bad Response", "description":"body /authors: `))) {
+		if (imm != nil) != replaced || (replaced && (imm.GetStatus().GetCode() != 500 || !strings.Contains(string(imm.GetBody()), `"message":"Bad Response","description":"body /authors: `))) {
 			t.Errorf("response %s: %v", body, last)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/config"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/dpop"
@@ -62,9 +63,7 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 		BasicUsers: a.BasicUsers,
 		DPoP:       dpop.Config{MaxAge: time.Duration(a.DPoP.MaxAge), Algorithms: a.DPoP.Algorithms},
 	}
-	if cfg.Faults.Template != "" {
-		out.Enforcer.Template = cfg.FaultTemplate()
-	}
+	out.Enforcer.Template = customTemplate(cfg)
 	if a.DPoP.RequireNonce {
 		var key []byte
 		if a.DPoP.NonceSecretFile != "" {
@@ -257,4 +256,13 @@ func readSecret(what, path string) (string, error) {
 // portTLS is a port's TLS files in the server's form.
 func portTLS(t config.PortTLS) tlsfiles.ServerConfig {
 	return tlsfiles.ServerConfig{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
+}
+
+// customTemplate is the configuration's own error template, or nil when a shipped format
+// (authz.faultFormat) answers.
+func customTemplate(cfg config.Config) *errfmt.Template {
+	if cfg.Faults.Template == "" {
+		return nil
+	}
+	return cfg.FaultTemplate()
 }

@@ -23,7 +23,7 @@ a request and a credential, decided in-process by the enforcer's own pipeline ov
 given definitions — no etcd, no servers — and compared with what it expects: the status,
 the fault code, the headers sent to the backend, throttling after N requests. Tokens are
 minted by a test issuer; API keys and basic-auth users are made for each case. The
-configuration's authz.claimHeaders and authz.faultFormat apply. Exit code 1 when a case
+configuration's authz.claimHeaders, authz.faultFormat and faults apply. Exit code 1 when a case
 fails, with what differed. The case format is in the README (Decision tests).`,
 		Example: `  tollgate test -f examples/coffeebar/
   tollgate test -f api.yaml -f policies.yaml api.cases.yaml`,
@@ -60,7 +60,7 @@ fails, with what differed. The case format is in the README (Decision tests).`,
 			return usageError{fmt.Errorf("no decision tests (kind: %s) among the files", definitions.TestsKind)}
 		}
 		results, err := decisiontest.Run(cmd.Context(), apis, suites,
-			decisiontest.Options{ClaimHeaders: cfg.Authz.ClaimHeaders, Format: extauthz.Format(cfg.Authz.FaultFormat)})
+			decisiontest.Options{ClaimHeaders: cfg.Authz.ClaimHeaders, Format: extauthz.Format(cfg.Authz.FaultFormat), Template: customTemplate(cfg)})
 		if err != nil {
 			return err
 		}

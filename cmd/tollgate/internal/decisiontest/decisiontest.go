@@ -27,6 +27,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/catalog"
 	"github.com/tollgate-gw/tollgate/internal/definitions"
 	"github.com/tollgate-gw/tollgate/internal/devissuer"
+	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
@@ -118,6 +119,7 @@ type Result struct {
 type Options struct {
 	ClaimHeaders map[string]string // token claims sent to the backend as headers
 	Format       extauthz.Format   // deny bodies: wso2 or problem
+	Template     *errfmt.Template  // the gateway's own error template (faults.template), if any
 }
 
 // Run decides every case of every suite over the definitions and reports each.
@@ -237,7 +239,7 @@ func newWorld(dir string, defs []definitions.Definition, jwksFile string, opt Op
 	if err != nil {
 		return nil, err
 	}
-	enf := extauthz.New(extauthz.Config{Revocations: revoked, Throttle: engine, Users: users, APIKeys: keys, Format: opt.Format,
+	enf := extauthz.New(extauthz.Config{Revocations: revoked, Throttle: engine, Users: users, APIKeys: keys, Format: opt.Format, Template: opt.Template,
 		Certificates: certs, DPoP: proofs}, reg, verifier, log, nil)
 	return &world{enf: enf, users: users, keys: keys, ca: ca, dir: dir}, nil
 }
