@@ -9,7 +9,11 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -215,3 +219,81 @@ func BenchmarkCheckValidated1KB(b *testing.B)     { benchValidated(b, 1<<10, tru
 func BenchmarkCheckUnvalidated1KB(b *testing.B)   { benchValidated(b, 1<<10, false) }
 func BenchmarkCheckValidated100KB(b *testing.B)   { benchValidated(b, 100<<10, true) }
 func BenchmarkCheckUnvalidated100KB(b *testing.B) { benchValidated(b, 100<<10, false) }
+
+// A response checked by the ext_proc service over a real gRPC connection on loopback, as
+// Envoy sends it: the response headers, then the buffered 1 KB JSON body, on one stream.
+// The allocations are the client's and the server's together.
+func BenchmarkProcessResponse1KB(b *testing.B) {
+	e, _, _ := newEnforcer(b, extauthz.Config{}, 0, tu.OrdersAPI("https://idp.test"))
+	benchProcess(b, func(s *grpc.Server) { e.Register(s) })
+}
+
+// The same streams to a do-nothing ExternalProcessor (it answers every message "go
+// on"): the floor of BenchmarkProcessResponse1KB, gRPC's own cost on both sides.
+func BenchmarkProcessNothing1KB(b *testing.B) {
+	benchProcess(b, func(s *grpc.Server) { extprocv3.RegisterExternalProcessorServer(s, nothingProcessor{}) })
+}
+
+type nothingProcessor struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+func (nothingProcessor) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
+	for {
+		req, err := s.Recv()
+		if err != nil {
+			return nil
+		}
+		resp := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+		if req.GetResponseBody() != nil {
+			resp = &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+		}
+		if err := s.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func benchProcess(b *testing.B, register func(*grpc.Server)) {
+	lis, err := tu.ListenLow()
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := grpc.NewServer(extauthz.ServerOptions()...)
+	register(srv)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	client := extprocv3.NewExternalProcessorClient(conn)
+	ctx := metadata.AppendToOutgoingContext(b.Context(), apimodel.ProcessAPIKey, "orders/v1", apimodel.ProcessOperationKey, "GET /orders/{id}")
+	msgs := tu.OrderResponse(1 << 10)
+	stream := func() {
+		s, err := client.Process(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range msgs {
+			if err := s.Send(m); err != nil {
+				b.Fatal(err)
+			}
+			resp, err := s.Recv()
+			if err != nil || resp.GetImmediateResponse() != nil {
+				b.Fatalf("%v %v", resp, err)
+			}
+		}
+		s.CloseSend()
+		if _, err := s.Recv(); err == nil {
+			b.Fatal("the stream did not end")
+		}
+	}
+	stream()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		stream()
+	}
+}

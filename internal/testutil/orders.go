@@ -3,11 +3,16 @@ package testutil
 import (
 	"fmt"
 	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// OrdersAPI is the definition the request-validation benchmarks use: POST /orders
-// validates its body against a typical order schema (nested objects, an array of items,
-// patterns, enums, bounds), POST /orders-unchecked takes the same body unvalidated.
+// OrdersAPI is the definition the validation benchmarks use: POST /orders validates its
+// body against a typical order schema (nested objects, an array of items, patterns, enums,
+// bounds), POST /orders-unchecked takes the same body unvalidated, and GET /orders/{id}
+// enforces its responses (the same schema).
 // Both need a token of the issuer named in issuer; audience is the token's audience.
 func OrdersAPI(issuer string) string {
 	return `openapi: 3.0.3
@@ -54,6 +59,12 @@ components:
               price: {type: number, exclusiveMinimum: true, minimum: 0}
               gift: {type: boolean}
 paths:
+  /orders/{id}:
+    get:
+      x-tollgate-validation: {request: false, response: enforce}
+      responses:
+        "200": {description: the order, content: {application/json: {schema: {$ref: "#/components/schemas/Order"}}}}
+        "404": {description: no such order}
   /orders:
     post:
       requestBody:
@@ -68,6 +79,19 @@ paths:
         content: {application/json: {schema: {$ref: "#/components/schemas/Order"}}}
       responses: {"201": {description: placed}}
 `
+}
+
+// OrderResponse is what Envoy's ext_proc filter sends for a 200 response of GET
+// /orders/{id} carrying an order of about size bytes: its headers, then its buffered body.
+func OrderResponse(size int) []*extprocv3.ProcessingRequest {
+	attrs, _ := structpb.NewStruct(map[string]any{"response.code_details": "via_upstream", "request.id": "5f3c1a52-bench"})
+	return []*extprocv3.ProcessingRequest{
+		{Request: &extprocv3.ProcessingRequest_ResponseHeaders{ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":status", RawValue: []byte("200")}, {Key: "content-type", RawValue: []byte("application/json")},
+			{Key: "content-length", RawValue: []byte(fmt.Sprint(len(OrderBody(size))))}, {Key: "date", RawValue: []byte("Sat, 05 Dec 2026 21:00:00 GMT")},
+		}}}}, Attributes: map[string]*structpb.Struct{"envoy.filters.http.ext_proc": attrs}},
+		{Request: &extprocv3.ProcessingRequest_ResponseBody{ResponseBody: &extprocv3.HttpBody{Body: OrderBody(size), EndOfStream: true}}},
+	}
 }
 
 // OrderBody is an order that OrdersAPI's schema accepts, of about size bytes (at least

@@ -8,6 +8,11 @@
 //   - unvalidated: the built `tollgate run`, on an operation that does not validate;
 //   - validated:   the same server, on the operation whose schema checks the body.
 //
+// Then response validation: h2load sends, on each ext_proc stream, what Envoy's filter
+// sends for a 200 response of GET /orders/{id} (its headers, then its buffered 1 KB JSON
+// body, the operation in the stream's metadata) to a do-nothing ExternalProcessor (it
+// answers every message "go on") and to tollgate's enforcer port.
+//
 // Rounds alternate between them so that the machine's drift hits each alike; medians are
 // printed with the validated Check's cost over the unvalidated one (CPU per Check of the
 // server process, from /proc; p99) and throughput as a share of the floor's. It is a
@@ -17,12 +22,15 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"google.golang.org/grpc"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -44,10 +52,16 @@ func main() {
 	streams := flag.Int("m", 8, "h2load concurrent streams per connection")
 	keep := flag.Bool("keep", false, "keep the working directory")
 	floorAddr := flag.String("serve-floor", "", "internal: serve the do-nothing Check server on this address")
+	procAddr := flag.String("serve-proc-floor", "", "internal: serve the do-nothing ExternalProcessor on this address")
 	flag.Parse()
-	if *floorAddr != "" {
+	switch {
+	case *floorAddr != "":
 		defer gctune.Floor(gctune.DefaultFloor).Stop()
 		h2bench.ServeFloor(*floorAddr)
+		return
+	case *procAddr != "":
+		defer gctune.Floor(gctune.DefaultFloor).Stop()
+		serveNothingProcessor(*procAddr)
 		return
 	}
 	dir, cleanup := benchutil.WorkDir("validation", *keep)
@@ -126,4 +140,63 @@ issuers:
 			float64(v.CPU-u.CPU)/1e3, 100*(float64(v.P99)/float64(u.P99)-1), 100*v.RPS/u.RPS)
 	}
 	fmt.Println("  (targets for 1 KB: validation ≤ +25 µs CPU and ≤ +15% p99 over the unvalidated Check)")
+
+	// Responses over ext_proc.
+	procA := benchutil.Addr()
+	proc := h2bench.Start(dir, "proc-floor", self, "-serve-proc-floor", procA)
+	defer benchutil.Stop(proc)
+	benchutil.WaitTCP(procA)
+	stream := filepath.Join(dir, "response.grpc")
+	benchutil.Check(os.WriteFile(stream, h2bench.Frames(testutil.OrderResponse(1<<10)), 0o644))
+	md := []string{apimodel.ProcessAPIKey + ": orders/v1", apimodel.ProcessOperationKey + ": GET /orders/{id}"}
+	const method = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+	results := map[string][]h2bench.Result{}
+	loads := []struct {
+		name, addr string
+		pid        int
+	}{{"floor", procA, proc.Process.Pid}, {"tollgate", srv.Authz, tollgate.Process.Pid}}
+	for r := range *rounds {
+		for _, l := range loads {
+			results[l.name] = append(results[l.name], h2bench.Load(dir, fmt.Sprintf("proc-%s-%d", l.name, r), l.addr, method, l.pid, stream, *conns, *streams, *dur, md...))
+		}
+	}
+	fmt.Printf("\nResponse validation over ext_proc under h2load (a 200 with a 1 KB JSON body: headers, then the buffered body, per stream):\n")
+	fmt.Printf("  %-12s %10s %9s %9s %9s %12s %10s\n", "server", "streams/s", "p50", "p99", "p99.9", "CPU/stream", "×floor")
+	f := h2bench.Median(results["floor"])
+	for _, l := range loads {
+		m := h2bench.Median(results[l.name])
+		fmt.Printf("  %-12s %10.0f %9s %9s %9s %12s %9.0f%%\n", l.name, m.RPS, h2bench.US(m.P50), h2bench.US(m.P99), h2bench.US(m.P999), h2bench.US(m.CPU), 100*m.RPS/f.RPS)
+	}
+	fmt.Println("  (target: ≥ 85% of the do-nothing ExternalProcessor's throughput)")
+}
+
+// serveNothingProcessor serves an ExternalProcessor that answers every message "go on".
+func serveNothingProcessor(a string) {
+	l, err := net.Listen("tcp", a)
+	benchutil.Check(err)
+	s := grpc.NewServer()
+	extprocv3.RegisterExternalProcessorServer(s, nothing{})
+	benchutil.Check(s.Serve(l))
+}
+
+type nothing struct {
+	extprocv3.UnimplementedExternalProcessorServer
+}
+
+func (nothing) Process(s extprocv3.ExternalProcessor_ProcessServer) error {
+	headers := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseHeaders{ResponseHeaders: &extprocv3.HeadersResponse{}}}
+	body := &extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ResponseBody{ResponseBody: &extprocv3.BodyResponse{}}}
+	for {
+		req, err := s.Recv()
+		if err != nil {
+			return nil
+		}
+		resp := headers
+		if req.GetResponseBody() != nil {
+			resp = body
+		}
+		if err := s.Send(resp); err != nil {
+			return err
+		}
+	}
 }

@@ -39,12 +39,17 @@ type Result struct {
 // Load runs h2load against addr's gRPC method with the framed request in the file body
 // (conns connections × streams streams, 1 s warm-up, then d), and reads its per-request
 // log; pid is the server's process, whose CPU time is shared out over the requests.
-func Load(dir, name, addr, method string, pid int, body string, conns, streams int, d time.Duration) Result {
+// headers ("name: value") go with each request, as gRPC metadata.
+func Load(dir, name, addr, method string, pid int, body string, conns, streams int, d time.Duration, headers ...string) Result {
 	logPath := filepath.Join(dir, name+".log")
 	args := []string{"-c", strconv.Itoa(conns), "-m", strconv.Itoa(streams), "-t", "1",
 		"--warm-up-time", "1s", "-D", strconv.Itoa(int(d.Seconds())),
 		"-d", body, "-H", "content-type: application/grpc", "-H", "te: trailers",
-		"--log-file", logPath, "http://" + addr + method}
+		"--log-file", logPath}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	args = append(args, "http://"+addr+method)
 	cmd := exec.Command("h2load", args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -88,6 +93,11 @@ func readLog(path string) []time.Duration {
 		st, _ := strconv.ParseInt(fs[0], 10, 64)
 		status, _ := strconv.Atoi(fs[1])
 		du, _ := strconv.ParseInt(fs[2], 10, 64)
+		if status == 0 {
+			// A stream still open when the timed run ended (h2load counted no failure,
+			// which Load checks): not a response.
+			continue
+		}
 		if status != 200 {
 			benchutil.Check(fmt.Errorf("%s: a response with HTTP status %d", path, status))
 		}
@@ -128,6 +138,15 @@ func Median(rs []Result) Result {
 
 // US writes a duration in whole microseconds.
 func US(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/1e3) }
+
+// Frames are messages as one stream sends them, each a gRPC frame.
+func Frames[M proto.Message](ms []M) []byte {
+	var out []byte
+	for _, m := range ms {
+		out = append(out, Frame(m)...)
+	}
+	return out
+}
 
 // Frame is a gRPC message frame: no compression, length, the message.
 func Frame(m proto.Message) []byte {
