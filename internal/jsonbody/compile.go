@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -45,7 +44,7 @@ type node struct {
 
 	// strings (lengths in code points)
 	minLen, maxLen int // maxLen < 0: none
-	pattern        *regexp.Regexp
+	pattern        matcher
 
 	// arrays
 	items              *node
@@ -136,7 +135,7 @@ func (c *compiler) compile(s *openapi3.Schema, at string) (*node, error) {
 		n.maxLen = int(min(*s.MaxLength, math.MaxInt32))
 	}
 	if s.Pattern != "" {
-		re, err := regexp.Compile(s.Pattern)
+		re, err := compilePattern(s.Pattern)
 		if err != nil {
 			return nil, fmt.Errorf("%s/pattern: %v", at, err)
 		}

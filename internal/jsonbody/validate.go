@@ -203,16 +203,43 @@ func (s *state) number(n *node) {
 	if n.types&kNumber != 0 && !n.hasMin && !n.hasMax && n.multipleOf == 0 {
 		return // any number will do
 	}
-	f, err := strconv.ParseFloat(string(s.b[start:s.i]), 64)
-	if err != nil && !math.IsInf(f, 0) {
-		s.syntax("a malformed number")
-		return
+	f, ok := smallInteger(s.b[start:s.i])
+	if !ok {
+		var err error
+		f, err = strconv.ParseFloat(string(s.b[start:s.i]), 64)
+		if err != nil && !math.IsInf(f, 0) {
+			s.syntax("a malformed number")
+			return
+		}
 	}
 	if n.types&kNumber == 0 && f != math.Trunc(f) {
 		s.wrongType(n, "a number with a fraction")
 		return
 	}
 	s.checkNumber(n, f)
+}
+
+// smallInteger reads a number written as an integer of at most 15 digits (exact in a
+// float64) without strconv; ok is false for any other.
+func smallInteger(b []byte) (float64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var v int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return float64(v), true
 }
 
 // scanNumber reads RFC 8259's number: -? int frac? exp?, and reports whether it was one.
@@ -301,7 +328,7 @@ func (s *state) escape() bool {
 // has escapes (into s.buf, valid until the next call).
 func (s *state) str() ([]byte, bool) {
 	s.i++
-	start, escaped := s.i, false
+	start, escaped, ascii := s.i, false, true
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
@@ -309,7 +336,7 @@ func (s *state) str() ([]byte, bool) {
 			raw := s.b[start:s.i]
 			s.i++
 			if !escaped {
-				if !utf8.Valid(raw) {
+				if !ascii && !utf8.Valid(raw) {
 					s.syntax("a string that is not UTF-8")
 					return nil, false
 				}
@@ -337,6 +364,7 @@ func (s *state) str() ([]byte, bool) {
 			s.syntax("a control character in a string")
 			return nil, false
 		default:
+			ascii = ascii && c < utf8.RuneSelf
 			s.i++
 		}
 	}
