@@ -130,6 +130,12 @@ func newCredRigWith(t *testing.T, edit func(*extauthz.Config), extraDefs ...stri
 	return &credRig{rig: r, pki: p, keys: keys}
 }
 
+// sendBody makes a POST CheckRequest with a body, as Envoy sends a validated operation's.
+func (c *credRig) sendBody(t *testing.T, path, ctype, body, authz string) result {
+	t.Helper()
+	return checkBody(t, c.rig, bodyCase{method: "POST", path: path, ctype: ctype, body: body}, authz)
+}
+
 // send makes a CheckRequest with a peer certificate and extra headers.
 func (c *credRig) send(t *testing.T, path, cert string, headers map[string]string) result {
 	t.Helper()

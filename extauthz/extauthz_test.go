@@ -13,6 +13,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	gojwt "github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -37,6 +38,7 @@ const aud = "coffeebar"
 type rig struct {
 	idp    *tu.IdP
 	client authv3.AuthorizationClient
+	proc   extprocv3.ExternalProcessorClient // the same port's ext_proc service
 	reg    *catalog.Registry
 }
 
@@ -109,7 +111,7 @@ func serveRig(t *testing.T, e *extauthz.Enforcer, idp *tu.IdP, reg *catalog.Regi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &rig{idp: idp, client: authv3.NewAuthorizationClient(conn), reg: reg}
+	return &rig{idp: idp, client: authv3.NewAuthorizationClient(conn), proc: extprocv3.NewExternalProcessorClient(conn), reg: reg}
 }
 
 func example(t testing.TB, name string) string {

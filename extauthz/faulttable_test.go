@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
@@ -65,6 +68,12 @@ paths:
   /limited: {get: {x-tollgate-throttling: resource-one, security: [{oauth: []}], responses: {"200": {description: ok}}}}
   /nowhere-policy: {get: {x-tollgate-throttling: no-such-policy, security: [{oauth: []}], responses: {"200": {description: ok}}}}
   /tenant: {get: {x-tollgate-throttling: per-tenant, security: [{oauth: []}], responses: {"200": {description: ok}}}}
+  /validated:
+    post:
+      x-tollgate-validation: {request: true, response: enforce, maxBodySize: 64}
+      security: [{oauth: []}]
+      requestBody: {content: {application/json: {schema: {type: object, required: [name]}}}}
+      responses: {"201": {description: added, content: {application/json: {schema: {type: object, required: [id]}}}}}
 `
 
 const strictAPI = `openapi: 3.1.0
@@ -207,6 +216,36 @@ func TestREADMEFaultTable(t *testing.T) {
 				t.Errorf("throttling unavailable: Retry-After %q, want the reconnect interval, 7", ra)
 			}
 			return got
+		}},
+		{"400", "a body that does not match the definition", func() result {
+			return c.sendBody(t, "/table/v1/validated", "application/json", `{}`, tok(nil))
+		}},
+		{"415", "a content type the operation does not declare", func() result {
+			return c.sendBody(t, "/table/v1/validated", "text/plain", `name`, tok(nil))
+		}},
+		{"413", "a body over the operation's limit", func() result {
+			return c.sendBody(t, "/table/v1/validated", "application/json", `{"name":"`+strings.Repeat("x", 64)+`"}`, tok(nil))
+		}},
+		{"500", "a backend's response that does not match the definition", func() result {
+			ctx := metadata.AppendToOutgoingContext(t.Context(), apimodel.ProcessAPIKey, "table/v1", apimodel.ProcessOperationKey, "POST /validated")
+			s, err := c.proc.Process(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.CloseSend()
+			for _, m := range []*extprocv3.ProcessingRequest{responseHeaders("201", "application/json", "via_upstream", false), responseBody(`{}`)} {
+				if err := s.Send(m); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := s.Recv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if imm := resp.GetImmediateResponse(); imm != nil {
+					return result{status: int(imm.GetStatus().GetCode()), body: string(imm.GetBody())}
+				}
+			}
+			return result{status: 200}
 		}},
 		{"900950", "state not loaded", func() result {
 			loaded.Store(false)
