@@ -118,6 +118,12 @@ func (p *Processor) step(c *responseCheck, req *extprocv3.ProcessingRequest) *ex
 		if c.op == nil || c.media == nil {
 			return continueResponseBody
 		}
+		if !r.ResponseBody.GetEndOfStream() {
+			// Longer than Envoy buffers: the body cannot be checked whole, and goes on.
+			c.op = nil
+			p.e.m.responses.unchecked.Inc()
+			return continueResponseBody
+		}
 		body := r.ResponseBody.GetBody()
 		if !c.media.Schema.Valid(body) {
 			for _, v := range c.media.Schema.Validate(body) {

@@ -18,7 +18,7 @@ type metrics struct {
 	// valid and invalid count the requests validated against their definitions.
 	valid, invalid prometheus.Counter
 	// responses count the responses checked by the ext_proc service.
-	responses struct{ valid, reported, replaced prometheus.Counter }
+	responses struct{ valid, reported, replaced, unchecked prometheus.Counter }
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,9 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.valid, m.invalid = validations.WithLabelValues("valid"), validations.WithLabelValues("invalid")
 	responses := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_response_validations_total",
-		Help: "Backend responses checked against their operation's declared responses, by result: valid, reported (invalid, let through) or replaced (invalid, a 500 instead).",
+		Help: "Backend responses checked against their operation's declared responses, by result: valid, reported (invalid, let through), replaced (invalid, a 500 instead) or unchecked (a body longer than Envoy buffers).",
 	}, []string{"result"})
 	m.responses.valid, m.responses.reported, m.responses.replaced = responses.WithLabelValues("valid"), responses.WithLabelValues("reported"), responses.WithLabelValues("replaced")
+	m.responses.unchecked = responses.WithLabelValues("unchecked")
 	if reg != nil {
 		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations, responses)
 	}

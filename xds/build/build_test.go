@@ -527,7 +527,7 @@ func TestResponseValidationRoutes(t *testing.T) {
 		}
 		o := per.GetOverrides()
 		m := o.GetProcessingMode()
-		if m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND || m.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED ||
+		if m.GetResponseHeaderMode() != extprocv3.ProcessingMode_SEND || m.GetResponseBodyMode() != extprocv3.ProcessingMode_BUFFERED_PARTIAL ||
 			m.GetRequestHeaderMode() != extprocv3.ProcessingMode_SKIP || m.GetRequestBodyMode() != extprocv3.ProcessingMode_NONE {
 			t.Errorf("%s processing %v", r.Name, m)
 		}

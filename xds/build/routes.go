@@ -488,14 +488,16 @@ func corsPolicy(c *apimodel.CORS) *corsv3.CorsPolicy {
 // responseProcessing enables the ext_proc filter on an operation's route with what its
 // response validation needs: the response headers (with response.code_details, so that a
 // reply the gateway made itself is told apart), and the buffered body when a declared
-// response has a JSON schema; the operation rides in the stream's metadata. In report
-// mode the response goes on if the enforcer cannot be asked.
+// response has a JSON schema — as much of it as Envoy buffers (the listener's
+// bufferLimitBytes; a longer body goes on unchecked rather than failing); the operation
+// rides in the stream's metadata. In report mode the response goes on if the enforcer
+// cannot be asked.
 func responseProcessing(a *apimodel.API, op *apimodel.Operation) *anypb.Any {
 	body := extprocv3.ProcessingMode_NONE
 	for _, r := range op.Validation.Responses {
 		for _, m := range r.Media {
 			if m.Schema != nil {
-				body = extprocv3.ProcessingMode_BUFFERED
+				body = extprocv3.ProcessingMode_BUFFERED_PARTIAL
 			}
 		}
 	}
