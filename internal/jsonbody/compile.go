@@ -45,6 +45,8 @@ type node struct {
 	// strings (lengths in code points)
 	minLen, maxLen int // maxLen < 0: none
 	pattern        matcher
+	format         func([]byte) bool
+	formatName     string
 
 	// arrays
 	items              *node
@@ -140,6 +142,17 @@ func (c *compiler) compile(s *openapi3.Schema, at string) (*node, error) {
 			return nil, fmt.Errorf("%s/pattern: %v", at, err)
 		}
 		n.pattern = re
+	}
+	if f, ok := stringFormats[s.Format]; ok {
+		n.format, n.formatName = f, s.Format
+	}
+	if bounds, ok := numberFormats[s.Format]; ok {
+		if !n.hasMin || n.min < bounds[0] {
+			n.min, n.hasMin, n.exclMin = bounds[0], true, false
+		}
+		if !n.hasMax || n.max > bounds[1] {
+			n.max, n.hasMax, n.exclMax = bounds[1], true, false
+		}
 	}
 	if err := c.arrays(n, s, at); err != nil {
 		return nil, err

@@ -393,6 +393,9 @@ func (s *state) stringValue(n *node) {
 	if n.pattern != nil && !n.pattern.Match(v) {
 		s.fail("does not match the pattern %s", n.pattern)
 	}
+	if n.format != nil && !n.format(v) {
+		s.fail("not a valid %s", n.formatName)
+	}
 }
 
 func (s *state) array(n *node) {

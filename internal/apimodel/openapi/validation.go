@@ -142,17 +142,25 @@ func (p *parser) validations(api *apimodel.API, tree map[string]any, swagger boo
 		return
 	}
 	doc, err := load(validationView(tree, on), swagger)
-	if err != nil {
-		p.cannotValidate(on, "$", "the parameters, request bodies or components cannot be read for validation: "+err.Error())
-		return
-	}
 	for i := range api.Operations {
 		op := &api.Operations[i]
 		s, ok := on[op.Key()]
 		if !ok {
 			continue
 		}
-		item := doc.Paths.Value(op.Path)
+		at := apimodel.OpPath(op.Path, op.Method)
+		opDoc := doc
+		if err != nil {
+			// Something some operation refers to cannot be read: each operation alone,
+			// so that only those that use it go unvalidated.
+			one := map[string]validationSetting{op.Key(): s}
+			var opErr error
+			if opDoc, opErr = load(validationView(tree, one), swagger); opErr != nil {
+				p.cannotValidate(one, at, "its parameters, request body, responses or the components they use cannot be read for validation: "+opErr.Error())
+				continue
+			}
+		}
+		item := opDoc.Paths.Value(op.Path)
 		var o *openapi3.Operation
 		if item != nil {
 			o = item.GetOperation(op.Method)
@@ -160,10 +168,9 @@ func (p *parser) validations(api *apimodel.API, tree map[string]any, swagger boo
 		if o == nil {
 			continue
 		}
-		at := apimodel.OpPath(op.Path, op.Method)
-		v, where, err := compileOperation(item, o, s)
-		if err != nil {
-			p.cannotValidate(map[string]validationSetting{op.Key(): s}, at+where, err.Error())
+		v, where, cerr := compileOperation(item, o, s)
+		if cerr != nil {
+			p.cannotValidate(map[string]validationSetting{op.Key(): s}, at+where, cerr.Error())
 			continue
 		}
 		op.Validation = v
@@ -187,15 +194,18 @@ func (p *parser) cannotValidate(ops map[string]validationSetting, at, reason str
 	}
 }
 
-// validationView is the part of a document the validated operations' rules need: the
-// whole components (or Swagger 2.0's definitions and parameters) and, for those
-// operations, their parameters and request bodies.
+// validationView is the part of a document the validated operations' rules need: for
+// those operations, their parameters, request bodies and (with response validation) their
+// responses, and only the components — or Swagger 2.0's definitions, parameters and
+// responses — they refer to, directly or through one another. Annotations that validate
+// nothing (example, examples, externalDocs, xml) are left out: a defect in them, or in a
+// component no validated operation uses, does not stop validation.
 func validationView(tree map[string]any, on map[string]validationSetting) map[string]any {
 	out := map[string]any{}
 	swagger := swagger2(tree)
 	for k, v := range tree {
 		switch k {
-		case "openapi", "swagger", "info", "components", "definitions", "parameters", "responses", "consumes", "produces", "basePath":
+		case "openapi", "swagger", "info", "consumes", "produces", "basePath":
 			out[k] = v
 		}
 	}
@@ -203,9 +213,6 @@ func validationView(tree map[string]any, on map[string]validationSetting) map[st
 	for key, item := range obj(tree["paths"]) {
 		it := map[string]any{}
 		for k, v := range obj(item) {
-			if k == "parameters" {
-				it[k] = v
-			}
 			if !isMethod(k) {
 				continue
 			}
@@ -221,10 +228,120 @@ func validationView(tree map[string]any, on map[string]validationSetting) map[st
 			}
 			it[k] = op
 		}
-		paths[key] = it
+		if len(it) > 0 {
+			if ps, ok := obj(item)["parameters"]; ok {
+				it["parameters"] = ps
+			}
+			paths[key] = it
+		}
 	}
 	out["paths"] = paths
+	for _, unit := range referenced(tree, paths) {
+		place(out, tree, unit)
+	}
+	return withoutAnnotations(out, "").(map[string]any)
+}
+
+// referenced lists the components (as pointer segments: components/schemas/Pet, or
+// Swagger 2.0's definitions/Pet) that v refers to, directly or through one another.
+func referenced(tree map[string]any, v any) [][]string {
+	seen := map[string]bool{}
+	var out [][]string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				if unit := componentOf(ref); unit != nil && !seen[strings.Join(unit, "/")] {
+					seen[strings.Join(unit, "/")] = true
+					out = append(out, unit)
+					walk(componentAt(tree, unit))
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
 	return out
+}
+
+// componentOf is the component a local reference points into, or nil.
+func componentOf(ref string) []string {
+	frag, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil
+	}
+	segs := strings.Split(frag, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(strings.ReplaceAll(s, "~1", "/"), "~0", "~")
+	}
+	switch {
+	case segs[0] == "components" && len(segs) >= 3:
+		return segs[:3]
+	case (segs[0] == "definitions" || segs[0] == "parameters" || segs[0] == "responses") && len(segs) >= 2:
+		return segs[:2]
+	}
+	return nil
+}
+
+func componentAt(tree map[string]any, unit []string) any {
+	var v any = tree
+	for _, s := range unit {
+		v = obj(v)[s]
+	}
+	return v
+}
+
+// place copies the component at unit from tree into out.
+func place(out, tree map[string]any, unit []string) {
+	v := componentAt(tree, unit)
+	if v == nil {
+		return
+	}
+	m := out
+	for _, s := range unit[:len(unit)-1] {
+		next, ok := m[s].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[s] = next
+		}
+		m = next
+	}
+	m[unit[len(unit)-1]] = v
+}
+
+// nameMaps are the keys whose value maps names to objects (a property named "example" is
+// a property, not an annotation).
+var nameMaps = map[string]bool{"properties": true, "patternProperties": true, "$defs": true, "definitions": true, "dependentSchemas": true,
+	"schemas": true, "parameters": true, "responses": true, "requestBodies": true, "headers": true, "content": true, "paths": true,
+	"securitySchemes": true, "links": true, "callbacks": true, "encoding": true, "mapping": true, "variables": true, "components": true}
+
+// withoutAnnotations copies v without example, examples, externalDocs and xml.
+func withoutAnnotations(v any, parent string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if !nameMaps[parent] && (k == "example" || k == "examples" || k == "externalDocs" || k == "xml") {
+				continue
+			}
+			out[k] = withoutAnnotations(e, k)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = withoutAnnotations(e, "")
+		}
+		return out
+	}
+	return v
 }
 
 // compileOperation compiles one operation's rules; on error it also says where (a JSON
