@@ -266,7 +266,7 @@ func paramJSON(b []byte, p *apimodel.Param, s string, trim bool) []byte {
 // (which the schema then refuses when it takes no string).
 func scalarJSON(b []byte, t apimodel.ParamTypes, s string) []byte {
 	switch {
-	case t&(apimodel.ParamNumber|apimodel.ParamInteger) != 0 && jsonNumber(s):
+	case t&(apimodel.ParamNumber|apimodel.ParamInteger) != 0 && jsonbody.IsNumber([]byte(s)):
 		return append(b, s...)
 	case t&apimodel.ParamBoolean != 0 && (s == "true" || s == "false"):
 		return append(b, s...)
@@ -274,45 +274,6 @@ func scalarJSON(b []byte, t apimodel.ParamTypes, s string) []byte {
 		return append(b, s...)
 	}
 	return appendQuoted(b, s)
-}
-
-// jsonNumber reports whether s is a number as JSON writes it.
-func jsonNumber(s string) bool {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	start := i
-	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		i++
-	}
-	if i == start || (s[start] == '0' && i-start > 1) {
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		f := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == f {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		f := i
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == f {
-			return false
-		}
-	}
-	return i == len(s)
 }
 
 // appendQuoted appends s as a JSON string.

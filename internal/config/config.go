@@ -491,8 +491,22 @@ func (c *Config) Validate() error {
 	if err := c.validateTLS(); err != nil {
 		return err
 	}
+	if err := c.validateAnswers(); err != nil {
+		return err
+	}
+	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
+		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")
+	}
+	return c.validateIssuers()
+}
+
+// validateAnswers checks validation's settings and the error template.
+func (c *Config) validateAnswers() error {
 	if v := c.Validation.MaxBodySize; v < 1 || v > defaults.MaxBodySizeLimit {
 		return fmt.Errorf("validation.maxBodySize %d must be 1 byte to %d MiB", v, defaults.MaxBodySizeLimit>>20)
+	}
+	if !c.Validation.Response.Valid() {
+		return fmt.Errorf("validation.response %q must be enforce, report or off", c.Validation.Response)
 	}
 	if c.Faults.Template != "" {
 		if _, err := errfmt.Parse(c.Faults.Template, c.Faults.ContentType); err != nil {
@@ -501,13 +515,7 @@ func (c *Config) Validate() error {
 	} else if c.Faults.ContentType != "" {
 		return fmt.Errorf("faults.contentType is set without faults.template")
 	}
-	if !c.Validation.Response.Valid() {
-		return fmt.Errorf("validation.response %q must be enforce, report or off", c.Validation.Response)
-	}
-	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
-		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")
-	}
-	return c.validateIssuers()
+	return nil
 }
 
 // validateTLS checks that every TLS setting is whole: a certificate with its key, a client

@@ -118,41 +118,12 @@ func (c *compiler) compile(s *openapi3.Schema, at string) (*node, error) {
 	if err := unsupported(s, at); err != nil {
 		return nil, err
 	}
-	if s.Type != nil && len(*s.Type) > 0 {
-		n.types = 0
-		for _, t := range *s.Type {
-			k, ok := kindNames[t]
-			if !ok {
-				return nil, fmt.Errorf("%s/type: unknown type %q", at, t)
-			}
-			n.types |= k
-		}
-		if s.Nullable {
-			n.types |= kNull
-		}
+	if err := kinds(n, s, at); err != nil {
+		return nil, err
 	}
 	c.numbers(n, s)
-	n.minLen = int(min(s.MinLength, math.MaxInt32))
-	if s.MaxLength != nil {
-		n.maxLen = int(min(*s.MaxLength, math.MaxInt32))
-	}
-	if s.Pattern != "" {
-		re, err := compilePattern(s.Pattern)
-		if err != nil {
-			return nil, fmt.Errorf("%s/pattern: %v", at, err)
-		}
-		n.pattern = re
-	}
-	if f, ok := stringFormats[s.Format]; ok {
-		n.format, n.formatName = f, s.Format
-	}
-	if bounds, ok := numberFormats[s.Format]; ok {
-		if !n.hasMin || n.min < bounds[0] {
-			n.min, n.hasMin, n.exclMin = bounds[0], true, false
-		}
-		if !n.hasMax || n.max > bounds[1] {
-			n.max, n.hasMax, n.exclMax = bounds[1], true, false
-		}
+	if err := c.strings(n, s, at); err != nil {
+		return nil, err
 	}
 	if err := c.arrays(n, s, at); err != nil {
 		return nil, err
@@ -194,6 +165,44 @@ func (c *compiler) compile(s *openapi3.Schema, at string) (*node, error) {
 	return n, nil
 }
 
+// kinds compiles type (and OpenAPI 3.0's nullable).
+func kinds(n *node, s *openapi3.Schema, at string) error {
+	if s.Type == nil || len(*s.Type) == 0 {
+		return nil
+	}
+	n.types = 0
+	for _, t := range *s.Type {
+		k, ok := kindNames[t]
+		if !ok {
+			return fmt.Errorf("%s/type: unknown type %q", at, t)
+		}
+		n.types |= k
+	}
+	if s.Nullable {
+		n.types |= kNull
+	}
+	return nil
+}
+
+// strings compiles the string keywords: lengths, pattern and format.
+func (c *compiler) strings(n *node, s *openapi3.Schema, at string) error {
+	n.minLen = int(min(s.MinLength, math.MaxInt32))
+	if s.MaxLength != nil {
+		n.maxLen = int(min(*s.MaxLength, math.MaxInt32))
+	}
+	if s.Pattern != "" {
+		re, err := compilePattern(s.Pattern)
+		if err != nil {
+			return fmt.Errorf("%s/pattern: %v", at, err)
+		}
+		n.pattern = re
+	}
+	if f, ok := stringFormats[s.Format]; ok {
+		n.format, n.formatName = f, s.Format
+	}
+	return nil
+}
+
 func (c *compiler) numbers(n *node, s *openapi3.Schema) {
 	if s.Min != nil {
 		n.min, n.hasMin, n.exclMin = *s.Min, true, s.ExclusiveMin.IsTrue()
@@ -210,6 +219,14 @@ func (c *compiler) numbers(n *node, s *openapi3.Schema) {
 	}
 	if s.MultipleOf != nil {
 		n.multipleOf = *s.MultipleOf
+	}
+	if bounds, ok := numberFormats[s.Format]; ok {
+		if !n.hasMin || n.min < bounds[0] {
+			n.min, n.hasMin, n.exclMin = bounds[0], true, false
+		}
+		if !n.hasMax || n.max > bounds[1] {
+			n.max, n.hasMax, n.exclMax = bounds[1], true, false
+		}
 	}
 }
 

@@ -219,6 +219,15 @@ func (s *state) number(n *node) {
 	s.checkNumber(n, f)
 }
 
+// IsNumber reports whether b is one number as JSON writes it (RFC 8259).
+func IsNumber(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	s := state{b: b}
+	return s.scanNumber() && s.i == len(b)
+}
+
 // smallInteger reads a number written as an integer of at most 15 digits (exact in a
 // float64) without strconv; ok is false for any other.
 func smallInteger(b []byte) (float64, bool) {

@@ -495,13 +495,7 @@ func compileParam(p *openapi3.Parameter) (*apimodel.Param, error) {
 	}
 	s := p.Schema.Value
 	prm := &apimodel.Param{Name: p.Name, In: apimodel.ParamIn(p.In), Required: p.Required}
-	style := p.Style
-	if style == "" {
-		style = "simple"
-		if p.In == "query" || p.In == "cookie" {
-			style = "form"
-		}
-	}
+	style := paramStyle(p)
 	prm.Explode = style == "form"
 	if p.Explode != nil {
 		prm.Explode = *p.Explode
@@ -536,6 +530,17 @@ func compileParam(p *openapi3.Parameter) (*apimodel.Param, error) {
 	}
 	prm.Schema = val
 	return prm, nil
+}
+
+// paramStyle is a parameter's style, or OpenAPI's default for its place.
+func paramStyle(p *openapi3.Parameter) string {
+	switch {
+	case p.Style != "":
+		return p.Style
+	case p.In == "query" || p.In == "cookie":
+		return "form"
+	}
+	return "simple"
 }
 
 // paramTypes are the scalar types a parameter's text may be read as: those its schema
