@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
@@ -145,6 +147,11 @@ func (c *credRig) send(t *testing.T, path, cert string, headers map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	return answer(resp)
+}
+
+// answer is what the client gets: 200, or the deny's status, body and headers.
+func answer(resp *authv3.CheckResponse) result {
 	out := result{headers: map[string]string{}, resp: resp, status: 200}
 	if d := resp.GetDeniedResponse(); d != nil {
 		out.status, out.body = int(d.GetStatus().GetCode()), d.GetBody()

@@ -8,8 +8,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -55,21 +53,8 @@ type procRig struct {
 func newProcRig(t *testing.T, cfg extauthz.Config) procRig {
 	t.Helper()
 	metrics := prometheus.NewRegistry()
-	e, _, _ := newEnforcerOn(t, tu.NewIdP(t, "https://idp.test"), cfg, 0, metrics, shopAPI)
-	lis, err := tu.ListenLow()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer(extauthz.ServerOptions()...)
-	e.Register(srv)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return procRig{extprocv3.NewExternalProcessorClient(conn), metrics}
+	e, idp, reg := newEnforcerOn(t, tu.NewIdP(t, "https://idp.test"), cfg, 0, metrics, shopAPI)
+	return procRig{serveRig(t, e, idp, reg).proc, metrics}
 }
 
 // responseHeaders is the message Envoy sends with a response's headers, raw values and the

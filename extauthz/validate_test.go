@@ -188,14 +188,7 @@ func checkBody(t *testing.T, r *rig, c bodyCase, authz string) result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := result{headers: map[string]string{}, resp: resp, status: 200}
-	if d := resp.GetDeniedResponse(); d != nil {
-		out.status, out.body = int(d.GetStatus().GetCode()), d.GetBody()
-		for _, h := range d.GetHeaders() {
-			out.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
-		}
-	}
-	return out
+	return answer(resp)
 }
 
 func counter(t *testing.T, g prometheus.Gatherer, name, result string) prometheus.Collector {

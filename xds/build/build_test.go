@@ -43,6 +43,20 @@ func examples(t *testing.T) []*apimodel.API {
 	return out
 }
 
+// parseFile reads one definition from the file the path's parts name.
+func parseFile(t *testing.T, parts ...string) *apimodel.API {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(parts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := openapi.Parse(parts[len(parts)-1], data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.API
+}
+
 func msgs(rs []types.Resource) []proto.Message {
 	out := make([]proto.Message, len(rs))
 	for i, r := range rs {
@@ -367,15 +381,7 @@ paths:
 // Real definitions name their backends by host name: Envoy resolves those itself (a
 // STRICT_DNS cluster), and they never go over EDS.
 func TestHostNameBackendsAreResolvedByEnvoy(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "internal", "apimodel", "openapi", "testdata", "wso2-swagger2.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := openapi.Parse("wso2-swagger2.yaml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, errs := Build([]*apimodel.API{res.API}, nil, opt)
+	c, errs := Build([]*apimodel.API{parseFile(t, "..", "..", "internal", "apimodel", "openapi", "testdata", "wso2-swagger2.yaml")}, nil, opt)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -483,15 +489,7 @@ func TestValidatedRoutesSendTheirBody(t *testing.T) {
 // Only operations with response validation enable the (disabled) ext_proc filter, with the
 // processing they need and the operation in the stream's metadata.
 func TestResponseValidationRoutes(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("..", "..", "examples", "bookshelf", "bookshelf.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := openapi.Parse("bookshelf", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := Build([]*apimodel.API{res.API}, nil, opt)
+	c, _ := Build([]*apimodel.API{parseFile(t, "..", "..", "examples", "bookshelf", "bookshelf.yaml")}, nil, opt)
 	eds, _ := Endpoints(c.Sets, nil)
 	if err := validate.Set(msgs(c.Listeners), msgs(c.Routes), msgs(c.Clusters), msgs(eds), nil); err != nil {
 		t.Fatal(err)
