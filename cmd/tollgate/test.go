@@ -14,6 +14,7 @@ import (
 // testCmd runs decision tests offline.
 func testCmd(g *globals) *cobra.Command {
 	var verbose bool
+	var via string
 	cmd := &cobra.Command{
 		Use:   "test -f DEFINITIONS... CASES...",
 		Short: "Run decision tests offline: requests decided by the enforcer's own pipeline",
@@ -30,6 +31,7 @@ fails, with what differed. The case format is in the README (Decision tests).`,
 	}
 	files := definitionFiles(cmd)
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print passing cases too")
+	cmd.Flags().StringVar(&via, "via", "match", "how requests reach the enforcer: match (no route metadata: a hand-written Envoy), envoy (through the routes the control plane generates; Envoy answers 405s itself), istio (as Istio's sidecar sends them to a CUSTOM provider)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		fl, err := files(args)
 		if err != nil {
@@ -60,7 +62,7 @@ fails, with what differed. The case format is in the README (Decision tests).`,
 			return usageError{fmt.Errorf("no decision tests (kind: %s) among the files", definitions.TestsKind)}
 		}
 		results, err := decisiontest.Run(cmd.Context(), apis, suites,
-			decisiontest.Options{ClaimHeaders: cfg.Authz.ClaimHeaders, Format: extauthz.Format(cfg.Authz.FaultFormat), Template: customTemplate(cfg)})
+			decisiontest.Options{ClaimHeaders: cfg.Authz.ClaimHeaders, Format: extauthz.Format(cfg.Authz.FaultFormat), Template: customTemplate(cfg), Via: decisiontest.Via(via)})
 		if err != nil {
 			return err
 		}

@@ -86,8 +86,8 @@ func TestExamplesBuildValidConfig(t *testing.T) {
 	}
 	// coffeebar: 5 operations, each with a sandbox route, and a 405 route for each of its 4
 	// paths; petstore 3 (+3 sandbox, +2 CORS preflights and 2 405 routes, one per path);
-	// store 2 (+2 405 routes).
-	if len(routes) != 5*2+4+3*2+2+2+2+2 {
+	// store 2 (+2 405 routes); and each API's 404 for the rest of its base path.
+	if len(routes) != 5*2+4+3*2+2+2+2+2+3 {
 		t.Errorf("%d routes", len(routes))
 	}
 	r := routes["coffeebar/v1 GET /order/{orderId}"]

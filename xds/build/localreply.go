@@ -10,6 +10,10 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/errfmt"
 )
 
+// NoRoute is Envoy's answer to a request no route takes (no API serves its host and path).
+var NoRoute = errfmt.Data{Code: 900906, Status: 404, Message: "No matching resource found in the API for the given request",
+	Description: "No API serves the request's host, method and path"}
+
 // localReply is one kind of answer Envoy makes itself, and the fault it is written as.
 type localReply struct {
 	filter *accesslogv3.AccessLogFilter
@@ -23,8 +27,7 @@ type localReply struct {
 // that cannot be reached or does not answer in time (101503, 101504); Tollgate's for the
 // enforcer or its response check failing.
 var localReplies = []localReply{
-	{flags("NR"), errfmt.Data{Code: 900906, Status: 404, Message: "No matching resource found in the API for the given request",
-		Description: "No API serves the request's host, method and path"}, false},
+	{flags("NR"), NoRoute, false},
 	{flags("UT"), errfmt.Data{Code: 101504, Status: 504, Message: "Runtime Error",
 		Description: "The backend did not answer in time"}, true},
 	{flags("UH", "UF", "UO", "URX", "UC"), errfmt.Data{Code: 101503, Status: 503, Message: "Runtime Error",

@@ -51,6 +51,7 @@ func routesFor(a *apimodel.API, c *Config, secrets map[string]bool, opt Options)
 		out.routes = append(out.routes, rs...)
 	}
 	out.routes = append(out.routes, methodNotAllowed(a, ops, opt)...)
+	out.routes = append(out.routes, noResource(a, opt))
 	if a.CORS != nil {
 		out.routes = append(preflights(a, ops, u.use), out.routes...)
 		policy := mustAny(corsPolicy(a.CORS))
@@ -394,20 +395,9 @@ func methodNotAllowed(a *apimodel.API, ops []*apimodel.Operation, opt Options) [
 		}
 		methods[shape] = append(methods[shape], op.Method)
 	}
-	body, ctype := `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}`, "application/json"
-	if opt.FaultFormat == "problem" {
-		body, ctype = `{"type":"https://tollgate.dev/faults/405","title":"Method Not Allowed","status":405,"detail":"Method not allowed for given API resource","code":405}`, "application/problem+json"
-	}
-	// The API's own error format, or the gateway's when it is not a shipped one.
-	if t := a.Faults; t != nil || (opt.Faults != nil && opt.Faults.Name == "custom") {
-		if t == nil {
-			t = opt.Faults
-		}
-		d := errfmt.Data{Code: 405, Status: 405, Message: "Method Not Allowed", Description: "Method not allowed for given API resource", API: a.ID()}
-		if b, err := t.Render(d); err == nil {
-			body, ctype = string(b), t.ContentType
-		}
-	}
+	body, ctype := envoyAnswer(a, opt, errfmt.Data{Code: 405, Status: 405, Message: "Method Not Allowed", Description: "Method not allowed for given API resource"},
+		`{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}`,
+		`{"type":"https://tollgate.dev/faults/405","title":"Method Not Allowed","status":405,"detail":"Method not allowed for given API resource","code":405}`)
 	off := mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}})
 	out := make([]*routev3.Route, 0, len(paths))
 	for _, p := range paths {
@@ -428,6 +418,48 @@ func methodNotAllowed(a *apimodel.API, ops []*apimodel.Operation, opt Options) [
 		})
 	}
 	return out
+}
+
+// envoyAnswer is the body and content type of an answer Envoy makes itself on an API's
+// routes: MGW 3.x's bytes (wso2) or problem details (problem) as the enforcer writes the
+// same event, or the API's own template, or the gateway's when it is not a shipped one.
+func envoyAnswer(a *apimodel.API, opt Options, d errfmt.Data, wso2, problem string) (string, string) {
+	body, ctype := wso2, "application/json"
+	if opt.FaultFormat == "problem" {
+		body, ctype = problem, "application/problem+json"
+	}
+	if t := a.Faults; t != nil || (opt.Faults != nil && opt.Faults.Name == "custom") {
+		if t == nil {
+			t = opt.Faults
+		}
+		d.API = a.ID()
+		if b, err := t.Render(d); err == nil {
+			body, ctype = string(b), t.ContentType
+		}
+	}
+	return body, ctype
+}
+
+// noResource is the API's last route: a path under its base path that none of its
+// operations has is answered 404 by Envoy itself, as the enforcer would (MGW 3.x's "No
+// matching resource found for given API Request"), rather than with the no-route reply of
+// a path no API serves. wildcardsLast puts it after every route of the virtual host with a
+// longer prefix, so that it never hides another API's.
+func noResource(a *apimodel.API, opt Options) *routev3.Route {
+	body, ctype := envoyAnswer(a, opt, errfmt.Data{Code: 900906, Status: 404, Message: "Runtime Error", Description: "No matching resource found for given API Request"},
+		`{"code":404, "type":"Status report", "message":"Runtime Error", "description":"No matching resource found for given API Request"}`,
+		`{"type":"https://tollgate.dev/faults/900906","title":"Runtime Error","status":404,"detail":"No matching resource found for given API Request","code":900906}`)
+	return &routev3.Route{
+		Name:  a.ID() + " (404)",
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "^" + regexp.QuoteMeta(basePrefix(a.BasePath)) + wildSuffix}}},
+		Action: &routev3.Route_DirectResponse{DirectResponse: &routev3.DirectResponseAction{
+			Status: 404, Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}},
+		}},
+		ResponseHeadersToAdd: []*corev3.HeaderValueOption{
+			{Header: &corev3.HeaderValue{Key: "content-type", Value: ctype}, AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+		},
+		TypedPerFilterConfig: map[string]*anypb.Any{extAuthzFilter: mustAny(&extauthzv3.ExtAuthzPerRoute{Override: &extauthzv3.ExtAuthzPerRoute_Disabled{Disabled: true}})},
+	}
 }
 
 // preflights makes, for an API with a CORS policy, one OPTIONS route per path template:

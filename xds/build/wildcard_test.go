@@ -87,7 +87,9 @@ paths:
 			names = append(names, r.Name)
 		}
 	}
-	want := []string{"shop/v1 GET /items/{id}", "shop/v1 /items/{id} (405)", "shop/v1 GET /*", "shop/v1 /* (405)", "root/v1 GET /*", "root/v1 POST /*", "root/v1 /* (405)"}
+	// Each API's 404 for the rest of its base path comes after its wildcard, and the
+	// longer base path's before the root API's routes.
+	want := []string{"shop/v1 GET /items/{id}", "shop/v1 /items/{id} (405)", "shop/v1 GET /*", "shop/v1 /* (405)", "shop/v1 (404)", "root/v1 GET /*", "root/v1 POST /*", "root/v1 /* (405)", "root/v1 (404)"}
 	if len(names) != len(want) {
 		t.Fatalf("routes %q, want %q", names, want)
 	}
@@ -130,9 +132,17 @@ paths:
 			t.Fatal(err)
 		}
 	}
-	last := routes[len(routes)-2:]
-	if len(routes) != 5 || last[0].Name != "m/v1 /pets (405)" || last[1].Name != "m/v1 /pets/{id} (405)" {
+	last := routes[len(routes)-3:]
+	if len(routes) != 6 || last[0].Name != "m/v1 /pets (405)" || last[1].Name != "m/v1 /pets/{id} (405)" || last[2].Name != "m/v1 (404)" {
 		t.Fatalf("routes %q", names)
+	}
+	// A path of the API that no operation has: Envoy answers MGW 3.x's 404, as the enforcer
+	// would, for /m/v1 itself and below it.
+	nf := last[2]
+	re := regexp.MustCompile(nf.GetMatch().GetSafeRegex().GetRegex())
+	if !re.MatchString("/m/v1") || !re.MatchString("/m/v1/other/x") || re.MatchString("/m/v10") || nf.GetDirectResponse().GetStatus() != 404 ||
+		nf.GetDirectResponse().GetBody().GetInlineString() != `{"code":404, "type":"Status report", "message":"Runtime Error", "description":"No matching resource found for given API Request"}` {
+		t.Errorf("404 route %v", nf)
 	}
 	d := last[0].GetDirectResponse()
 	if d.GetStatus() != 405 || d.GetBody().GetInlineString() != `{"code":405, "type":"Status report", "message":"Runtime Error", "description":"Method not allowed for given API resource"}` {

@@ -120,6 +120,9 @@ type Options struct {
 	ClaimHeaders map[string]string // token claims sent to the backend as headers
 	Format       extauthz.Format   // deny bodies: wso2 or problem
 	Template     *errfmt.Template  // the gateway's own error template (faults.template), if any
+	Via          Via               // how requests reach the enforcer (default ViaMatch)
+
+	routes *routes // the generated routes, for ViaEnvoy
 }
 
 // Run decides every case of every suite over the definitions and reports each.
@@ -132,6 +135,27 @@ func Run(ctx context.Context, defs []definitions.Definition, suites map[string]S
 	issuer, err := devissuer.Ensure(dir)
 	if err != nil {
 		return nil, err
+	}
+	if !opt.Via.Valid() {
+		return nil, fmt.Errorf("via %q: want match, envoy or istio", opt.Via)
+	}
+	if opt.Via == ViaEnvoy {
+		var apis []*apimodel.API
+		for _, d := range defs {
+			if d.API != nil {
+				apis = append(apis, d.API)
+			}
+		}
+		faults := opt.Template
+		if faults == nil {
+			faults = errfmt.Builtin(string(opt.Format))
+		}
+		if faults == nil {
+			faults = errfmt.Builtin("wso2")
+		}
+		if opt.routes, err = newRoutes(apis, faults); err != nil {
+			return nil, err
+		}
 	}
 	var out []Result
 	for _, name := range sortedNames(suites) {
@@ -178,10 +202,18 @@ func runCase(ctx context.Context, dir, jwksFile string, defs []definitions.Defin
 			return nil, err
 		}
 	}
+	if opt.routes != nil {
+		if local := opt.routes.viaEnvoy(&r); local != nil {
+			return compare(local, c.Expect), nil // Envoy answers; the enforcer never sees it
+		}
+	}
 	var resp *authv3.CheckResponse
 	for range max(1, c.Times) {
 		req := extauthz.NewCheckRequest(r)
 		req.Attributes.Source.Certificate = cert
+		if opt.Via == ViaIstio {
+			asIstio(req)
+		}
 		if resp, err = w.enf.Check(ctx, req); err != nil {
 			return nil, err
 		}
