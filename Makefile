@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/tollgate
 # The API examples (examples/compose holds the Compose quick start, examples/backend their backend).
-EXAMPLES := $(filter-out examples/compose/%,$(wildcard examples/*/*.yaml))
+EXAMPLES := $(filter-out examples/compose/% examples/kubernetes/%,$(wildcard examples/*/*.yaml))
 # staticcheck, pinned; `go run` fetches it from the Go module proxy and caches the build.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Go 1.27.3 builds and tests Tollgate: govulncheck finds twelve vulnerabilities of Go
@@ -52,6 +52,9 @@ test: deps
 	$(GO) test -count=1 -timeout 20m ./...
 	# The Compose quick start, in a module of its own (compose-go stays out of ours).
 	cd test/compose && $(GO) vet ./... && $(GO) test -count=1 ./...
+	# The Helm chart, rendered with Helm's SDK into the Kubernetes and Istio API types (in a
+	# module of its own too).
+	cd test/helm && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 # Known vulnerabilities in what Tollgate's code calls (standard library included).
 vulncheck:

@@ -162,8 +162,9 @@ cases:
 }
 
 // isAPIExample says whether an examples/ directory holds API definitions: not the Compose
-// quick start (examples/compose) nor the examples' backend (examples/backend).
+// quick start (examples/compose), the examples' backend (examples/backend), the Helm chart
+// (examples/helm) nor the manifests rendered from it (examples/kubernetes).
 func isAPIExample(dir string) bool {
 	name := filepath.Base(dir)
-	return name != "compose" && name != "backend"
+	return name != "compose" && name != "backend" && name != "helm" && name != "kubernetes"
 }

@@ -68,7 +68,7 @@ extensions) and throttling policies without etcd. Every problem is printed as
 YAML documents (---); each is checked and reported as "FILE (document N)". What validate
 accepts, apply stores and the gateway serves.`,
 		Example: `  tollgate validate -f examples/coffeebar/coffeebar.yaml
-  tollgate validate examples/*/*.yaml`,
+  tollgate validate -f examples/coffeebar/ -f examples/petstore/`,
 	}
 	files := definitionFiles(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {

@@ -13,6 +13,7 @@ import (
 func bootstrapCmd(g *globals) *cobra.Command {
 	var b envoy.Bootstrap
 	var maxHeapMB uint64
+	var output string
 	cmd := &cobra.Command{
 		Use:   "bootstrap --node-id ID",
 		Short: "Print the Envoy bootstrap that connects an Envoy to the control plane",
@@ -22,6 +23,7 @@ a connection limit. The node cluster is the Envoy's gateway group.`,
 		Example: `  tollgate bootstrap --node-id envoy-1 > envoy.yaml && envoy -c envoy.yaml
   tollgate bootstrap --node-id edge-1 --cluster edge --xds cp.internal:18000
   tollgate bootstrap --node-id edge-1 --delta     # incremental xDS, for large fleets
+  tollgate bootstrap --node-id "$POD_NAME" --xds tollgate-xds:18000 -o /etc/envoy/envoy.yaml
   tollgate bootstrap --node-id edge-1 --xds cp.internal:18000 \
     --tls-ca /etc/envoy/tollgate-ca.pem --tls-cert /etc/envoy/envoy.pem --tls-key /etc/envoy/envoy-key.pem`,
 		Args: noArgs,
@@ -37,6 +39,11 @@ a connection limit. The node cluster is the Envoy's gateway group.`,
 			out, err := b.Render()
 			if err != nil {
 				return err
+			}
+			if output != "" {
+				// An init container without a shell writes it where Envoy (another user)
+				// reads it: no secret is in it.
+				return os.WriteFile(output, out, 0o644)
 			}
 			_, err = os.Stdout.Write(out)
 			return err
@@ -54,5 +61,6 @@ a connection limit. The node cluster is the Envoy's gateway group.`,
 	f.StringVar(&b.TLSServerName, "tls-server-name", "", "the name in the control plane's certificate, sent as SNI (default: the --xds host when it is a name)")
 	f.StringVar(&b.TLSCertFile, "tls-cert", "", "mutual TLS: Envoy's certificate file, on the Envoy's host")
 	f.StringVar(&b.TLSKeyFile, "tls-key", "", "mutual TLS: Envoy's key file, on the Envoy's host")
+	f.StringVarP(&output, "output", "o", "", "write the bootstrap to this file instead of standard output")
 	return cmd
 }
