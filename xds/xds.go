@@ -281,7 +281,17 @@ func (e endpointSink) Reset(kvs []store.KV) {
 	e.s.poke()
 }
 
-func (e endpointSink) Update(ev store.Event) {
+func (e endpointSink) Update(ev store.Event) { e.s.setDiscovery(ev) }
+
+// KubeEndpoint takes a Kubernetes Service port's addresses (kube.Watcher's report for a
+// k8s:// endpoint), pushed over EDS as an etcd discovery key's are.
+func (s *Server) KubeEndpoint(key, value string) {
+	s.setDiscovery(store.Event{KV: store.KV{Key: key, Value: []byte(value)}})
+}
+
+// setDiscovery applies one discovery key's new value.
+func (s *Server) setDiscovery(ev store.Event) {
+	e := endpointSink{s}
 	e.s.mu.Lock()
 	// A new scheme or path is a change of routes and clusters, not only of addresses.
 	prevScheme, prevPath, _ := build.DiscoveryShape(e.s.discovery[ev.Key])

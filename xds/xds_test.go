@@ -1,8 +1,10 @@
 package xds_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +19,13 @@ import (
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/tollgate-gw/tollgate/internal/catalog"
+	"github.com/tollgate-gw/tollgate/internal/kube"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	tu "github.com/tollgate-gw/tollgate/internal/testutil"
 	"github.com/tollgate-gw/tollgate/xds"
@@ -424,4 +431,118 @@ func TestEtcdOutageKeepsServingAndCatchesUp(t *testing.T) {
 	if a := cla.Endpoints[0].LbEndpoints[0].GetEndpoint().Address.GetSocketAddress().Address; a != "10.4.4.4" {
 		t.Fatalf("after etcd returned: %s", a)
 	}
+}
+
+// A k8s:// endpoint follows its Service's EndpointSlices (client-go's fake clientset): the
+// first sync, a scale-up, readiness flipping and the Service's deletion each reach an ADS
+// client as EDS within 100 ms, and nothing is sent when nothing changed.
+func TestKubernetesEndpointsReachEDS(t *testing.T) {
+	p := startPlane(t)
+	p.applyData(t, []byte(`openapi: 3.0.3
+info:
+  title: shop
+  version: v1
+security: [{}]
+x-tollgate-production-endpoints: {urls: ["k8s://shop/web:80"]}
+paths:
+  /items: {get: {responses: {"200": {description: ok}}}}
+`))
+	c := newADS(t, p.addr, "envoy-1", "default")
+	var cluster string
+	for name, cl := range clustersOf(t, c.clusters(2, true)) {
+		if cl.GetType() == clusterv3.Cluster_EDS {
+			cluster = name
+		}
+	}
+	if cluster == "" {
+		t.Fatal("the Service's cluster is not an EDS cluster")
+	}
+	c.send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{cluster}})
+	ep := c.recv(resourcev3.EndpointType)
+	if addrs := claAddresses(t, ep); len(addrs) != 0 {
+		t.Fatalf("addresses before the Service is known: %v", addrs)
+	}
+	c.ack(ep, cluster)
+
+	client := fake.NewClientset(
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}}},
+		endpointSlice("web-a", "10.1.0.1"),
+	)
+	w := kube.NewWatcher(client, p.srv.KubeEndpoint)
+	w.SetKeys([]kube.Key{{Namespace: "shop", Service: "web", Port: "80"}})
+	go w.Run(t.Context())
+	expect := func(what string, want ...string) {
+		t.Helper()
+		start := time.Now()
+		ep := c.recv(resourcev3.EndpointType)
+		got := claAddresses(t, ep)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Fatalf("%s: EDS carries %v, want %v", what, got, want)
+		}
+		t.Logf("%s: EDS after %v", what, time.Since(start))
+		c.ack(ep, cluster)
+	}
+	expect("first sync", "10.1.0.1:8080")
+	slices := client.DiscoveryV1().EndpointSlices("shop")
+	for _, step := range []struct {
+		what  string
+		slice *discoveryv1.EndpointSlice
+		want  []string
+	}{
+		{"scaled up", endpointSlice("web-a", "10.1.0.1", "10.1.0.2"), []string{"10.1.0.1:8080", "10.1.0.2:8080"}},
+		{"readiness flipped", endpointSlice("web-a", "10.1.0.1", "!10.1.0.2"), []string{"10.1.0.1:8080"}},
+	} {
+		start := time.Now()
+		if _, err := slices.Update(t.Context(), step.slice, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		expect(step.what, step.want...)
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Errorf("%s: %v from the change to EDS", step.what, d)
+		}
+	}
+	same := endpointSlice("web-a", "10.1.0.1", "!10.1.0.2")
+	same.Labels["release"] = "2"
+	if _, err := slices.Update(t.Context(), same, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.quiet(300*time.Millisecond, "a change that moves no address must send nothing")
+	if err := client.CoreV1().Services("shop").Delete(t.Context(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	expect("the Service deleted")
+}
+
+// endpointSlice is web's slice in shop with these addresses ("!" not ready), port 8080.
+func endpointSlice(name string, addrs ...string) *discoveryv1.EndpointSlice {
+	port, portName := int32(8080), "http"
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "shop", Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &portName, Port: &port}},
+	}
+	for _, a := range addrs {
+		ready := !strings.HasPrefix(a, "!")
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{strings.TrimPrefix(a, "!")}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}})
+	}
+	return s
+}
+
+func claAddresses(t *testing.T, r *discoverygrpc.DiscoveryResponse) []string {
+	t.Helper()
+	var out []string
+	for _, a := range r.Resources {
+		cla := &endpointv3.ClusterLoadAssignment{}
+		if err := a.UnmarshalTo(cla); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range cla.Endpoints {
+			for _, e := range l.LbEndpoints {
+				sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+				out = append(out, fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue()))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

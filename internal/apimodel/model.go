@@ -259,6 +259,9 @@ type Endpoint struct {
 }
 
 func (e Endpoint) String() string {
+	if strings.HasPrefix(e.Discovery, KubeScheme) {
+		return e.Discovery
+	}
 	if e.Discovery != "" {
 		return fmt.Sprintf("etcd(%s, %s)", e.Discovery, e.URL)
 	}
@@ -475,7 +478,7 @@ func (e Endpoints) validate(file, path string) Problems {
 			ps = append(ps, Problem{file, fmt.Sprintf("%s.urls[%d]", path, i), err.Error()})
 			bad = true
 		}
-		if u.Discovery != "" && !validKey(u.Discovery) {
+		if _, kerr := ParseKubeKey(u.Discovery); u.Discovery != "" && !validKey(u.Discovery) && kerr != nil {
 			ps = append(ps, Problem{file, fmt.Sprintf("%s.urls[%d]", path, i), fmt.Sprintf("discovery key %q must be letters, digits, '-', '_', '.' or '/'", u.Discovery)})
 		}
 	}

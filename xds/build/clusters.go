@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -256,7 +257,20 @@ func Endpoints(sets map[string]EndpointSet, discovery map[string]string) ([]type
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: n}
 		for i, ep := range s.Endpoints {
 			var targets []store.Target
-			if ep.Discovery != "" {
+			if strings.HasPrefix(ep.Discovery, apimodel.KubeScheme) {
+				// A Service's ready addresses, none until its slices are known: its cluster
+				// name is not an address EDS can carry.
+				if raw, ok := discovery[ep.Discovery]; ok && raw != "[]" {
+					t, err := store.ParseDiscovery(raw)
+					if err != nil {
+						errs = append(errs, fmt.Errorf("%s: %w", ep.Discovery, err))
+					}
+					targets = t
+				}
+				if targets == nil {
+					continue
+				}
+			} else if ep.Discovery != "" {
 				if raw, ok := discovery[ep.Discovery]; ok {
 					t, err := store.ParseDiscovery(raw)
 					if err != nil {

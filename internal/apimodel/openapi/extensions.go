@@ -306,6 +306,14 @@ func (e extensions) endpoint(at, s string) (apimodel.Endpoint, bool) {
 		}
 		return apimodel.Endpoint{Discovery: m[1], URL: m[2]}, true
 	}
+	if strings.HasPrefix(s, apimodel.KubeScheme) {
+		k, err := apimodel.ParseKubeKey(s)
+		if err != nil {
+			e.p.fail(at, "%v", err)
+			return apimodel.Endpoint{}, false
+		}
+		return apimodel.Endpoint{Discovery: k.String(), URL: k.URL()}, true
+	}
 	return apimodel.Endpoint{URL: s}, true
 }
 
