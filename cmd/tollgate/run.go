@@ -141,6 +141,13 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 			return err
 		}
 		components, xdsAddr = append(components, x), x.Addr()
+		if cfg.Kubernetes.Discovery {
+			k, err := server.NewKube(cfg.Kubernetes.Kubeconfig, apis, x, log)
+			if err != nil {
+				return err
+			}
+			components = append(components, k)
+		}
 	}
 	ad, err := server.NewAdmin(adm, cfg.Admin.Listen, cfg.Admin.AllowRemote, portTLS(cfg.Admin.TLS), log, components...)
 	if err != nil {

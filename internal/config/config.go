@@ -37,6 +37,15 @@ type Config struct {
 	Cache      Cache      `json:"cache"`
 	Validation Validation `json:"validation"`
 	Faults     Faults     `json:"faults"`
+	Kubernetes Kubernetes `json:"kubernetes"`
+}
+
+// Kubernetes is the control plane's view of a Kubernetes cluster.
+type Kubernetes struct {
+	// Discovery follows the Services that k8s://NAMESPACE/SERVICE:PORT endpoints name.
+	Discovery bool `json:"discovery"`
+	// Kubeconfig is a kubeconfig file; empty: the pod's service account.
+	Kubeconfig string `json:"kubeconfig"`
 }
 
 // Faults is the gateway's own error format, for every answer it makes — the enforcer's

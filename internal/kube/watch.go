@@ -124,6 +124,18 @@ func (w *Watcher) watchNamespace(name string) {
 	}()
 }
 
+// Synced reports whether every namespace of the keys has been listed once.
+func (w *Watcher) Synced() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k := range w.keys {
+		if ns := w.spaces[k.Namespace]; ns == nil || !ns.synced {
+			return false
+		}
+	}
+	return true
+}
+
 func (w *Watcher) refresh(ns, svc string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
