@@ -20,6 +20,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/tollgate-gw/tollgate/internal/config"
@@ -38,6 +39,8 @@ type rendered struct {
 	hpas        []*autoscalingv2.HorizontalPodAutoscaler
 	pdbs        []*policyv1.PodDisruptionBudget
 	policies    []*securityv1.AuthorizationPolicy
+	roles       []*rbacv1.ClusterRole
+	bindings    []*rbacv1.ClusterRoleBinding
 	manifest    string // every object, in template order, as `helm template` prints them
 }
 
@@ -149,6 +152,18 @@ func (r *rendered) decode(file string, doc []byte) error {
 			return err
 		}
 		r.pdbs = append(r.pdbs, &o)
+	case "rbac.authorization.k8s.io/v1 ClusterRole":
+		var o rbacv1.ClusterRole
+		if err := strict(&o); err != nil {
+			return err
+		}
+		r.roles = append(r.roles, &o)
+	case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
+		var o rbacv1.ClusterRoleBinding
+		if err := strict(&o); err != nil {
+			return err
+		}
+		r.bindings = append(r.bindings, &o)
 	case "security.istio.io/v1 AuthorizationPolicy":
 		var o securityv1.AuthorizationPolicy
 		if err := strict(&o); err != nil {
@@ -335,5 +350,37 @@ istio: {enabled: true, selector: {app: shop}}
 func TestBadValuesAreRefused(t *testing.T) {
 	if _, err := render(t, `gateway: {enforcer: beside}`); err == nil || !strings.Contains(err.Error(), "gateway.enforcer must be sidecar or pool") {
 		t.Errorf("a bad mode: %v", err)
+	}
+}
+
+// Kubernetes discovery: the control plane reads Services and EndpointSlices, and nothing
+// else, with its service account's token mounted; without it, no RBAC at all.
+func TestKubernetesDiscovery(t *testing.T) {
+	r, err := render(t, `discovery: {kubernetes: true}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.tollgateConfig(t).Kubernetes.Discovery {
+		t.Error("tollgate.yaml does not turn discovery on")
+	}
+	if len(r.roles) != 1 || len(r.bindings) != 1 || r.bindings[0].Subjects[0].Name != "gw-tollgate" || r.bindings[0].Subjects[0].Namespace != "gateway" {
+		t.Fatalf("RBAC %+v %+v", r.roles, r.bindings)
+	}
+	for _, rule := range r.roles[0].Rules {
+		for _, v := range rule.Verbs {
+			if v != "get" && v != "list" && v != "watch" {
+				t.Errorf("the control plane may %s %v", v, rule.Resources)
+			}
+		}
+	}
+	if m := r.deployments["gw-tollgate-xds"].Spec.Template.Spec.AutomountServiceAccountToken; m == nil || !*m {
+		t.Error("the control plane has no token to read the API with")
+	}
+	plain, err := render(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain.roles)+len(plain.bindings) != 0 || plain.tollgateConfig(t).Kubernetes.Discovery {
+		t.Error("RBAC or discovery without discovery.kubernetes")
 	}
 }
