@@ -142,7 +142,7 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 		}
 		components, xdsAddr = append(components, x), x.Addr()
 		if cfg.Kubernetes.Discovery {
-			k, err := server.NewKube(cfg.Kubernetes.Kubeconfig, apis, x, log)
+			k, err := server.NewKube(cfg.Kubernetes.Kubeconfig, cfg.CacheDir(), apis, x, log)
 			if err != nil {
 				return err
 			}

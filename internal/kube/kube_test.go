@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -163,5 +166,53 @@ func TestWatcher(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("the key added later is not followed")
+	}
+}
+
+// A control plane started while the API server is away serves the addresses it last knew,
+// from its local copy, and says so.
+func TestLocalCopy(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "kubernetes.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	client := fake.NewClientset(
+		service("shop", "web", corev1.ServicePort{Name: "http", Port: 80}),
+		slice("shop", "web", "web-a", discoveryv1.AddressTypeIPv4, "http", 8080, ep{"10.0.0.1", true, false}),
+	)
+	changes := make(chan string, 4)
+	w := NewWatcher(client, func(_, v string) { changes <- v })
+	w.KeepCopy(file)
+	k, _ := ParseKey("k8s://shop/web:80")
+	w.SetKeys([]Key{k})
+	stopped := make(chan struct{})
+	go func() { w.Run(ctx); close(stopped) }()
+	if v := <-changes; v != `["http://10.0.0.1:8080"]` {
+		t.Fatalf("first value %s", v)
+	}
+	cancel()
+	<-stopped
+
+	// Restarted with the API server unreachable.
+	away, err := kubernetes.NewForConfig(&rest.Config{Host: "http://127.0.0.1:1", Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	got := make(chan [2]string, 4)
+	w2 := NewWatcher(away, func(k, v string) { got <- [2]string{k, v} })
+	w2.KeepCopy(file)
+	w2.SetKeys([]Key{k})
+	go w2.Run(ctx2)
+	select {
+	case c := <-got:
+		if c[0] != "k8s://shop/web:80" || c[1] != `["http://10.0.0.1:8080"]` {
+			t.Fatalf("from the copy: %v", c)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("nothing served from the local copy")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if w2.Synced() || !w2.FromCopy() {
+		t.Errorf("synced %v, from the copy %v: want not synced, from the copy", w2.Synced(), w2.FromCopy())
 	}
 }

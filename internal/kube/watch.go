@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"sync"
 	"time"
 
@@ -11,6 +13,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/tollgate-gw/tollgate/internal/atomicfile"
 )
 
 // Watcher follows the Services and EndpointSlices of the keys it is given, one informer
@@ -26,6 +30,58 @@ type Watcher struct {
 	last   map[Key]string
 	spaces map[string]*namespace
 	ctx    context.Context
+
+	// copyFile, when set, keeps every key's last value, so that a control plane started
+	// while the API server is away serves the addresses it last knew.
+	copyFile string
+	fromCopy bool
+	stopped  bool // Run has returned: nothing is reported or written any more
+}
+
+// KeepCopy keeps the keys' last values in file (call it before Run). A copy read at start
+// is reported to onChange at once; FromCopy then says so until the informers have synced.
+func (w *Watcher) KeepCopy(file string) { w.copyFile = file }
+
+// FromCopy reports whether the values served came from the local copy (the API server not
+// listed yet since the start).
+func (w *Watcher) FromCopy() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.fromCopy && !w.syncedLocked()
+}
+
+// loadCopy reports the copy's values; w.mu is held.
+func (w *Watcher) loadCopy() {
+	b, err := os.ReadFile(w.copyFile)
+	if err != nil {
+		return
+	}
+	var saved map[string]string
+	if json.Unmarshal(b, &saved) != nil {
+		return
+	}
+	for key, v := range saved {
+		k, err := ParseKey(key)
+		if err != nil {
+			continue
+		}
+		w.last[k] = v
+		w.fromCopy = true
+		w.onChange(key, v)
+	}
+}
+
+// saveCopy writes every key's last value; w.mu is held.
+func (w *Watcher) saveCopy() {
+	if w.copyFile == "" {
+		return
+	}
+	saved := make(map[string]string, len(w.last))
+	for k, v := range w.last {
+		saved[k.String()] = v
+	}
+	b, _ := json.Marshal(saved)
+	_ = atomicfile.Write(w.copyFile, b) // a copy that cannot be written is only a copy less
 }
 
 type namespace struct {
@@ -43,12 +99,16 @@ func NewWatcher(client kubernetes.Interface, onChange func(key, value string)) *
 func (w *Watcher) Run(ctx context.Context) error {
 	w.mu.Lock()
 	w.ctx = ctx
+	if w.copyFile != "" {
+		w.loadCopy()
+	}
 	for k := range w.keys {
 		w.watchNamespace(k.Namespace)
 	}
 	w.mu.Unlock()
 	<-ctx.Done()
 	w.mu.Lock()
+	w.stopped = true
 	for _, ns := range w.spaces {
 		ns.cancel()
 	}
@@ -65,7 +125,7 @@ func (w *Watcher) SetKeys(keys []Key) {
 		next[k] = true
 	}
 	for k := range w.last {
-		if !next[k] {
+		if !next[k] && w.ctx != nil {
 			delete(w.last, k)
 		}
 	}
@@ -128,6 +188,10 @@ func (w *Watcher) watchNamespace(name string) {
 func (w *Watcher) Synced() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.syncedLocked()
+}
+
+func (w *Watcher) syncedLocked() bool {
 	for k := range w.keys {
 		if ns := w.spaces[k.Namespace]; ns == nil || !ns.synced {
 			return false
@@ -147,7 +211,7 @@ func (w *Watcher) refresh(ns, svc string) {
 // an empty cache is not an empty Service.
 func (w *Watcher) refreshLocked(ns, svc string) {
 	space := w.spaces[ns]
-	if space == nil || !space.synced {
+	if space == nil || !space.synced || w.stopped {
 		return
 	}
 	f := space.services
@@ -162,6 +226,7 @@ func (w *Watcher) refreshLocked(ns, svc string) {
 			continue
 		}
 		w.last[k] = v
+		w.saveCopy()
 		w.onChange(k.String(), v)
 	}
 }

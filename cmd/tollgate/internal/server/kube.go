@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -21,12 +22,12 @@ import (
 type Kube struct {
 	w      *kube.Watcher
 	log    *zap.Logger
-	synced atomic.Bool
+	warned atomic.Bool
 }
 
 // NewKube connects to the Kubernetes API: with a kubeconfig file, else as the pod's
 // service account (in a cluster).
-func NewKube(kubeconfig string, apis *Catalog, x *XDS, log *zap.Logger) (*Kube, error) {
+func NewKube(kubeconfig, cacheDir string, apis *Catalog, x *XDS, log *zap.Logger) (*Kube, error) {
 	var cfg *rest.Config
 	var err error
 	if kubeconfig != "" {
@@ -46,6 +47,9 @@ func NewKube(kubeconfig string, apis *Catalog, x *XDS, log *zap.Logger) (*Kube, 
 		k.log.Info("service addresses", zap.String("endpoint", key), zap.String("addresses", value))
 		x.cp.KubeEndpoint(key, value)
 	})
+	if cacheDir != "" {
+		k.w.KeepCopy(filepath.Join(cacheDir, "kubernetes.json"))
+	}
 	apis.reg.OnChange(func(c *apimodel.Catalog) { k.w.SetKeys(kubeKeys(c)) })
 	return k, nil
 }
@@ -79,12 +83,19 @@ func kubeKeys(c *apimodel.Catalog) []kube.Key {
 
 func (k *Kube) Name() string { return "kubernetes" }
 
-// Ready: the Services named so far have been listed once.
+// Ready: the Services named so far have been listed once, or their last addresses came
+// from the local copy (the API server away since the start; logged once).
 func (k *Kube) Ready() error {
-	if !k.w.Synced() {
-		return errors.New("the Kubernetes Services of k8s:// endpoints are not listed yet")
+	if k.w.Synced() {
+		return nil
 	}
-	return nil
+	if k.w.FromCopy() {
+		if k.warned.CompareAndSwap(false, true) {
+			k.log.Warn("the Kubernetes API is not reachable: serving the Services' last addresses from the local copy")
+		}
+		return nil
+	}
+	return errors.New("the Kubernetes Services of k8s:// endpoints are not listed yet")
 }
 
 func (k *Kube) Run(ctx context.Context) error { return k.w.Run(ctx) }
