@@ -302,9 +302,11 @@ etcd: {endpoints: [etcd-0.etcd:2379, etcd-1.etcd:2379], tls: {secretName: etcd-c
 redis: {enabled: true}
 tls: {secretName: tollgate-tls}
 definitions: {configMap: shop-apis}
+extraSecrets: [{name: idp-keys, mountPath: /etc/tollgate-secrets/idp}]
 config:
   validation: {request: true}
   log: {level: debug}
+  issuers: [{name: corp, issuer: "https://idp.example.com", audiences: [shop], jwksFile: /etc/tollgate-secrets/idp/jwks.json}]
 `)
 	if err != nil {
 		t.Fatal(err)
@@ -319,6 +321,24 @@ config:
 	}
 	if !c.Validation.Request || c.Log.Level != "debug" || c.Log.Format != "json" {
 		t.Error("config: the values' tollgate.yaml is not merged over the chart's")
+	}
+	if len(c.Issuers) != 1 || c.Issuers[0].JWKSFile != "/etc/tollgate-secrets/idp/jwks.json" {
+		t.Errorf("issuers %+v", c.Issuers)
+	}
+	// The issuer's key file is where every Tollgate container finds it.
+	for name, d := range r.deployments {
+		for _, ct := range append(append([]corev1.Container{}, d.Spec.Template.Spec.InitContainers...), d.Spec.Template.Spec.Containers...) {
+			if ct.Name == "envoy" {
+				continue
+			}
+			found := false
+			for _, m := range ct.VolumeMounts {
+				found = found || m.Name == "secret-idp-keys" && m.MountPath == "/etc/tollgate-secrets/idp" && m.ReadOnly
+			}
+			if !found {
+				t.Errorf("%s/%s does not mount the extra Secret", name, ct.Name)
+			}
+		}
 	}
 	boot := strings.Join(container(r.deployments["gw-tollgate-gateway"], "bootstrap").Args, " ")
 	if !strings.Contains(boot, "--tls-ca=/etc/tollgate-tls/ca.crt") || !strings.Contains(boot, "--tls-server-name=gw-tollgate-xds") {

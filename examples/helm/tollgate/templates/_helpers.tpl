@@ -78,6 +78,11 @@ seccompProfile:
   mountPath: /etc/tollgate-tls
   readOnly: true
 {{- end }}
+{{- range .Values.extraSecrets }}
+- name: secret-{{ .name }}
+  mountPath: {{ .mountPath }}
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "tollgate.volumes" -}}
@@ -102,6 +107,11 @@ seccompProfile:
 - name: tls
   secret:
     secretName: {{ .Values.tls.secretName }}
+{{- end }}
+{{- range .Values.extraSecrets }}
+- name: secret-{{ .name }}
+  secret:
+    secretName: {{ .name }}
 {{- end }}
 {{- end -}}
 
