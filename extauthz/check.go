@@ -114,6 +114,7 @@ func (e *Enforcer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	}
 	resp := e.respond(d)
 	e.m.observe(d.fault, time.Since(start))
+	e.m.observeOperation(d.api, d.op, d.fault)
 	if ce := e.log.Check(zapcore.DebugLevel, "decision"); ce != nil {
 		e.logDecision(ce, d)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-gw/tollgate/internal/apimodel"
 )
 
 type metrics struct {
@@ -19,6 +21,20 @@ type metrics struct {
 	valid, invalid prometheus.Counter
 	// responses count the responses checked by the ext_proc service.
 	responses struct{ valid, reported, replaced, unchecked prometheus.Counter }
+	// byOperation counts decisions per API, operation, decision and code; its counters
+	// are found once per (operation, code) and kept in perOp, so a Check looks one up
+	// without building labels. Series are bounded by the catalogue: API ids and operation
+	// keys, never paths.
+	byOperation *prometheus.CounterVec
+	perOp       memo[opCode, prometheus.Counter]
+}
+
+// opCode is one series of byOperation: the API and operation found (either may be nil)
+// and the fault code (0: allowed).
+type opCode struct {
+	api  *apimodel.API
+	op   *apimodel.Operation
+	code int
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,10 +69,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"result"})
 	m.responses.valid, m.responses.reported, m.responses.replaced = responses.WithLabelValues("valid"), responses.WithLabelValues("reported"), responses.WithLabelValues("replaced")
 	m.responses.unchecked = responses.WithLabelValues("unchecked")
+	m.byOperation = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tollgate_decisions_total",
+		Help: "Check decisions by API (name/version), operation (\"GET /menu\"), decision (allow or deny) and code (the fault code of a deny); an empty api or operation when none matched.",
+	}, []string{"api", "operation", "decision", "code"})
+	m.perOp.max = maxRoutes
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations, responses)
+		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations, responses, m.byOperation)
 	}
 	return m
+}
+
+// observeOperation counts a decision in its API's and operation's series.
+func (m *metrics) observeOperation(a *apimodel.API, op *apimodel.Operation, f *Fault) {
+	k := opCode{api: a, op: op}
+	if f != nil {
+		k.code = f.Code
+	}
+	m.perOp.of(k, func(k opCode) prometheus.Counter {
+		api, operation, decision, code := "", "", "allow", ""
+		if k.api != nil {
+			api = k.api.ID()
+		}
+		if k.op != nil {
+			operation = k.op.Key()
+		}
+		if k.code != 0 {
+			decision, code = "deny", strconv.Itoa(k.code)
+		}
+		return m.byOperation.WithLabelValues(api, operation, decision, code)
+	}, true).Inc()
 }
 
 func (m *metrics) observe(f *Fault, d time.Duration) {

@@ -242,3 +242,47 @@ func TestErrorTemplates(t *testing.T) {
 		t.Error("the challenge is lost with a template")
 	}
 }
+
+// Decisions are counted per API, operation, decision and code, with the catalogue's names
+// (never the request's path).
+func TestDecisionsPerOperation(t *testing.T) {
+	metrics := prometheus.NewRegistry()
+	e, idp, reg := newEnforcerOn(t, tu.NewIdP(t, "https://idp.test"), extauthz.Config{}, 0, metrics, example(t, "coffeebar"))
+	r := serveRig(t, e, idp, reg)
+	tok := r.token("read:menu")
+	for range 3 {
+		r.check(t, "GET", "/coffeebar/v1/menu", tok, nil)
+	}
+	r.check(t, "GET", "/coffeebar/v1/menu", "", nil)
+	r.check(t, "GET", "/nowhere/v1/x?id=12345", "", nil)
+	mfs, err := metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "tollgate_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			got[l["api"]+"|"+l["operation"]+"|"+l["decision"]+"|"+l["code"]] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{
+		"coffeebar/v1|GET /menu|allow|":      3,
+		"coffeebar/v1|GET /menu|deny|900902": 1,
+		"||deny|900906":                      1,
+	}
+	if len(got) != len(want) {
+		t.Errorf("series %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+}
