@@ -59,12 +59,8 @@ func apiKeyValue(h *authv3.AttributeContext_HttpRequest, s apimodel.Scheme) stri
 		q, _ := url.ParseQuery(query)
 		return q.Get(s.Param)
 	case apimodel.KeyInCookie:
-		cookies, _ := header(h, "cookie")
-		for _, part := range strings.Split(cookies, ";") {
-			if k, v, ok := strings.Cut(strings.TrimSpace(part), "="); ok && k == s.Param {
-				return v
-			}
-		}
+		v, _ := cookie(h, s.Param)
+		return v
 	}
 	return ""
 }

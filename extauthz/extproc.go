@@ -214,9 +214,7 @@ func mediaList(ms []apimodel.Media) string {
 }
 
 func (c *responseCheck) violate(in, name, reason string) {
-	if len(c.violations) < 10 {
-		c.violations = append(c.violations, violation{in, name, reason})
-	}
+	c.violations = addViolation(c.violations, violation{in, name, reason})
 }
 
 // decide ends the check: a valid response goes on (cont); an invalid one is replaced with

@@ -206,12 +206,6 @@ func newDenyTemplate(f Fault, format Format) *denyTemplate {
 
 func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 	t := e.denies[*o.fault]
-	if len(o.violations) > 0 && o.fault == &FaultBadRequest {
-		// What is wrong differs from request to request: rendered each time, never kept.
-		t = newDenyTemplate(*o.fault, e.cfg.Format)
-		body, _ := violationBody(*o.fault, e.cfg.Format, o.violations)
-		t.body = string(body)
-	}
 	if t == nil {
 		if v, ok := e.made.Load(*o.fault); ok {
 			t = v.(*denyTemplate)
@@ -220,10 +214,22 @@ func (e *Enforcer) deny(o *decision) *authv3.CheckResponse {
 			e.made.Store(*o.fault, t)
 		}
 	}
+	// What a validation found describes only its 400 (a 415 or 413 after a parameter's
+	// violation keeps its own description); it differs from request to request, so such a
+	// body is rendered each time, never kept.
+	vs := o.violations
+	if o.fault != &FaultBadRequest {
+		vs = nil
+	}
 	rid, _ := header(o.h, "x-request-id")
-	if body, ctype, ok := e.customBody(o.api, o.op, *o.fault, o.violations, rid); ok {
+	if body, ctype, ok := e.customBody(o.api, o.op, *o.fault, vs, rid); ok {
 		own := *t
 		own.body, own.ctype = string(body), setHeader("content-type", ctype)
+		t = &own
+	} else if len(vs) > 0 {
+		own := *t
+		body, _ := violationBody(*o.fault, e.cfg.Format, vs)
+		own.body = string(body)
 		t = &own
 	}
 	headers := []*corev3.HeaderValueOption{t.ctype}

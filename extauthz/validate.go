@@ -68,9 +68,15 @@ func (e *Enforcer) validate(d *decision) bool {
 }
 
 func (d *decision) violate(in, name, reason string) {
-	if len(d.violations) < jsonbody.MaxViolations {
-		d.violations = append(d.violations, violation{in, name, reason})
+	d.violations = addViolation(d.violations, violation{in, name, reason})
+}
+
+// addViolation adds v unless vs holds jsonbody.MaxViolations already.
+func addViolation(vs []violation, v violation) []violation {
+	if len(vs) < jsonbody.MaxViolations {
+		vs = append(vs, v)
 	}
+	return vs
 }
 
 // body checks the request body: its size, its content type against the declared ones, and
@@ -222,14 +228,13 @@ func (d *decision) pathParam(p *apimodel.Param) bool {
 	return found
 }
 
-// cookie reads a cookie's value from the Cookie header.
+// cookie reads a cookie's value from the Cookie header (name=value pairs separated by ";").
 func cookie(h *authv3.AttributeContext_HttpRequest, name string) (string, bool) {
 	all, _ := header(h, "cookie")
 	for all != "" {
 		var c string
 		c, all, _ = strings.Cut(all, ";")
-		k, v, _ := strings.Cut(strings.TrimSpace(c), "=")
-		if k == name {
+		if k, v, ok := strings.Cut(strings.TrimSpace(c), "="); ok && k == name {
 			return v, true
 		}
 	}
