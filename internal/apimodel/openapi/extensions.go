@@ -134,14 +134,8 @@ func (e extensions) strings(name string) []string {
 // exposeHeaders, allowCredentials, maxAge) or WSO2's (corsConfigurationEnabled,
 // accessControlAllowOrigins, ...).
 func (e extensions) cors() *apimodel.CORS {
-	v, key, ok := e.get("cors")
+	m, at, ok := e.object("cors", "")
 	if !ok {
-		return nil
-	}
-	at := e.path + "." + key
-	m, isMap := v.(map[string]any)
-	if !isMap {
-		e.p.fail(at, "must be an object, got %s", kind(v))
 		return nil
 	}
 	c := &apimodel.CORS{}
@@ -194,6 +188,23 @@ func (e extensions) cors() *apimodel.CORS {
 		return nil
 	}
 	return c
+}
+
+// object reads an extension whose value is an object, and the JSON path it is at; one of
+// another kind is a problem ("must be an object<like>"). ok is false when it is absent or
+// not an object.
+func (e extensions) object(name, like string) (map[string]any, string, bool) {
+	v, key, ok := e.get(name)
+	if !ok {
+		return nil, "", false
+	}
+	at := e.path + "." + key
+	m, isMap := v.(map[string]any)
+	if !isMap {
+		e.p.fail(at, "must be an object%s, got %s", like, kind(v))
+		return nil, at, false
+	}
+	return m, at, true
 }
 
 func (e extensions) boolean(name string) (bool, bool) {
@@ -362,14 +373,8 @@ func kind(v any) string {
 // faults reads x-tollgate-faults: the API's own error format, {template: TEXT,
 // contentType: TYPE} or {format: wso2|problem}.
 func (e extensions) faults() *errfmt.Template {
-	v, key, ok := e.get("faults")
+	m, at, ok := e.object("faults", " like {format: problem} or {template: ..., contentType: ...}")
 	if !ok {
-		return nil
-	}
-	at := e.path + "." + key
-	m, isMap := v.(map[string]any)
-	if !isMap {
-		e.p.fail(at, "must be an object like {format: problem} or {template: ..., contentType: ...}, got %s", kind(v))
 		return nil
 	}
 	for k := range m {

@@ -30,14 +30,8 @@ func (s validationSetting) explicit() bool {
 // response: enforce|report|off}. Fields not set are inherited from outer.
 func (e extensions) validation(outer validationSetting) validationSetting {
 	out := outer
-	v, key, ok := e.get("validation")
+	m, at, ok := e.object("validation", " like {request: true}")
 	if !ok {
-		return out
-	}
-	at := e.path + "." + key
-	m, isMap := v.(map[string]any)
-	if !isMap {
-		e.p.fail(at, "must be an object like {request: true}, got %s", kind(v))
 		return out
 	}
 	for k, fv := range m {
