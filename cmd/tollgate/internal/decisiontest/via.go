@@ -45,6 +45,7 @@ func (v Via) Valid() bool { return v == "" || v == ViaMatch || v == ViaEnvoy || 
 type routes struct {
 	vhosts []*routev3.VirtualHost
 	faults *errfmt.Template
+	regex  map[*routev3.Route]*regexp.Regexp // each route's path pattern, compiled once
 }
 
 func newRoutes(apis []*apimodel.API, faults *errfmt.Template) (*routes, error) {
@@ -52,9 +53,20 @@ func newRoutes(apis []*apimodel.API, faults *errfmt.Template) (*routes, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("the control plane cannot build routes for the definitions: %v", errs[0])
 	}
-	r := &routes{faults: faults}
+	r := &routes{faults: faults, regex: map[*routev3.Route]*regexp.Regexp{}}
 	for _, rc := range c.Routes {
-		r.vhosts = append(r.vhosts, rc.(*routev3.RouteConfiguration).VirtualHosts...)
+		for _, vh := range rc.(*routev3.RouteConfiguration).VirtualHosts {
+			r.vhosts = append(r.vhosts, vh)
+			for _, rt := range vh.Routes {
+				if re := rt.GetMatch().GetSafeRegex(); re != nil {
+					compiled, err := regexp.Compile(re.GetRegex())
+					if err != nil {
+						return nil, err
+					}
+					r.regex[rt] = compiled
+				}
+			}
+		}
 	}
 	return r, nil
 }
@@ -88,7 +100,7 @@ next:
 		m := rt.GetMatch()
 		switch {
 		case m.GetSafeRegex() != nil:
-			if !regexp.MustCompile(m.GetSafeRegex().GetRegex()).MatchString(path) {
+			if !r.regex[rt].MatchString(path) {
 				continue
 			}
 		case m.GetPrefix() != "":
