@@ -291,22 +291,21 @@ func (s *Server) KubeEndpoint(key, value string) {
 
 // setDiscovery applies one discovery key's new value.
 func (s *Server) setDiscovery(ev store.Event) {
-	e := endpointSink{s}
-	e.s.mu.Lock()
+	s.mu.Lock()
 	// A new scheme or path is a change of routes and clusters, not only of addresses.
-	prevScheme, prevPath, _ := build.DiscoveryShape(e.s.discovery[ev.Key])
+	prevScheme, prevPath, _ := build.DiscoveryShape(s.discovery[ev.Key])
 	nextScheme, nextPath, _ := build.DiscoveryShape(string(ev.Value))
 	if prevScheme != nextScheme || prevPath != nextPath {
-		e.s.changed.all()
+		s.changed.all()
 	}
 	if ev.Deleted {
-		delete(e.s.discovery, ev.Key)
+		delete(s.discovery, ev.Key)
 	} else {
-		e.s.discovery[ev.Key] = string(ev.Value)
+		s.discovery[ev.Key] = string(ev.Value)
 	}
-	e.s.changed.key(ev.Key)
-	e.s.mu.Unlock()
-	e.s.poke()
+	s.changed.key(ev.Key)
+	s.mu.Unlock()
+	s.poke()
 }
 
 // Secrets is the store.Sink for the secrets/ range.
