@@ -125,7 +125,7 @@ func (w *Watcher) SetKeys(keys []Key) {
 		next[k] = true
 	}
 	for k := range w.last {
-		if !next[k] && w.ctx != nil {
+		if !next[k] {
 			delete(w.last, k)
 		}
 	}
