@@ -112,6 +112,7 @@ fuzz:
 	$(FUZZ) -fuzz FuzzDecodeYAML ./internal/apimodel/openapi/
 	$(FUZZ) -fuzz FuzzValidate ./internal/jsonbody/
 	$(FUZZ) -fuzz FuzzRunsMatchAsRegexp ./internal/jsonbody/
+	$(FUZZ) -fuzz FuzzReadMessage ./internal/analytics/
 
 # Rewrite the control plane's golden output (xds/build/testdata) after a deliberate change;
 # review the diff: it is what Envoys will receive.
