@@ -27,6 +27,10 @@ const invalidUTF8Key = "tollgate.invalid_utf8"
 
 func newLenientCodec() lenientCodec { return lenientCodec{base: encoding.GetCodecV2("proto")} }
 
+// Codec is the codec ServerOptions force, for a server that wraps it to host other
+// services on the enforcer's port.
+func Codec() encoding.CodecV2 { return newLenientCodec() }
+
 func (c lenientCodec) Name() string { return c.base.Name() }
 
 func (c lenientCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }

@@ -52,8 +52,9 @@ func storeConfig(cfg config.Config) (store.Config, error) {
 func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConfig, error) {
 	a := cfg.Authz
 	out := server.AuthzConfig{
-		Listen: a.Listen,
-		TLS:    portTLS(a.ServerTLS),
+		Listen:    a.Listen,
+		Analytics: server.Analytics{File: cfg.Analytics.File, Applications: cfg.Analytics.Applications},
+		TLS:       portTLS(a.ServerTLS),
 		Enforcer: extauthz.Config{
 			Format: extauthz.Format(a.FaultFormat), RemoveAuthorization: a.RemoveAuthorization, ForwardAPIKey: a.ForwardAPIKey,
 			RateLimitHeaders:     cfg.Throttling.Headers,
@@ -174,6 +175,9 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 		Edge:           x.Edge.Settings(x.AccessLog),
 		FaultFormat:    string(cfg.Authz.FaultFormat),
 		Faults:         cfg.FaultTemplate(),
+	}
+	if cfg.Analytics.Enabled {
+		opt.Analytics = &build.Analytics{FlushInterval: time.Duration(cfg.Analytics.FlushInterval)}
 	}
 	var secrets []store.Secret
 	if x.TLS.CertFile != "" {

@@ -38,6 +38,21 @@ type Config struct {
 	Validation Validation `json:"validation"`
 	Faults     Faults     `json:"faults"`
 	Kubernetes Kubernetes `json:"kubernetes"`
+	Analytics  Analytics  `json:"analytics"`
+}
+
+// Analytics is what the gateway learns from Envoy's access logs (internal/analytics).
+type Analytics struct {
+	// Enabled makes the control plane add an http_grpc access logger to Envoy's listeners,
+	// sending every finished request to the enforcer's port.
+	Enabled bool `json:"enabled"`
+	// File, if set, receives one JSON line per request.
+	File string `json:"file"`
+	// Applications is how many applications get a label of their own; later ones are
+	// counted as "other".
+	Applications int `json:"applications"`
+	// FlushInterval is how often Envoy sends what it has buffered.
+	FlushInterval Duration `json:"flushInterval"`
 }
 
 // Kubernetes is the control plane's view of a Kubernetes cluster.
@@ -449,6 +464,7 @@ func Default() Config {
 		Admin:      Admin{Listen: defaults.AdminListen},
 		Log:        Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},
 		Validation: Validation{MaxBodySize: defaults.MaxBodySize, Response: apimodel.ResponseOff},
+		Analytics:  Analytics{Applications: defaults.AnalyticsApplications, FlushInterval: Duration(defaults.AnalyticsFlushInterval)},
 		Throttling: Throttling{Backend: Backend(defaults.ThrottlingBackend), Headers: true,
 			ApplicationTierClaim: defaults.ApplicationTierClaim, SubscriptionTierClaim: defaults.SubscriptionTierClaim,
 			Redis: Redis{Timeout: Duration(defaults.RedisTimeout), Fallback: Fallback(defaults.RedisFallback),
@@ -502,6 +518,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateAnswers(); err != nil {
 		return err
+	}
+	if a := c.Analytics; a.Applications < 1 || a.FlushInterval < Duration(100*time.Millisecond) || a.FlushInterval > Duration(time.Minute) {
+		return fmt.Errorf("analytics: applications %d must be at least 1 and flushInterval %v between 100ms and 1m", a.Applications, time.Duration(a.FlushInterval))
 	}
 	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
 		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")

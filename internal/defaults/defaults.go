@@ -77,3 +77,11 @@ const (
 	LogLevel       = "info"
 	LogFormat      = "console"
 )
+
+// Analytics from Envoy's access logs.
+const (
+	// AnalyticsApplications is how many applications get a label of their own.
+	AnalyticsApplications = 100
+	// AnalyticsFlushInterval is how often Envoy sends its buffered access log entries.
+	AnalyticsFlushInterval = time.Second
+)

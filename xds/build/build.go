@@ -57,10 +57,16 @@ type Options struct {
 	// replies (no route, no healthy upstream, an upstream timeout, a body too large, the
 	// enforcer unreachable) are written in it; nil: as FaultFormat says.
 	Faults *errfmt.Template
+	// Analytics, when set, has Envoy send every finished request's access log entry to the
+	// enforcer's access log service (internal/analytics) every FlushInterval.
+	Analytics *Analytics
 	// RouteScopes splits the route table by the first path segment of the base paths,
 	// behind Envoy's scoped routes (scopes.go), when every API of the group allows it.
 	RouteScopes bool
 }
+
+// Analytics is how Envoy sends its access logs to the enforcer.
+type Analytics struct{ FlushInterval time.Duration }
 
 // FileTLS is TLS to one of Tollgate's ports from files on the Envoy's host: the CA that
 // signed the port's certificate, Envoy's client certificate and key (mutual TLS), and the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -34,6 +35,7 @@ type goldenOptions struct {
 		Secrets            []string          `json:"secrets"`
 		RouteScopes        bool              `json:"routeScopes"`
 		Unscoped           string            `json:"unscoped"` // the API expected to keep one route table
+		Analytics          bool              `json:"analytics"`
 	} `json:"golden"`
 }
 
@@ -148,6 +150,9 @@ func buildGolden(t *testing.T, file string) map[string][]types.Resource {
 	}
 	o.HTTPSPort, o.ClientCertificates, o.FaultFormat, o.Discovery = g.Golden.HTTPSPort, g.Golden.ClientCertificates, g.Golden.FaultFormat, g.Golden.Discovery
 	o.RouteScopes = g.Golden.RouteScopes
+	if g.Golden.Analytics {
+		o.Analytics = &Analytics{FlushInterval: time.Second}
+	}
 	var secrets []store.Secret
 	if o.HTTPSPort != 0 {
 		secrets = append(secrets, store.Secret{Name: ServerCertSecret, CertPEM: []byte("cert"), KeyPEM: []byte("key")})

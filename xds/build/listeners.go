@@ -1,8 +1,10 @@
 package build
 
 import (
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
@@ -81,6 +83,23 @@ func enforcerService(opt Options) *corev3.GrpcService {
 	}
 }
 
+// AnalyticsLogName names the access log stream Envoy opens to the enforcer.
+const AnalyticsLogName = "tollgate"
+
+// analyticsLog is the http_grpc access logger that sends every finished request to the
+// enforcer's access log service, buffered (16 KiB or FlushInterval, whichever comes
+// first). The stream is the enforcer's long-lived one, so it has no timeout.
+func analyticsLog(opt Options) *accesslogv3.AccessLog {
+	service := enforcerService(opt)
+	service.Timeout = nil
+	return &accesslogv3.AccessLog{Name: "envoy.access_loggers.http_grpc", ConfigType: &accesslogv3.AccessLog_TypedConfig{
+		TypedConfig: mustAny(&grpcalsv3.HttpGrpcAccessLogConfig{CommonConfig: &grpcalsv3.CommonGrpcAccessLogConfig{
+			LogName: AnalyticsLogName, GrpcService: service, TransportApiVersion: corev3.ApiVersion_V3,
+			BufferFlushInterval: durationpb.New(opt.Analytics.FlushInterval),
+			BufferSizeBytes:     wrapperspb.UInt32(16 << 10),
+		}})}}
+}
+
 // extProc is the ext_proc filter: the enforcer's response validation. It is disabled, and
 // sends nothing, unless a route enables it with the processing its operation needs
 // (responseProcessing).
@@ -134,6 +153,9 @@ func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 	}
 	hcm.LocalReplyConfig = localReplyConfig(opt.Faults)
 	harden(opt.Edge, hcm)
+	if opt.Analytics != nil {
+		hcm.AccessLog = append(hcm.AccessLog, analyticsLog(opt))
+	}
 	if prefix == "https" && opt.ClientCertificates != "" {
 		// The client's certificate chain reaches the enforcer (and the backend) in
 		// x-forwarded-client-cert, set by Envoy alone (a client's own header is dropped):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/tollgate-gw/tollgate/internal/defaults"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/admin"
+	"github.com/tollgate-gw/tollgate/internal/analytics"
 	"github.com/tollgate-gw/tollgate/internal/discovery"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
@@ -54,9 +56,18 @@ type AuthzConfig struct {
 	Redis *ratelimit.RedisConfig
 	// AdminToken, if set, turns on the admin port's /revoke and /notify/revocation.
 	AdminToken []byte
+	// Analytics is the access log service's settings.
+	Analytics Analytics
 	// WSO2Notify, if set, turns on the admin port's /internal/data/v1/notify for WSO2 IS's
 	// revocation events: the users that may post (name → hash) and the key managers taken.
 	WSO2Notify *WSO2Notify
+}
+
+// Analytics is what the access log service (internal/analytics) is made of.
+type Analytics struct {
+	// File, if set, is appended one JSON line per request.
+	File         string
+	Applications int
 }
 
 // WSO2Notify is who may post WSO2 Identity Server's revocation events.
@@ -78,6 +89,8 @@ type Authz struct {
 	grpc     *grpc.Server
 	lis      net.Listener
 	tls      *portTLS
+	lines    *analytics.Lines // nil without analytics.file
+	linesOut *os.File
 }
 
 // NewAuthz builds the enforcer over the catalog's APIs and listens.
@@ -132,11 +145,30 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 	if a.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("authz listen: %w", err)
 	}
-	a.grpc = newGRPCServer(append(extauthz.ServerOptions(), tlsOpts...)...)
+	// Envoy's access logs come to the same port; their messages are read from the wire.
+	opts := append(extauthz.ServerOptions(), grpc.ForceServerCodecV2(analytics.Codec(extauthz.Codec())))
+	a.grpc = newGRPCServer(append(opts, tlsOpts...)...)
 	enf.Register(a.grpc)
+	if err := a.analytics(cfg.Analytics, apis, reg, log); err != nil {
+		return nil, err
+	}
 	// The same policies over Envoy's rate limit service protocol, on the same port.
 	rls.New(engine, log.Named("rls")).Register(a.grpc)
 	return a, nil
+}
+
+// analytics serves Envoy's access log service on the enforcer's port, writing JSON lines
+// to the configured file.
+func (a *Authz) analytics(cfg Analytics, apis *Catalog, reg prometheus.Registerer, log *zap.Logger) error {
+	if cfg.File != "" {
+		f, err := os.OpenFile(cfg.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return fmt.Errorf("analytics.file: %w", err)
+		}
+		a.linesOut, a.lines = f, analytics.NewLines(f)
+	}
+	analytics.New(analytics.Config{Applications: cfg.Applications, Lines: a.lines}, apis.reg, log.Named("analytics"), reg).Register(a.grpc)
+	return nil
 }
 
 // tokens builds the verifier of JWTs and the introspectors of opaque tokens; issuers
@@ -269,6 +301,15 @@ func (a *Authz) Run(ctx context.Context) error {
 		g.Go(func() error { a.certs.RunCRLs(ctx, defaults.CRLRefreshInterval, a.crls); return nil })
 	}
 	g.Go(func() error { a.tls.run(ctx); return nil })
-	g.Go(func() error { return serveGRPC(ctx, a.grpc, a.lis) })
+	if a.lines != nil {
+		g.Go(func() error { a.lines.Run(ctx); return nil })
+	}
+	g.Go(func() error {
+		err := serveGRPC(ctx, a.grpc, a.lis)
+		if a.lines != nil { // the streams have ended: what they wrote is flushed
+			err = errors.Join(err, a.lines.Flush(), a.linesOut.Close())
+		}
+		return err
+	})
 	return g.Wait()
 }
