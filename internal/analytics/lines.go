@@ -85,6 +85,9 @@ func (l *Lines) write(node string, lb labels, e *Entry, total, up float64) {
 	b = ms(b, "upstream_ms", up)
 	b = append(b, '}', '\n')
 	l.buf = b
+	if l.w.Available() < len(b) && l.w.Buffered() > 0 {
+		l.w.Flush() // whole lines only: a reader following the file never sees half of one
+	}
 	if _, err := l.w.Write(b); err != nil && l.err == nil {
 		l.err = err
 	}
