@@ -51,9 +51,6 @@ type Service struct {
 	lines    *Lines
 	log      *zap.Logger
 	bad      atomic.Bool // a malformed message has been logged
-
-	mu     sync.RWMutex
-	series map[labels]*series
 }
 
 // New makes the service over the catalogue; its metrics go to reg.
@@ -65,87 +62,87 @@ func New(cfg Config, cat Catalog, log *zap.Logger, reg prometheus.Registerer) *S
 		cfg.Clusters = 1000
 	}
 	return &Service{cat: cat, m: newMetrics(reg), apps: newCapped(cfg.Applications), clusters: newCapped(cfg.Clusters),
-		lines: cfg.Lines, log: log, series: map[labels]*series{}}
+		lines: cfg.Lines, log: log}
 }
 
 // labels are one series' labels.
 type labels struct{ api, operation, application, class, cluster string }
 
-// series are the metrics of one set of labels, looked up once.
-type series struct {
-	requests, requestBytes, responseBytes prometheus.Counter
-	duration, upstream                    prometheus.Observer
+// stream is what one Envoy's stream keeps between its entries.
+type stream struct {
+	node string
+	b    batch
+	lines []byte // the JSON lines of the message being read, written at its end
+	// names are the catalogue's names of the APIs and operations met: made once, not per
+	// entry (the catalogue's ID and Key concatenate).
+	names map[any]string
 }
 
-// Take counts one entry of the node's stream, under the catalogue cat.
-func (s *Service) Take(cat *apimodel.Catalog, node string, e *Entry) {
+func newStream() *stream { return &stream{b: batch{}, names: map[any]string{}} }
+
+// name is k's name, made by mk once; at most 10,000 are kept (a catalogue that changes
+// often makes new operations).
+func (st *stream) name(k any, mk func() string) string {
+	if n, ok := st.names[k]; ok {
+		return n
+	}
+	if len(st.names) >= 10000 {
+		clear(st.names)
+	}
+	n := mk()
+	st.names[k] = n
+	return n
+}
+
+// Take counts one entry of the stream, under the catalogue cat; it says whether the entry
+// was a finished request.
+func (s *Service) Take(cat *apimodel.Catalog, st *stream, e *Entry) bool {
 	if e.Intermediate || (e.Type != accesslogdata.AccessLogType_NotSet && e.Type != accesslogdata.AccessLogType_DownstreamEnd) {
 		s.m.intermediate.Inc() // a periodic or start entry: the request is counted when it ends
-		return
+		return false
 	}
-	s.m.taken.Inc()
-	api, op := names(cat, e.API, e.Operation, e.Route)
+	api, op := st.labels(cat, e.API, e.Operation, e.Route)
 	l := labels{api: api, operation: op, application: s.apps.label(e.ClientID), class: class(e.Code), cluster: s.clusters.label(e.Cluster)}
-	se := s.seriesOf(l)
-	se.requests.Inc()
-	se.requestBytes.Add(float64(e.RequestBytes))
-	se.responseBytes.Add(float64(e.ResponseBytes))
+	t := st.b.of(l)
+	t.requests++
+	t.requestBytes += e.RequestBytes
+	t.responseBytes += e.ResponseBytes
 	total, up := e.Total(), e.Upstream()
 	if total >= 0 {
-		se.duration.Observe(total)
+		t.duration.observe(total)
 	}
 	if up >= 0 {
-		se.upstream.Observe(up)
+		t.upstream.observe(up)
 	}
 	if e.Flags != 0 {
 		e.forFlags(func(flag string) { s.m.errors.WithLabelValues(api, op, flag).Inc() })
 	}
 	if s.lines != nil {
-		s.lines.write(node, l, e, total, up)
+		st.lines = appendLine(st.lines, st.node, l, e, total, up)
 	}
+	return true
 }
 
-func (s *Service) seriesOf(l labels) *series {
-	s.mu.RLock()
-	se := s.series[l]
-	s.mu.RUnlock()
-	if se != nil {
-		return se
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if se = s.series[l]; se == nil {
-		lv := []string{l.api, l.operation, l.application, l.class, l.cluster}
-		se = &series{
-			requests:      s.m.requests.WithLabelValues(lv...),
-			requestBytes:  s.m.requestBytes.WithLabelValues(lv...),
-			responseBytes: s.m.responseBytes.WithLabelValues(lv...),
-			duration:      s.m.duration.WithLabelValues(l.api, l.operation, l.class),
-			upstream:      s.m.upstream.WithLabelValues(l.api, l.operation, l.class),
-		}
-		s.series[l] = se
-	}
-	return se
-}
-
-// names are an entry's API and operation as the catalogue knows them (the catalogue's own
-// strings, which outlive the message): the enforcer's metadata, else the route's name
+// labels are an entry's API and operation as the catalogue knows them (the catalogue's
+// names, which outlive the message): the enforcer's metadata, else the route's name
 // ("API OPERATION", as the control plane names routes). What the catalogue does not have
 // is "".
-func names(cat *apimodel.Catalog, api, op, route string) (string, string) {
+func (st *stream) labels(cat *apimodel.Catalog, api, op, route string) (string, string) {
 	if api == "" && route != "" {
 		api, op, _ = strings.Cut(route, " ")
 	}
 	if api == "" || cat == nil {
 		return "", ""
 	}
-	if a, o := cat.Operation(api, op); o != nil {
-		return a.ID(), o.Key()
+	a, o := cat.Operation(api, op)
+	if a == nil {
+		return "", ""
 	}
-	if a := cat.API(api); a != nil {
-		return a.ID(), ""
+	id := st.name(a, a.ID)
+	if o == nil {
+		return id, ""
 	}
-	return "", ""
+	return id, st.name(o, o.Key)
 }
 
 // class is a status code's class: "2xx" and so on, "0" when no response was sent.

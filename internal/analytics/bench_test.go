@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"io"
 	"testing"
 	"time"
 
@@ -11,9 +12,14 @@ import (
 
 // BenchmarkIngest is one entry's cost as the service pays it: decoding its share of a
 // 100-entry message, then counting it. ns/op is per entry.
-func BenchmarkIngest(b *testing.B) {
+func BenchmarkIngest(b *testing.B) { ingest(b, nil) }
+
+// BenchmarkIngestLines also writes each entry's JSON line (to io.Discard).
+func BenchmarkIngestLines(b *testing.B) { ingest(b, NewLines(io.Discard)) }
+
+func ingest(b *testing.B, lines *Lines) {
 	cat := catalog(&testing.T{})
-	s := New(Config{}, cat, zap.NewNop(), prometheus.NewRegistry())
+	s := New(Config{Lines: lines}, cat, zap.NewNop(), prometheus.NewRegistry())
 	msg := http("envoy-1")
 	for i := range 100 {
 		e := entry("shop/v1", "GET /items", []string{"app-a", "app-b", "app-c"}[i%3], "shop/v1 GET /items", 200, 600, 1400, 20*time.Millisecond, 15*time.Millisecond)
@@ -27,13 +33,18 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var (
-		node string
-		e    Entry
+		e  Entry
+		st = newStream()
 	)
 	for i := 0; i < b.N; i += 100 {
 		c := cat.Load()
-		if _, err := readMessage(raw, &node, &e, func(e *Entry) { s.Take(c, node, e) }); err != nil {
+		if _, err := readMessage(raw, &st.node, &e, func(e *Entry) { s.Take(c, st, e) }); err != nil {
 			b.Fatal(err)
+		}
+		s.m.totals.flush(st.b)
+		if lines != nil {
+			lines.write(st.lines)
+			st.lines = st.lines[:0]
 		}
 	}
 }

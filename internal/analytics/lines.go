@@ -53,60 +53,65 @@ func (l *Lines) Flush() error {
 	return l.err
 }
 
-func (l *Lines) write(node string, lb labels, e *Entry, total, up float64) {
+// write writes whole lines: a reader following the file never sees half of one.
+func (l *Lines) write(lines []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := append(l.buf[:0], '{')
-	b = appendString(b, "time")
-	b = append(b, ':', '"')
-	b = e.Start.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"')
-	b = field(b, "envoy", node, true)
-	b = field(b, "request_id", e.RequestID, true)
-	b = field(b, "api", lb.api, true)
-	b = field(b, "operation", lb.operation, true)
-	b = field(b, "application", e.ClientID, true)
-	b = field(b, "subject", e.Subject, true)
-	b = field(b, "auth_type", e.AuthType, true)
-	b = field(b, "method", e.Method.String(), true)
-	b = field(b, "authority", e.Authority, true)
-	path, _, _ := strings.Cut(e.Path, "?")
-	b = field(b, "path", path, true)
-	b = num(b, "status", float64(e.Code))
-	b = field(b, "class", lb.class, true)
-	b = field(b, "flags", e.FlagNames(), true)
-	b = field(b, "cluster", e.Cluster, true)
-	b = field(b, "upstream_host", e.UpstreamHost, true)
-	b = field(b, "client_address", e.ClientAddress, true)
-	b = field(b, "user_agent", e.UserAgent, true)
-	b = num(b, "request_bytes", float64(e.RequestBytes))
-	b = num(b, "response_bytes", float64(e.ResponseBytes))
-	b = ms(b, "duration_ms", total)
-	b = ms(b, "upstream_ms", up)
-	b = append(b, '}', '\n')
-	l.buf = b
-	if l.w.Available() < len(b) && l.w.Buffered() > 0 {
-		l.w.Flush() // whole lines only: a reader following the file never sees half of one
+	if l.w.Available() < len(lines) && l.w.Buffered() > 0 {
+		l.w.Flush()
 	}
-	if _, err := l.w.Write(b); err != nil && l.err == nil {
+	if _, err := l.w.Write(lines); err != nil && l.err == nil {
 		l.err = err
 	}
 }
 
-func field(b []byte, k, v string, comma bool) []byte {
-	if comma {
-		b = append(b, ',')
-	}
+// appendLine appends an entry's JSON line (LineFields) to b.
+func appendLine(b []byte, node string, lb labels, e *Entry, total, up float64) []byte {
+	b = append(b, '{')
+	b = appendString(b, "time")
+	b = append(b, ':', '"')
+	b = e.Start.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = field(b, "envoy", node)
+	b = field(b, "request_id", e.RequestID)
+	b = field(b, "api", lb.api)
+	b = field(b, "operation", lb.operation)
+	b = field(b, "application", e.ClientID)
+	b = field(b, "subject", e.Subject)
+	b = field(b, "auth_type", e.AuthType)
+	b = field(b, "method", e.Method.String())
+	b = field(b, "authority", e.Authority)
+	path, _, _ := strings.Cut(e.Path, "?")
+	b = field(b, "path", path)
+	b = integer(b, "status", uint64(e.Code))
+	b = field(b, "class", lb.class)
+	b = append(b, `,"flags":"`...)
+	b = e.appendFlags(b)
+	b = append(b, '"')
+	b = field(b, "cluster", e.Cluster)
+	b = field(b, "upstream_host", e.UpstreamHost)
+	b = field(b, "client_address", e.ClientAddress)
+	b = field(b, "user_agent", e.UserAgent)
+	b = integer(b, "request_bytes", e.RequestBytes)
+	b = integer(b, "response_bytes", e.ResponseBytes)
+	b = ms(b, "duration_ms", total)
+	b = ms(b, "upstream_ms", up)
+	return append(b, '}', '\n')
+}
+
+// field appends ,"k":"v".
+func field(b []byte, k, v string) []byte {
+	b = append(b, ',')
 	b = appendString(b, k)
 	b = append(b, ':')
 	return appendString(b, v)
 }
 
-func num(b []byte, k string, v float64) []byte {
+func integer(b []byte, k string, v uint64) []byte {
 	b = append(b, ',')
 	b = appendString(b, k)
 	b = append(b, ':')
-	return strconv.AppendFloat(b, v, 'f', -1, 64)
+	return strconv.AppendUint(b, v, 10)
 }
 
 // ms writes seconds as milliseconds, or null when unknown (negative).
@@ -116,13 +121,30 @@ func ms(b []byte, k string, sec float64) []byte {
 		b = appendString(b, k)
 		return append(b, ":null"...)
 	}
-	return num(b, k, float64(int64(sec*1e6))/1e3)
+	us := uint64(sec * 1e6)
+	b = integer(b, k, us/1000)
+	if f := us % 1000; f != 0 {
+		b = append(b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
+		for b[len(b)-1] == '0' {
+			b = b[:len(b)-1]
+		}
+	}
+	return b
 }
 
 // appendString appends s as a JSON string; bytes that are not UTF-8 become U+FFFD.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		// A run of bytes that need no escaping is copied at once.
+		j := i
+		for j < len(s) && plain[s[j]] {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
@@ -152,3 +174,11 @@ func appendString(b []byte, s string) []byte {
 }
 
 const hex = "0123456789abcdef"
+
+// plain are the bytes a JSON string holds as they are: printable ASCII but '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()

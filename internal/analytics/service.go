@@ -53,9 +53,9 @@ func (s *Service) stream(st grpc.ServerStream) error {
 	s.m.streams.Inc()
 	defer s.m.streams.Dec()
 	var (
-		node string
-		msg  wireMessage
-		e    Entry
+		msg wireMessage
+		e   Entry
+		str = newStream()
 	)
 	for {
 		if err := st.RecvMsg(&msg); err != nil {
@@ -65,12 +65,23 @@ func (s *Service) stream(st grpc.ServerStream) error {
 			return err
 		}
 		cat := s.cat.Load()
-		tcp, err := readMessage(msg.b, &node, &e, func(e *Entry) { s.Take(cat, node, e) })
+		taken := 0
+		tcp, err := readMessage(msg.b, &str.node, &e, func(e *Entry) {
+			if s.Take(cat, str, e) {
+				taken++
+			}
+		})
+		s.m.totals.flush(str.b)
+		if s.lines != nil && len(str.lines) > 0 {
+			s.lines.write(str.lines) // a message's lines under one lock
+			str.lines = str.lines[:0]
+		}
+		s.m.taken.Add(float64(taken))
 		if err != nil {
 			s.m.malformed.Inc()
 			if !s.bad.Swap(true) {
 				s.log.Warn("malformed access log message refused (logged once; counted in tollgate_access_log_entries_total{result=\"malformed\"})",
-					zap.String("envoy", node), zap.Error(err))
+					zap.String("envoy", str.node), zap.Error(err))
 			}
 			return status.Error(codes.InvalidArgument, err.Error())
 		}

@@ -121,9 +121,10 @@ const (
 	cClientAddress
 )
 
-var commonFields = func() map[protowire.Number]commonKind {
+// commonFields are the kinds by field number (AccessLogCommon's are below 64).
+var commonFields = func() (out [64]commonKind) {
 	c := &accesslogdata.AccessLogCommon{}
-	return map[protowire.Number]commonKind{
+	for n, k := range map[protowire.Number]commonKind{
 		number(c, "start_time"): cStart, number(c, "duration"): cDuration,
 		number(c, "time_to_last_downstream_tx_byte"): cLastDownstreamTx,
 		number(c, "time_to_first_upstream_tx_byte"):  cFirstUpstreamTx,
@@ -132,7 +133,10 @@ var commonFields = func() map[protowire.Number]commonKind {
 		number(c, "response_flags"): cFlags, number(c, "metadata"): cMetadata,
 		number(c, "intermediate_log_entry"): cIntermediate, number(c, "access_log_type"): cType,
 		number(c, "upstream_remote_address"): cUpstreamHost, number(c, "downstream_remote_address"): cClientAddress,
+	} {
+		out[n] = k
 	}
+	return out
 }()
 
 // flagNames are Envoy's short names of the ResponseFlags fields, by field number.
@@ -310,6 +314,9 @@ func readResponse(b []byte, e *Entry) error {
 func readCommon(b []byte, e *Entry) error {
 	return each(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		var err error
+		if num >= 64 {
+			return nil
+		}
 		switch commonFields[num] {
 		case cStart:
 			var d time.Duration
@@ -450,18 +457,21 @@ func mapEntry(b []byte) (key string, value []byte, err error) {
 
 // FlagNames are the short names of the flags set, as Envoy's %RESPONSE_FLAGS% writes
 // them ("-": none).
-func (e *Entry) FlagNames() string {
+func (e *Entry) FlagNames() string { return string(e.appendFlags(nil)) }
+
+func (e *Entry) appendFlags(b []byte) []byte {
 	if e.Flags == 0 {
-		return "-"
+		return append(b, '-')
 	}
-	out := ""
+	first := true
 	e.forFlags(func(s string) {
-		if out != "" {
-			out += ","
+		if !first {
+			b = append(b, ',')
 		}
-		out += s
+		first = false
+		b = append(b, s...)
 	})
-	return out
+	return b
 }
 
 func (e *Entry) forFlags(f func(string)) {
