@@ -70,8 +70,8 @@ type labels struct{ api, operation, application, class, cluster string }
 
 // stream is what one Envoy's stream keeps between its entries.
 type stream struct {
-	node string
-	b    batch
+	node  string
+	b     batch
 	lines []byte // the JSON lines of the message being read, written at its end
 	// names are the catalogue's names of the APIs and operations met: made once, not per
 	// entry (the catalogue's ID and Key concatenate).
