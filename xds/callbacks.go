@@ -35,12 +35,25 @@ type nackKey struct{ group, typeURL string }
 
 func newHooks(s *Server) *hooks { return &hooks{s: s, nacked: map[nackKey]string{}} }
 
-func (c *hooks) Node(n *corev3.Node) error { return c.s.addGroup(GroupOf(n)) }
+func (c *hooks) Node(stream uint64, n *corev3.Node) error {
+	if err := c.s.addGroup(GroupOf(n)); err != nil {
+		return err
+	}
+	c.s.clients.seen(stream, n)
+	return nil
+}
+
+func (c *hooks) Acked(stream uint64, _ *corev3.Node, typeURL, version string) {
+	c.s.clients.answered(stream, typeURL, version, true, "")
+}
+
+func (c *hooks) Ended(stream uint64) { c.s.clients.ended(stream) }
 
 func (c *hooks) Sent(typeURL string) { c.s.m.responses.WithLabelValues(shortType(typeURL)).Inc() }
 
-func (c *hooks) Refused(node *corev3.Node, typeURL, version, msg string) {
+func (c *hooks) Refused(stream uint64, node *corev3.Node, typeURL, version, msg string) {
 	c.s.m.nacks.WithLabelValues(shortType(typeURL)).Inc()
+	c.s.clients.answered(stream, typeURL, version, false, msg)
 	key := nackKey{GroupOf(node), typeURL}
 	c.mu.Lock()
 	seen := c.nacked[key] == version

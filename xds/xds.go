@@ -71,6 +71,7 @@ type Server struct {
 	names    *rescache.Names // the names the tables hold, shared with the request decoder
 	m        *metrics
 	hooks    *hooks
+	clients  *clients
 
 	mu        sync.Mutex
 	catalog   *apimodel.Catalog
@@ -126,6 +127,8 @@ type group struct {
 	cfg   *build.Config
 	eds   []types.Resource
 	kinds [2]kindResources // envoy, grpc
+	// published is when it was handed to the caches.
+	published time.Time
 }
 
 // kindResources are one client kind's resources, by type.
@@ -164,7 +167,10 @@ func New(cfg Config, log *zap.Logger, reg prometheus.Registerer) *Server {
 	// Cache versions count from 1 in each process: the prefix keeps a restarted or another
 	// replica from matching a client's old version by accident.
 	s.prefix = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
-	s.hooks = newHooks(s)
+	s.hooks, s.clients = newHooks(s), newClients()
+	if reg != nil {
+		reg.MustRegister(newFleet(s))
+	}
 	for _, g := range cfg.Groups {
 		s.groups[g] = &group{}
 	}
@@ -479,6 +485,7 @@ func (s *Server) publish(ctx context.Context) {
 				continue
 			}
 		}
+		next.published = time.Now()
 		s.mu.Lock()
 		s.groups[name] = next
 		s.mu.Unlock()

@@ -12,6 +12,7 @@ package ads
 
 import (
 	"context"
+	"sync/atomic"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
@@ -36,17 +37,21 @@ type Watcher interface {
 	CreateDeltaWatch(*cachev3.DeltaRequest, rescache.Subscription, chan cachev3.DeltaResponse) (cancel func(), err error)
 }
 
-// Hooks are told what streams do.
+// Hooks are told what streams do. Each stream has an id of its own, from 1.
 type Hooks interface {
 	// Node is called with the node of each request that carries one (Envoy sends it in a
 	// stream's first request, or in every one), and with nil for each request of a stream
 	// that has named none; an error ends the stream with it.
-	Node(*corev3.Node) error
+	Node(stream uint64, node *corev3.Node) error
 	// Refused is called when a client NACKs a response: the version it refused (for delta,
 	// the response's system version) and its error message.
-	Refused(node *corev3.Node, typeURL, version, message string)
+	Refused(stream uint64, node *corev3.Node, typeURL, version, message string)
+	// Acked is called when a client ACKs a response: the version it took.
+	Acked(stream uint64, node *corev3.Node, typeURL, version string)
 	// Sent is called for each response sent.
 	Sent(typeURL string)
+	// Ended is called when a stream ends.
+	Ended(stream uint64)
 }
 
 // Server serves the discovery services over a Watcher.
@@ -55,6 +60,7 @@ type Server struct {
 	w     Watcher
 	hooks Hooks
 	sets  *sets
+	ids   atomic.Uint64 // the last stream's id
 
 	// Per-type services answer what ADS does, for clients configured with one stream per type.
 	endpointservice.UnimplementedEndpointDiscoveryServiceServer
@@ -168,16 +174,22 @@ func drain[T any](ch <-chan T, send func(T) error) error {
 
 // node keeps the node of a stream's request that carries one (telling the hooks) and gives
 // it to a request that does not.
-func (s *Server) node(req **corev3.Node, stream **corev3.Node) error {
+func (s *Server) node(id uint64, req **corev3.Node, stream **corev3.Node) error {
 	if *req == nil {
 		*req = *stream
 		if *stream == nil {
-			return s.hooks.Node(nil) // a stream that names no node is served too
+			return s.hooks.Node(id, nil) // a stream that names no node is served too
 		}
 		return nil
 	}
 	*stream = *req
-	return s.hooks.Node(*req)
+	return s.hooks.Node(id, *req)
+}
+
+// open gives a stream its id, and tells the hooks when the stream ends.
+func (s *Server) open() (id uint64, end func()) {
+	id = s.ids.Add(1)
+	return id, func() { s.hooks.Ended(id) }
 }
 
 // typeOf is a request's type URL: its own, else the per-type service's; ADS requires one.

@@ -49,10 +49,12 @@ type heard struct {
 	mu      sync.Mutex
 	nodes   []string
 	refused []string // type version message
+	acked   []string // type version
 	sent    int
+	ended   int
 }
 
-func (h *heard) Node(n *corev3.Node) error {
+func (h *heard) Node(_ uint64, n *corev3.Node) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.nodes = append(h.nodes, n.GetId())
@@ -61,12 +63,18 @@ func (h *heard) Node(n *corev3.Node) error {
 	}
 	return nil
 }
-func (h *heard) Refused(_ *corev3.Node, typeURL, version, msg string) {
+func (h *heard) Refused(_ uint64, _ *corev3.Node, typeURL, version, msg string) {
 	h.mu.Lock()
 	h.refused = append(h.refused, typeURL+" "+version+" "+msg)
 	h.mu.Unlock()
 }
-func (h *heard) Sent(string) { h.mu.Lock(); h.sent++; h.mu.Unlock() }
+func (h *heard) Acked(_ uint64, _ *corev3.Node, typeURL, version string) {
+	h.mu.Lock()
+	h.acked = append(h.acked, typeURL+" "+version)
+	h.mu.Unlock()
+}
+func (h *heard) Sent(string)   { h.mu.Lock(); h.sent++; h.mu.Unlock() }
+func (h *heard) Ended(uint64) { h.mu.Lock(); h.ended++; h.mu.Unlock() }
 
 type fixture struct {
 	eds   *rescache.Cache
@@ -309,8 +317,13 @@ func TestANACKIsHeardAndTheRefusedVersionNotResent(t *testing.T) {
 	f := start(t, all)
 	c := f.ads(t)
 	c.send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "envoy"}, ResourceNames: all})
-	c.recv()
+	first := c.recv()
 	c.ask(all)
+	tu.Eventually(t, "the ACK is heard", func() bool {
+		f.hooks.mu.Lock()
+		defer f.hooks.mu.Unlock()
+		return slices.Equal(f.hooks.acked, []string{resourcev3.EndpointType + " " + first.VersionInfo})
+	})
 	if err := f.eds.Set(assignments(all, "10.0.0.2")); err != nil {
 		t.Fatal(err)
 	}
@@ -330,6 +343,17 @@ func TestANACKIsHeardAndTheRefusedVersionNotResent(t *testing.T) {
 	if next := c.recv(); next.VersionInfo == refused.VersionInfo || len(next.Resources) != 10 {
 		t.Errorf("after the NACK: version %s with %d resources", next.VersionInfo, len(next.Resources))
 	}
+	f.hooks.mu.Lock()
+	if len(f.hooks.acked) != 1 {
+		t.Errorf("a NACK was heard as an ACK too: %v", f.hooks.acked)
+	}
+	f.hooks.mu.Unlock()
+	c.stream.CloseSend()
+	tu.Eventually(t, "the stream's end is heard", func() bool {
+		f.hooks.mu.Lock()
+		defer f.hooks.mu.Unlock()
+		return f.hooks.ended == 1
+	})
 }
 
 // A first request that names nothing subscribes to everything (legacy wildcard) until one
@@ -460,6 +484,11 @@ func TestDeltaStreams(t *testing.T) {
 		defer f.hooks.mu.Unlock()
 		return slices.Contains(f.hooks.refused, resourcev3.EndpointType+" "+r.SystemVersionInfo+" no")
 	})
+	f.hooks.mu.Lock()
+	if len(f.hooks.acked) != 2 || slices.Contains(f.hooks.acked, resourcev3.EndpointType+" "+r.SystemVersionInfo) {
+		t.Errorf("delta ACKs heard: %v (one per stream's first response, not the NACKed one)", f.hooks.acked)
+	}
+	f.hooks.mu.Unlock()
 	changed[1] = cla(all[1], "10.0.0.8")
 	if err := f.eds.Set(changed); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,8 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 	types := map[string]*deltaType{}
 	var node *corev3.Node
 	var nonce uint64
+	id, end := s.open()
+	defer end()
 	defer func() {
 		for _, t := range types {
 			t.cancel()
@@ -55,7 +57,7 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 		return st.Send(out)
 	}
 	take := func(req *discoveryv3.DeltaDiscoveryRequest) error {
-		if err := s.node(&req.Node, &node); err != nil {
+		if err := s.node(id, &req.Node, &node); err != nil {
 			return err
 		}
 		typeURL, err := typeOf(req.TypeUrl, service)
@@ -70,12 +72,16 @@ func (s *Server) delta(st deltaStreamServer, service string) error {
 		if err := drain(resps, send); err != nil {
 			return err
 		}
-		if req.ErrorDetail != nil {
+		answers := t != nil && t.nonce != "" && req.ResponseNonce == t.nonce
+		switch {
+		case req.ErrorDetail != nil:
 			version := req.ResponseNonce
-			if t != nil && req.ResponseNonce == t.nonce {
+			if answers {
 				version = t.sent
 			}
-			s.hooks.Refused(node, typeURL, version, req.ErrorDetail.GetMessage())
+			s.hooks.Refused(id, node, typeURL, version, req.ErrorDetail.GetMessage())
+		case answers:
+			s.hooks.Acked(id, node, typeURL, t.sent)
 		}
 		if t != nil {
 			t.sub.change(s.sets, req.ResourceNamesSubscribe, req.ResourceNamesUnsubscribe)

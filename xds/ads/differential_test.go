@@ -197,9 +197,11 @@ func (c typeCaches) CreateDeltaWatch(r *cachev3.DeltaRequest, sub rescache.Subsc
 
 type hooks struct{}
 
-func (hooks) Node(*corev3.Node) error                      { return nil }
-func (hooks) Refused(*corev3.Node, string, string, string) {}
-func (hooks) Sent(string)                                  {}
+func (hooks) Node(uint64, *corev3.Node) error                      { return nil }
+func (hooks) Refused(uint64, *corev3.Node, string, string, string) {}
+func (hooks) Acked(uint64, *corev3.Node, string, string)           {}
+func (hooks) Sent(string)                                          {}
+func (hooks) Ended(uint64)                                         {}
 
 func listen(t *testing.T, g *grpc.Server, p *plane) *plane {
 	lis, err := tu.ListenLow()

@@ -30,6 +30,8 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 	types := map[string]*sotwType{}
 	var node *corev3.Node
 	var nonce uint64
+	id, end := s.open()
+	defer end()
 	defer func() {
 		for _, t := range types {
 			t.cancel()
@@ -57,7 +59,7 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 		return st.Send(out)
 	}
 	take := func(req *discoveryv3.DiscoveryRequest) error {
-		if err := s.node(&req.Node, &node); err != nil {
+		if err := s.node(id, &req.Node, &node); err != nil {
 			return err
 		}
 		typeURL, err := typeOf(req.TypeUrl, service)
@@ -73,11 +75,14 @@ func (s *Server) sotw(st sotwStreamServer, service string) error {
 				return nil
 			}
 			t.cancel()
-			if req.ErrorDetail != nil && t.nonce != "" {
-				s.hooks.Refused(node, typeURL, t.sent, req.ErrorDetail.GetMessage())
+			switch {
+			case req.ErrorDetail != nil && t.nonce != "":
+				s.hooks.Refused(id, node, typeURL, t.sent, req.ErrorDetail.GetMessage())
 				// It holds the refused version as far as the cache is concerned: it is
 				// answered when the version changes, not at once with the same.
 				req.VersionInfo = t.sent
+			case t.nonce != "":
+				s.hooks.Acked(id, node, typeURL, t.sent)
 			}
 			// Until the next response, any request of the type is taken, as
 			// go-control-plane does (a client may change its subscription without a nonce).
