@@ -116,7 +116,11 @@ func newFleet(s *Server) *fleet {
 	}
 }
 
-func (f *fleet) Describe(ch chan<- *prometheus.Desc) { ch <- f.connected; ch <- f.versions; ch <- f.since }
+func (f *fleet) Describe(ch chan<- *prometheus.Desc) {
+	ch <- f.connected
+	ch <- f.versions
+	ch <- f.since
+}
 
 func (f *fleet) Collect(ch chan<- prometheus.Metric) {
 	type versionKey struct{ group, typ, version, state string }

@@ -73,7 +73,7 @@ func (h *heard) Acked(_ uint64, _ *corev3.Node, typeURL, version string) {
 	h.acked = append(h.acked, typeURL+" "+version)
 	h.mu.Unlock()
 }
-func (h *heard) Sent(string)   { h.mu.Lock(); h.sent++; h.mu.Unlock() }
+func (h *heard) Sent(string)  { h.mu.Lock(); h.sent++; h.mu.Unlock() }
 func (h *heard) Ended(uint64) { h.mu.Lock(); h.ended++; h.mu.Unlock() }
 
 type fixture struct {
