@@ -189,8 +189,10 @@ func BenchmarkCheckStages(b *testing.B) {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if h := m.GetHistogram(); h.GetSampleCount() > 0 {
-				b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1e9, m.GetLabel()[0].GetValue()+"-ns")
+			for _, l := range m.GetLabel() {
+				if h := m.GetHistogram(); l.GetName() == "stage" && h.GetSampleCount() > 0 {
+					b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount())*1e9, l.GetValue()+"-ns")
+				}
 			}
 		}
 	}

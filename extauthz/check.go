@@ -98,22 +98,30 @@ func (e *Enforcer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	d.h = d.attrs.GetRequest().GetHttp()
 	timed := rand.Uint32()%timedEvery == 0
 	last := start
+	var took [len(stages)]time.Duration // each stage's time, when timed (the API is known after the first)
+	ran := 0
 	for i := range stages {
 		more := stages[i].run(e, d)
+		ran = i + 1
 		if timed {
 			now := time.Now()
-			e.m.stages[i].Observe(now.Sub(last).Seconds())
-			last = now
+			took[i], last = now.Sub(last), now
 		}
 		if d.fault != nil || !more {
 			break
+		}
+	}
+	if timed {
+		obs := e.m.timers(d.api).stages
+		for i := range ran {
+			obs[i].Observe(took[i].Seconds())
 		}
 	}
 	if d.fault == nil && ctx.Err() != nil {
 		d.deny(&FaultInternal, "request cancelled")
 	}
 	resp := e.respond(d)
-	e.m.observe(d.fault, time.Since(start))
+	e.m.observe(d.api, d.fault, time.Since(start))
 	e.m.observeOperation(d.api, d.op, d.fault)
 	if ce := e.log.Check(zapcore.DebugLevel, "decision"); ce != nil {
 		e.logDecision(ce, d)

@@ -12,11 +12,12 @@ import (
 
 type metrics struct {
 	decisions *prometheus.CounterVec
-	latency   prometheus.Histogram
 	allowed   prometheus.Counter
 	byCode    sync.Map // fault code → prometheus.Counter, resolved once
-	// stages times each stage of one Check in timedEvery (check.go), by stage.
-	stages []prometheus.Observer
+	// latency and stageSeconds time Checks and (one Check in timedEvery, check.go) their
+	// stages, per API; an API's observers are found once and kept in perAPI.
+	latency, stageSeconds *prometheus.HistogramVec
+	perAPI                memo[*apimodel.API, *apiTimers]
 	// valid and invalid count the requests validated against their definitions.
 	valid, invalid prometheus.Counter
 	// responses count the responses checked by the ext_proc service.
@@ -43,21 +44,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tollgate_authz_decisions_total",
 			Help: "Check decisions by result: allow, or the fault code of the deny.",
 		}, []string{"result"}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tollgate_authz_check_seconds",
-			Help:    "Time to decide one Check, inside the enforcer.",
+			Help:    "Time to decide one Check, inside the enforcer, by API (empty when none matched).",
 			Buckets: []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1},
-		}),
+		}, []string{"api"}),
+		stageSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tollgate_authz_stage_seconds",
+			Help:    "Time in each stage of a Check (route, peer, authenticate, authorize, revocation, throttle, validate) by API, measured on one Check in 16.",
+			Buckets: []float64{1e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3, 0.01, 0.1},
+		}, []string{"api", "stage"}),
 	}
 	m.allowed = m.decisions.WithLabelValues("allow")
-	stageSeconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "tollgate_authz_stage_seconds",
-		Help:    "Time in each stage of a Check (route, peer, authenticate, authorize, revocation, throttle, validate), measured on one Check in 16.",
-		Buckets: []float64{1e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3, 0.01, 0.1},
-	}, []string{"stage"})
-	for _, s := range stages {
-		m.stages = append(m.stages, stageSeconds.WithLabelValues(s.name))
-	}
+	m.perAPI.max = maxRoutes
 	validations := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tollgate_validations_total",
 		Help: "Requests checked against their operation's definition (x-tollgate-validation), by result: valid or invalid (refused with 400, 413 or 415).",
@@ -75,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}, []string{"api", "operation", "decision", "code"})
 	m.perOp.max = maxRoutes
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.latency, stageSeconds, validations, responses, m.byOperation)
+		reg.MustRegister(m.decisions, m.latency, m.stageSeconds, validations, responses, m.byOperation)
 	}
 	return m
 }
@@ -101,8 +100,29 @@ func (m *metrics) observeOperation(a *apimodel.API, op *apimodel.Operation, f *F
 	}, true).Inc()
 }
 
-func (m *metrics) observe(f *Fault, d time.Duration) {
-	m.latency.Observe(d.Seconds())
+// apiTimers are one API's latency observers: the Check's and each stage's.
+type apiTimers struct {
+	check  prometheus.Observer
+	stages []prometheus.Observer
+}
+
+// timers are a's observers (a may be nil: no API matched).
+func (m *metrics) timers(a *apimodel.API) *apiTimers {
+	return m.perAPI.of(a, func(a *apimodel.API) *apiTimers {
+		id := ""
+		if a != nil {
+			id = a.ID()
+		}
+		t := &apiTimers{check: m.latency.WithLabelValues(id)}
+		for _, s := range stages {
+			t.stages = append(t.stages, m.stageSeconds.WithLabelValues(id, s.name))
+		}
+		return t
+	}, true)
+}
+
+func (m *metrics) observe(a *apimodel.API, f *Fault, d time.Duration) {
+	m.timers(a).check.Observe(d.Seconds())
 	if f == nil {
 		m.allowed.Inc()
 		return
