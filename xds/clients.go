@@ -2,6 +2,8 @@ package xds
 
 import (
 	"cmp"
+	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -9,6 +11,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
 // Client is one stream connected to the control plane, as the status page shows it.
@@ -163,4 +167,60 @@ func (f *fleet) Collect(ch chan<- prometheus.Metric) {
 	for g, age := range ages {
 		ch <- prometheus.MustNewConstMetric(f.since, prometheus.GaugeValue, age, g)
 	}
+}
+
+// Group is a gateway group's state as the status page shows it.
+type Group struct {
+	Name      string    `json:"name"`
+	Published time.Time `json:"published,omitzero"` // zero: nothing published yet
+	// Versions are what its Envoys' caches serve now, by type.
+	Versions map[string]string `json:"versions"`
+}
+
+// Groups are the groups served, by name.
+func (s *Server) Groups() []Group {
+	s.mu.Lock()
+	var out []Group
+	for name, g := range s.groups {
+		out = append(out, Group{Name: name, Published: g.published, Versions: map[string]string{}})
+	}
+	s.mu.Unlock()
+	s.tablesMu.RLock()
+	for i := range out {
+		for k, t := range s.tables {
+			if k.group == out[i].Name && (k.kind == kindEnvoy || k.kind == kindEndpoints) {
+				out[i].Versions[shortType(k.typeURL)] = t.Version()
+			}
+		}
+	}
+	s.tablesMu.RUnlock()
+	slices.SortFunc(out, func(x, y Group) int { return cmp.Compare(x.Name, y.Name) })
+	return out
+}
+
+// Discovery is each discovery key followed (endpoints/ in etcd, Kubernetes Services) with
+// its live addresses ("host:port", with the weight when not 1), or the reason its value
+// cannot be used.
+func (s *Server) Discovery() map[string][]string {
+	s.mu.Lock()
+	raw := maps.Clone(s.discovery)
+	s.mu.Unlock()
+	out := make(map[string][]string, len(raw))
+	for k, v := range raw {
+		ts, err := store.ParseDiscovery(v)
+		if err != nil {
+			out[k] = []string{"unusable: " + err.Error()}
+			continue
+		}
+		addrs := make([]string, 0, len(ts))
+		for _, t := range ts {
+			a := net.JoinHostPort(t.Host, strconv.FormatUint(uint64(t.Port), 10))
+			if t.Weight > 1 {
+				a += " ×" + strconv.FormatUint(uint64(t.Weight), 10)
+			}
+			addrs = append(addrs, a)
+		}
+		out[k] = addrs
+	}
+	return out
 }

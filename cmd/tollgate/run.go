@@ -120,6 +120,8 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 	apis := server.NewCatalog(st, adm, log, cfg.ValidationDefaults())
 	components := []server.Component{apis}
 	var authzAddr, xdsAddr string
+	var enforcer *server.Authz
+	var plane *server.XDS
 	if r.authz {
 		ac, err := authzConfig(cfg, dev, log)
 		if err != nil {
@@ -129,7 +131,7 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 		if err != nil {
 			return err
 		}
-		components, authzAddr = append(components, a), a.Addr()
+		components, authzAddr, enforcer = append(components, a), a.Addr(), a
 	}
 	if r.xds {
 		xc, err := xdsConfig(cfg)
@@ -140,7 +142,7 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 		if err != nil {
 			return err
 		}
-		components, xdsAddr = append(components, x), x.Addr()
+		components, xdsAddr, plane = append(components, x), x.Addr(), x
 		if cfg.Kubernetes.Discovery {
 			k, err := server.NewKube(cfg.Kubernetes.Kubeconfig, cfg.CacheDir(), apis, x, log)
 			if err != nil {
@@ -149,6 +151,7 @@ func serve(ctx context.Context, c *common, r role, dev bool, fl []string) error 
 			components = append(components, k)
 		}
 	}
+	server.ServeStatus(adm, apis, enforcer, plane)
 	ad, err := server.NewAdmin(adm, cfg.Admin.Listen, cfg.Admin.AllowRemote, portTLS(cfg.Admin.TLS), log, components...)
 	if err != nil {
 		return err
@@ -187,7 +190,7 @@ func printSummary(cfg config.Config, reach, authz, xdsAddr, adminAddr string, de
 	if xdsAddr != "" {
 		fmt.Printf("  xDS (gRPC)        %s   ADS, state-of-the-world and delta\n", xdsAddr)
 	}
-	fmt.Printf("  admin (HTTP)      http://%s   /healthz /readyz /metrics\n", adminAddr)
+	fmt.Printf("  admin (HTTP)      http://%s   /status /healthz /readyz /metrics\n", adminAddr)
 	fmt.Printf("  etcd              %v\n", cfg.Etcd.Endpoints)
 	if xdsAddr != "" {
 		fmt.Printf(`

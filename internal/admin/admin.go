@@ -78,7 +78,14 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+// Readiness is each readiness check by name, with its reason ("" when ready).
+type Readiness struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Readiness asks every check, in name order.
+func (s *Server) Readiness() []Readiness {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.checks))
 	for n := range s.checks {
@@ -86,13 +93,25 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	sort.Strings(names)
-	var failed []string
+	out := make([]Readiness, 0, len(names))
 	for _, n := range names {
 		s.mu.Lock()
 		check := s.checks[n]
 		s.mu.Unlock()
+		r := Readiness{Name: n}
 		if err := check(); err != nil {
-			failed = append(failed, n+": "+err.Error())
+			r.Reason = err.Error()
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	var failed []string
+	for _, c := range s.Readiness() {
+		if c.Reason != "" {
+			failed = append(failed, c.Name+": "+c.Reason)
 		}
 	}
 	if len(failed) > 0 {

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tollgate-gw/tollgate/internal/admin"
+	"github.com/tollgate-gw/tollgate/internal/status"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 )
 
@@ -54,4 +56,19 @@ func (a *Admin) Ready() error { return nil }
 func (a *Admin) Run(ctx context.Context) error {
 	go a.tls.run(ctx)
 	return a.srv.Serve(ctx, a.lis)
+}
+
+// ServeStatus serves the status page (/status, /status.json) on the admin port over the
+// process's parts; a or x is nil in a process without that role.
+func ServeStatus(srv *admin.Server, apis *Catalog, a *Authz, x *XDS) {
+	src := status.Sources{Catalog: apis.reg.Load, Ready: srv.Readiness, Started: time.Now()}
+	if a != nil {
+		src.Enforcer = a
+	}
+	if x != nil {
+		src.Fleet = x.cp
+	}
+	page, report := status.Handlers(src)
+	srv.Handle("/status", page)
+	srv.Handle("/status.json", report)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/analytics"
 	"github.com/tollgate-gw/tollgate/internal/discovery"
+	"github.com/tollgate-gw/tollgate/internal/status"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
@@ -91,6 +92,7 @@ type Authz struct {
 	tls      *portTLS
 	lines    *analytics.Lines // nil without analytics.file
 	linesOut *os.File
+	revoked  *revocation.Set
 }
 
 // NewAuthz builds the enforcer over the catalog's APIs and listens.
@@ -100,6 +102,7 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 	ec := cfg.Enforcer
 
 	revoked := revocation.New(log.Named("revocation"), reg)
+	a.revoked = revoked
 	a.f.add(store.Revoked, revoked)
 	ec.Revocations = revoked
 	if cfg.AdminToken != nil {
@@ -248,6 +251,17 @@ func (a *Authz) credentials(cfg AuthzConfig, ec *extauthz.Config, replay dpop.Re
 	}
 	ec.DPoP = proofs
 	return nil
+}
+
+// Revocations are the revocations in force (the status page).
+func (a *Authz) Revocations() int { return a.revoked.Len() }
+
+// Limiter is the throttling backend's state (the status page).
+func (a *Authz) Limiter() status.Limiter {
+	if a.redis == nil {
+		return status.Limiter{Backend: "local", Up: true}
+	}
+	return status.Limiter{Backend: "redis", Up: a.redis.Up()}
 }
 
 // Addr is the address the enforcer listens on.
