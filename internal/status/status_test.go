@@ -22,7 +22,9 @@ func (fleet) Clients() []xds.Client {
 func (fleet) Groups() []xds.Group {
 	return []xds.Group{{Name: "edge", Published: time.Now(), Versions: map[string]string{"Listener": "v2"}}}
 }
-func (fleet) Discovery() map[string][]string { return map[string][]string{"shop": {"10.0.0.1:80", "10.0.0.2:80 ×3"}} }
+func (fleet) Discovery() map[string][]string {
+	return map[string][]string{"shop": {"10.0.0.1:80", "10.0.0.2:80 ×3"}}
+}
 
 type enforcer struct{}
 
@@ -43,7 +45,9 @@ func sources(t *testing.T) Sources {
 	}
 	cat := apimodel.NewCatalog([]*apimodel.API{a})
 	return Sources{Catalog: func() *apimodel.Catalog { return cat }, Fleet: fleet{}, Enforcer: enforcer{}, Started: time.Now(),
-		Ready: func() []admin.Readiness { return []admin.Readiness{{Name: "authz"}, {Name: "xds", Reason: "etcd endpoints/: not in step"}} }}
+		Ready: func() []admin.Readiness {
+			return []admin.Readiness{{Name: "authz"}, {Name: "xds", Reason: "etcd endpoints/: not in step"}}
+		}}
 }
 
 // The page and the report say the same: APIs with their security, the NACK with its
