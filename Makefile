@@ -1,7 +1,8 @@
 # Tollgate. `make run` and `make test` are the two commands a newcomer needs.
 GO      ?= go
 BIN     := bin/tollgate
-# The API examples (examples/compose holds the Compose quick start, examples/backend their backend).
+# The API examples (examples/compose holds the Compose quick start, examples/backend their
+# backend; helm, kubernetes, grafana and status hold no API).
 EXAMPLES := $(filter-out examples/compose/% examples/kubernetes/%,$(wildcard examples/*/*.yaml))
 # staticcheck, pinned; `go run` fetches it from the Go module proxy and caches the build.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -21,7 +22,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 PLATFORMS := linux/amd64 linux/arm64 darwin/arm64
 CYCLONEDX := github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 
-.PHONY: build run test race bench fuzz golden clean deps realdocs vulncheck release
+.PHONY: build run test race bench fuzz golden clean deps realdocs vulncheck release screenshot
 
 # Tests and benchmarks run against a real redis-server (and redis-cli, to form a Cluster);
 # install them when they are missing.
@@ -30,6 +31,9 @@ deps:
 	@{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || { \
 		echo "installing redis-server (Debian package)"; \
 		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (Debian package; the status page is tested in it)"; \
+		$(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/tollgate
@@ -55,6 +59,13 @@ test: deps
 	# The Helm chart, rendered with Helm's SDK into the Kubernetes and Istio API types (in a
 	# module of its own too).
 	cd test/helm && $(GO) vet ./... && $(GO) test -count=1 ./...
+	# The status page in headless Chromium (chromedp, in a module of its own).
+	cd test/browser && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# The README's picture of the status page (examples/status/status.png), taken by the
+# browser test.
+screenshot: deps
+	cd test/browser && TOLLGATE_SCREENSHOT=$(CURDIR)/examples/status/status.png $(GO) test -count=1 -run TestStatusPageInABrowser ./...
 
 # Known vulnerabilities in what Tollgate's code calls (standard library included).
 vulncheck:

@@ -163,8 +163,9 @@ cases:
 
 // isAPIExample says whether an examples/ directory holds API definitions: not the Compose
 // quick start (examples/compose), the examples' backend (examples/backend), the Helm chart
-// (examples/helm) nor the manifests rendered from it (examples/kubernetes).
+// (examples/helm), the manifests rendered from it (examples/kubernetes), the Grafana
+// dashboard (examples/grafana) nor the status page's picture (examples/status).
 func isAPIExample(dir string) bool {
 	name := filepath.Base(dir)
-	return name != "compose" && name != "backend" && name != "helm" && name != "kubernetes"
+	return name != "compose" && name != "backend" && name != "helm" && name != "kubernetes" && name != "grafana" && name != "status"
 }

@@ -182,6 +182,10 @@ func security(op *apimodel.Operation) string {
 	return strings.Join(alts, " or ")
 }
 
+// NoIcon answers a browser's /favicon.ico with nothing (204), so that opening
+// /status.json in a browser logs no failed load.
+var NoIcon = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+
 // Handlers are /status and /status.json over s.
 func Handlers(s Sources) (page, report http.Handler) {
 	page = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

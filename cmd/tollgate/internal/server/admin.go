@@ -71,4 +71,5 @@ func ServeStatus(srv *admin.Server, apis *Catalog, a *Authz, x *XDS) {
 	page, report := status.Handlers(src)
 	srv.Handle("/status", page)
 	srv.Handle("/status.json", report)
+	srv.Handle("/favicon.ico", status.NoIcon)
 }
