@@ -1,10 +1,13 @@
 package extauthz_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/tollgate-gw/tollgate/internal/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -120,14 +123,47 @@ func BenchmarkCheckCachedTokenRawHeaders(b *testing.B) {
 	req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/coffeebar/v1/menu",
 		Headers:           map[string]string{"authorization": "Bearer " + tok, "user-agent": "bench/1.0", "accept": "application/json", "accept-encoding": "gzip"},
 		ContextExtensions: map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "GET /menu"}})
+	loopCheck(b, e, rawHeaders(req))
+}
+
+// rawHeaders moves a CheckRequest's headers into a header_map of raw values, as the
+// generated filter sends them (encode_raw_headers).
+func rawHeaders(req *authv3.CheckRequest) *authv3.CheckRequest {
 	h := req.Attributes.Request.Http
 	h.HeaderMap = &corev3.HeaderMap{}
 	for k, v := range h.Headers {
 		h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
 	}
 	h.Headers = nil
-	loopCheck(b, e, req)
+	return req
 }
+
+// Tracing off (no tracer: the default), then on: every Check continues a sampled
+// traceparent and records its span and stage spans (exported by a batcher to nowhere);
+// then on, but Envoy's span is not sampled. Compare with BenchmarkCheckCachedToken.
+func BenchmarkCheckTraced(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		sampled string
+	}{{"sampled", "01"}, {"unsampled", "00"}} {
+		b.Run(c.name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discard{}), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+			defer tp.Shutdown(b.Context())
+			e, idp, _ := newEnforcer(b, extauthz.Config{Tracer: tp.Tracer("bench"), Propagator: tracing.Propagator}, 0, example(b, "coffeebar"))
+			tok := idp.Sign("rsa", "RS256", idp.Claims(aud, "read:menu"))
+			req := extauthz.NewCheckRequest(extauthz.Request{Method: "GET", Path: "/coffeebar/v1/menu",
+				Headers:           map[string]string{"authorization": "Bearer " + tok, "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + c.sampled},
+				ContextExtensions: map[string]string{apimodel.RouteKeyAPI: "coffeebar/v1", apimodel.RouteKeyOperation: "GET /menu"}})
+			loopCheck(b, e, req)
+		})
+	}
+}
+
+// discard is an exporter that drops what it is given.
+type discard struct{}
+
+func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
 
 // A cached DPoP-bound token with a fresh DPoP proof per request (RFC 9449): the token
 // comes from the cache, the proof's ES256 signature is verified every time and its jti

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -94,16 +95,22 @@ func (e *Enforcer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 		*d = decision{violations: vs, scratch: sc}
 		decisions.Put(d)
 	}()
-	d.ctx, d.attrs = ctx, req.GetAttributes()
+	d.attrs = req.GetAttributes()
 	d.h = d.attrs.GetRequest().GetHttp()
+	var span trace.Span
+	if e.cfg.Tracer != nil {
+		ctx, span = e.traceCheck(ctx, d.h, start)
+	}
+	d.ctx = ctx
 	timed := rand.Uint32()%timedEvery == 0
+	measure := timed || span != nil
 	last := start
-	var took [len(stages)]time.Duration // each stage's time, when timed (the API is known after the first)
+	var took [len(stages)]time.Duration // each stage's time, when measured (the API is known after the first)
 	ran := 0
 	for i := range stages {
 		more := stages[i].run(e, d)
 		ran = i + 1
-		if timed {
+		if measure {
 			now := time.Now()
 			took[i], last = now.Sub(last), now
 		}
@@ -123,6 +130,9 @@ func (e *Enforcer) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3
 	resp := e.respond(d)
 	e.m.observe(d.api, d.fault, time.Since(start))
 	e.m.observeOperation(d.api, d.op, d.fault)
+	if span != nil {
+		e.endCheck(ctx, span, d, start, took[:ran])
+	}
 	if ce := e.log.Check(zapcore.DebugLevel, "decision"); ce != nil {
 		e.logDecision(ce, d)
 	}

@@ -8,6 +8,8 @@ package extauthz
 
 import (
 	"context"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"strings"
 	"sync"
 	"time"
@@ -99,6 +101,10 @@ type Config struct {
 	// application's and the subscription's throttling policy (default application_tier,
 	// subscription_tier).
 	ApplicationTierClaim, SubscriptionTierClaim string
+	// Tracer, if set, makes a span of each Check (with its stages) and of each ext_proc
+	// stream, continuing the trace context Propagator reads from the request (trace.go).
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // CertVerifier checks client certificates; policies/mtls.Verifier implements it.
@@ -158,6 +164,9 @@ func New(cfg Config, apis Catalog, tokens TokenVerifier, log *zap.Logger, reg pr
 	}
 	if cfg.SubscriptionTierClaim == "" {
 		cfg.SubscriptionTierClaim = defaults.SubscriptionTierClaim
+	}
+	if cfg.Tracer != nil && cfg.Propagator == nil {
+		cfg.Propagator = propagation.TraceContext{}
 	}
 	e := &Enforcer{apis: apis, tokens: tokens, cfg: cfg, log: log, m: newMetrics(reg), denies: map[Fault]*denyTemplate{}}
 	e.authenticators = authenticators(e)

@@ -55,6 +55,9 @@ type responseCheck struct {
 func (p *Processor) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	c := responseCheck{}
 	p.place(stream, &c)
+	if p.e.cfg.Tracer != nil {
+		defer p.traceProcess(stream.Context(), &c).End()
+	}
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {

@@ -57,6 +57,9 @@ type Options struct {
 	// replies (no route, no healthy upstream, an upstream timeout, a body too large, the
 	// enforcer unreachable) are written in it; nil: as FaultFormat says.
 	Faults *errfmt.Template
+	// Tracing, when set, turns on Envoy's OpenTelemetry tracer in the gateway's listeners,
+	// exporting to the collector at Tracing.Collector (a cluster of its own).
+	Tracing *Tracing
 	// Analytics, when set, has Envoy send every finished request's access log entry to the
 	// enforcer's access log service (internal/analytics) every FlushInterval.
 	Analytics *Analytics
@@ -64,6 +67,20 @@ type Options struct {
 	// behind Envoy's scoped routes (scopes.go), when every API of the group allows it.
 	RouteScopes bool
 }
+
+// Tracing is Envoy's OpenTelemetry tracer: the collector's OTLP/gRPC host:port (TLS with
+// CAFile, a file on the Envoy's host, when set), the service name, and the percent of
+// requests Envoy starts a trace for (a request arriving with a sampled trace context is
+// traced whatever it is).
+type Tracing struct {
+	Collector   string
+	CAFile      string
+	ServiceName string
+	Sampling    float64
+}
+
+// OTLPCluster names the collector's cluster.
+const OTLPCluster = "tollgate_otlp"
 
 // Analytics is how Envoy sends its access logs to the enforcer.
 type Analytics struct{ FlushInterval time.Duration }

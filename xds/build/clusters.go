@@ -59,7 +59,23 @@ func clusters(sets, fronts map[string]EndpointSet, opt Options) []types.Resource
 		out = append(out, c)
 	}
 	out = append(out, frontClusters(fronts, opt)...)
-	return append(out, authzCluster(opt))
+	out = append(out, authzCluster(opt))
+	if opt.Tracing != nil {
+		out = append(out, otlpCluster(opt))
+	}
+	return out
+}
+
+// otlpCluster is the trace collector Envoy exports to: HTTP/2 (OTLP/gRPC), addressed by
+// name or IP, with TLS when the collector's CA is given.
+func otlpCluster(opt Options) *clusterv3.Cluster {
+	t := opt.Tracing
+	c := grpcCluster(OTLPCluster, t.Collector, opt.ConnectTimeout)
+	if t.CAFile != "" {
+		host, _, _ := net.SplitHostPort(t.Collector)
+		c.TransportSocket = FileTLSSocket(FileTLS{CAFile: t.CAFile, ServerName: host})
+	}
+	return c
 }
 
 // applyPolicy sets what the endpoint policy asks of a cluster: balancing, circuit
@@ -173,26 +189,32 @@ func explicitHTTP2() map[string]*anypb.Any {
 
 // authzCluster is the enforcer: HTTP/2 (gRPC), addressed by name or IP.
 func authzCluster(opt Options) *clusterv3.Cluster {
-	host, port, _ := net.SplitHostPort(opt.AuthzAddress)
+	c := grpcCluster(opt.AuthzCluster, opt.AuthzAddress, opt.ConnectTimeout)
+	if opt.AuthzTLS.CAFile != "" {
+		c.TransportSocket = FileTLSSocket(opt.AuthzTLS)
+	}
+	return c
+}
+
+// grpcCluster is a cluster of one gRPC server at address (host:port): HTTP/2, the host
+// resolved by Envoy when it is a name.
+func grpcCluster(name, address string, connect time.Duration) *clusterv3.Cluster {
+	host, port, _ := net.SplitHostPort(address)
 	p, _ := strconv.Atoi(port)
 	kind := clusterv3.Cluster_STATIC
 	if net.ParseIP(host) == nil {
 		kind = clusterv3.Cluster_STRICT_DNS
 	}
-	c := &clusterv3.Cluster{
-		Name:                          opt.AuthzCluster,
+	return &clusterv3.Cluster{
+		Name:                          name,
 		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: kind},
-		ConnectTimeout:                durationpb.New(opt.ConnectTimeout),
+		ConnectTimeout:                durationpb.New(connect),
 		TypedExtensionProtocolOptions: explicitHTTP2(),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
-			ClusterName: opt.AuthzCluster,
+			ClusterName: name,
 			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: []*endpointv3.LbEndpoint{lbEndpoint(host, uint32(p), 1)}}},
 		},
 	}
-	if opt.AuthzTLS.CAFile != "" {
-		c.TransportSocket = FileTLSSocket(opt.AuthzTLS)
-	}
-	return c
 }
 
 // FileTLSSocket is the upstream TLS transport socket for t: the peer verified against

@@ -36,6 +36,7 @@ type goldenOptions struct {
 		RouteScopes        bool              `json:"routeScopes"`
 		Unscoped           string            `json:"unscoped"` // the API expected to keep one route table
 		Analytics          bool              `json:"analytics"`
+		Tracing            string            `json:"tracing"` // the collector, host:port
 	} `json:"golden"`
 }
 
@@ -152,6 +153,9 @@ func buildGolden(t *testing.T, file string) map[string][]types.Resource {
 	o.RouteScopes = g.Golden.RouteScopes
 	if g.Golden.Analytics {
 		o.Analytics = &Analytics{FlushInterval: time.Second}
+	}
+	if g.Golden.Tracing != "" {
+		o.Tracing = &Tracing{Collector: g.Golden.Tracing, ServiceName: "envoy", Sampling: 1}
 	}
 	var secrets []store.Secret
 	if o.HTTPSPort != 0 {

@@ -1,9 +1,12 @@
 package build
 
 import (
+	"time"
+
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tracev3 "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
 	grpcalsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
@@ -83,6 +86,21 @@ func enforcerService(opt Options) *corev3.GrpcService {
 	}
 }
 
+// tracing is the connection manager's OpenTelemetry tracer. Envoy sends its span's
+// context on to the enforcer in the request's headers (traceparent), so the enforcer's
+// Check span is its child.
+func tracing(t Tracing) *hcmv3.HttpConnectionManager_Tracing {
+	return &hcmv3.HttpConnectionManager_Tracing{
+		RandomSampling: &typev3.Percent{Value: t.Sampling},
+		Provider: &tracev3.Tracing_Http{Name: "envoy.tracers.opentelemetry", ConfigType: &tracev3.Tracing_Http_TypedConfig{
+			TypedConfig: mustAny(&tracev3.OpenTelemetryConfig{
+				GrpcService: &corev3.GrpcService{TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: OTLPCluster}},
+					Timeout: durationpb.New(time.Second)},
+				ServiceName: t.ServiceName,
+			})}},
+	}
+}
+
 // AnalyticsLogName names the access log stream Envoy opens to the enforcer.
 const AnalyticsLogName = "tollgate"
 
@@ -155,6 +173,9 @@ func hcmFilter(prefix string, scoped bool, opt Options) *listenerv3.Filter {
 	harden(opt.Edge, hcm)
 	if opt.Analytics != nil {
 		hcm.AccessLog = append(hcm.AccessLog, analyticsLog(opt))
+	}
+	if opt.Tracing != nil {
+		hcm.Tracing = tracing(*opt.Tracing)
 	}
 	if prefix == "https" && opt.ClientCertificates != "" {
 		// The client's certificate chain reaches the enforcer (and the backend) in
