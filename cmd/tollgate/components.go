@@ -17,6 +17,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/errfmt"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
+	"github.com/tollgate-gw/tollgate/internal/tracing"
 	"github.com/tollgate-gw/tollgate/policies/dpop"
 	"github.com/tollgate-gw/tollgate/policies/introspect"
 	"github.com/tollgate-gw/tollgate/policies/jwt"
@@ -54,6 +55,7 @@ func authzConfig(cfg config.Config, dev bool, log *zap.Logger) (server.AuthzConf
 	out := server.AuthzConfig{
 		Listen:    a.Listen,
 		Analytics: server.Analytics{File: cfg.Analytics.File, Applications: cfg.Analytics.Applications},
+		Tracing:   tracingConfig(cfg.Tracing),
 		TLS:       portTLS(a.ServerTLS),
 		Enforcer: extauthz.Config{
 			Format: extauthz.Format(a.FaultFormat), RemoveAuthorization: a.RemoveAuthorization, ForwardAPIKey: a.ForwardAPIKey,
@@ -179,6 +181,9 @@ func xdsConfig(cfg config.Config) (xds.Config, error) {
 	if cfg.Analytics.Enabled {
 		opt.Analytics = &build.Analytics{FlushInterval: time.Duration(cfg.Analytics.FlushInterval)}
 	}
+	if t := cfg.Tracing; t.Enabled && t.Envoy {
+		opt.Tracing = &build.Tracing{Collector: cmp.Or(t.EnvoyEndpoint, t.Endpoint), CAFile: t.EnvoyCAFile, ServiceName: "envoy", Sampling: t.EnvoySampling}
+	}
 	var secrets []store.Secret
 	if x.TLS.CertFile != "" {
 		cert, err := os.ReadFile(x.TLS.CertFile)
@@ -269,4 +274,12 @@ func customTemplate(cfg config.Config) *errfmt.Template {
 		return nil
 	}
 	return cfg.FaultTemplate()
+}
+
+// tracingConfig is the enforcer's tracing, or nil when off.
+func tracingConfig(t config.Tracing) *tracing.Config {
+	if !t.Enabled {
+		return nil
+	}
+	return &tracing.Config{Endpoint: t.Endpoint, Insecure: t.Insecure, CAFile: t.CAFile, SampleRatio: t.SampleRatio}
 }

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,6 +40,28 @@ type Config struct {
 	Faults     Faults     `json:"faults"`
 	Kubernetes Kubernetes `json:"kubernetes"`
 	Analytics  Analytics  `json:"analytics"`
+	Tracing    Tracing    `json:"tracing"`
+}
+
+// Tracing is OpenTelemetry tracing (internal/tracing): off unless enabled.
+type Tracing struct {
+	Enabled bool `json:"enabled"`
+	// Endpoint is the collector's OTLP/gRPC host:port.
+	Endpoint string `json:"endpoint"`
+	// Insecure speaks plain gRPC to the collector; else TLS verified with CAFile (or the
+	// system's roots).
+	Insecure bool   `json:"insecure"`
+	CAFile   string `json:"caFile"`
+	// SampleRatio is the share of requests the enforcer traces when Envoy sent no trace
+	// context (with one, Envoy's decision holds).
+	SampleRatio float64 `json:"sampleRatio"`
+	// Envoy has the control plane point Envoy's OpenTelemetry tracer at the collector
+	// (EnvoyEndpoint, default Endpoint; EnvoyCAFile on the Envoy's host for TLS), starting
+	// a trace for EnvoySampling percent of requests.
+	Envoy         bool    `json:"envoy"`
+	EnvoyEndpoint string  `json:"envoyEndpoint"`
+	EnvoyCAFile   string  `json:"envoyCAFile"`
+	EnvoySampling float64 `json:"envoySampling"`
 }
 
 // Analytics is what the gateway learns from Envoy's access logs (internal/analytics).
@@ -465,6 +488,8 @@ func Default() Config {
 		Log:        Log{Level: LogLevel(defaults.LogLevel), Format: LogFormat(defaults.LogFormat)},
 		Validation: Validation{MaxBodySize: defaults.MaxBodySize, Response: apimodel.ResponseOff},
 		Analytics:  Analytics{Applications: defaults.AnalyticsApplications, FlushInterval: Duration(defaults.AnalyticsFlushInterval)},
+		Tracing: Tracing{Endpoint: defaults.TracingEndpoint, Insecure: true, SampleRatio: defaults.TracingSampleRatio, Envoy: true,
+			EnvoySampling: defaults.TracingEnvoySampling},
 		Throttling: Throttling{Backend: Backend(defaults.ThrottlingBackend), Headers: true,
 			ApplicationTierClaim: defaults.ApplicationTierClaim, SubscriptionTierClaim: defaults.SubscriptionTierClaim,
 			Redis: Redis{Timeout: Duration(defaults.RedisTimeout), Fallback: Fallback(defaults.RedisFallback),
@@ -521,6 +546,9 @@ func (c *Config) Validate() error {
 	}
 	if a := c.Analytics; a.Applications < 1 || a.FlushInterval < Duration(100*time.Millisecond) || a.FlushInterval > Duration(time.Minute) {
 		return fmt.Errorf("analytics: applications %d must be at least 1 and flushInterval %v between 100ms and 1m", a.Applications, time.Duration(a.FlushInterval))
+	}
+	if err := c.Tracing.check(); err != nil {
+		return err
 	}
 	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
 		return fmt.Errorf("admin.wso2Notify needs users (name: password hash), the credentials WSO2 IS posts with")
@@ -616,3 +644,24 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (t Tracing) check() error {
+	if t.SampleRatio < 0 || t.SampleRatio > 1 {
+		return fmt.Errorf("tracing.sampleRatio %v must be between 0 and 1", t.SampleRatio)
+	}
+	if t.EnvoySampling < 0 || t.EnvoySampling > 100 {
+		return fmt.Errorf("tracing.envoySampling %v must be a percent (0 to 100)", t.EnvoySampling)
+	}
+	if !t.Enabled {
+		return nil
+	}
+	for _, e := range []struct{ name, addr string }{{"endpoint", t.Endpoint}, {"envoyEndpoint", t.EnvoyEndpoint}} {
+		if e.addr == "" && e.name == "envoyEndpoint" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(e.addr); err != nil || port == "" {
+			return fmt.Errorf("tracing.%s %q must be host:port (OTLP/gRPC)", e.name, e.addr)
+		}
+	}
+	return nil
+}

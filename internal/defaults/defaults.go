@@ -85,3 +85,14 @@ const (
 	// AnalyticsFlushInterval is how often Envoy sends its buffered access log entries.
 	AnalyticsFlushInterval = time.Second
 )
+
+// Tracing (OpenTelemetry), when enabled.
+const (
+	// TracingEndpoint is the collector's OTLP/gRPC address.
+	TracingEndpoint = "127.0.0.1:4317"
+	// TracingSampleRatio is the share of requests the enforcer traces when Envoy sent no
+	// trace context.
+	TracingSampleRatio = 0.01
+	// TracingEnvoySampling is the percent of requests Envoy starts a trace for.
+	TracingEnvoySampling = 1.0
+)

@@ -22,6 +22,7 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/status"
 	"github.com/tollgate-gw/tollgate/internal/store"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
+	"github.com/tollgate-gw/tollgate/internal/tracing"
 	"github.com/tollgate-gw/tollgate/policies/apikey"
 	"github.com/tollgate-gw/tollgate/policies/basic"
 	"github.com/tollgate-gw/tollgate/policies/dpop"
@@ -59,6 +60,8 @@ type AuthzConfig struct {
 	AdminToken []byte
 	// Analytics is the access log service's settings.
 	Analytics Analytics
+	// Tracing, if set, traces Checks and ext_proc streams (OTLP to a collector).
+	Tracing *tracing.Config
 	// WSO2Notify, if set, turns on the admin port's /internal/data/v1/notify for WSO2 IS's
 	// revocation events: the users that may post (name → hash) and the key managers taken.
 	WSO2Notify *WSO2Notify
@@ -93,11 +96,13 @@ type Authz struct {
 	lines    *analytics.Lines // nil without analytics.file
 	linesOut *os.File
 	revoked  *revocation.Set
+	tracing  *tracing.Tracing // nil without tracing
+	log      *zap.Logger
 }
 
 // NewAuthz builds the enforcer over the catalog's APIs and listens.
 func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server, log *zap.Logger) (*Authz, error) {
-	a := &Authz{st: st}
+	a := &Authz{st: st, log: log}
 	reg := adm.Registry()
 	ec := cfg.Enforcer
 
@@ -138,6 +143,12 @@ func NewAuthz(cfg AuthzConfig, st *store.Store, apis *Catalog, adm *admin.Server
 	}
 	if tokens == nil && ec.Opaque == nil {
 		log.Warn("no token issuer configured: every resource that needs a token will be denied")
+	}
+	if cfg.Tracing != nil {
+		if a.tracing, err = tracing.New(*cfg.Tracing); err != nil {
+			return nil, err
+		}
+		ec.Tracer, ec.Propagator = a.tracing.Tracer("github.com/tollgate-gw/tollgate/extauthz"), tracing.Propagator
 	}
 	enf := extauthz.New(ec, apis.reg, tokens, log.Named("authz"), reg)
 
@@ -322,6 +333,13 @@ func (a *Authz) Run(ctx context.Context) error {
 		err := serveGRPC(ctx, a.grpc, a.lis)
 		if a.lines != nil { // the streams have ended: what they wrote is flushed
 			err = errors.Join(err, a.lines.Flush(), a.linesOut.Close())
+		}
+		if a.tracing != nil { // and the spans of their Checks sent
+			sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			if serr := a.tracing.Shutdown(sctx); serr != nil {
+				a.log.Warn("spans not sent at shutdown", zap.Error(serr))
+			}
 		}
 		return err
 	})
