@@ -99,6 +99,7 @@ bench: deps
 	$(GO) run ./test/bench/tail
 	$(GO) run ./test/bench/validation
 	$(GO) run ./test/bench/accesslog
+	$(GO) run ./test/bench/tracing
 	$(GO) run ./test/bench/xds
 	$(GO) run ./test/bench/fleet
 	$(GO) run ./test/bench/revocation
