@@ -1,10 +1,12 @@
 package extauthz_test
 
 import (
+	"io"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tollgate-gw/tollgate/extauthz"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
@@ -98,5 +100,41 @@ func TestAnUnsampledCheckRecordsNothing(t *testing.T) {
 	}
 	if n := len(rec.Ended()); n != 0 {
 		t.Errorf("%d spans recorded", n)
+	}
+}
+
+// An ext_proc stream is a span of the trace its gRPC metadata carries (Envoy's gRPC client
+// sends its span's context there), naming its operation.
+func TestAProcessorStreamJoinsTheTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := trace.NewTracerProvider(trace.WithSpanProcessor(rec))
+	r := newProcRig(t, extauthz.Config{Tracer: tp.Tracer("test"), Propagator: tracing.Propagator})
+	ctx := metadata.AppendToOutgoingContext(t.Context(), apimodel.ProcessAPIKey, "shop/v1", apimodel.ProcessOperationKey, "GET /items/{id}",
+		"traceparent", "00-"+traceID+"-"+spanID+"-01")
+	stream, err := r.client.Process(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(responseHeaders("204", "", "via_upstream", true)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	stream.CloseSend()
+	if _, err := stream.Recv(); err != io.EOF {
+		t.Fatalf("the stream ended with %v", err)
+	}
+	tu.Eventually(t, "the stream's span", func() bool { return len(rec.Ended()) == 1 })
+	s := rec.Ended()[0]
+	if s.Name() != "ProcessResponse" || s.SpanContext().TraceID().String() != traceID || s.Parent().SpanID().String() != spanID {
+		t.Errorf("span %s trace %s parent %s", s.Name(), s.SpanContext().TraceID(), s.Parent().SpanID())
+	}
+	attrs := map[string]string{}
+	for _, a := range s.Attributes() {
+		attrs[string(a.Key)] = a.Value.Emit()
+	}
+	if attrs["tollgate.operation"] != "GET /items/{id}" {
+		t.Errorf("attributes %v", attrs)
 	}
 }
