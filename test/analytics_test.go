@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,9 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/tollgate-gw/tollgate/internal/analytics"
+	tgconfig "github.com/tollgate-gw/tollgate/internal/config"
 )
 
 const countedAPI = `openapi: 3.0.3
@@ -390,4 +394,41 @@ func readLines(t *testing.T, file string) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// The README's Observability section: its configuration snippets load as they are, and
+// its table of JSON line fields is what the lines carry, in their order.
+func TestREADMEObservability(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Observability\n")
+	if !ok {
+		t.Fatal("no Observability section in the README")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(section, -1)
+	if len(blocks) < 2 {
+		t.Fatalf("%d yaml blocks", len(blocks))
+	}
+	dir := t.TempDir()
+	for i, m := range blocks {
+		f := write(t, dir, fmt.Sprintf("snippet-%d.yaml", i), m[1])
+		if _, err := tgconfig.Load(f); err != nil {
+			t.Errorf("the README's snippet %d does not load: %v\n%s", i, err, m[1])
+		}
+	}
+	var fields []string
+	row := regexp.MustCompile("(?m)^\\| (`[a-z_]+`(?:, `[a-z_]+`)*) \\| ")
+	_, table, _ := strings.Cut(section, "| field | from |")
+	table, _, _ = strings.Cut(table, "\n\n")
+	for _, m := range row.FindAllStringSubmatch(table, -1) {
+		for _, f := range strings.Split(m[1], ", ") {
+			fields = append(fields, strings.Trim(f, "`"))
+		}
+	}
+	if strings.Join(fields, " ") != strings.Join(analytics.LineFields, " ") {
+		t.Errorf("the README's line fields\n%v\nare not the lines'\n%v", fields, analytics.LineFields)
+	}
 }
