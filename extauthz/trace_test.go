@@ -76,7 +76,7 @@ func TestACheckContinuesEnvoysTrace(t *testing.T) {
 				}
 				attrs := map[string]string{}
 				for _, a := range check.Attributes() {
-					attrs[string(a.Key)] = a.Value.Emit()
+					attrs[string(a.Key)] = a.Value.String()
 				}
 				if attrs["tollgate.api"] != "coffeebar/v1" || attrs["tollgate.operation"] != "GET /menu" || attrs["tollgate.decision"] != "allow" {
 					t.Errorf("attributes %v", attrs)
@@ -132,7 +132,7 @@ func TestAProcessorStreamJoinsTheTrace(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range s.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["tollgate.operation"] != "GET /items/{id}" {
 		t.Errorf("attributes %v", attrs)

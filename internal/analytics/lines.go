@@ -21,7 +21,6 @@ var LineFields = []string{"time", "envoy", "request_id", "api", "operation", "ap
 type Lines struct {
 	mu  sync.Mutex
 	w   *bufio.Writer
-	buf []byte
 	err error
 }
 

@@ -38,10 +38,12 @@ func randomEntry(r *rand.Rand) *accesslogdata.HTTPAccessLogEntry {
 		SampleRate: 1, DownstreamRemoteAddress: addr(), DownstreamLocalAddress: addr(), UpstreamRemoteAddress: addr(),
 		StartTime: timestamppb.New(time.Unix(r.Int64N(2e9), r.Int64N(1e9))), Duration: d(), TimeToLastRxByte: d(),
 		TimeToFirstUpstreamTxByte: d(), TimeToLastUpstreamRxByte: d(), TimeToLastDownstreamTxByte: d(),
-		UpstreamCluster: s(), RouteName: s(), IntermediateLogEntry: r.IntN(5) == 0,
+		UpstreamCluster: s(), RouteName: s(),
 		AccessLogType: accesslogdata.AccessLogType(r.IntN(14)), CustomTags: map[string]string{"a": s()},
 		TlsProperties: &accesslogdata.TLSProperties{TlsSniHostname: s()},
 	}
+	// intermediate_log_entry is deprecated for access_log_type, but older Envoys set it.
+	c.ProtoReflect().Set(intermediateField, protoreflect.ValueOfBool(r.IntN(5) == 0))
 	if maybe() {
 		f := &accesslogdata.ResponseFlags{}
 		m := f.ProtoReflect()
@@ -84,6 +86,8 @@ func randomEntry(r *rand.Rand) *accesslogdata.HTTPAccessLogEntry {
 	}
 	return e
 }
+
+var intermediateField = (&accesslogdata.AccessLogCommon{}).ProtoReflect().Descriptor().Fields().ByName("intermediate_log_entry")
 
 // The reader agrees with protobuf's generated decoder on every field it reads.
 func TestTheWireReaderAgreesWithProtobuf(t *testing.T) {
@@ -128,7 +132,7 @@ func compare(t *testing.T, got *Entry, w *accesslogdata.HTTPAccessLogEntry) {
 	want := map[string]any{
 		"api": md["api"].GetStringValue(), "operation": md["operation"].GetStringValue(), "client_id": md["client_id"].GetStringValue(),
 		"subject": md["subject"].GetStringValue(), "auth_type": md["auth_type"].GetStringValue(),
-		"route": c.GetRouteName(), "cluster": c.GetUpstreamCluster(), "type": c.GetAccessLogType(), "intermediate": c.GetIntermediateLogEntry(),
+		"route": c.GetRouteName(), "cluster": c.GetUpstreamCluster(), "type": c.GetAccessLogType(), "intermediate": c.ProtoReflect().Get(intermediateField).Bool(),
 		"code": resp.GetResponseCode().GetValue(), "request bytes": req.GetRequestHeadersBytes() + req.GetRequestBodyBytes(),
 		"response bytes": resp.GetResponseHeadersBytes() + resp.GetResponseBodyBytes(), "flags": Flags(c.GetResponseFlags()),
 		"start": c.GetStartTime().AsTime().UTC(), "method": req.GetRequestMethod(), "authority": req.GetAuthority(), "path": req.GetPath(),

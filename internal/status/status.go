@@ -82,7 +82,7 @@ type API struct {
 // Operation is one operation of an API.
 type Operation struct {
 	Key        string   `json:"key"`
-	Security   string   `json:"security"` // "open", or the alternatives ("a or b"), each "scheme [scopes] and …"
+	Security   string   `json:"security"` // apimodel.SecurityText: "oauth2[read:menu] or basicAuth", "open"
 	Throttling string   `json:"throttling,omitempty"`
 	Validation string   `json:"validation,omitempty"`
 	Production []string `json:"production,omitempty"` // when the operation has its own
@@ -132,7 +132,7 @@ func apiOf(a *apimodel.API) API {
 		Throttling: a.Throttling, Production: endpoints(a.Production), Sandbox: endpoints(a.Sandbox), Source: a.Source}
 	for i := range a.Operations {
 		op := &a.Operations[i]
-		o := Operation{Key: op.Key(), Security: security(op), Throttling: op.Throttling,
+		o := Operation{Key: op.Key(), Security: apimodel.SecurityText(op.Security), Throttling: op.Throttling,
 			Production: endpoints(op.Production), Sandbox: endpoints(op.Sandbox)}
 		if v := op.Validation; v != nil {
 			var parts []string
@@ -155,31 +155,6 @@ func endpoints(e apimodel.Endpoints) []string {
 		out = append(out, u.String())
 	}
 	return out
-}
-
-// security writes an operation's requirements: any one of the alternatives, each needing
-// all of its schemes.
-func security(op *apimodel.Operation) string {
-	if op.Open() {
-		return "open"
-	}
-	var alts []string
-	for _, req := range op.Security {
-		var uses []string
-		for _, u := range req {
-			s := u.Scheme
-			if len(u.Scopes) > 0 {
-				join := " "
-				if u.AnyScope {
-					join = " | "
-				}
-				s += " [" + strings.Join(u.Scopes, join) + "]"
-			}
-			uses = append(uses, s)
-		}
-		alts = append(alts, strings.Join(uses, " and "))
-	}
-	return strings.Join(alts, " or ")
 }
 
 // NoIcon answers a browser's /favicon.ico with nothing (204), so that opening

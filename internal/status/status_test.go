@@ -60,7 +60,7 @@ func TestPageAndReport(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/html") || !strings.Contains(w.Header().Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Errorf("headers %v", w.Header())
 	}
-	for _, want := range []string{"shop/v1", "POST /items", "oauth2 [write | admin] or mtls and key", "open", "envoy-1", "NACK",
+	for _, want := range []string{"shop/v1", "POST /items", "oauth2[write | admin] or mtls and key", "open", "envoy-1", "NACK",
 		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "10.0.0.2:80 ×3", "etcd(shop, http://10.0.0.1:80)", "not ready",
 		"etcd endpoints/: not in step", "redis", "down (fallback in use)", ">7<"} {
 		if !strings.Contains(string(html), want) {
@@ -76,7 +76,7 @@ func TestPageAndReport(t *testing.T) {
 	if err := json.NewDecoder(w.Body).Decode(&r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Ready || len(r.APIs) != 1 || r.APIs[0].Operations[1].Security != "oauth2 [write | admin] or mtls and key" ||
+	if r.Ready || len(r.APIs) != 1 || r.APIs[0].Operations[1].Security != "oauth2[write | admin] or mtls and key" ||
 		len(r.Clients) != 1 || r.Clients[0].Answers[0].Acked || *r.Revocations != 7 || r.Limiter.Up || len(r.Discovery) != 1 {
 		t.Errorf("report %+v", r)
 	}

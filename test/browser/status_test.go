@@ -236,7 +236,7 @@ admin: {listen: %s}
 		text = b.open(t, url)
 		return strings.Contains(text, "online-store/v1") && strings.Contains(text, "127.0.0.1:9186") && strings.Contains(text, "NACK")
 	})
-	for _, want := range []string{"GET /searchItem", "coffeebar/v1", "oauth2 [read:menu]", "searchItem_etcd_key",
+	for _, want := range []string{"GET /searchItem", "coffeebar/v1", "oauth2[read:menu]", "searchItem_etcd_key",
 		"envoy-edge-3", "ACK", "envoy-edge-7", "unknown filter", "ready", "revocations in force"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page lacks %q", want)
