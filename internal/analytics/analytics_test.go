@@ -231,53 +231,52 @@ func TestEntriesBecomeMetricsLabelledByTheCatalogue(t *testing.T) {
 	}
 }
 
+// series is the series of the family name whose labels include want; nil when none has.
+func series(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range mf.GetMetric() {
+			ls := map[string]string{}
+			for _, l := range m.GetLabel() {
+				ls[l.GetName()] = l.GetValue()
+			}
+			for k, v := range want {
+				if ls[k] != v {
+					continue metrics
+				}
+			}
+			return m
+		}
+	}
+	return nil
+}
+
 // counter is the value of a request family's series (labels in the order api,
 // operation, application, class, cluster); -1 when there is none.
 func counter(t *testing.T, reg *prometheus.Registry, name string, lv ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	m := series(t, reg, name, map[string]string{"api": lv[0], "operation": lv[1], "application": lv[2], "class": lv[3], "cluster": lv[4]})
+	if m == nil {
+		return -1
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ls := map[string]string{}
-			for _, l := range m.GetLabel() {
-				ls[l.GetName()] = l.GetValue()
-			}
-			if ls["api"] == lv[0] && ls["operation"] == lv[1] && ls["application"] == lv[2] && ls["class"] == lv[3] && ls["cluster"] == lv[4] {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	return -1
+	return m.GetCounter().GetValue()
 }
 
 func histogram(t *testing.T, reg *prometheus.Registry, name, op, class string) *dto.Histogram {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	m := series(t, reg, name, map[string]string{"operation": op, "class": class})
+	if m == nil {
+		t.Fatalf("no %s{operation=%q, class=%q}", name, op, class)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ls := map[string]string{}
-			for _, l := range m.GetLabel() {
-				ls[l.GetName()] = l.GetValue()
-			}
-			if ls["operation"] == op && ls["class"] == class {
-				return m.GetHistogram()
-			}
-		}
-	}
-	t.Fatalf("no %s{operation=%q, class=%q}", name, op, class)
-	return nil
+	return m.GetHistogram()
 }
 
 func TestAStringIsWrittenAsJSON(t *testing.T) {

@@ -65,36 +65,20 @@ func main() {
 		serveFloor(*floorAddr)
 		return
 	}
-	dir, cleanup := benchutil.WorkDir("accesslog", *keep)
+	dir, bin, self, cleanup := h2bench.Setup("accesslog", *keep)
 	defer cleanup()
-	bin := benchutil.Binary(dir)
-	self, err := os.Executable()
-	benchutil.Check(err)
 
 	def := filepath.Join(dir, "orders.yaml")
 	benchutil.Check(os.WriteFile(def, []byte(testutil.OrdersAPI("https://idp.bench")), 0o644))
-	start := func(name, extra string) (*benchutil.Server, int) {
-		srv := &benchutil.Server{}
-		cfg := filepath.Join(dir, name+".yaml")
-		benchutil.WriteConfig(cfg, filepath.Join(dir, "data-"+name), "", srv, "log: {level: warn}\n"+extra)
-		cmd := h2bench.Start(dir, name, bin, "run", "--config", cfg, "-f", def)
-		benchutil.WaitTCP(srv.Authz)
-		return srv, cmd.Process.Pid
-	}
 	floorA := benchutil.Addr()
 	floor := h2bench.Start(dir, "floor", self, "-serve-floor", floorA)
 	defer benchutil.Stop(floor)
 	benchutil.WaitTCP(floorA)
-	metrics, metricsPid := start("metrics", "analytics: {enabled: true}\n")
-	lines, linesPid := start("lines", fmt.Sprintf("analytics: {enabled: true, file: %s}\n", filepath.Join(dir, "requests.jsonl")))
-	defer func() {
-		for _, pid := range []int{metricsPid, linesPid} {
-			if p, err := os.FindProcess(pid); err == nil {
-				p.Signal(os.Interrupt)
-			}
-		}
-		time.Sleep(time.Second)
-	}()
+	metrics, metricsCmd := h2bench.StartRun(dir, bin, "metrics", "log: {level: warn}\nanalytics: {enabled: true}\n", def)
+	defer benchutil.Stop(metricsCmd)
+	lines, linesCmd := h2bench.StartRun(dir, bin, "lines", fmt.Sprintf("log: {level: warn}\nanalytics: {enabled: true, file: %s}\n", filepath.Join(dir, "requests.jsonl")), def)
+	defer benchutil.Stop(linesCmd)
+	metricsPid, linesPid := metricsCmd.Process.Pid, linesCmd.Process.Pid
 
 	body := filepath.Join(dir, "stream.grpc")
 	benchutil.Check(os.WriteFile(body, h2bench.Frames(stream()), 0o644))

@@ -59,37 +59,22 @@ func main() {
 		h2bench.ServeFloor(*floorAddr)
 		return
 	}
-	dir, cleanup := benchutil.WorkDir("tracing", *keep)
+	dir, bin, self, cleanup := h2bench.Setup("tracing", *keep)
 	defer cleanup()
-	bin := benchutil.Binary(dir)
-	self, err := os.Executable()
-	benchutil.Check(err)
 
 	collector, spans := serveCollector()
 	idp := benchutil.NewIssuer(issuer, aud)
 	def, err := filepath.Abs("examples/coffeebar/coffeebar.yaml")
 	benchutil.Check(err)
 	issuers := fmt.Sprintf("log: {level: warn}\nissuers:\n  - {name: bench, issuer: %q, audiences: [%s], jwksURL: %q, algorithms: [RS256]}\n", issuer, aud, idp.JWKSURL)
-	start := func(name, extra string) (*benchutil.Server, int) {
-		srv := &benchutil.Server{}
-		cfg := filepath.Join(dir, name+".yaml")
-		benchutil.WriteConfig(cfg, filepath.Join(dir, "data-"+name), "", srv, issuers+extra)
-		cmd := h2bench.Start(dir, name, bin, "run", "--config", cfg, "-f", def)
-		return srv, cmd.Process.Pid
-	}
 	floorA := benchutil.Addr()
 	floor := h2bench.Start(dir, "floor", self, "-serve-floor", floorA)
 	defer benchutil.Stop(floor)
-	off, offPid := start("off", "")
-	on, onPid := start("on", fmt.Sprintf("tracing: {enabled: true, endpoint: %s}\n", collector))
-	defer func() {
-		for _, pid := range []int{offPid, onPid} {
-			if p, err := os.FindProcess(pid); err == nil {
-				p.Signal(os.Interrupt)
-			}
-		}
-		time.Sleep(time.Second)
-	}()
+	off, offCmd := h2bench.StartRun(dir, bin, "off", issuers, def)
+	defer benchutil.Stop(offCmd)
+	on, onCmd := h2bench.StartRun(dir, bin, "on", issuers+fmt.Sprintf("tracing: {enabled: true, endpoint: %s}\n", collector), def)
+	defer benchutil.Stop(onCmd)
+	offPid, onPid := offCmd.Process.Pid, onCmd.Process.Pid
 
 	token := idp.Sign("read:menu")
 	request := func(flags string) *authv3.CheckRequest {

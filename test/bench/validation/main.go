@@ -64,11 +64,8 @@ func main() {
 		serveNothingProcessor(*procAddr)
 		return
 	}
-	dir, cleanup := benchutil.WorkDir("validation", *keep)
+	dir, bin, self, cleanup := h2bench.Setup("validation", *keep)
 	defer cleanup()
-	bin := benchutil.Binary(dir)
-	self, err := os.Executable()
-	benchutil.Check(err)
 
 	idp := benchutil.NewIssuer(issuer, aud)
 	def := filepath.Join(dir, "orders.yaml")

@@ -203,3 +203,30 @@ func Allowed(a string, req *authv3.CheckRequest) (bool, string) {
 	}
 	return resp.GetOkResponse() != nil, fmt.Sprint(resp.GetDeniedResponse().GetStatus(), resp.GetDeniedResponse().GetBody())
 }
+
+// Setup is a bench's working directory (kept when keep is set; cleanup removes it
+// otherwise), the tollgate binary built in it, and this program (which serves the floors
+// when started with its internal flag).
+func Setup(name string, keep bool) (dir, bin, self string, cleanup func()) {
+	dir, cleanup = benchutil.WorkDir(name, keep)
+	bin = benchutil.Binary(dir)
+	self, err := os.Executable()
+	benchutil.Check(err)
+	return dir, bin, self, cleanup
+}
+
+// StartRun starts `tollgate run` as name, with a tollgate.yaml of its own in dir (free
+// loopback ports, its data in dir, then extra) and the definitions defs; it returns where
+// it listens and its process, once its enforcer's port takes connections.
+func StartRun(dir, bin, name, extra string, defs ...string) (*benchutil.Server, *exec.Cmd) {
+	srv := &benchutil.Server{}
+	cfg := filepath.Join(dir, name+".yaml")
+	benchutil.WriteConfig(cfg, filepath.Join(dir, "data-"+name), "", srv, extra)
+	args := []string{"run", "--config", cfg}
+	for _, d := range defs {
+		args = append(args, "-f", d)
+	}
+	cmd := Start(dir, name, bin, args...)
+	benchutil.WaitTCP(srv.Authz)
+	return srv, cmd
+}
