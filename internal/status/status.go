@@ -16,14 +16,41 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
 	"github.com/tollgate-gw/tollgate/internal/buildinfo"
-	"github.com/tollgate-gw/tollgate/xds"
 )
 
 // Fleet is the control plane's side: its clients, groups and discovery keys.
 type Fleet interface {
-	Clients() []xds.Client
-	Groups() []xds.Group
+	Clients() []Client
+	Groups() []Group
 	Discovery() map[string][]string
+}
+
+// Client is one stream connected to the control plane.
+type Client struct {
+	Stream uint64    `json:"stream"`
+	Node   string    `json:"node"` // "" when the stream named none
+	Group  string    `json:"group"`
+	Kind   string    `json:"kind"` // envoy or grpc (proxyless)
+	Since  time.Time `json:"since"`
+	// Answers are its last answer to each type.
+	Answers []Answer `json:"answers"`
+}
+
+// Answer is a client's last answer to the responses of one type.
+type Answer struct {
+	Type    string    `json:"type"` // short: Listener, Cluster, ...
+	Version string    `json:"version"`
+	Acked   bool      `json:"acked"`
+	Error   string    `json:"error,omitempty"` // a NACK's message
+	At      time.Time `json:"at"`
+}
+
+// Group is a gateway group's state.
+type Group struct {
+	Name      string    `json:"name"`
+	Published time.Time `json:"published,omitzero"` // zero: nothing published yet
+	// Versions are what its Envoys' caches serve now, by type.
+	Versions map[string]string `json:"versions"`
 }
 
 // Enforcer is the enforcer's side.
@@ -57,9 +84,9 @@ type Report struct {
 	Readiness []admin.Readiness `json:"readiness"`
 	APIs      []API             `json:"apis"`
 	// Control plane (absent without one).
-	Groups    []xds.Group  `json:"groups,omitempty"`
-	Clients   []xds.Client `json:"clients,omitempty"`
-	Discovery []Key        `json:"discovery,omitempty"`
+	Groups    []Group  `json:"groups,omitempty"`
+	Clients   []Client `json:"clients,omitempty"`
+	Discovery []Key    `json:"discovery,omitempty"`
 	// Enforcer (absent without one).
 	Revocations *int     `json:"revocations,omitempty"`
 	Limiter     *Limiter `json:"limiter,omitempty"`

@@ -10,17 +10,16 @@ import (
 
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/apimodel"
-	"github.com/tollgate-gw/tollgate/xds"
 )
 
 type fleet struct{}
 
-func (fleet) Clients() []xds.Client {
-	return []xds.Client{{Stream: 1, Node: "envoy-1", Group: "edge", Kind: "envoy", Since: time.Now(),
-		Answers: []xds.Answer{{Type: "Listener", Version: "v2", Error: `<script>alert("x")</script>`}}}}
+func (fleet) Clients() []Client {
+	return []Client{{Stream: 1, Node: "envoy-1", Group: "edge", Kind: "envoy", Since: time.Now(),
+		Answers: []Answer{{Type: "Listener", Version: "v2", Error: `<script>alert("x")</script>`}}}}
 }
-func (fleet) Groups() []xds.Group {
-	return []xds.Group{{Name: "edge", Published: time.Now(), Versions: map[string]string{"Listener": "v2"}}}
+func (fleet) Groups() []Group {
+	return []Group{{Name: "edge", Published: time.Now(), Versions: map[string]string{"Listener": "v2"}}}
 }
 func (fleet) Discovery() map[string][]string {
 	return map[string][]string{"shop": {"10.0.0.1:80", "10.0.0.2:80 ×3"}}
