@@ -164,41 +164,63 @@ var flagNames = func() map[protowire.Number]string {
 	return out
 }()
 
-// each calls f with every field of the message b: its number, type, and its bytes (for
-// length-delimited fields) or value (for varints); fixed-size fields are skipped.
-func each(b []byte, f func(protowire.Number, protowire.Type, []byte, uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errMalformed
+// fields reads a message's fields one by one: for each, its number and type, and its bytes
+// (length-delimited fields) or value (varints); fixed-size fields and groups are skipped.
+// A loop over next does what a callback per field would without an indirect call each.
+type fields struct {
+	b   []byte
+	bad bool // the message is malformed: next stops
+}
+
+func (f *fields) next() (num protowire.Number, typ protowire.Type, v []byte, x uint64, ok bool) {
+	// Most fields of Envoy's entries have a one-byte tag (numbers below 16) and a one-byte
+	// value or length: read those here, the rest with protowire.
+	if b := f.b; len(b) >= 2 && b[0] < 0x80 && b[1] < 0x80 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch {
+		case typ == protowire.VarintType && num > 0:
+			f.b = b[2:]
+			return num, typ, nil, uint64(b[1]), true
+		case typ == protowire.BytesType && num > 0 && 2+int(b[1]) <= len(b):
+			n := 2 + int(b[1])
+			f.b = b[n:]
+			return num, typ, b[2:n], 0, true
 		}
-		b = b[n:]
+	}
+	for len(f.b) > 0 && !f.bad {
+		var n int
+		num, typ, n = protowire.ConsumeTag(f.b)
+		if n < 0 {
+			f.bad = true
+			return
+		}
+		f.b = f.b[n:]
 		switch typ {
 		case protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			if n < 0 {
-				return errMalformed
-			}
-			b = b[n:]
-			if err := f(num, typ, nil, v); err != nil {
-				return err
-			}
+			x, n = protowire.ConsumeVarint(f.b)
 		case protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return errMalformed
-			}
-			b = b[n:]
-			if err := f(num, typ, v, 0); err != nil {
-				return err
-			}
+			v, n = protowire.ConsumeBytes(f.b)
 		default:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return errMalformed
+			n = protowire.ConsumeFieldValue(num, typ, f.b)
+			if n >= 0 {
+				f.b = f.b[n:]
+				continue
 			}
-			b = b[n:]
 		}
+		if n < 0 {
+			f.bad = true
+			return
+		}
+		f.b = f.b[n:]
+		return num, typ, v, x, true
+	}
+	return
+}
+
+// err is errMalformed when the message did not read to its end.
+func (f *fields) err() error {
+	if f.bad {
+		return errMalformed
 	}
 	return nil
 }
@@ -214,68 +236,117 @@ func str(b []byte) string {
 // readMessage reads a StreamAccessLogsMessage: the node's id when it names one, each HTTP
 // entry handed to take (e is reused), and the number of TCP entries.
 func readMessage(b []byte, node *string, e *Entry, take func(*Entry)) (tcp int, err error) {
-	err = each(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	m := fields{b: b}
+	for {
+		num, typ, v, _, ok := m.next()
+		if !ok {
+			return tcp, m.err()
+		}
 		if typ != protowire.BytesType {
-			return nil
+			continue
 		}
 		switch num {
 		case msgIdentifier:
-			return each(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-				if num == idNode && typ == protowire.BytesType {
-					return each(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-						if num == nodeID && typ == protowire.BytesType {
-							*node = string(v) // kept for the stream: a copy
-						}
-						return nil
-					})
-				}
-				return nil
-			})
+			if err := readIdentifier(v, node); err != nil {
+				return tcp, err
+			}
 		case msgHTTP:
-			return each(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+			es := fields{b: v}
+			for {
+				num, typ, v, _, ok := es.next()
+				if !ok {
+					break
+				}
 				if num != entriesEntry || typ != protowire.BytesType {
-					return nil
+					continue
 				}
 				if err := readEntry(v, e); err != nil {
-					return err
+					return tcp, err
 				}
 				take(e)
-				return nil
-			})
+			}
+			if err := es.err(); err != nil {
+				return tcp, err
+			}
 		case msgTCP:
-			return each(v, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) error {
+			ts := fields{b: v}
+			for {
+				num, typ, _, _, ok := ts.next()
+				if !ok {
+					break
+				}
 				if num == tcpEntry && typ == protowire.BytesType {
 					tcp++
 				}
-				return nil
-			})
+			}
+			if err := ts.err(); err != nil {
+				return tcp, err
+			}
 		}
-		return nil
-	})
-	return tcp, err
+	}
+}
+
+// readIdentifier reads the node's id of a stream's identifier.
+func readIdentifier(b []byte, node *string) error {
+	id := fields{b: b}
+	for {
+		num, typ, v, _, ok := id.next()
+		if !ok {
+			return id.err()
+		}
+		if num != idNode || typ != protowire.BytesType {
+			continue
+		}
+		n := fields{b: v}
+		for {
+			num, typ, v, _, ok := n.next()
+			if !ok {
+				break
+			}
+			if num == nodeID && typ == protowire.BytesType {
+				*node = string(v) // kept for the stream: a copy
+			}
+		}
+		if err := n.err(); err != nil {
+			return err
+		}
+	}
 }
 
 // readEntry reads one HTTPAccessLogEntry into e.
 func readEntry(b []byte, e *Entry) error {
 	*e = Entry{duration: -1, lastDownstreamTx: -1, firstUpstreamTx: -1, lastUpstreamRx: -1}
-	return each(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if typ != protowire.BytesType {
-			return nil
+	f := fields{b: b}
+	for {
+		num, typ, v, _, ok := f.next()
+		if !ok {
+			return f.err()
 		}
+		if typ != protowire.BytesType {
+			continue
+		}
+		var err error
 		switch num {
 		case entryCommon:
-			return readCommon(v, e)
+			err = readCommon(v, e)
 		case entryRequest:
-			return readRequest(v, e)
+			err = readRequest(v, e)
 		case entryResponse:
-			return readResponse(v, e)
+			err = readResponse(v, e)
 		}
-		return nil
-	})
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func readRequest(b []byte, e *Entry) error {
-	return each(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+	f := fields{b: b}
+	for {
+		num, _, v, x, ok := f.next()
+		if !ok {
+			return f.err()
+		}
 		switch num {
 		case reqMethod:
 			e.Method = corev3.RequestMethod(int32(x))
@@ -290,33 +361,48 @@ func readRequest(b []byte, e *Entry) error {
 		case reqHeaderBytes, reqBodyBytes:
 			e.RequestBytes += x
 		}
-		return nil
-	})
+	}
 }
 
 func readResponse(b []byte, e *Entry) error {
-	return each(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+	f := fields{b: b}
+	for {
+		num, typ, v, x, ok := f.next()
+		if !ok {
+			return f.err()
+		}
 		switch num {
 		case respCode:
 			if typ == protowire.BytesType {
-				return each(v, func(_ protowire.Number, _ protowire.Type, _ []byte, x uint64) error {
+				c := fields{b: v}
+				for {
+					_, _, _, x, ok := c.next()
+					if !ok {
+						break
+					}
 					e.Code = uint32(x)
-					return nil
-				})
+				}
+				if err := c.err(); err != nil {
+					return err
+				}
 			}
 		case respHeaderBytes, respBodyBytes:
 			e.ResponseBytes += x
 		}
-		return nil
-	})
+	}
 }
 
 func readCommon(b []byte, e *Entry) error {
-	return each(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-		var err error
-		if num >= 64 {
-			return nil
+	f := fields{b: b}
+	for {
+		num, _, v, x, ok := f.next()
+		if !ok {
+			return f.err()
 		}
+		if num >= 64 {
+			continue
+		}
+		var err error
 		switch commonFields[num] {
 		case cStart:
 			var d time.Duration
@@ -337,13 +423,18 @@ func readCommon(b []byte, e *Entry) error {
 		case cRoute:
 			e.Route = str(v)
 		case cFlags:
-			err = each(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) error {
+			fl := fields{b: v}
+			for {
+				num, typ, _, x, ok := fl.next()
+				if !ok {
+					break
+				}
 				// A bool set, or the message unauthorized_details present.
 				if num < 64 && (typ == protowire.BytesType || x != 0) {
 					e.Flags |= 1 << uint(num)
 				}
-				return nil
-			})
+			}
+			err = fl.err()
 		case cMetadata:
 			err = readMetadata(v, e)
 		case cIntermediate:
@@ -355,22 +446,27 @@ func readCommon(b []byte, e *Entry) error {
 		case cClientAddress:
 			e.ClientAddress, err = readAddress(v)
 		}
-		return err
-	})
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // readTime reads a Timestamp or a Duration: seconds and nanoseconds.
 func readTime(b []byte) (sec int64, nanos time.Duration, err error) {
-	err = each(b, func(num protowire.Number, _ protowire.Type, _ []byte, x uint64) error {
+	f := fields{b: b}
+	for {
+		num, _, _, x, ok := f.next()
+		if !ok {
+			return sec, nanos, f.err()
+		}
 		switch num {
 		case 1:
 			sec = int64(x)
 		case 2:
 			nanos = time.Duration(int32(x))
 		}
-		return nil
-	})
-	return sec, nanos, err
+	}
 }
 
 func readDuration(b []byte) (time.Duration, error) {
@@ -381,46 +477,78 @@ func readDuration(b []byte) (time.Duration, error) {
 	return time.Duration(s)*time.Second + n, nil
 }
 
-func readAddress(b []byte) (out string, err error) {
-	err = each(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-		if num != addrSocket || typ != protowire.BytesType {
-			return nil
+func readAddress(b []byte) (string, error) {
+	out := ""
+	f := fields{b: b}
+	for {
+		num, typ, v, _, ok := f.next()
+		if !ok {
+			return out, f.err()
 		}
-		return each(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if num != addrSocket || typ != protowire.BytesType {
+			continue
+		}
+		sa := fields{b: v}
+		for {
+			num, typ, v, _, ok := sa.next()
+			if !ok {
+				break
+			}
 			if num == socketAddr && typ == protowire.BytesType {
 				out = str(v)
 			}
-			return nil
-		})
-	})
-	return out, err
+		}
+		if err := sa.err(); err != nil {
+			return out, err
+		}
+	}
 }
 
 // readMetadata reads the enforcer's fields from the filter metadata's ext_authz entry.
 func readMetadata(b []byte, e *Entry) error {
-	return each(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	f := fields{b: b}
+	for {
+		num, typ, v, _, ok := f.next()
+		if !ok {
+			return f.err()
+		}
 		if num != mdFilter || typ != protowire.BytesType {
-			return nil
+			continue
 		}
 		key, value, err := mapEntry(v)
-		if err != nil || key != MetadataNamespace {
+		if err != nil {
 			return err
 		}
-		return each(value, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if key != MetadataNamespace {
+			continue
+		}
+		st := fields{b: value}
+		for {
+			num, typ, v, _, ok := st.next()
+			if !ok {
+				break
+			}
 			if num != structFields || typ != protowire.BytesType {
-				return nil
+				continue
 			}
 			k, val, err := mapEntry(v)
 			if err != nil {
 				return err
 			}
-			var s string
-			err = each(val, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+			s := ""
+			vf := fields{b: val}
+			for {
+				num, typ, v, _, ok := vf.next()
+				if !ok {
+					break
+				}
 				if num == valueString && typ == protowire.BytesType {
 					s = str(v)
 				}
-				return nil
-			})
+			}
+			if err := vf.err(); err != nil {
+				return err
+			}
 			switch k {
 			case "api":
 				e.API = s
@@ -433,16 +561,23 @@ func readMetadata(b []byte, e *Entry) error {
 			case "auth_type":
 				e.AuthType = s
 			}
+		}
+		if err := st.err(); err != nil {
 			return err
-		})
-	})
+		}
+	}
 }
 
 // mapEntry reads a map entry: its key (field 1, a string) and value (field 2, a message).
 func mapEntry(b []byte) (key string, value []byte, err error) {
-	err = each(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+	f := fields{b: b}
+	for {
+		num, typ, v, _, ok := f.next()
+		if !ok {
+			return key, value, f.err()
+		}
 		if typ != protowire.BytesType {
-			return nil
+			continue
 		}
 		switch num {
 		case 1:
@@ -450,9 +585,7 @@ func mapEntry(b []byte) (key string, value []byte, err error) {
 		case 2:
 			value = v
 		}
-		return nil
-	})
-	return key, value, err
+	}
 }
 
 // FlagNames are the short names of the flags set, as Envoy's %RESPONSE_FLAGS% writes

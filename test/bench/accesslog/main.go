@@ -58,6 +58,7 @@ func main() {
 	conns := flag.Int("c", 2, "h2load connections")
 	streams := flag.Int("m", 8, "h2load concurrent streams per connection")
 	keep := flag.Bool("keep", false, "keep the working directory")
+	profile := flag.String("profile", "", "write a 2 s CPU profile of this load's server (metrics, +lines) in its first round to the working directory")
 	floorAddr := flag.String("serve-floor", "", "internal: serve the do-nothing access log server on this address")
 	flag.Parse()
 	if *floorAddr != "" {
@@ -87,11 +88,18 @@ func main() {
 	type load struct {
 		name, addr string
 		pid        int
+		admin      string
 	}
-	loads := []load{{"floor", floorA, floor.Process.Pid}, {"metrics", metrics.Authz, metricsPid}, {"+lines", lines.Authz, linesPid}}
+	loads := []load{{"floor", floorA, floor.Process.Pid, ""}, {"metrics", metrics.Authz, metricsPid, metrics.Admin}, {"+lines", lines.Authz, linesPid, lines.Admin}}
 	results := map[string][]h2bench.Result{}
 	for r := range *rounds {
 		for _, l := range loads {
+			if r == 0 && l.name == *profile {
+				go func() {
+					time.Sleep(1500 * time.Millisecond)
+					benchutil.Fetch("http://"+l.admin+"/debug/pprof/profile?seconds=2", filepath.Join(dir, "profile.prof"))
+				}()
+			}
 			res := h2bench.Load(dir, fmt.Sprintf("%s-%d", l.name, r), l.addr, method, l.pid, body, *conns, *streams, *dur)
 			results[l.name] = append(results[l.name], res)
 		}
