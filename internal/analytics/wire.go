@@ -403,38 +403,21 @@ func readCommon(b []byte, e *Entry) error {
 			continue
 		}
 		var err error
-		switch commonFields[num] {
+		switch k := commonFields[num]; k {
 		case cStart:
 			var d time.Duration
 			var s int64
 			if s, d, err = readTime(v); err == nil {
 				e.Start = time.Unix(s, int64(d)).UTC()
 			}
-		case cDuration:
-			e.duration, err = readDuration(v)
-		case cLastDownstreamTx:
-			e.lastDownstreamTx, err = readDuration(v)
-		case cFirstUpstreamTx:
-			e.firstUpstreamTx, err = readDuration(v)
-		case cLastUpstreamRx:
-			e.lastUpstreamRx, err = readDuration(v)
+		case cDuration, cLastDownstreamTx, cFirstUpstreamTx, cLastUpstreamRx:
+			*e.timing(k), err = readDuration(v)
 		case cCluster:
 			e.Cluster = str(v)
 		case cRoute:
 			e.Route = str(v)
 		case cFlags:
-			fl := fields{b: v}
-			for {
-				num, typ, _, x, ok := fl.next()
-				if !ok {
-					break
-				}
-				// A bool set, or the message unauthorized_details present.
-				if num < 64 && (typ == protowire.BytesType || x != 0) {
-					e.Flags |= 1 << uint(num)
-				}
-			}
-			err = fl.err()
+			e.Flags, err = readFlags(v)
 		case cMetadata:
 			err = readMetadata(v, e)
 		case cIntermediate:
@@ -448,6 +431,35 @@ func readCommon(b []byte, e *Entry) error {
 		}
 		if err != nil {
 			return err
+		}
+	}
+}
+
+// timing is the entry's field for a timing kind of AccessLogCommon.
+func (e *Entry) timing(k commonKind) *time.Duration {
+	switch k {
+	case cDuration:
+		return &e.duration
+	case cLastDownstreamTx:
+		return &e.lastDownstreamTx
+	case cFirstUpstreamTx:
+		return &e.firstUpstreamTx
+	}
+	return &e.lastUpstreamRx
+}
+
+// readFlags reads ResponseFlags: bit n set for field n, a bool set or the message
+// unauthorized_details present.
+func readFlags(b []byte) (uint64, error) {
+	var flags uint64
+	f := fields{b: b}
+	for {
+		num, typ, _, x, ok := f.next()
+		if !ok {
+			return flags, f.err()
+		}
+		if num < 64 && (typ == protowire.BytesType || x != 0) {
+			flags |= 1 << uint(num)
 		}
 	}
 }
@@ -516,54 +528,60 @@ func readMetadata(b []byte, e *Entry) error {
 			continue
 		}
 		key, value, err := mapEntry(v)
+		if err == nil && key == MetadataNamespace {
+			err = readAuthzFields(value, e)
+		}
 		if err != nil {
 			return err
 		}
-		if key != MetadataNamespace {
+	}
+}
+
+// readAuthzFields reads the string fields of the enforcer's metadata Struct.
+func readAuthzFields(b []byte, e *Entry) error {
+	st := fields{b: b}
+	for {
+		num, typ, v, _, ok := st.next()
+		if !ok {
+			return st.err()
+		}
+		if num != structFields || typ != protowire.BytesType {
 			continue
 		}
-		st := fields{b: value}
-		for {
-			num, typ, v, _, ok := st.next()
-			if !ok {
-				break
-			}
-			if num != structFields || typ != protowire.BytesType {
-				continue
-			}
-			k, val, err := mapEntry(v)
-			if err != nil {
-				return err
-			}
-			s := ""
-			vf := fields{b: val}
-			for {
-				num, typ, v, _, ok := vf.next()
-				if !ok {
-					break
-				}
-				if num == valueString && typ == protowire.BytesType {
-					s = str(v)
-				}
-			}
-			if err := vf.err(); err != nil {
-				return err
-			}
-			switch k {
-			case "api":
-				e.API = s
-			case "operation":
-				e.Operation = s
-			case "client_id":
-				e.ClientID = s
-			case "subject":
-				e.Subject = s
-			case "auth_type":
-				e.AuthType = s
-			}
-		}
-		if err := st.err(); err != nil {
+		k, val, err := mapEntry(v)
+		if err != nil {
 			return err
+		}
+		s, err := stringValue(val)
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "api":
+			e.API = s
+		case "operation":
+			e.Operation = s
+		case "client_id":
+			e.ClientID = s
+		case "subject":
+			e.Subject = s
+		case "auth_type":
+			e.AuthType = s
+		}
+	}
+}
+
+// stringValue is a Value's string_value ("" when it holds another kind).
+func stringValue(b []byte) (string, error) {
+	s := ""
+	f := fields{b: b}
+	for {
+		num, typ, v, _, ok := f.next()
+		if !ok {
+			return s, f.err()
+		}
+		if num == valueString && typ == protowire.BytesType {
+			s = str(v)
 		}
 	}
 }

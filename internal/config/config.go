@@ -544,10 +544,7 @@ func (c *Config) Validate() error {
 	if err := c.validateAnswers(); err != nil {
 		return err
 	}
-	if a := c.Analytics; a.Applications < 1 || a.FlushInterval < Duration(100*time.Millisecond) || a.FlushInterval > Duration(time.Minute) {
-		return fmt.Errorf("analytics: applications %d must be at least 1 and flushInterval %v between 100ms and 1m", a.Applications, time.Duration(a.FlushInterval))
-	}
-	if err := c.Tracing.check(); err != nil {
+	if err := c.validateObservability(); err != nil {
 		return err
 	}
 	if n := c.Admin.WSO2Notify; n != nil && len(n.Users) == 0 {
@@ -644,6 +641,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // MarshalJSON writes the duration as a string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// validateObservability checks analytics' and tracing's settings.
+func (c *Config) validateObservability() error {
+	if a := c.Analytics; a.Applications < 1 || a.FlushInterval < Duration(100*time.Millisecond) || a.FlushInterval > Duration(time.Minute) {
+		return fmt.Errorf("analytics: applications %d must be at least 1 and flushInterval %v between 100ms and 1m", a.Applications, time.Duration(a.FlushInterval))
+	}
+	return c.Tracing.check()
+}
 
 func (t Tracing) check() error {
 	if t.SampleRatio < 0 || t.SampleRatio > 1 {

@@ -82,54 +82,62 @@ func (r *routes) pick(req extauthz.Request) *routev3.Route {
 	if u, err := url.PathUnescape(path); err == nil && !strings.Contains(path, "%2F") {
 		path = u
 	}
+	vh := r.vhost(host)
+	if vh == nil {
+		return nil
+	}
+	for _, rt := range vh.Routes {
+		if r.pathMatches(rt, path) && headersMatch(rt.GetMatch().GetHeaders(), req) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// vhost is the virtual host whose domains name host, else the catch-all.
+func (r *routes) vhost(host string) *routev3.VirtualHost {
 	var vh *routev3.VirtualHost
 	for _, v := range r.vhosts {
 		if slices.Contains(v.Domains, host) {
-			vh = v
-			break
+			return v
 		}
 		if slices.Contains(v.Domains, "*") && vh == nil {
 			vh = v
 		}
 	}
-	if vh == nil {
-		return nil
+	return vh
+}
+
+// pathMatches says whether a route's path match (regex, prefix or exact) takes path.
+func (r *routes) pathMatches(rt *routev3.Route, path string) bool {
+	m := rt.GetMatch()
+	switch {
+	case m.GetSafeRegex() != nil:
+		return r.regex[rt].MatchString(path)
+	case m.GetPrefix() != "":
+		return strings.HasPrefix(path, m.GetPrefix())
+	case m.GetPath() != "":
+		return path == m.GetPath()
 	}
-next:
-	for _, rt := range vh.Routes {
-		m := rt.GetMatch()
-		switch {
-		case m.GetSafeRegex() != nil:
-			if !r.regex[rt].MatchString(path) {
-				continue
-			}
-		case m.GetPrefix() != "":
-			if !strings.HasPrefix(path, m.GetPrefix()) {
-				continue
-			}
-		case m.GetPath() != "":
-			if path != m.GetPath() {
-				continue
-			}
+	return true
+}
+
+// headersMatch says whether the request has the headers a route asks for (exact values or
+// presence; :method is the request's method).
+func headersMatch(hs []*routev3.HeaderMatcher, req extauthz.Request) bool {
+	for _, h := range hs {
+		got := req.Headers[h.Name]
+		if h.Name == ":method" {
+			got = req.Method
 		}
-		for _, h := range m.GetHeaders() {
-			var got string
-			switch h.Name {
-			case ":method":
-				got = req.Method
-			default:
-				got = req.Headers[h.Name]
-			}
-			if want := h.GetStringMatch().GetExact(); want != "" && got != want {
-				continue next
-			}
-			if h.GetPresentMatch() && got == "" {
-				continue next
-			}
+		if want := h.GetStringMatch().GetExact(); want != "" && got != want {
+			return false
 		}
-		return rt
+		if h.GetPresentMatch() && got == "" {
+			return false
+		}
 	}
-	return nil
+	return true
 }
 
 // viaEnvoy decides how the request reaches the enforcer through the generated routes:
