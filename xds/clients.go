@@ -12,28 +12,17 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tollgate-gw/tollgate/internal/status"
 	"github.com/tollgate-gw/tollgate/internal/store"
 )
 
-// Client is one stream connected to the control plane, as the status page shows it.
-type Client struct {
-	Stream uint64    `json:"stream"`
-	Node   string    `json:"node"` // "" when the stream named none
-	Group  string    `json:"group"`
-	Kind   string    `json:"kind"` // envoy or grpc (proxyless)
-	Since  time.Time `json:"since"`
-	// Answers are its last answer to each type, by type.
-	Answers []Answer `json:"answers"`
-}
-
-// Answer is a client's last answer to the responses of one type.
-type Answer struct {
-	Type    string    `json:"type"` // short: Listener, Cluster, ...
-	Version string    `json:"version"`
-	Acked   bool      `json:"acked"`
-	Error   string    `json:"error,omitempty"` // a NACK's message
-	At      time.Time `json:"at"`
-}
+// Client, Answer and Group are what the status page shows of the control plane
+// (internal/status): the control plane fills them in.
+type (
+	Client = status.Client
+	Answer = status.Answer
+	Group  = status.Group
+)
 
 // clients are the streams connected, heard from the ads hooks.
 type clients struct {
@@ -167,14 +156,6 @@ func (f *fleet) Collect(ch chan<- prometheus.Metric) {
 	for g, age := range ages {
 		ch <- prometheus.MustNewConstMetric(f.since, prometheus.GaugeValue, age, g)
 	}
-}
-
-// Group is a gateway group's state as the status page shows it.
-type Group struct {
-	Name      string    `json:"name"`
-	Published time.Time `json:"published,omitzero"` // zero: nothing published yet
-	// Versions are what its Envoys' caches serve now, by type.
-	Versions map[string]string `json:"versions"`
 }
 
 // Groups are the groups served, by name.

@@ -12,7 +12,6 @@ import (
 	"github.com/tollgate-gw/tollgate/internal/admin"
 	"github.com/tollgate-gw/tollgate/internal/status"
 	"github.com/tollgate-gw/tollgate/internal/tlsfiles"
-	"github.com/tollgate-gw/tollgate/xds"
 )
 
 // Admin serves the admin port; its /readyz asks the components it was given.
@@ -67,35 +66,10 @@ func ServeStatus(srv *admin.Server, apis *Catalog, a *Authz, x *XDS) {
 		src.Enforcer = a
 	}
 	if x != nil {
-		src.Fleet = fleet{x.cp}
+		src.Fleet = x.cp
 	}
 	page, report := status.Handlers(src)
 	srv.Handle("/status", page)
 	srv.Handle("/status.json", report)
 	srv.Handle("/favicon.ico", status.NoIcon)
-}
-
-// fleet is the control plane as the status page reads it.
-type fleet struct{ cp *xds.Server }
-
-func (f fleet) Discovery() map[string][]string { return f.cp.Discovery() }
-
-func (f fleet) Clients() []status.Client {
-	var out []status.Client
-	for _, c := range f.cp.Clients() {
-		sc := status.Client{Stream: c.Stream, Node: c.Node, Group: c.Group, Kind: c.Kind, Since: c.Since}
-		for _, a := range c.Answers {
-			sc.Answers = append(sc.Answers, status.Answer{Type: a.Type, Version: a.Version, Acked: a.Acked, Error: a.Error, At: a.At})
-		}
-		out = append(out, sc)
-	}
-	return out
-}
-
-func (f fleet) Groups() []status.Group {
-	var out []status.Group
-	for _, g := range f.cp.Groups() {
-		out = append(out, status.Group{Name: g.Name, Published: g.Published, Versions: g.Versions})
-	}
-	return out
 }
