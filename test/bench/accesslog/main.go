@@ -53,11 +53,7 @@ const (
 )
 
 func main() {
-	dur := flag.Duration("duration", 3*time.Second, "length of each timed run (after a 1 s warm-up)")
-	rounds := flag.Int("rounds", 3, "runs of each load, interleaved (medians are printed)")
-	conns := flag.Int("c", 2, "h2load connections")
-	streams := flag.Int("m", 8, "h2load concurrent streams per connection")
-	keep := flag.Bool("keep", false, "keep the working directory")
+	run := h2bench.RunFlags()
 	profile := flag.String("profile", "", "write a 2 s CPU profile of this load's server (metrics, +lines) in its first round to the working directory")
 	floorAddr := flag.String("serve-floor", "", "internal: serve the do-nothing access log server on this address")
 	flag.Parse()
@@ -66,7 +62,7 @@ func main() {
 		serveFloor(*floorAddr)
 		return
 	}
-	dir, bin, self, cleanup := h2bench.Setup("accesslog", *keep)
+	dir, bin, self, cleanup := h2bench.Setup("accesslog", run.Keep)
 	defer cleanup()
 
 	def := filepath.Join(dir, "orders.yaml")
@@ -84,7 +80,7 @@ func main() {
 	body := filepath.Join(dir, "stream.grpc")
 	benchutil.Check(os.WriteFile(body, h2bench.Frames(stream()), 0o644))
 	fmt.Printf("Access log ingestion under h2load (%d connections × %d streams, %d entries a stream in %d messages, %v × %d rounds, medians):\n",
-		*conns, *streams, entriesPerCall, messages, *dur, *rounds)
+		run.Conns, run.Streams, entriesPerCall, messages, run.Duration, run.Rounds)
 	type load struct {
 		name, addr string
 		pid        int
@@ -92,15 +88,12 @@ func main() {
 	}
 	loads := []load{{"floor", floorA, floor.Process.Pid, ""}, {"metrics", metrics.Authz, metricsPid, metrics.Admin}, {"+lines", lines.Authz, linesPid, lines.Admin}}
 	results := map[string][]h2bench.Result{}
-	for r := range *rounds {
+	for r := range run.Rounds {
 		for _, l := range loads {
 			if r == 0 && l.name == *profile {
-				go func() {
-					time.Sleep(1500 * time.Millisecond)
-					benchutil.Fetch("http://"+l.admin+"/debug/pprof/profile?seconds=2", filepath.Join(dir, "profile.prof"))
-				}()
+				h2bench.ProfileDuring(l.admin, filepath.Join(dir, "profile.prof"))
 			}
-			res := h2bench.Load(dir, fmt.Sprintf("%s-%d", l.name, r), l.addr, method, l.pid, body, *conns, *streams, *dur)
+			res := run.Load(dir, fmt.Sprintf("%s-%d", l.name, r), l.addr, method, l.pid, body)
 			results[l.name] = append(results[l.name], res)
 		}
 	}

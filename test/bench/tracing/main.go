@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -46,11 +45,7 @@ const (
 )
 
 func main() {
-	dur := flag.Duration("duration", 3*time.Second, "length of each timed run (after a 1 s warm-up)")
-	rounds := flag.Int("rounds", 3, "runs of each load, interleaved (medians are printed)")
-	conns := flag.Int("c", 2, "h2load connections")
-	streams := flag.Int("m", 8, "h2load concurrent streams per connection")
-	keep := flag.Bool("keep", false, "keep the working directory")
+	run := h2bench.RunFlags()
 	profile := flag.String("profile", "", "write a 2 s CPU profile of this load's server (off, on, unsampled, sampled) in its first round to the working directory")
 	floorAddr := flag.String("serve-floor", "", "internal: serve the do-nothing Check server on this address")
 	flag.Parse()
@@ -59,7 +54,7 @@ func main() {
 		h2bench.ServeFloor(*floorAddr)
 		return
 	}
-	dir, bin, self, cleanup := h2bench.Setup("tracing", *keep)
+	dir, bin, self, cleanup := h2bench.Setup("tracing", run.Keep)
 	defer cleanup()
 
 	collector, spans := serveCollector()
@@ -108,18 +103,15 @@ func main() {
 		loads = append(loads, load{l.name, l.addr, l.pid, file, l.admin})
 	}
 	results := map[string][]h2bench.Result{}
-	for r := range *rounds {
+	for r := range run.Rounds {
 		for _, l := range loads {
 			if r == 0 && l.name == *profile {
-				go func() {
-					time.Sleep(1500 * time.Millisecond)
-					benchutil.Fetch("http://"+l.admin+"/debug/pprof/profile?seconds=2", filepath.Join(dir, l.name+".prof"))
-				}()
+				h2bench.ProfileDuring(l.admin, filepath.Join(dir, l.name+".prof"))
 			}
-			results[l.name] = append(results[l.name], h2bench.Load(dir, fmt.Sprintf("%s-%d", l.name, r), l.addr, h2bench.CheckMethod, l.pid, l.file, *conns, *streams, *dur))
+			results[l.name] = append(results[l.name], run.Load(dir, fmt.Sprintf("%s-%d", l.name, r), l.addr, h2bench.CheckMethod, l.pid, l.file))
 		}
 	}
-	fmt.Printf("Check with tracing off and on under h2load (%d connections × %d streams, %v × %d rounds, medians; a cached RS256 token):\n", *conns, *streams, *dur, *rounds)
+	fmt.Printf("Check with tracing off and on under h2load (%d connections × %d streams, %v × %d rounds, medians; a cached RS256 token):\n", run.Conns, run.Streams, run.Duration, run.Rounds)
 	fmt.Printf("  %-10s %10s %9s %9s %12s %12s %9s\n", "server", "Checks/s", "p50", "p99", "CPU/Check", "vs off", "×floor")
 	f, o := h2bench.Median(results["floor"]), h2bench.Median(results["off"])
 	for _, l := range loads {

@@ -26,7 +26,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -46,11 +45,7 @@ const (
 )
 
 func main() {
-	dur := flag.Duration("duration", 3*time.Second, "length of each timed run (after a 1 s warm-up)")
-	rounds := flag.Int("rounds", 3, "runs of each load, interleaved (medians are printed)")
-	conns := flag.Int("c", 2, "h2load connections")
-	streams := flag.Int("m", 8, "h2load concurrent streams per connection")
-	keep := flag.Bool("keep", false, "keep the working directory")
+	run := h2bench.RunFlags()
 	floorAddr := flag.String("serve-floor", "", "internal: serve the do-nothing Check server on this address")
 	procAddr := flag.String("serve-proc-floor", "", "internal: serve the do-nothing ExternalProcessor on this address")
 	flag.Parse()
@@ -64,7 +59,7 @@ func main() {
 		serveNothingProcessor(*procAddr)
 		return
 	}
-	dir, bin, self, cleanup := h2bench.Setup("validation", *keep)
+	dir, bin, self, cleanup := h2bench.Setup("validation", run.Keep)
 	defer cleanup()
 
 	idp := benchutil.NewIssuer(issuer, aud)
@@ -101,7 +96,7 @@ issuers:
 		pid        int
 		file       string
 	}
-	fmt.Printf("Check with a JSON body under h2load (%d connections × %d streams, %v × %d rounds, medians; a cached RS256 token):\n", *conns, *streams, *dur, *rounds)
+	fmt.Printf("Check with a JSON body under h2load (%d connections × %d streams, %v × %d rounds, medians; a cached RS256 token):\n", run.Conns, run.Streams, run.Duration, run.Rounds)
 	for _, size := range []int{1 << 10, 100 << 10} {
 		var loads []load
 		for _, l := range []struct {
@@ -119,9 +114,9 @@ issuers:
 			loads = append(loads, load{l.name, l.addr, l.pid, file})
 		}
 		results := map[string][]h2bench.Result{}
-		for r := range *rounds {
+		for r := range run.Rounds {
 			for _, l := range loads {
-				res := h2bench.Load(dir, fmt.Sprintf("%s-%d-%d", l.name, size, r), l.addr, h2bench.CheckMethod, l.pid, l.file, *conns, *streams, *dur)
+				res := run.Load(dir, fmt.Sprintf("%s-%d-%d", l.name, size, r), l.addr, h2bench.CheckMethod, l.pid, l.file)
 				results[l.name] = append(results[l.name], res)
 			}
 		}
@@ -152,9 +147,9 @@ issuers:
 		name, addr string
 		pid        int
 	}{{"floor", procA, proc.Process.Pid}, {"tollgate", srv.Authz, tollgate.Process.Pid}}
-	for r := range *rounds {
+	for r := range run.Rounds {
 		for _, l := range loads {
-			results[l.name] = append(results[l.name], h2bench.Load(dir, fmt.Sprintf("proc-%s-%d", l.name, r), l.addr, method, l.pid, stream, *conns, *streams, *dur, md...))
+			results[l.name] = append(results[l.name], run.Load(dir, fmt.Sprintf("proc-%s-%d", l.name, r), l.addr, method, l.pid, stream, md...))
 		}
 	}
 	fmt.Printf("\nResponse validation over ext_proc under h2load (a 200 with a 1 KB JSON body: headers, then the buffered body, per stream):\n")

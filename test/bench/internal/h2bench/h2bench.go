@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -229,4 +230,38 @@ func StartRun(dir, bin, name, extra string, defs ...string) (*benchutil.Server, 
 	cmd := Start(dir, name, bin, args...)
 	benchutil.WaitTCP(srv.Authz)
 	return srv, cmd
+}
+
+// Run is how a bench's loads run: each for Duration after a 1 s warm-up, Rounds times
+// interleaved with the others, over h2load's Conns connections × Streams streams; Keep
+// keeps the working directory.
+type Run struct {
+	Duration               time.Duration
+	Rounds, Conns, Streams int
+	Keep                   bool
+}
+
+// RunFlags registers the flags that set a Run (before flag.Parse).
+func RunFlags() *Run {
+	r := &Run{}
+	flag.DurationVar(&r.Duration, "duration", 3*time.Second, "length of each timed run (after a 1 s warm-up)")
+	flag.IntVar(&r.Rounds, "rounds", 3, "runs of each load, interleaved (medians are printed)")
+	flag.IntVar(&r.Conns, "c", 2, "h2load connections")
+	flag.IntVar(&r.Streams, "m", 8, "h2load concurrent streams per connection")
+	flag.BoolVar(&r.Keep, "keep", false, "keep the working directory")
+	return r
+}
+
+// Load is Load with the run's length and h2load's connections and streams.
+func (r *Run) Load(dir, name, addr, method string, pid int, body string, headers ...string) Result {
+	return Load(dir, name, addr, method, pid, body, r.Conns, r.Streams, r.Duration, headers...)
+}
+
+// ProfileDuring fetches, in the background, a 2 s CPU profile from the admin port admin
+// (profiling on) into file, starting after the warm-up of the load about to run.
+func ProfileDuring(admin, file string) {
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		benchutil.Fetch("http://"+admin+"/debug/pprof/profile?seconds=2", file)
+	}()
 }
